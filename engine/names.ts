@@ -1,0 +1,49 @@
+/**
+ * Names of everything bucardo installs, derived from the topology name and the user's
+ * table names. PostgreSQL truncates identifiers at 63 bytes, so nothing derived embeds a
+ * user name: tables are identified by a short hash of their exact schema and name, and
+ * the full names are kept in the metadata (bucardo_<name>.installed, .relation).
+ */
+import { shortHash } from './sql/ident.js';
+
+/** The topology name is restricted by the schema to [a-z][a-z0-9_]{0,39}. */
+export const TOPOLOGY_NAME_RE = /^[a-z][a-z0-9_]{0,39}$/;
+
+/** The schema that holds every object of one topology in one database. */
+export function schemaName(topology: string): string {
+  return `bucardo_${topology}`;
+}
+
+/** The LISTEN/NOTIFY channel on which capture triggers kick the runner. */
+export function kickChannel(topology: string): string {
+  return `bucardo_${topology}_kick`;
+}
+
+/** Stable 12-hex id of a table: sha256(schema NUL table). */
+export function tableId(schema: string, table: string): string {
+  return shortHash([schema, table], 12);
+}
+
+/** Delta table (in the topology schema) of one captured table. */
+export function deltaTableName(id: string): string {
+  return `delta_${id}`;
+}
+
+/** Capture trigger function (in the topology schema) of one captured table. */
+export function captureFunctionName(id: string): string {
+  return `capture_${id}`;
+}
+
+export type CaptureEvent = 'insert' | 'update' | 'delete' | 'truncate';
+export const CAPTURE_EVENTS: CaptureEvent[] = ['insert', 'update', 'delete', 'truncate'];
+
+/**
+ * Trigger on the user's table. Prefixed with the topology so a person reading `\d table`
+ * sees who installed it; at most 8+40+1+12+2 = 63 bytes.
+ */
+export function captureTriggerName(topology: string, id: string, event: CaptureEvent): string {
+  return `bucardo_${topology}_${id}_${event[0]}`;
+}
+
+/** Advisory lock keys (two int4) used by apply and by the runner per sync. */
+export const LOCK_NAMESPACE = 0x62756361; // 'buca'

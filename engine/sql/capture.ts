@@ -1,0 +1,257 @@
+/**
+ * DDL of everything bucardo installs in a database: the per-topology schema with its
+ * metadata tables, and per captured table a delta table, a capture function and four
+ * statement-level triggers. Pure text generation: no pg here.
+ *
+ * Capture design (measured goal: the smallest cost to the source's writes):
+ * - AFTER ... FOR EACH STATEMENT triggers with transition tables write one set-based
+ *   INSERT ... SELECT per statement into the delta table, where a row trigger would run
+ *   one INSERT per row.
+ * - A delta row is (key columns, _bucardo_txid xid8, _bucardo_ts timestamptz,
+ *   _bucardo_origin text). The runner consumes deltas by snapshot visibility (see
+ *   docs/protocol.md): a transaction's deltas become visible exactly when it commits, so
+ *   no change can slip behind a watermark, whatever the commit order.
+ * - `_bucardo_origin` is the `bucardo.origin` setting of the writing session: the runner
+ *   sets it to the sync's name, so a sync never re-reads what it wrote itself even where
+ *   makedelta captures it again for other syncs (cascades).
+ * - Triggers are ENABLE (fire only when session_replication_role is origin/local) so the
+ *   runner's writes, made as `replica`, are not captured; ENABLE ALWAYS with makedelta.
+ * - The delta table has a BRIN index on the txid (monotonic, nearly free to maintain)
+ *   instead of a btree, to keep the capture cheap.
+ */
+import { quoteIdent, qualify, quoteLiteral, fingerprint } from './ident.js';
+import {
+  schemaName,
+  kickChannel,
+  tableId,
+  deltaTableName,
+  captureFunctionName,
+  captureTriggerName,
+  type CaptureEvent,
+  CAPTURE_EVENTS,
+} from '../names.js';
+
+/** Version of the metadata layout below; stored in meta('schema_version'). */
+export const METADATA_VERSION = '1';
+
+/** Columns that bucardo adds to a delta table; a key column may not use these names. */
+export const DELTA_TXID = '_bucardo_txid';
+export const DELTA_TS = '_bucardo_ts';
+export const DELTA_ORIGIN = '_bucardo_origin';
+
+/** Statements creating the topology schema and its metadata tables (in order). */
+export function metadataDDL(topology: string): string[] {
+  const s = quoteIdent(schemaName(topology));
+  return [
+    `CREATE SCHEMA ${s}`,
+    `COMMENT ON SCHEMA ${s} IS ${quoteLiteral(`bucardo topology ${topology}: installed by bucardo apply, removed by bucardo destroy`)}`,
+    // key/value facts: topology name, metadata version, last apply
+    `CREATE TABLE ${s}.meta (key text PRIMARY KEY, value text NOT NULL)`,
+    // every object apply installed, with the fingerprint of its definition
+    `CREATE TABLE ${s}.installed (
+  object_type text NOT NULL,
+  object_name text NOT NULL,
+  table_schema text,
+  table_name text,
+  fingerprint text NOT NULL,
+  detail jsonb NOT NULL DEFAULT '{}',
+  applied_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (object_type, object_name))`,
+    // syncs this database takes part in, as registered by apply
+    `CREATE TABLE ${s}.sync (
+  name text PRIMARY KEY,
+  kind text NOT NULL,
+  role text NOT NULL CHECK (role IN ('source', 'target')),
+  fingerprint text NOT NULL,
+  detail jsonb NOT NULL DEFAULT '{}',
+  applied_at timestamptz NOT NULL DEFAULT now())`,
+    // tables of each sync; copy_pending: onetimecopy still to do into this database
+    `CREATE TABLE ${s}.sync_relation (
+  sync text NOT NULL REFERENCES ${s}.sync (name) ON DELETE CASCADE,
+  table_id text NOT NULL,
+  table_schema text NOT NULL,
+  table_name text NOT NULL,
+  key_columns text[] NOT NULL,
+  copy_pending boolean NOT NULL DEFAULT false,
+  added_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (sync, table_id))`,
+    // the runner's consumption watermark per sync (docs/protocol.md)
+    `CREATE TABLE ${s}.sync_state (
+  sync text PRIMARY KEY,
+  run_seq bigint NOT NULL DEFAULT 0,
+  snapshots jsonb NOT NULL DEFAULT '{}',
+  confirmed jsonb NOT NULL DEFAULT '{}',
+  updated_at timestamptz NOT NULL DEFAULT now())`,
+    // run history, one row per run and database that took part
+    `CREATE TABLE ${s}.run (
+  run_id text NOT NULL,
+  sync text NOT NULL,
+  started timestamptz NOT NULL,
+  finished timestamptz,
+  rows bigint NOT NULL DEFAULT 0,
+  rows_by_table jsonb NOT NULL DEFAULT '{}',
+  conflicts integer NOT NULL DEFAULT 0,
+  error text,
+  runner text,
+  PRIMARY KEY (run_id))`,
+    `CREATE INDEX ON ${s}.run (sync, started DESC)`,
+    `CREATE TABLE ${s}.conflict (
+  run_id text NOT NULL,
+  sync text NOT NULL,
+  table_schema text NOT NULL,
+  table_name text NOT NULL,
+  key jsonb NOT NULL,
+  winner text,
+  detail jsonb NOT NULL DEFAULT '{}',
+  at timestamptz NOT NULL DEFAULT now())`,
+    `CREATE INDEX ON ${s}.conflict (sync, at DESC)`,
+    // TRUNCATE of captured tables, consumed like deltas
+    `CREATE TABLE ${s}.truncate_log (
+  table_id text NOT NULL,
+  ${DELTA_TXID} xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  ${DELTA_TS} timestamptz NOT NULL DEFAULT now(),
+  ${DELTA_ORIGIN} text DEFAULT current_setting('bucardo.origin', true))`,
+    `CREATE INDEX ON ${s}.truncate_log (${DELTA_TXID})`,
+  ];
+}
+
+/** Fingerprint of the metadata layout: a changed layout shows as an update of the schema. */
+export function metadataFingerprint(topology: string): string {
+  return fingerprint(METADATA_VERSION + '\n' + metadataDDL(topology).join(';\n'));
+}
+
+/** One replication key column, with its type as format_type() prints it. */
+export interface KeyColumn {
+  name: string;
+  type: string;
+}
+
+export interface CaptureOptions {
+  /** NOTIFY the runner on commit of a change to this table. */
+  autokick: boolean;
+  /** Capture writes made under session_replication_role = replica too (ENABLE ALWAYS). */
+  makedelta: boolean;
+}
+
+export interface DeltaTableDef {
+  name: string;
+  /** Columns in order, name and type (the key columns, then the three bucardo columns). */
+  columns: KeyColumn[];
+  ddl: string[];
+  fingerprint: string;
+}
+
+export interface FunctionDef {
+  name: string;
+  /** Exactly the text PostgreSQL will keep in pg_proc.prosrc. */
+  body: string;
+  ddl: string;
+  fingerprint: string;
+}
+
+export interface TriggerDef {
+  name: string;
+  event: CaptureEvent;
+  /** pg_trigger.tgenabled wanted: 'O' (origin/local only) or 'A' (always). */
+  enabled: 'O' | 'A';
+  ddl: string[];
+  fingerprint: string;
+}
+
+export interface CaptureDef {
+  id: string;
+  table: { schema: string; name: string };
+  deltaTable: DeltaTableDef;
+  function: FunctionDef;
+  triggers: TriggerDef[];
+}
+
+/** The capture objects of one source table. */
+export function captureDef(topology: string, table: { schema: string; name: string }, key: KeyColumn[], opts: CaptureOptions): CaptureDef {
+  const s = schemaName(topology);
+  const id = tableId(table.schema, table.name);
+  const delta = deltaTableName(id);
+  const fn = captureFunctionName(id);
+  const target = qualify(table.schema, table.name);
+  const qDelta = qualify(s, delta);
+
+  const columns: KeyColumn[] = [
+    ...key,
+    { name: DELTA_TXID, type: 'xid8' },
+    { name: DELTA_TS, type: 'timestamp with time zone' },
+    { name: DELTA_ORIGIN, type: 'text' },
+  ];
+  const deltaDDL = [
+    `CREATE TABLE ${qDelta} (
+${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
+  ${DELTA_TXID} xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  ${DELTA_TS} timestamptz NOT NULL DEFAULT now(),
+  ${DELTA_ORIGIN} text DEFAULT current_setting('bucardo.origin', true))`,
+    `CREATE INDEX ${quoteIdent(delta + '_txid')} ON ${qDelta} USING brin (${DELTA_TXID})`,
+    `COMMENT ON TABLE ${qDelta} IS ${quoteLiteral(`bucardo ${topology}: changed keys of ${target}`)}`,
+  ];
+
+  const cols = key.map((c) => quoteIdent(c.name)).join(', ');
+  const lines = [
+    '',
+    '-- bucardo ' + topology + ': capture of ' + target.replace(/[\r\n]/g, ' '),
+    'DECLARE',
+    '  n bigint;',
+    'BEGIN',
+    "  IF TG_OP = 'INSERT' THEN",
+    `    INSERT INTO ${qDelta} (${cols}) SELECT ${cols} FROM bucardo_new;`,
+    "  ELSIF TG_OP = 'UPDATE' THEN",
+    `    INSERT INTO ${qDelta} (${cols}) SELECT ${cols} FROM bucardo_new UNION SELECT ${cols} FROM bucardo_old;`,
+    "  ELSIF TG_OP = 'DELETE' THEN",
+    `    INSERT INTO ${qDelta} (${cols}) SELECT ${cols} FROM bucardo_old;`,
+    '  ELSE',
+    `    INSERT INTO ${qualify(s, 'truncate_log')} (table_id) VALUES (${quoteLiteral(id)});`,
+    '  END IF;',
+  ];
+  if (opts.autokick) {
+    lines.push(
+      '  GET DIAGNOSTICS n = ROW_COUNT;',
+      '  IF n > 0 THEN',
+      // identical notifications in one transaction are folded into one by PostgreSQL
+      `    PERFORM pg_notify(${quoteLiteral(kickChannel(topology))}, ${quoteLiteral(id)});`,
+      '  END IF;',
+    );
+  }
+  lines.push('  RETURN NULL;', 'END', '');
+  // The header comment must not break the dollar quoting; pick a tag absent from the body.
+  const body = lines.join('\n');
+  let tag = '$bucardo$';
+  for (let i = 0; body.includes(tag); i++) tag = `$bucardo${i}$`;
+  const fnDDL = `CREATE OR REPLACE FUNCTION ${qualify(s, fn)}() RETURNS trigger LANGUAGE plpgsql AS ${tag}${body}${tag}`;
+
+  const triggers: TriggerDef[] = CAPTURE_EVENTS.map((event) => {
+    const name = captureTriggerName(topology, id, event);
+    const ref =
+      event === 'insert'
+        ? ' REFERENCING NEW TABLE AS bucardo_new'
+        : event === 'update'
+          ? ' REFERENCING OLD TABLE AS bucardo_old NEW TABLE AS bucardo_new'
+          : event === 'delete'
+            ? ' REFERENCING OLD TABLE AS bucardo_old'
+            : '';
+    const ddl = [
+      `CREATE TRIGGER ${quoteIdent(name)} AFTER ${event.toUpperCase()} ON ${target}${ref} FOR EACH STATEMENT EXECUTE FUNCTION ${qualify(s, fn)}()`,
+    ];
+    const enabled = opts.makedelta ? 'A' : 'O';
+    if (enabled === 'A') ddl.push(`ALTER TABLE ${target} ENABLE ALWAYS TRIGGER ${quoteIdent(name)}`);
+    return { name, event, enabled, ddl, fingerprint: fingerprint(ddl.join(';\n')) };
+  });
+
+  return {
+    id,
+    table,
+    deltaTable: { name: delta, columns, ddl: deltaDDL, fingerprint: fingerprint(deltaDDL.join(';\n')) },
+    function: { name: fn, body, ddl: fnDDL, fingerprint: fingerprint(body) },
+    triggers,
+  };
+}
+
+/** DROP statements for the capture objects of a table (triggers first). */
+export function dropTriggerDDL(table: { schema: string; name: string }, trigger: string): string {
+  return `DROP TRIGGER IF EXISTS ${quoteIdent(trigger)} ON ${qualify(table.schema, table.name)}`;
+}

@@ -1,0 +1,123 @@
+/**
+ * The trusted form of a topology file: what `loadTopology` returns once the YAML has
+ * passed the JSON Schema and the semantic checks. Every name here is exact (SQL folding
+ * already applied); every default already filled in.
+ */
+
+/** 1-based position of a value in the topology file, for messages. */
+export interface Pos {
+  line: number;
+  col: number;
+}
+
+/** How to reach a database. Either a libpq URI or discrete fields; never printed raw. */
+export interface ConnectionSpec {
+  url?: string;
+  host?: string;
+  port?: number;
+  dbname?: string;
+  user?: string;
+  password?: string;
+  sslmode?: 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+}
+
+export interface DatabaseSpec {
+  /** The key under `databases:`. */
+  name: string;
+  connection: ConnectionSpec;
+  /** Changes that syncs write here are captured again (cascades). */
+  makedelta: boolean;
+  pos: Pos;
+}
+
+/** An exact table or sequence name: no folding, no quoting. */
+export interface QualifiedName {
+  schema: string;
+  name: string;
+}
+
+/** One entry of a relgroup's `tables:` list, not yet resolved against a catalog. */
+export type TableEntry =
+  | {
+      kind: 'name';
+      table: QualifiedName;
+      /** Replication key columns (exact names); absent: primary key, else unique NOT NULL index. */
+      key?: string[];
+      conflict?: ConflictStrategy;
+      autokick?: boolean;
+      makedelta?: boolean;
+      pos: Pos;
+    }
+  | {
+      kind: 'match';
+      /** Glob over `schema.table` (exact names): `*` any run of characters, `?` one. */
+      pattern: string;
+      conflict?: ConflictStrategy;
+      autokick?: boolean;
+      makedelta?: boolean;
+      pos: Pos;
+    };
+
+export interface RelgroupSpec {
+  name: string;
+  tables: TableEntry[];
+  /** Exact names or globs (same syntax as `match:`) removed from the group. */
+  exclude: { pattern: string; pos: Pos }[];
+  sequences: { seq: QualifiedName; pos: Pos }[];
+  pos: Pos;
+}
+
+export type ConflictStrategy =
+  | { kind: 'latest' }
+  | { kind: 'latest_table' }
+  | { kind: 'latest_sync' }
+  | { kind: 'priority'; order: string[] }
+  | { kind: 'random' }
+  | { kind: 'skip' }
+  | { kind: 'abort' }
+  | { kind: 'custom'; module: string };
+
+export type OneTimeCopy = 'never' | 'always' | 'if_empty';
+export type DeleteMethod = 'truncate' | 'delete' | 'truncate_cascade';
+export type Isolation = 'repeatable read' | 'serializable';
+
+export interface HooksSpec {
+  before_sync?: string;
+  after_sync?: string;
+  conflict?: string;
+  on_error?: string;
+}
+
+export interface SyncSpec {
+  name: string;
+  kind: 'delta' | 'fullcopy';
+  relgroup: string;
+  /** Database names, in the order written (order matters for ties and onetimecopy). */
+  sources: string[];
+  targets: string[];
+  conflict: ConflictStrategy;
+  onetimecopy: OneTimeCopy;
+  autokick: boolean;
+  /** Milliseconds; null: only on kicks. */
+  checktimeMs: number | null;
+  enabled: boolean;
+  deletemethod: DeleteMethod;
+  strict: boolean;
+  isolation: Isolation;
+  lockTables: boolean;
+  analyzeAfterCopy: boolean;
+  vacuumAfterCopy: boolean;
+  rebuildIndex: boolean;
+  hooks: HooksSpec;
+  pos: Pos;
+}
+
+export interface Topology {
+  /** The path as the user gave it (for messages). */
+  file: string;
+  /** Owner of everything apply installs; `main` by default. */
+  name: string;
+  databases: Map<string, DatabaseSpec>;
+  relgroups: Map<string, RelgroupSpec>;
+  syncs: Map<string, SyncSpec>;
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+// `npm test`: unit tests, then integration tests (each file starts its own clusters),
+// with node's own test runner. Two files at a time: the machine has 2 cores.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const find = (dir) => (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }) : [])
+  .filter((f) => String(f).endsWith('.test.js'))
+  .map((f) => path.join(dir, String(f)))
+  .sort();
+const filter = process.argv.slice(2);
+let files = [...find(path.join(root, 'dist/test/unit')), ...find(path.join(root, 'dist/test/integration'))];
+if (filter.length) files = files.filter((f) => filter.some((p) => f.includes(p)));
+const child = spawn(process.execPath, ['--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, '--test-reporter=spec', ...files], {
+  stdio: 'inherit',
+  cwd: root,
+});
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
