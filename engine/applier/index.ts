@@ -1,0 +1,180 @@
+/**
+ * Plans and applies a topology against its databases.
+ *
+ * apply, per database, in one transaction each:
+ *   BEGIN; advisory lock (topology-wide key, waits up to LOCK_WAIT, then fails clearly);
+ *   re-read the catalog under the lock and re-plan (a concurrent apply that got there first
+ *   leaves nothing to do, so two applies end consistent); run each change's statements
+ *   with a short lock_timeout (DDL on a busy table must not queue every writer behind it);
+ *   then COMMIT every database in turn. Any failure before the commits rolls back all.
+ * Locks are taken in a fixed order (sorted database names) so two applies cannot deadlock.
+ */
+import type pg from 'pg';
+import type { Topology } from '../topology/types.js';
+import type { Change, Plan } from '../planner/types.js';
+import { computePlan, databasesInUse, type CatalogResult } from '../planner/plan.js';
+import { readCatalog } from '../catalog/read.js';
+import { connect } from '../connect.js';
+import { BucardoError, describePgError } from '../errors.js';
+import { LOCK_NAMESPACE, schemaName } from '../names.js';
+import { setMeta } from '../sql/steps.js';
+
+/** How long apply waits for another apply/destroy of the same topology on a database. */
+export const LOCK_WAIT = '60s';
+/** How long one DDL statement may wait for a table lock before apply gives up. */
+export const DDL_LOCK_TIMEOUT = '15s';
+
+/** Reads every database's catalog in parallel; an unreachable database becomes a plan error. */
+export async function readCatalogs(topology: Topology, names = databasesInUse(topology)): Promise<Map<string, CatalogResult>> {
+  const results = await Promise.all(
+    names.map(async (name): Promise<[string, CatalogResult]> => {
+      const db = topology.databases.get(name)!;
+      let c: pg.Client | null = null;
+      try {
+        c = await connect(db, 'bucardo plan');
+        await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const catalog = await readCatalog(c, name, topology.name);
+        await c.query('COMMIT');
+        return [name, { ok: true, catalog }];
+      } catch (e) {
+        const message = e instanceof BucardoError ? e.message : `reading the catalog of database ${name} failed: ${describePgError(e)}`;
+        return [name, { ok: false, error: { code: 'unreachable', database: name, message, hint: e instanceof BucardoError ? e.hint : undefined } }];
+      } finally {
+        await c?.end().catch(() => {});
+      }
+    }),
+  );
+  return new Map(results);
+}
+
+export async function makePlan(topology: Topology, opts: { destroy?: boolean } = {}): Promise<Plan> {
+  return computePlan(topology, await readCatalogs(topology), opts);
+}
+
+/** The advisory lock of apply/destroy for one topology (second key from the name). */
+const LOCK_SQL = `SELECT pg_advisory_xact_lock($1::int, hashtext($2))`;
+
+export interface ApplySession {
+  /** The changes to make, computed under the locks, in execution order. */
+  changes: Change[];
+  /** Databases with a transaction open (changes or not). */
+  databases: string[];
+  /** Set when the plan had to be recomputed because the databases changed since it was shown. */
+  replanned: boolean;
+  execute(change: Change): Promise<void>;
+  commit(database: string): Promise<void>;
+  rollbackAll(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  destroy?: boolean;
+  /** From a plan file: refuse unless every database still has exactly these fingerprints. */
+  expectedFingerprints?: Record<string, string>;
+  /** The plan that was shown and approved; with autoApprove false, a different fresh plan is refused. */
+  shown?: Plan;
+  autoApprove?: boolean;
+  /** The topology file as given, recorded in meta. */
+  file?: string;
+}
+
+const changeKey = (c: Change) => `${c.database}\u0000${c.action}\u0000${c.object}`;
+
+/**
+ * Connects to every database in use, locks, re-reads and re-plans under the locks, and
+ * returns a session that executes the changes. Throws (after rolling back) when the plan
+ * has errors or the state differs from a plan file's.
+ */
+export async function openApply(topology: Topology, opts: OpenOptions = {}): Promise<ApplySession> {
+  const names = [...databasesInUse(topology)].sort();
+  const clients = new Map<string, pg.Client>();
+  const closeAll = async () => {
+    await Promise.all([...clients.values()].map((c) => c.end().catch(() => {})));
+    clients.clear();
+  };
+  const rollbackAll = async () => {
+    await Promise.all([...clients.values()].map((c) => c.query('ROLLBACK').catch(() => {})));
+  };
+  try {
+    for (const name of names) {
+      const c = await connect(topology.databases.get(name)!, opts.destroy ? 'bucardo destroy' : 'bucardo apply');
+      clients.set(name, c);
+      await c.query('BEGIN');
+      await c.query(`SET LOCAL lock_timeout = '${LOCK_WAIT}'`);
+      try {
+        await c.query(LOCK_SQL, [LOCK_NAMESPACE, `apply:${topology.name}`]);
+      } catch (e) {
+        if ((e as { code?: string }).code === '55P03') {
+          throw new BucardoError('apply_locked', `another bucardo apply or destroy of topology ${topology.name} has held database ${name} for over ${LOCK_WAIT}`, {
+            hint: 'wait for it to finish, then run this command again',
+          });
+        }
+        throw e;
+      }
+      await c.query(`SET LOCAL lock_timeout = '${DDL_LOCK_TIMEOUT}'`);
+    }
+    const results = new Map<string, CatalogResult>();
+    for (const [name, c] of clients) results.set(name, { ok: true, catalog: await readCatalog(c, name, topology.name) });
+    const plan = computePlan(topology, results, { destroy: opts.destroy });
+    if (plan.errors.length) {
+      throw new BucardoError('plan_errors', plan.errors.map((e) => e.message + (e.hint ? ` (${e.hint})` : '')).join('\n'), { hint: 'fix these, then run plan again' });
+    }
+    let replanned = false;
+    if (opts.expectedFingerprints) {
+      for (const [db, fp] of Object.entries(opts.expectedFingerprints)) {
+        if (plan.fingerprints[db] !== fp) {
+          throw new BucardoError('stale_plan', `database ${db} changed since the plan file was made, so the plan no longer describes what apply would do; nothing was changed`, {
+            hint: 'run bucardo plan -o again, review it, and apply the new plan file',
+          });
+        }
+      }
+      for (const db of Object.keys(plan.fingerprints)) {
+        if (!(db in opts.expectedFingerprints)) throw new BucardoError('stale_plan', `the plan file does not cover database ${db}; nothing was changed`, { hint: 'run bucardo plan -o again' });
+      }
+    } else if (opts.shown) {
+      const a = opts.shown.changes.map(changeKey).join('\n');
+      const b = plan.changes.map(changeKey).join('\n');
+      if (a !== b) {
+        replanned = true;
+        if (!opts.autoApprove) {
+          throw new BucardoError('stale_plan', 'the databases changed between the plan shown and its approval; nothing was changed', { hint: 'run apply again to see the current plan' });
+        }
+      }
+    }
+    const file = opts.file;
+    const schema = schemaName(topology.name);
+    return {
+      changes: plan.changes,
+      databases: names,
+      replanned,
+      async execute(change) {
+        const c = clients.get(change.database)!;
+        for (const st of change.statements) {
+          try {
+            await c.query(st.text, st.values as unknown[] | undefined);
+          } catch (e) {
+            const code = (e as { code?: string }).code;
+            const hint = code === '55P03' ? `a long transaction holds a lock on that table; retry when it has finished (apply waits ${DDL_LOCK_TIMEOUT})` : undefined;
+            throw new BucardoError('apply_failed', `${change.action} of ${change.object} on database ${change.database} failed: ${describePgError(e)}`, { hint, cause: e });
+          }
+        }
+      },
+      async commit(database) {
+        const c = clients.get(database)!;
+        const changed = plan.changes.some((ch) => ch.database === database);
+        const schemaStays = !opts.destroy && !plan.changes.some((ch) => ch.database === database && ch.objectType === 'schema' && ch.action === 'destroy');
+        if (changed && schemaStays) {
+          const st = setMeta(schema, 'last_apply', JSON.stringify({ at: new Date().toISOString(), file: file ?? null }));
+          await c.query(st.text, st.values as unknown[]);
+        }
+        await c.query('COMMIT');
+      },
+      rollbackAll,
+      close: closeAll,
+    };
+  } catch (e) {
+    await rollbackAll();
+    await closeAll();
+    throw e;
+  }
+}

@@ -1,0 +1,125 @@
+/** What one database holds, as read from pg_catalog and bucardo's own metadata. */
+
+export interface ColumnInfo {
+  name: string;
+  /** format_type(atttypid, atttypmod) */
+  type: string;
+  notNull: boolean;
+  /** attgenerated = 's': computed on every database, never copied. */
+  generated: boolean;
+  /** attidentity: '' | 'a' (always) | 'd' (by default) */
+  identity: string;
+}
+
+export interface TablePrivileges {
+  select: boolean;
+  insert: boolean;
+  update: boolean;
+  delete: boolean;
+  truncate: boolean;
+  trigger: boolean;
+}
+
+export interface TableInfo {
+  schema: string;
+  name: string;
+  /** 'r' ordinary, 'p' partitioned */
+  kind: string;
+  columns: ColumnInfo[];
+  /** Primary key columns in key order, or null. */
+  primaryKey: string[] | null;
+  /** Unique, non-partial, non-expression indexes whose columns are all NOT NULL. */
+  uniqueKeys: string[][];
+  /** pg_class.reltuples (an estimate; -1 when never analysed). */
+  estimatedRows: number;
+  privileges: TablePrivileges;
+}
+
+export interface SequenceInfo {
+  schema: string;
+  name: string;
+  canUpdate: boolean;
+}
+
+/** A trigger whose function lives in the topology schema (or whose name says it is ours). */
+export interface TriggerInfo {
+  tableSchema: string;
+  tableName: string;
+  name: string;
+  /** pg_trigger.tgenabled: O origin, D disabled, R replica, A always. */
+  enabled: string;
+  functionSchema: string;
+  functionName: string;
+  /** pg_trigger.tgtype bits */
+  type: number;
+  oldTable: string | null;
+  newTable: string | null;
+  /** A WHEN clause or column list was added by hand. */
+  hasWhen: boolean;
+  hasColumns: boolean;
+  definition: string;
+}
+
+export interface FunctionInfo {
+  name: string;
+  /** pg_proc.prosrc */
+  body: string;
+  language: string;
+  returnType: string;
+  argCount: number;
+}
+
+/** A row of bucardo_<name>.installed */
+export interface RegistryRow {
+  objectType: string;
+  objectName: string;
+  tableSchema: string | null;
+  tableName: string | null;
+  fingerprint: string;
+  detail: Record<string, unknown>;
+}
+
+export interface SyncRow {
+  name: string;
+  kind: string;
+  role: string;
+  fingerprint: string;
+}
+
+export interface SyncRelationRow {
+  sync: string;
+  tableId: string;
+  tableSchema: string;
+  tableName: string;
+  keyColumns: string[];
+  copyPending: boolean;
+}
+
+/** What bucardo itself installed for one topology in one database. */
+export interface InstalledState {
+  schema: string;
+  schemaExists: boolean;
+  /** meta table contents (empty when missing) */
+  meta: Record<string, string>;
+  /** Tables in the topology schema, with their columns. */
+  tables: Map<string, ColumnInfo[]>;
+  functions: Map<string, FunctionInfo>;
+  triggers: TriggerInfo[];
+  registry: RegistryRow[];
+  syncs: SyncRow[];
+  syncRelations: SyncRelationRow[];
+}
+
+export interface DatabaseCatalog {
+  /** Topology key of the database. */
+  database: string;
+  serverVersion: number;
+  currentUser: string;
+  isSuperuser: boolean;
+  canCreateSchema: boolean;
+  /** The runner writes with session_replication_role = replica: superuser, or SET granted (PG 15+). */
+  canSetReplicationRole: boolean;
+  tables: TableInfo[];
+  sequences: SequenceInfo[];
+  installed: InstalledState;
+}

@@ -1,0 +1,94 @@
+/**
+ * What each database should hold for a topology: the schema, the capture objects of each
+ * (source database, table), and the registration of each sync and its tables.
+ */
+import type { Topology, SyncSpec } from '../topology/types.js';
+import type { ResolvedSync, ResolvedTable } from './resolve.js';
+import type { PlanProblem } from './types.js';
+import { captureDef, type CaptureDef } from '../sql/capture.js';
+import { fingerprint } from '../sql/ident.js';
+
+export interface DesiredSyncTable {
+  sync: string;
+  table: ResolvedTable;
+  /** A onetimecopy into this database when the table is new to the sync. */
+  copyOnCreate: false | 'always' | 'if_empty';
+  copyFrom: string;
+}
+
+export interface DesiredSync {
+  spec: SyncSpec;
+  role: 'source' | 'target';
+  fingerprint: string;
+  detail: Record<string, unknown>;
+}
+
+export interface DesiredDatabase {
+  database: string;
+  captures: Map<string, { def: CaptureDef; table: ResolvedTable; syncs: string[] }>;
+  syncs: Map<string, DesiredSync>;
+  syncTables: Map<string, DesiredSyncTable>;
+}
+
+/** Key of a sync table registration: sync NUL table id. */
+export const syncTableKey = (sync: string, tableId: string) => `${sync}\u0000${tableId}`;
+
+/** The sync's definition as stored in the sync row (no positions, no passwords). */
+function syncDetail(s: ResolvedSync): Record<string, unknown> {
+  const { pos: _pos, ...spec } = s.spec;
+  return { ...spec, tables: s.tables.map((t) => ({ schema: t.schema, name: t.name, key: t.key.map((k) => k.name) })), sequences: s.sequences };
+}
+
+export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: Map<string, DesiredDatabase>; errors: PlanProblem[] } {
+  const dbs = new Map<string, DesiredDatabase>();
+  const errors: PlanProblem[] = [];
+  const db = (name: string) => {
+    let d = dbs.get(name);
+    if (!d) dbs.set(name, (d = { database: name, captures: new Map(), syncs: new Map(), syncTables: new Map() }));
+    return d;
+  };
+  // capture needs: per (db, table) the union of what every sync reading it asks for
+  const needs = new Map<string, { table: ResolvedTable; autokick: boolean; makedelta: boolean | undefined; syncs: string[] }>();
+  for (const s of syncs) {
+    const detail = syncDetail(s);
+    const fp = fingerprint(JSON.stringify(detail));
+    for (const name of [...s.spec.sources, ...s.spec.targets]) {
+      const role = s.spec.sources.includes(name) ? 'source' : 'target';
+      db(name).syncs.set(s.spec.name, { spec: s.spec, role, fingerprint: fp, detail });
+      for (const t of s.tables) {
+        const receives = name !== s.spec.sources[0];
+        const copy = s.spec.kind === 'delta' && receives && s.spec.onetimecopy !== 'never' ? s.spec.onetimecopy : false;
+        db(name).syncTables.set(syncTableKey(s.spec.name, t.id), { sync: s.spec.name, table: t, copyOnCreate: copy, copyFrom: s.spec.sources[0] });
+      }
+    }
+    if (s.spec.kind !== 'delta') continue;
+    for (const src of s.spec.sources) {
+      for (const t of s.tables) {
+        const k = `${src}\u0000${t.id}`;
+        const n = needs.get(k);
+        const autokick = t.autokick ?? s.spec.autokick;
+        if (!n) {
+          needs.set(k, { table: t, autokick, makedelta: t.makedelta, syncs: [s.spec.name] });
+          continue;
+        }
+        if (n.table.key.map((c) => c.name).join('\u0000') !== t.key.map((c) => c.name).join('\u0000')) {
+          errors.push({
+            code: 'key_conflict', database: src, object: t.display,
+            message: `table ${t.display} is replicated with key (${n.table.key.map((c) => c.name).join(', ')}) by sync ${n.syncs[0]} but (${t.key.map((c) => c.name).join(', ')}) by sync ${s.spec.name}`,
+            hint: 'use the same key for a table in every sync',
+          });
+        }
+        n.autokick ||= autokick;
+        n.makedelta = n.makedelta || t.makedelta;
+        n.syncs.push(s.spec.name);
+      }
+    }
+  }
+  for (const [k, n] of needs) {
+    const dbName = k.split('\u0000')[0];
+    const makedelta = n.makedelta ?? topology.databases.get(dbName)?.makedelta ?? false;
+    const def = captureDef(topology.name, { schema: n.table.schema, name: n.table.name }, n.table.key, { autokick: n.autokick, makedelta });
+    db(dbName).captures.set(n.table.id, { def, table: n.table, syncs: n.syncs });
+  }
+  return { dbs, errors };
+}

@@ -1,0 +1,92 @@
+/**
+ * The planner: {topology, live catalogs} -> Plan. Pure (imports no pg): the catalogs are
+ * read by engine/catalog and handed in, so every planning rule is unit-testable.
+ */
+import type { Topology } from '../topology/types.js';
+import type { DatabaseCatalog } from '../catalog/types.js';
+import type { Plan, PlanProblem, CopyNote } from './types.js';
+import { resolveSyncs } from './resolve.js';
+import { desiredState } from './desired.js';
+import { diffDatabase } from './diff.js';
+import { fingerprint } from '../sql/ident.js';
+import { schemaName } from '../names.js';
+
+/** Per database: its catalog, or the reason it could not be read (unreachable...). */
+export type CatalogResult = { ok: true; catalog: DatabaseCatalog } | { ok: false; error: PlanProblem };
+
+/** Databases a topology uses: those named by some sync, in file order. */
+export function databasesInUse(topology: Topology): string[] {
+  const used = new Set<string>();
+  for (const s of topology.syncs.values()) for (const d of [...s.sources, ...s.targets]) used.add(d);
+  return [...topology.databases.keys()].filter((d) => used.has(d));
+}
+
+export function computePlan(topology: Topology, results: Map<string, CatalogResult>, opts: { destroy?: boolean } = {}): Plan {
+  const errors: PlanProblem[] = [];
+  const catalogs = new Map<string, DatabaseCatalog>();
+  for (const [db, r] of results) {
+    if (r.ok) catalogs.set(db, r.catalog);
+    else errors.push(r.error);
+  }
+  const resolved = opts.destroy ? { syncs: [], errors: [], warnings: [] } : resolveSyncs(topology, catalogs);
+  errors.push(...resolved.errors);
+  const desired = desiredState(topology, resolved.syncs);
+  errors.push(...desired.errors);
+
+  const changes = [];
+  for (const cat of catalogs.values()) {
+    const want = desired.dbs.get(cat.database);
+    if (!opts.destroy && !want && !cat.installed.schemaExists && !cat.installed.triggers.length) continue;
+    // The schema of one topology and its metadata hold the other schema's objects only by name.
+    if (!opts.destroy && want && !cat.installed.schemaExists && !cat.canCreateSchema) {
+      errors.push({
+        code: 'privilege', database: cat.database,
+        message: `user ${cat.currentUser} may not create schema ${schemaName(topology.name)} in database ${cat.database}`,
+        hint: `GRANT CREATE ON DATABASE to ${cat.currentUser}, or create the schema for it`,
+      });
+    }
+    changes.push(...diffDatabase(topology.name, opts.destroy ? undefined : want, cat));
+  }
+  const order = [...topology.databases.keys()];
+  changes.sort((a, b) => order.indexOf(a.database) - order.indexOf(b.database) || a.phase - b.phase);
+
+  const copies: CopyNote[] = [];
+  for (const c of changes) {
+    if (c.objectType !== 'sync_table' || c.action !== 'create') continue;
+    const want = desired.dbs.get(c.database);
+    for (const st of want?.syncTables.values() ?? []) {
+      if (st.copyOnCreate && c.object === `sync ${st.sync}: table ${st.table.display}`) {
+        copies.push({ sync: st.sync, table: st.table.display, from: st.copyFrom, to: c.database, mode: st.copyOnCreate, estimatedRows: st.table.estimatedRows });
+      }
+    }
+  }
+  const fingerprints: Record<string, string> = {};
+  for (const cat of catalogs.values()) fingerprints[cat.database] = catalogFingerprint(cat);
+  return { topology: topology.name, changes, errors, warnings: resolved.warnings, copies, fingerprints };
+}
+
+/**
+ * Fingerprint of everything in a catalog that a plan depends on: bucardo's objects and
+ * the user tables' columns, keys and privileges. Row estimates are left out: they move
+ * with autovacuum, not with anything apply cares about.
+ */
+export function catalogFingerprint(cat: DatabaseCatalog): string {
+  const inst = cat.installed;
+  return fingerprint(
+    JSON.stringify({
+      tables: cat.tables.map(({ estimatedRows: _e, ...t }) => t),
+      sequences: cat.sequences,
+      installed: {
+        schemaExists: inst.schemaExists,
+        meta: inst.meta,
+        tables: [...inst.tables.entries()].sort(),
+        functions: [...inst.functions.entries()].sort(),
+        triggers: inst.triggers,
+        registry: inst.registry,
+        syncs: inst.syncs,
+        syncRelations: inst.syncRelations.map(({ copyPending: _c, ...r }) => r),
+      },
+      canCreateSchema: cat.canCreateSchema,
+    }),
+  );
+}

@@ -1,0 +1,202 @@
+/**
+ * Resolves each sync's relgroup against the live catalogs: `match:` globs and `exclude`
+ * (on the first source), presence of every table on every database of the sync, the
+ * replication key, column agreement under `strict`, and the privileges the capture and
+ * the runner will need. Pure: catalogs in, resolved syncs and problems out.
+ */
+import type { Topology, SyncSpec, TableEntry, ConflictStrategy, QualifiedName } from '../topology/types.js';
+import type { DatabaseCatalog, TableInfo } from '../catalog/types.js';
+import type { PlanProblem } from './types.js';
+import type { KeyColumn } from '../sql/capture.js';
+import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN } from '../sql/capture.js';
+import { displayName } from '../sql/ident.js';
+import { tableId } from '../names.js';
+
+export interface ResolvedTable {
+  schema: string;
+  name: string;
+  id: string;
+  display: string;
+  key: KeyColumn[];
+  conflict?: ConflictStrategy;
+  autokick?: boolean;
+  makedelta?: boolean;
+  /** Estimated rows on the first source (for onetimecopy notes). */
+  estimatedRows: number;
+}
+
+export interface ResolvedSync {
+  spec: SyncSpec;
+  tables: ResolvedTable[];
+  sequences: QualifiedName[];
+}
+
+/** Glob over `schema.table`: `*` any run of characters, `?` one; everything else literal. */
+export function globRegExp(pattern: string): RegExp {
+  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${re}$`, 's');
+}
+
+const find = (cat: DatabaseCatalog, schema: string, name: string): TableInfo | undefined =>
+  cat.tables.find((t) => t.schema === schema && t.name === name);
+
+/**
+ * Resolves every sync whose databases all have a catalog. Syncs touching a database
+ * without one (unreachable: already an error) are skipped.
+ */
+export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseCatalog>): { syncs: ResolvedSync[]; errors: PlanProblem[]; warnings: PlanProblem[] } {
+  const errors: PlanProblem[] = [];
+  const warnings: PlanProblem[] = [];
+  const syncs: ResolvedSync[] = [];
+  for (const spec of topology.syncs.values()) {
+    const dbs = [...spec.sources, ...spec.targets];
+    if (!dbs.every((d) => catalogs.has(d))) continue;
+    const rg = topology.relgroups.get(spec.relgroup);
+    if (!rg) continue; // validation reports it
+    const first = catalogs.get(spec.sources[0])!;
+
+    // 1. the table list, from the first source's catalog
+    const picked = new Map<string, { table: TableInfo; entry: TableEntry }>();
+    for (const entry of rg.tables) {
+      if (entry.kind === 'name') {
+        const t = find(first, entry.table.schema, entry.table.name);
+        if (!t) {
+          errors.push({
+            code: 'missing_table', database: first.database, sync: spec.name, object: displayName(entry.table.schema, entry.table.name),
+            message: `table ${displayName(entry.table.schema, entry.table.name)} of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) does not exist on database ${first.database}`,
+            hint: 'create it there, or fix the name in the topology (unquoted names fold to lower case)',
+          });
+          continue;
+        }
+        const k = `${t.schema}\u0000${t.name}`;
+        if (!picked.has(k)) picked.set(k, { table: t, entry });
+      } else {
+        const re = globRegExp(entry.pattern);
+        const hits = first.tables.filter((t) => re.test(`${t.schema}.${t.name}`));
+        if (!hits.length) {
+          warnings.push({
+            code: 'empty_match', database: first.database, sync: spec.name,
+            message: `match "${entry.pattern}" of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) matches no table on database ${first.database}`,
+          });
+        }
+        for (const t of hits) {
+          const k = `${t.schema}\u0000${t.name}`;
+          if (!picked.has(k)) picked.set(k, { table: t, entry });
+        }
+      }
+    }
+    for (const ex of rg.exclude) {
+      const re = globRegExp(ex.pattern);
+      for (const [k, v] of picked) if (re.test(`${v.table.schema}.${v.table.name}`)) picked.delete(k);
+    }
+
+    // 2. every table on every database, its key, its columns, the privileges
+    const tables: ResolvedTable[] = [];
+    for (const { table, entry } of picked.values()) {
+      const display = displayName(table.schema, table.name);
+      let ok = true;
+      const problem = (code: string, database: string, message: string, hint?: string) => {
+        errors.push({ code, database, sync: spec.name, object: display, message, hint });
+        ok = false;
+      };
+      const keyNames = resolveKey(table, entry);
+      if (!keyNames) {
+        problem('no_key', first.database,
+          `table ${display} (sync ${spec.name}) has no primary key and no unique index on NOT NULL columns on database ${first.database}`,
+          'add a primary key, or name the replication columns with `key: [...]` on the table entry');
+        continue;
+      }
+      const keyCols: KeyColumn[] = [];
+      for (const k of keyNames) {
+        const col = table.columns.find((c) => c.name === k);
+        if (!col) problem('bad_key', first.database, `key column ${k} of table ${display} does not exist on database ${first.database}`, 'fix the `key:` list of that table entry');
+        else if ([DELTA_TXID, DELTA_TS, DELTA_ORIGIN].includes(k)) problem('bad_key', first.database, `key column ${k} of table ${display} uses a name bucardo reserves for its delta tables`, 'choose another key');
+        else keyCols.push({ name: col.name, type: col.type });
+      }
+      for (const dbName of [...spec.sources, ...spec.targets]) {
+        const cat = catalogs.get(dbName)!;
+        const t = find(cat, table.schema, table.name);
+        if (!t) {
+          problem('missing_table', dbName, `table ${display} (sync ${spec.name}) does not exist on database ${dbName}`, `create it on ${dbName} with the same columns as on ${first.database}`);
+          continue;
+        }
+        if (t !== table) compareColumns(spec, table, t, first.database, dbName, display, problem, warnings);
+        const isSource = spec.sources.includes(dbName);
+        const receives = spec.kind === 'fullcopy' ? !isSource : spec.sources.length > 1 || !isSource;
+        const p = t.privileges;
+        if (isSource && !p.select) problem('privilege', dbName, `user ${cat.currentUser} lacks SELECT on ${display} on database ${dbName}`, `GRANT SELECT ON ${display} TO ${cat.currentUser}`);
+        if (isSource && spec.kind === 'delta' && !p.trigger) problem('privilege', dbName, `user ${cat.currentUser} lacks TRIGGER on ${display} on database ${dbName} (needed for the capture triggers)`, `GRANT TRIGGER ON ${display} TO ${cat.currentUser}`);
+        if (receives) {
+          const need = ['select', 'insert', 'update', 'delete'] as const;
+          const missing: string[] = need.filter((n) => !p[n]).map((n) => n.toUpperCase());
+          if (spec.kind === 'fullcopy' && spec.deletemethod !== 'delete' && !p.truncate) missing.push('TRUNCATE');
+          if (missing.length) problem('privilege', dbName, `user ${cat.currentUser} lacks ${missing.join(', ')} on ${display} on database ${dbName}`, `GRANT ${missing.join(', ')} ON ${display} TO ${cat.currentUser}`);
+        }
+      }
+      if (!ok) continue;
+      tables.push({
+        schema: table.schema, name: table.name, id: tableId(table.schema, table.name), display, key: keyCols,
+        conflict: entry.conflict, autokick: entry.autokick, makedelta: entry.makedelta, estimatedRows: table.estimatedRows,
+      });
+    }
+
+    // 3. database-wide needs: the runner writes as session_replication_role = replica
+    for (const dbName of [...spec.sources, ...spec.targets]) {
+      const cat = catalogs.get(dbName)!;
+      const receives = spec.kind === 'fullcopy' ? !spec.sources.includes(dbName) : spec.sources.length > 1 || !spec.sources.includes(dbName);
+      if (receives && !cat.canSetReplicationRole) {
+        errors.push({
+          code: 'privilege', database: dbName, sync: spec.name,
+          message: `user ${cat.currentUser} on database ${dbName} may not set session_replication_role, which the runner needs to write without firing triggers`,
+          hint: `connect as a superuser, or (PostgreSQL 15+) GRANT SET ON PARAMETER session_replication_role TO ${cat.currentUser}`,
+        });
+      }
+    }
+
+    const sequences: QualifiedName[] = [];
+    for (const { seq, pos } of rg.sequences) {
+      for (const dbName of [...spec.sources, ...spec.targets]) {
+        const s = catalogs.get(dbName)!.sequences.find((x) => x.schema === seq.schema && x.name === seq.name);
+        if (!s) {
+          errors.push({
+            code: 'missing_sequence', database: dbName, sync: spec.name, object: displayName(seq.schema, seq.name),
+            message: `sequence ${displayName(seq.schema, seq.name)} of relgroup ${rg.name} (${topology.file}:${pos.line}) does not exist on database ${dbName}`,
+          });
+        }
+      }
+      sequences.push(seq);
+    }
+    syncs.push({ spec, tables, sequences });
+  }
+  return { syncs, errors, warnings };
+}
+
+function resolveKey(table: TableInfo, entry: TableEntry): string[] | null {
+  if (entry.kind === 'name' && entry.key?.length) return entry.key;
+  if (table.primaryKey?.length) return table.primaryKey;
+  return table.uniqueKeys[0] ?? null;
+}
+
+/** Same column names and types everywhere (strict), else warn and replicate the common columns. */
+function compareColumns(
+  spec: SyncSpec, ref: TableInfo, other: TableInfo, refDb: string, otherDb: string, display: string,
+  problem: (code: string, database: string, message: string, hint?: string) => void, warnings: PlanProblem[],
+): void {
+  const diffs: string[] = [];
+  const refCols = new Map(ref.columns.map((c) => [c.name, c]));
+  const otherCols = new Map(other.columns.map((c) => [c.name, c]));
+  for (const c of ref.columns) {
+    const o = otherCols.get(c.name);
+    if (!o) diffs.push(`column ${c.name} is missing on ${otherDb}`);
+    else if (o.type !== c.type) diffs.push(`column ${c.name} is ${c.type} on ${refDb} but ${o.type} on ${otherDb}`);
+    else if (o.generated !== c.generated) diffs.push(`column ${c.name} is ${c.generated ? '' : 'not '}generated on ${refDb} but ${o.generated ? '' : 'not '}on ${otherDb}`);
+  }
+  for (const c of other.columns) if (!refCols.has(c.name)) diffs.push(`column ${c.name} exists on ${otherDb} but not on ${refDb}`);
+  if (!diffs.length) return;
+  if (spec.strict) {
+    problem('column_mismatch', otherDb, `table ${display} differs between ${refDb} and ${otherDb} (sync ${spec.name}): ${diffs.join('; ')}`,
+      'make the tables match, or set `strict: false` on the sync to replicate the common columns only');
+  } else {
+    warnings.push({ code: 'column_mismatch', database: otherDb, sync: spec.name, object: display, message: `table ${display} differs between ${refDb} and ${otherDb}: ${diffs.join('; ')}; only the common columns replicate` });
+  }
+}
