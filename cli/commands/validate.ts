@@ -1,12 +1,29 @@
 import type { Command } from 'commander';
-import { fileOption, action } from '../common.js';
-import { BucardoError } from '../../engine/errors.js';
+import { fileOption, topologyPath, action, EXIT } from '../common.js';
+import { loadTopology } from '../../engine/topology/load.js';
+import type { Topology } from '../../engine/topology/types.js';
 
-/** `bucardo validate` (placeholder until implemented). */
+/**
+ * Loads and checks the topology file; connects to nothing. Problems are thrown as a
+ * TopologyError, which `action` prints as FILE:LINE:COL: lines and turns into exit 1.
+ */
+export function validate(opts: { file?: string }): { file: string; topology: Topology } {
+  const file = topologyPath(opts);
+  return { file, topology: loadTopology(file) };
+}
+
 export function register(program: Command): void {
-  fileOption(program.command('validate').description('validate (not implemented yet)')).action(
-    action(() => {
-      throw new BucardoError('not_implemented', 'bucardo validate is not implemented yet');
+  fileOption(
+    program
+      .command('validate')
+      .description('check the topology file (schema, references, loops); connects to no database')
+      .addHelpText('after', '\nExit codes: 0 valid, 1 invalid (every problem printed as FILE:LINE:COLUMN: message).'),
+  ).action(
+    action((opts: { file?: string }) => {
+      const { file, topology: t } = validate(opts);
+      const n = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
+      process.stdout.write(`${file}: valid (${n(t.databases.size, 'database')}, ${n(t.relgroups.size, 'relgroup')}, ${n(t.syncs.size, 'sync')})\n`);
+      return EXIT.ok;
     }),
   );
 }
