@@ -1,12 +1,16 @@
+/** `bucardo apply [PLANFILE]`: make the databases match the topology. */
 import type { Command } from 'commander';
-import { fileOption, action } from '../common.js';
-import { BucardoError } from '../../engine/errors.js';
+import { fileOption, topologyPath, action } from '../common.js';
+import { loadTopology } from '../../engine/topology/load.js';
+import { applyFlow } from '../applyflow.js';
 
-/** `bucardo apply` (placeholder until implemented). */
 export function register(program: Command): void {
-  fileOption(program.command('apply').description('apply (not implemented yet)')).action(
-    action(() => {
-      throw new BucardoError('not_implemented', 'bucardo apply is not implemented yet');
-    }),
-  );
+  fileOption(program.command('apply'))
+    .description('make the databases match the topology: one transaction per database; asks on a terminal unless --auto-approve')
+    .argument('[planfile]', 'a plan saved with `plan -o`: do exactly it, or refuse if any database changed since')
+    .option('--auto-approve', 'do not ask for approval (needed when there is no terminal)')
+    .action(action(async (planFile: string | undefined, opts: { file?: string; autoApprove?: boolean }) => {
+      const file = topologyPath(opts);
+      return applyFlow(loadTopology(file), file, { destroy: false, autoApprove: Boolean(opts.autoApprove) || Boolean(planFile), planFile });
+    }));
 }

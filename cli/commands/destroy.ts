@@ -1,12 +1,15 @@
+/** `bucardo destroy`: remove everything this topology installed, touching no user data. */
 import type { Command } from 'commander';
-import { fileOption, action } from '../common.js';
-import { BucardoError } from '../../engine/errors.js';
+import { fileOption, topologyPath, action } from '../common.js';
+import { loadTopology } from '../../engine/topology/load.js';
+import { applyFlow } from '../applyflow.js';
 
-/** `bucardo destroy` (placeholder until implemented). */
 export function register(program: Command): void {
-  fileOption(program.command('destroy').description('destroy (not implemented yet)')).action(
-    action(() => {
-      throw new BucardoError('not_implemented', 'bucardo destroy is not implemented yet');
-    }),
-  );
+  fileOption(program.command('destroy'))
+    .description("remove every trigger, function, table and schema this topology installed (never a user's row); asks on a terminal unless --auto-approve")
+    .option('--auto-approve', 'do not ask for approval (needed when there is no terminal)')
+    .action(action(async (opts: { file?: string; autoApprove?: boolean }) => {
+      const file = topologyPath(opts);
+      return applyFlow(loadTopology(file), file, { destroy: true, autoApprove: Boolean(opts.autoApprove) });
+    }));
 }

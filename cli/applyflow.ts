@@ -1,0 +1,118 @@
+/**
+ * The shared flow of apply and destroy: show the plan, ask (on a terminal only), then
+ * carry it out as a listr2 task list: a task per database, a subtask per change, then the
+ * commits.
+ */
+import readline from 'node:readline/promises';
+import { Listr, type ListrTaskWrapper, type DefaultRenderer, type SimpleRenderer } from 'listr2';
+import type { Topology } from '../engine/topology/types.js';
+import type { Change } from '../engine/planner/types.js';
+import { summarize } from '../engine/planner/types.js';
+import { makePlan, openApply, type ApplySession } from '../engine/applier/index.js';
+import { renderText, renderErrors } from '../engine/planner/render.js';
+import { BucardoError } from '../engine/errors.js';
+import { useColor, EXIT } from './common.js';
+import { renderContext } from './commands/plan.js';
+import { readPlanFile, fileSha } from './planfile.js';
+
+const MARK: Record<Change['action'], string> = { create: '+', update: '~', replace: '-/+', destroy: '-' };
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const answer = await rl.question(question);
+    return answer.trim() === 'yes';
+  } finally {
+    rl.close();
+  }
+}
+
+export interface FlowOptions {
+  destroy: boolean;
+  autoApprove: boolean;
+  planFile?: string;
+}
+
+export async function applyFlow(topology: Topology, file: string, opts: FlowOptions): Promise<number> {
+  const verb = opts.destroy ? 'destroy' : 'apply';
+  const color = useColor(process.stdout);
+  let session: ApplySession;
+  if (opts.planFile) {
+    const pf = readPlanFile(opts.planFile);
+    if (pf.topology !== topology.name || pf.topology_sha256 !== fileSha(file)) {
+      throw new BucardoError('stale_plan', `the plan file ${opts.planFile} was made from another version of ${file}; nothing was changed`, { hint: 'run bucardo plan -o again' });
+    }
+    session = await openApply(topology, { expectedFingerprints: pf.fingerprints, file });
+    const a = pf.changes.map((c) => `${c.database} ${c.action} ${c.object}`).join('\n');
+    const b = session.changes.map((c) => `${c.database} ${c.action} ${c.object}`).join('\n');
+    if (a !== b) {
+      await session.rollbackAll();
+      await session.close();
+      throw new BucardoError('stale_plan', `the plan file ${opts.planFile} no longer matches what apply would do; nothing was changed`, { hint: 'run bucardo plan -o again' });
+    }
+  } else {
+    const plan = await makePlan(topology, { destroy: opts.destroy });
+    const ctx = renderContext(topology, file, color);
+    process.stdout.write(renderText(plan, ctx));
+    if (plan.errors.length) {
+      process.stderr.write(renderErrors(plan));
+      process.stderr.write(`${plan.errors.length} problem${plan.errors.length === 1 ? '' : 's'} block ${verb}; nothing was changed.\n`);
+      return EXIT.error;
+    }
+    if (!plan.changes.length) return EXIT.ok;
+    if (!opts.autoApprove) {
+      if (!process.stdin.isTTY) {
+        throw new BucardoError('needs_approval', `${verb} needs approval and there is no terminal to ask on; nothing was changed`, {
+          hint: `review the plan above, then run bucardo ${verb} --auto-approve (or save it with plan -o and apply the file)`,
+        });
+      }
+      const ok = await confirm(`\nDo you want to ${verb === 'destroy' ? 'remove these objects' : 'perform these actions'}? Only 'yes' will be accepted: `);
+      if (!ok) {
+        process.stderr.write(`${verb} cancelled; nothing was changed.\n`);
+        return EXIT.error;
+      }
+    }
+    session = await openApply(topology, { destroy: opts.destroy, shown: plan, autoApprove: opts.autoApprove, file });
+    if (session.replanned) process.stderr.write('note: the databases changed since the plan above was computed; applying the current plan.\n');
+  }
+
+  if (!session.changes.length) {
+    await session.rollbackAll();
+    await session.close();
+    process.stdout.write('No changes (the databases already match).\n');
+    return EXIT.ok;
+  }
+  const byDb = new Map<string, Change[]>();
+  for (const c of session.changes) byDb.set(c.database, [...(byDb.get(c.database) ?? []), c]);
+  const tasks = new Listr<unknown>(
+    [
+      ...[...byDb].map(([db, changes]) => ({
+        title: `database ${db}: ${changes.length} change${changes.length === 1 ? '' : 's'} (one transaction)`,
+        task: (_ctx: unknown, task: ListrTaskWrapper<unknown, typeof DefaultRenderer, typeof SimpleRenderer>) =>
+          task.newListr(
+            changes.map((ch) => ({ title: `${MARK[ch.action]} ${ch.object}`, task: () => session.execute(ch) })),
+            { concurrent: false, exitOnError: true },
+          ),
+      })),
+      {
+        title: 'commit',
+        task: async () => {
+          for (const db of session.databases) await session.commit(db);
+        },
+      },
+    ],
+    { concurrent: false, exitOnError: true, renderer: 'default', fallbackRenderer: 'simple', rendererOptions: { collapseSubtasks: false } },
+  );
+  try {
+    await tasks.run();
+  } catch (e) {
+    await session.rollbackAll();
+    await session.close();
+    if (e instanceof BucardoError) throw new BucardoError(e.code, `${e.message}; every database was rolled back, nothing was changed`, { hint: e.hint });
+    throw e;
+  }
+  await session.close();
+  const s = summarize(session.changes);
+  process.stdout.write(`${verb === 'destroy' ? 'Destroy' : 'Apply'} complete: ${s.add} added, ${s.change} changed, ${s.destroy} destroyed.\n`);
+  return EXIT.ok;
+}

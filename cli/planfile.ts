@@ -1,0 +1,54 @@
+/**
+ * Plan files: `plan -o FILE` saves the changes with a fingerprint of every database's
+ * state; `apply FILE` does exactly those changes and refuses if anything changed since.
+ */
+import fs from 'node:fs';
+import { createHash } from 'node:crypto';
+import type { Topology } from '../engine/topology/types.js';
+import type { Plan } from '../engine/planner/types.js';
+import { BucardoError } from '../engine/errors.js';
+
+export interface PlanFile {
+  format_version: '1';
+  kind: 'bucardo-plan';
+  topology: string;
+  /** sha256 of the topology file's text when the plan was made. */
+  topology_sha256: string;
+  created: string;
+  fingerprints: Record<string, string>;
+  changes: { database: string; action: string; object: string }[];
+}
+
+export function fileSha(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+export function writePlanFile(out: string, topologyFile: string, topology: Topology, plan: Plan): void {
+  const doc: PlanFile = {
+    format_version: '1',
+    kind: 'bucardo-plan',
+    topology: topology.name,
+    topology_sha256: fileSha(topologyFile),
+    created: new Date().toISOString(),
+    fingerprints: plan.fingerprints,
+    changes: plan.changes.map((c) => ({ database: c.database, action: c.action, object: c.object })),
+  };
+  try {
+    fs.writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
+  } catch (e) {
+    throw new BucardoError('io', `cannot write the plan file ${out}: ${(e as Error).message}`);
+  }
+}
+
+export function readPlanFile(path: string): PlanFile {
+  let doc: PlanFile;
+  try {
+    doc = JSON.parse(fs.readFileSync(path, 'utf8')) as PlanFile;
+  } catch (e) {
+    throw new BucardoError('bad_plan_file', `cannot read the plan file ${path}: ${(e as Error).message}`, { hint: 'make one with bucardo plan -o FILE' });
+  }
+  if (doc?.kind !== 'bucardo-plan' || doc.format_version !== '1' || typeof doc.fingerprints !== 'object') {
+    throw new BucardoError('bad_plan_file', `${path} is not a bucardo plan file`, { hint: 'make one with bucardo plan -o FILE' });
+  }
+  return doc;
+}
