@@ -48,12 +48,12 @@ async function readTables(c: pg.Client): Promise<TableInfo[]> {
                                                'notNull', a.attnotnull, 'generated', a.attgenerated <> '',
                                                'identity', a.attidentity) ORDER BY a.attnum)
                FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS cols,
-            (SELECT array_agg(a.attname ORDER BY k.ord)
+            (SELECT array_agg(a.attname::text ORDER BY k.ord)
                FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
               WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
             (SELECT json_agg(u.cols ORDER BY u.indexrelid)
-               FROM (SELECT i.indexrelid, array_agg(a.attname ORDER BY k.ord) AS cols, bool_and(a.attnotnull) AS nn
+               FROM (SELECT i.indexrelid, array_agg(a.attname::text ORDER BY k.ord) AS cols, bool_and(a.attnotnull) AS nn
                        FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
                        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                       WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indpred IS NULL

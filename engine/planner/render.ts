@@ -48,7 +48,7 @@ export function renderText(plan: Plan, ctx: RenderContext): string {
         out.push(`  ${paint(COLOR[c.action], `${mark} ${c.object}`)}`);
         out.push(`        ${c.reason}`);
         if (c.diff) {
-          for (const line of c.diff.split('\n').slice(2)) {
+          for (const line of c.diff.split('\n').filter((l) => !l.startsWith('====='))) {
             if (!line) continue;
             const color = line.startsWith('+') ? '32' : line.startsWith('-') ? '31' : line.startsWith('@@') ? '36' : '';
             out.push(`        ${color ? paint(color, line) : line}`);

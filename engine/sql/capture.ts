@@ -16,8 +16,9 @@
  *   makedelta captures it again for other syncs (cascades).
  * - Triggers are ENABLE (fire only when session_replication_role is origin/local) so the
  *   runner's writes, made as `replica`, are not captured; ENABLE ALWAYS with makedelta.
- * - The delta table has a BRIN index on the txid (monotonic, nearly free to maintain)
- *   instead of a btree, to keep the capture cheap.
+ * - The delta table has no index: it holds only what some sync has not yet consumed
+ *   (the runner purges consumed rows), the runner reads it whole, and every index would
+ *   be one more write on the source's hot path. (xid8 has no BRIN operator class.)
  */
 import { quoteIdent, qualify, quoteLiteral, fingerprint } from './ident.js';
 import {
@@ -187,7 +188,6 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
   ${DELTA_TXID} xid8 NOT NULL DEFAULT pg_current_xact_id(),
   ${DELTA_TS} timestamptz NOT NULL DEFAULT now(),
   ${DELTA_ORIGIN} text DEFAULT current_setting('bucardo.origin', true))`,
-    `CREATE INDEX ${quoteIdent(delta + '_txid')} ON ${qDelta} USING brin (${DELTA_TXID})`,
     `COMMENT ON TABLE ${qDelta} IS ${quoteLiteral(`bucardo ${topology}: changed keys of ${target}`)}`,
   ];
 
