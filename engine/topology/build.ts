@@ -109,7 +109,8 @@ function buildDatabase(name: string, v: unknown, path: Path, ctx: BuildContext):
     // Not echoed: a URL may carry a password.
     ctx.report([...path, 'url'], 'value', `database "${name}": url is not a valid postgres:// or postgresql:// URI`, 'write postgres://user@host:port/dbname, percent-encoding special characters in the user and password');
   }
-  if (isObj(v) && c.url === undefined && c.host === undefined && c.dbname === undefined && c.port === undefined && c.user === undefined) {
+  // Only when nothing else was written: a typo'd key is reported as unknown, more helpfully.
+  if (isObj(v) && Object.keys(v).every((k) => k === 'makedelta' || k === 'password' || k === 'sslmode')) {
     ctx.report(path, 'key', `database "${name}" has no url, host or dbname: it would only reach libpq's default database`, 'give a url, or host/port/dbname/user');
   }
   return { name, connection: c, makedelta: bool(o.makedelta, DEFAULTS.makedelta), pos: ctx.pos(path, 'key') };

@@ -82,7 +82,8 @@ function checkPriority(t: Topology, c: ConflictStrategy | undefined, origins: Or
 }
 
 function checkTablePriorities(t: Topology, g: RelgroupSpec, origins: Origins, ctx: BuildContext): void {
-  const syncs = [...t.syncs.values()].filter((s) => s.relgroup === g.name);
+  // Only syncs with two or more sources have conflicts to rank.
+  const syncs = [...t.syncs.values()].filter((s) => s.relgroup === g.name && s.kind === 'delta' && s.sources.length > 1);
   for (const e of g.tables) {
     const what = e.kind === 'name' ? `table ${e.table.schema}.${e.table.name}` : `tables matching ${e.pattern}`;
     checkPriority(t, e.conflict, origins, syncs, `${what} in relgroup "${g.name}"`, ctx);
@@ -139,7 +140,7 @@ function checkLoops(t: Topology, raw: unknown, ctx: BuildContext): void {
         idx < 0 ? 'key' : 'value',
         `syncs "${first.name}" and "${second.name}" both replicate ${shared}, "${first.name}" from "${to}" to "${from}" and "${second.name}" from "${from}" to "${to}": ` +
           'changes would loop between the two syncs, and rows changed on both databases at once would be swapped, never resolved',
-        `replicate both ways with one multi-source sync (sources: [${to}, ${from}])`,
+        `to replicate both ways, use one multi-source sync with sources: [${to}, ${from}]`,
       );
     }
   }

@@ -113,7 +113,9 @@ function describeBranch(b: JsonSchema): string {
 
 function toRaw(e: ErrorObject, data: unknown, base: Path): RawError {
   const rel = splitPointer(e.instancePath, data);
-  return { path: [...base, ...rel], keyword: e.keyword, params: e.params as Record<string, unknown>, schemaPath: e.schemaPath, parentSchema: e.parentSchema as JsonSchema | undefined, data: e.data };
+  // propertyNames errors carry the offending key beside params, not in them.
+  const params = { ...(e.params as Record<string, unknown>), ...(e.propertyName !== undefined ? { propertyName: e.propertyName } : {}) };
+  return { path: [...base, ...rel], keyword: e.keyword, params, schemaPath: e.schemaPath, parentSchema: e.parentSchema as JsonSchema | undefined, data: e.data };
 }
 
 // ---- schema navigation ---------------------------------------------------------------
