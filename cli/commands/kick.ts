@@ -1,12 +1,34 @@
+/** `bucardo kick SYNC [--wait [SECONDS]]`: wake a running runner for one sync. */
 import type { Command } from 'commander';
-import { fileOption, action } from '../common.js';
+import { fileOption, topologyPath, action, EXIT } from '../common.js';
+import { loadTopology } from '../../engine/topology/load.js';
+import { kick } from '../../engine/runner/kick.js';
 import { BucardoError } from '../../engine/errors.js';
 
-/** `bucardo kick` (placeholder until implemented). */
+/** --wait without a value. */
+const DEFAULT_WAIT_SECONDS = 60;
+
 export function register(program: Command): void {
-  fileOption(program.command('kick').description('kick (not implemented yet)')).action(
-    action(() => {
-      throw new BucardoError('not_implemented', 'bucardo kick is not implemented yet');
-    }),
-  );
+  fileOption(program.command('kick'))
+    .description('wake the runner for SYNC; with --wait, until a run of SYNC that started after the kick finished')
+    .argument('<sync>', 'the sync to run')
+    .option('--wait [seconds]', `wait for that run to finish (default ${DEFAULT_WAIT_SECONDS} s); exit 1 if it failed or timed out`)
+    .action(action(async (sync: string, opts: { file?: string; wait?: string | boolean }) => {
+      let wait: number | null = null;
+      if (opts.wait !== undefined && opts.wait !== false) {
+        wait = opts.wait === true ? DEFAULT_WAIT_SECONDS : Number(opts.wait);
+        if (!Number.isFinite(wait) || wait <= 0) throw new BucardoError('bad_option', `--wait ${String(opts.wait)} is not a number of seconds`);
+      }
+      const r = await kick(loadTopology(topologyPath(opts)), sync, wait);
+      if (!r.waited) {
+        process.stdout.write(`kicked sync ${sync}\n`);
+        return EXIT.ok;
+      }
+      if (r.ok) {
+        process.stdout.write(`sync ${sync}: run finished\n`);
+        return EXIT.ok;
+      }
+      process.stderr.write(r.timedOut ? `error: ${r.error}\nhint: is a runner (bucardo run) running for this topology?\n` : `error: the run of sync ${sync} failed: ${r.error}\n`);
+      return EXIT.error;
+    }));
 }

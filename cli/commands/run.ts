@@ -1,12 +1,78 @@
-import type { Command } from 'commander';
-import { fileOption, action } from '../common.js';
+/**
+ * `bucardo run`: the long-lived runner (or `--once`). Signals are wired here: the first
+ * SIGINT/SIGTERM lets current runs finish or roll back and exits 0; a second one exits at
+ * once (graphile-worker's src/signals.ts does the same).
+ */
+import { Command, Option } from 'commander';
+import { fileOption, topologyPath, action, EXIT } from '../common.js';
+import { loadTopology } from '../../engine/topology/load.js';
+import { Runner } from '../../engine/runner/runner.js';
+import { formatLog, type LogFormat } from '../../engine/runner/log.js';
+import { Metrics, serveMetrics } from '../../engine/runner/metrics.js';
 import { BucardoError } from '../../engine/errors.js';
+import { redactSecrets } from '../../engine/connect.js';
 
-/** `bucardo run` (placeholder until implemented). */
+interface RunOpts {
+  file?: string;
+  once?: boolean;
+  sync: string[];
+  logFormat: LogFormat;
+  metricsPort?: string;
+}
+
 export function register(program: Command): void {
-  fileOption(program.command('run').description('run (not implemented yet)')).action(
-    action(() => {
-      throw new BucardoError('not_implemented', 'bucardo run is not implemented yet');
-    }),
-  );
+  fileOption(program.command('run'))
+    .description('run the syncs: replicate changes as they come (every enabled sync, or those named with --sync)')
+    .option('--once', 'run each selected sync until nothing is pending, then exit (1 if a sync failed)')
+    .option('--sync <name>', 'run only this sync (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .addOption(new Option('--log-format <format>', 'log lines as text or JSON').choices(['text', 'json']).default('text'))
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this port')
+    .action(action(runCommand));
+}
+
+async function runCommand(opts: RunOpts): Promise<number> {
+  const topology = loadTopology(topologyPath(opts));
+  const write = (line: string) => process.stdout.write(redactSecrets(line) + '\n');
+  const metrics = new Metrics();
+  const runner = new Runner({
+    topology,
+    syncs: opts.sync,
+    once: Boolean(opts.once),
+    log: (e) => write(formatLog(e, opts.logFormat)),
+    onRun: (s, r, e) => metrics.record(s, r, e),
+  });
+  let server: import('node:http').Server | null = null;
+  if (opts.metricsPort !== undefined) {
+    const port = Number(opts.metricsPort);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BucardoError('bad_option', `--metrics-port ${opts.metricsPort} is not a port number`);
+    try {
+      server = await serveMetrics(metrics, port);
+    } catch (e) {
+      throw new BucardoError('metrics_port', `cannot serve metrics on port ${port}: ${(e as Error).message}`, { hint: 'pick a free port' });
+    }
+  }
+  let signals = 0;
+  let stopReason: string | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      write(formatLog({ event: 'stop', level: 'info', reason: `second ${sig}: exiting without waiting` }, opts.logFormat));
+      process.exit(1);
+    }
+    stopReason = `${sig}`;
+    void runner.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    runner.start();
+    const ok = await runner.finished();
+    write(formatLog({ event: 'stop', level: 'info', reason: stopReason ?? (ok ? 'every sync caught up' : 'a sync failed') }, opts.logFormat));
+    if (stopReason) return EXIT.ok;
+    return ok ? EXIT.ok : EXIT.error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    server?.close();
+  }
 }

@@ -1,0 +1,46 @@
+/**
+ * The connections of one sync, kept open between runs (a run is a few dozen round trips;
+ * opening connections each time would cost more than the run): per source a read
+ * connection (the REPEATABLE READ snapshot) and, per database, a write connection. Any
+ * failure in a run closes them all; the next run connects again.
+ */
+import type pg from 'pg';
+import { connect } from '../connect.js';
+import type { DatabaseSpec } from '../topology/types.js';
+
+export type Role = 'read' | 'write';
+
+export class SyncConnections {
+  private clients = new Map<string, pg.Client>();
+  private broken = new WeakSet<pg.Client>();
+
+  constructor(private readonly appName: string) {}
+
+  /** An open client for (database, role); connects on first use. */
+  async get(db: DatabaseSpec, role: Role): Promise<pg.Client> {
+    const k = `${role}\u0000${db.name}`;
+    let c = this.clients.get(k);
+    if (c && !this.broken.has(c)) return c;
+    if (c) await c.end().catch(() => {});
+    const fresh = await connect(db, `${this.appName}:${role}`);
+    fresh.on('error', () => this.broken.add(fresh));
+    fresh.on('end', () => this.broken.add(fresh));
+    c = fresh;
+    this.clients.set(k, c);
+    return c;
+  }
+
+  /** Connects every (database, role) pair in parallel, so an unreachable database fails fast. */
+  async all(dbs: DatabaseSpec[], role: Role): Promise<Map<string, pg.Client>> {
+    const out = new Map<string, pg.Client>();
+    const cs = await Promise.all(dbs.map((d) => this.get(d, role)));
+    dbs.forEach((d, i) => out.set(d.name, cs[i]));
+    return out;
+  }
+
+  async closeAll(): Promise<void> {
+    const cs = [...this.clients.values()];
+    this.clients.clear();
+    await Promise.all(cs.map((c) => c.end().catch(() => {})));
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * A sync as the runner sees it: its databases in order (sources first, in the order the
+ * file lists them), the topology schema, its advisory-lock key, its sequences and the
+ * per-table conflict overrides of its relgroup. Built from the topology file; the tables
+ * themselves come from `sync_relation`, written by apply.
+ */
+import type { Topology, SyncSpec, DatabaseSpec, ConflictStrategy, QualifiedName, TableEntry } from '../topology/types.js';
+import { schemaName, kickChannel, LOCK_NAMESPACE } from '../names.js';
+import { shortHash } from '../sql/ident.js';
+import { BucardoError } from '../errors.js';
+
+export interface SyncContext {
+  topology: Topology;
+  sync: SyncSpec;
+  /** The topology schema, bucardo_<name>. */
+  schema: string;
+  /** Sources then targets, each once. */
+  databases: DatabaseSpec[];
+  sources: DatabaseSpec[];
+  targets: DatabaseSpec[];
+  /** Two int4 for pg_try_advisory_lock on the first source. */
+  lockKey: [number, number];
+  sequences: QualifiedName[];
+  kickChannel: string;
+  /** Channel on which the runner reports the end of a kicked run (bucardo kick --wait). */
+  doneChannel: string;
+  /** The strategy of one table: its relgroup entry's override, else the sync's. */
+  strategyFor(schema: string, name: string): ConflictStrategy;
+}
+
+/** Advisory lock of one sync: (LOCK_NAMESPACE, 31-bit hash of topology NUL sync). */
+export function syncLockKey(topology: string, sync: string): [number, number] {
+  return [LOCK_NAMESPACE, parseInt(shortHash(['sync', topology, sync], 8), 16) & 0x7fffffff];
+}
+
+/** Channel on which runners report finished kicked runs. */
+export function doneChannel(topology: string): string {
+  return `bucardo_${topology}_done`;
+}
+
+export function makeSyncContext(topology: Topology, syncName: string): SyncContext {
+  const sync = topology.syncs.get(syncName);
+  if (!sync) {
+    const known = [...topology.syncs.keys()].join(', ') || 'none';
+    throw new BucardoError('unknown_sync', `sync ${syncName} is not in ${topology.file} (syncs: ${known})`, {
+      hint: 'check the name, or run bucardo status to list the syncs',
+    });
+  }
+  const db = (n: string): DatabaseSpec => {
+    const d = topology.databases.get(n);
+    if (!d) throw new BucardoError('unknown_database', `sync ${sync.name} names database ${n}, which is not in ${topology.file}`);
+    return d;
+  };
+  const sources = sync.sources.map(db);
+  const targets = sync.targets.filter((t) => !sync.sources.includes(t)).map(db);
+  const relgroup = topology.relgroups.get(sync.relgroup);
+  const entries: TableEntry[] = relgroup?.tables ?? [];
+  return {
+    topology,
+    sync,
+    schema: schemaName(topology.name),
+    databases: [...sources, ...targets],
+    sources,
+    targets,
+    lockKey: syncLockKey(topology.name, sync.name),
+    sequences: (relgroup?.sequences ?? []).map((s) => s.seq),
+    kickChannel: kickChannel(topology.name),
+    doneChannel: doneChannel(topology.name),
+    strategyFor(schema, name) {
+      for (const e of entries) {
+        if (!e.conflict) continue;
+        if (e.kind === 'name' ? e.table.schema === schema && e.table.name === name : globMatch(e.pattern, `${schema}.${name}`)) return e.conflict;
+      }
+      return sync.conflict;
+    },
+  };
+}
+
+/** The relgroup glob: `*` any run of characters, `?` one; everything else literal. */
+export function globMatch(pattern: string, text: string): boolean {
+  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${re}$`, 's').test(text);
+}

@@ -1,0 +1,54 @@
+/**
+ * After every database committed (docs/protocol.md, step 8): record `confirmed` on every
+ * source and purge the deltas every consumer has confirmed; then ANALYZE / VACUUM the
+ * tables a copy loaded. A failure here loses nothing (the next run confirms and purges
+ * again), so it is not a failed run.
+ */
+import type pg from 'pg';
+import type { SyncContext } from './context.js';
+import { confirmSql, purgeSql } from './sql/state.js';
+import { qualify } from '../sql/ident.js';
+
+export async function finishRun(
+  ctx: SyncContext,
+  writers: Map<string, pg.Client>,
+  snapshots: Record<string, string>,
+  tables: { tableId: string; schema: string; name: string }[],
+  copiedInto: Map<string, string[]>,
+): Promise<void> {
+  await Promise.all(
+    ctx.sources.map(async (s) => {
+      const c = writers.get(s.name)!;
+      try {
+        await c.query(confirmSql(ctx.schema), [ctx.sync.name, JSON.stringify(snapshots), s.name]);
+        await c.query(purgeSql(ctx.schema, tables.map((t) => t.tableId)));
+      } catch {
+        /* retried by the next run */
+      }
+    }),
+  );
+  await maintainCopied(ctx, writers, tables, copiedInto);
+}
+
+/** analyze_after_copy / vacuum_after_copy on the receivers of whole-table copies (after commit). */
+export async function maintainCopied(
+  ctx: SyncContext,
+  writers: Map<string, pg.Client>,
+  tables: { tableId: string; schema: string; name: string }[],
+  copiedInto: Map<string, string[]>,
+): Promise<void> {
+  if (!ctx.sync.analyzeAfterCopy && !ctx.sync.vacuumAfterCopy) return;
+  const perDb = new Map<string, string[]>();
+  for (const t of tables) for (const db of copiedInto.get(t.tableId) ?? []) perDb.set(db, [...(perDb.get(db) ?? []), qualify(t.schema, t.name)]);
+  await Promise.all(
+    [...perDb].map(async ([db, names]) => {
+      const c = writers.get(db)!;
+      try {
+        if (ctx.sync.vacuumAfterCopy) await c.query(`VACUUM ${ctx.sync.analyzeAfterCopy ? '(ANALYZE) ' : ''}${names.join(', ')}`);
+        else await c.query(`ANALYZE ${names.join(', ')}`);
+      } catch {
+        /* maintenance only */
+      }
+    }),
+  );
+}

@@ -1,0 +1,63 @@
+/**
+ * One run of a `kind: fullcopy` sync: every target's rows replaced by the source's, all
+ * tables from one REPEATABLE READ snapshot of the single source, each target in one
+ * transaction (emptied by `deletemethod`, then loaded by COPY; one read feeds every
+ * target). Sequences are brought up as in a delta run.
+ */
+import type pg from 'pg';
+import type { RunResult } from './types.js';
+import type { RunInputs } from './delta.js';
+import { wholeTableSql } from './sql/pending.js';
+import { WRITE_SETUP_SQL, copyIntoTableSql } from './sql/apply.js';
+import { writeStateSql } from './sql/state.js';
+import { copyBetween } from './copy.js';
+import { qualify } from '../sql/ident.js';
+import { maintainCopied } from './finish.js';
+
+export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
+  const { ctx, conns, plan } = inp;
+  const sync = ctx.sync;
+  const read = await conns.get(ctx.sources[0], 'read');
+  await read.query(sync.isolation === 'serializable' ? 'BEGIN ISOLATION LEVEL SERIALIZABLE' : 'BEGIN ISOLATION LEVEL REPEATABLE READ');
+  const snap = (await read.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')).rows[0].s;
+  const targets = ctx.databases.slice(1);
+  const writers = await conns.all(targets, 'write');
+  const opened: pg.Client[] = [];
+  for (const d of targets) {
+    const w = writers.get(d.name)!;
+    await w.query('BEGIN');
+    opened.push(w);
+  }
+  await Promise.all(targets.map((d) => writers.get(d.name)!.query(WRITE_SETUP_SQL, [sync.name])));
+  const names = plan.tables.map((t) => qualify(t.schema, t.name));
+  if (names.length) {
+    // one statement for every table, so foreign keys between them do not stop a TRUNCATE
+    const empty = sync.deletemethod === 'delete' ? names.map((n) => `DELETE FROM ${n}`).join(';\n') : `TRUNCATE ${names.join(', ')}${sync.deletemethod === 'truncate_cascade' ? ' CASCADE' : ''}`;
+    await Promise.all(targets.map((d) => writers.get(d.name)!.query(empty)));
+  }
+  const rowsByTable: Record<string, number> = {};
+  for (const t of plan.tables) {
+    rowsByTable[t.display] = await copyBetween(read, wholeTableSql(t, t.columns), targets.map((d) => ({ client: writers.get(d.name)!, sql: copyIntoTableSql(t, t.columns) })));
+  }
+  const rows = Object.values(rowsByTable).reduce((a, b) => a + b, 0);
+  const snapshots = { [ctx.sources[0].name]: snap };
+  const all = ctx.databases;
+  const srcWriter = await conns.get(ctx.sources[0], 'write');
+  // the source records the run too (status reads it there), in its own small transaction
+  const stateOn = new Map<string, pg.Client>([[ctx.sources[0].name, srcWriter], ...writers]);
+  await Promise.all(
+    all.map((d) => {
+      const sv = plan.setvals.get(d.name) ?? [];
+      const clear = plan.tables.filter((t) => t.copyClear.includes(d.name)).map((t) => t.tableId);
+      return stateOn.get(d.name)!.query(writeStateSql(ctx.schema), [
+        sync.name, String(plan.lastSeq + 1), JSON.stringify(snapshots), inp.runId, inp.started.toISOString(), String(rows),
+        JSON.stringify(rowsByTable), 0, inp.runner, '[]', clear, sv.map((s) => s[0]), sv.map((s) => s[1]), sv.map((s) => s[2]),
+      ]);
+    }),
+  );
+  for (const w of opened) await w.query('COMMIT');
+  await read.query('ROLLBACK');
+  const copiedInto = new Map(plan.tables.map((t) => [t.tableId, targets.map((d) => d.name)]));
+  await maintainCopied(ctx, writers, plan.tables, copiedInto);
+  return { sync: sync.name, runId: inp.runId, wrote: true, rowsByTable, rows, conflicts: 0, started: inp.started, finished: new Date(), copied: plan.tables.map((t) => t.display) };
+}

@@ -1,0 +1,64 @@
+/**
+ * Log entries of the runner and their two renderings: one line of text, or one JSON
+ * object per line (`--log-format json`). The engine builds entries; the CLI prints them.
+ */
+import type { RunResult, ConflictRecord } from './types.js';
+
+export type LogEntry =
+  | { event: 'run'; level: 'info'; result: RunResult }
+  | { event: 'run_failed'; level: 'error'; sync: string; runId: string; error: string; code: string; retryMs: number | null; durationMs: number }
+  | { event: 'conflict'; level: 'info'; sync: string; conflict: ConflictRecord }
+  | { event: 'conflicts_more'; level: 'info'; sync: string; more: number }
+  | { event: 'busy'; level: 'info'; sync: string }
+  | { event: 'listen_error'; level: 'warn'; database: string; error: string; retryMs: number }
+  | { event: 'start'; level: 'info'; syncs: string[]; once: boolean }
+  | { event: 'stop'; level: 'info'; reason: string };
+
+export type LogFormat = 'text' | 'json';
+
+/** Conflicts logged one per line per run; the rest are summed up in one line. */
+export const CONFLICT_LOG_CAP = 100;
+
+export function formatLog(e: LogEntry, format: LogFormat, now = new Date()): string {
+  const time = now.toISOString();
+  if (format === 'json') return JSON.stringify({ time, ...flatten(e) });
+  switch (e.event) {
+    case 'run': {
+      const r = e.result;
+      const tables = Object.entries(r.rowsByTable).map(([t, n]) => `${t}=${n}`).join(' ');
+      const copied = r.copied.length ? ` copied=${r.copied.join(',')}` : '';
+      return `${time} INFO  run sync=${r.sync} rows=${r.rows}${tables ? ` (${tables})` : ''} conflicts=${r.conflicts}${copied} duration=${r.finished.getTime() - r.started.getTime()}ms run_id=${r.runId}`;
+    }
+    case 'run_failed':
+      return `${time} ERROR run sync=${e.sync} failed after ${e.durationMs}ms: ${e.error}${e.retryMs !== null ? ` (retry in ${(e.retryMs / 1000).toFixed(1)}s)` : ''}`;
+    case 'conflict': {
+      const c = e.conflict;
+      return `${time} INFO  conflict sync=${e.sync} table=${c.table} key=${JSON.stringify(c.key)} winner=${c.winner ?? '(skipped)'} changed_on=${c.changed.map((x) => x.database).join(',')}`;
+    }
+    case 'conflicts_more':
+      return `${time} INFO  conflict sync=${e.sync} ... and ${e.more} more conflicts (recorded in the conflict table up to 10000 per run)`;
+    case 'busy':
+      return `${time} INFO  busy sync=${e.sync}: another runner is running it; trying again later`;
+    case 'listen_error':
+      return `${time} WARN  listen database=${e.database}: ${e.error} (reconnecting in ${(e.retryMs / 1000).toFixed(1)}s)`;
+    case 'start':
+      return `${time} INFO  runner started: ${e.syncs.length ? e.syncs.join(', ') : 'no enabled syncs'}${e.once ? ' (--once)' : ''}`;
+    case 'stop':
+      return `${time} INFO  runner stopped: ${e.reason}`;
+    default: {
+      const never: never = e;
+      return JSON.stringify(never);
+    }
+  }
+}
+
+function flatten(e: LogEntry): Record<string, unknown> {
+  if (e.event === 'run') {
+    const r = e.result;
+    return {
+      level: e.level, event: 'run', sync: r.sync, run_id: r.runId, rows: r.rows, rows_by_table: r.rowsByTable, conflicts: r.conflicts,
+      copied: r.copied, started: r.started.toISOString(), finished: r.finished.toISOString(), duration_ms: r.finished.getTime() - r.started.getTime(),
+    };
+  }
+  return { ...e };
+}

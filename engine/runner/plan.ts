@@ -1,0 +1,109 @@
+/**
+ * What a run works on, derived from what every database told us when it started: the
+ * tables with their keys and the columns to copy, the watermark to resume from, the
+ * onetimecopies due, and the sequence values to bring up. Pure: no pg here.
+ */
+import type { DatabaseState, RelationInfo } from './types.js';
+import type { SyncContext } from './context.js';
+import { BucardoError } from '../errors.js';
+import { displayName } from '../sql/ident.js';
+import { seqKey } from './sql/prepare.js';
+
+export interface RunTable {
+  tableId: string;
+  schema: string;
+  name: string;
+  display: string;
+  keyColumns: string[];
+  /** Columns copied (attribute order of the first source). */
+  columns: string[];
+  /** Databases where a onetimecopy of this table is due. */
+  copyInto: string[];
+  /** Databases whose copy_pending flag is cleared by this run (copyInto, plus flags to drop). */
+  copyClear: string[];
+}
+
+export interface RunPlan {
+  tables: RunTable[];
+  /** The watermark vector of the database with the lowest run_seq. */
+  last: Record<string, string>;
+  lastSeq: number;
+  /** setval per database: [schema, name, value]. */
+  setvals: Map<string, [string, string, string][]>;
+}
+
+/** Builds the plan; throws a clear error when a database is not ready for this sync. */
+export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>): RunPlan {
+  for (const d of ctx.databases) {
+    const st = states.get(d.name)!;
+    if (!st.registered) {
+      throw new BucardoError('not_installed', `sync ${ctx.sync.name} is not registered in database ${d.name}`, { hint: 'run bucardo apply first' });
+    }
+  }
+  const first = states.get(ctx.sources[0].name)!;
+  const tables: RunTable[] = [];
+  for (const rel of first.relations) {
+    if (!rel.columns) throw missingTable(ctx, rel, ctx.sources[0].name);
+    let columns = rel.columns.map((c) => c.name);
+    const copyInto: string[] = [];
+    const copyClear: string[] = [];
+    for (const d of ctx.databases) {
+      const st = states.get(d.name)!;
+      const mine = st.relations.find((r) => r.tableId === rel.tableId);
+      if (!mine || !mine.columns) throw missingTable(ctx, rel, d.name);
+      const names = new Set(mine.columns.map((c) => c.name));
+      if (ctx.sync.strict) {
+        const missing = columns.filter((c) => !names.has(c));
+        if (missing.length) {
+          throw new BucardoError('column_mismatch', `table ${displayName(rel.schema, rel.name)} in database ${d.name} lacks column ${missing.map((m) => JSON.stringify(m)).join(', ')} that database ${ctx.sources[0].name} has (sync ${ctx.sync.name} is strict)`, {
+            hint: 'make the tables match, or set strict: false to replicate the common columns',
+          });
+        }
+      } else {
+        columns = columns.filter((c) => names.has(c));
+      }
+      if (mine.copyPending) {
+        copyClear.push(d.name);
+        const isFirst = d.name === ctx.sources[0].name;
+        if (!isFirst && ctx.sync.onetimecopy !== 'never' && ctx.sync.kind === 'delta') copyInto.push(d.name);
+      }
+    }
+    for (const k of rel.keyColumns) {
+      if (!columns.includes(k)) throw new BucardoError('bad_key', `key column ${JSON.stringify(k)} of table ${displayName(rel.schema, rel.name)} is not a copied column in every database of sync ${ctx.sync.name}`);
+    }
+    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, copyInto, copyClear });
+  }
+
+  let lowest: DatabaseState | null = null;
+  for (const d of ctx.databases) {
+    const st = states.get(d.name)!;
+    if (!lowest || st.runSeq < lowest.runSeq) lowest = st;
+  }
+  const last = lowest && lowest.runSeq > 0 ? lowest.snapshots : {};
+
+  const setvals = new Map<string, [string, string, string][]>();
+  for (const seq of ctx.sequences) {
+    const k = seqKey(seq);
+    let max: bigint | null = null;
+    for (const s of ctx.sources) {
+      const v = states.get(s.name)!.sequences[k];
+      if (v != null && (max === null || BigInt(v) > max)) max = BigInt(v);
+    }
+    if (max === null) continue;
+    for (const d of ctx.databases) {
+      const v = states.get(d.name)!.sequences[k];
+      if (v == null || BigInt(v) < max) {
+        const list = setvals.get(d.name) ?? [];
+        list.push([seq.schema, seq.name, max.toString()]);
+        setvals.set(d.name, list);
+      }
+    }
+  }
+  return { tables, last, lastSeq: lowest?.runSeq ?? 0, setvals };
+}
+
+function missingTable(ctx: SyncContext, rel: RelationInfo, db: string): BucardoError {
+  return new BucardoError('missing_table', `table ${displayName(rel.schema, rel.name)} of sync ${ctx.sync.name} does not exist in database ${db}`, {
+    hint: 'create it (every database of a sync has the same tables), then run bucardo plan and apply',
+  });
+}

@@ -1,0 +1,71 @@
+/**
+ * One run of one sync, whatever its kind: take the sync's advisory lock on its first
+ * source (busy: another runner has it; skip), read every database's state, plan, run.
+ * A failure rolls everything back (the sync's connections are closed, which is also what
+ * makes a half-done run impossible to commit) and is recorded in the `run` table of every
+ * database that can still be reached.
+ */
+import { randomUUID } from 'node:crypto';
+import type { SyncContext } from './context.js';
+import type { SyncConnections } from './connections.js';
+import type { DatabaseState, RunResult } from './types.js';
+import { readDatabaseState } from './sql/prepare.js';
+import { makeRunPlan } from './plan.js';
+import { runDelta } from './delta.js';
+import { runFullcopy } from './fullcopy.js';
+import { failedRunSql } from './sql/state.js';
+import { withClient } from '../connect.js';
+import { BucardoError, describePgError } from '../errors.js';
+
+export type RunOutcome = { kind: 'done'; result: RunResult } | { kind: 'busy' };
+
+/** A run that failed, with what to show and record. */
+export class RunError extends BucardoError {
+  constructor(readonly sync: string, readonly runId: string, readonly started: Date, cause: unknown) {
+    super(
+      cause instanceof BucardoError ? cause.code : 'run_failed',
+      cause instanceof BucardoError ? cause.message : `sync ${sync} failed: ${describePgError(cause)}`,
+      { cause, hint: cause instanceof BucardoError ? cause.hint : undefined, details: cause instanceof BucardoError ? cause.details : undefined },
+    );
+  }
+}
+
+export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runner: string): Promise<RunOutcome> {
+  const runId = randomUUID();
+  const started = new Date();
+  let locked = false;
+  try {
+    const lockConn = await conns.get(ctx.sources[0], 'read');
+    const got = await lockConn.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int, $2::int) AS ok', ctx.lockKey);
+    if (!got.rows[0].ok) return { kind: 'busy' };
+    locked = true;
+    const writers = await conns.all(ctx.databases, 'write');
+    const states = new Map<string, DatabaseState>();
+    await Promise.all(
+      ctx.databases.map(async (d) => {
+        states.set(d.name, await readDatabaseState(writers.get(d.name)!, d.name, ctx.schema, ctx.sync.name, ctx.sequences));
+      }),
+    );
+    const plan = makeRunPlan(ctx, states);
+    const inputs = { ctx, conns, plan, runId, started, runner };
+    const result = ctx.sync.kind === 'fullcopy' ? await runFullcopy(inputs) : await runDelta(inputs);
+    await lockConn.query('SELECT pg_advisory_unlock($1::int, $2::int)', ctx.lockKey);
+    locked = false;
+    return { kind: 'done', result };
+  } catch (e) {
+    // closing the connections rolls back whatever is open and frees the lock
+    await conns.closeAll();
+    if (locked) await recordFailure(ctx, runId, started, runner, e);
+    throw new RunError(ctx.sync.name, runId, started, e);
+  }
+}
+
+/** Writes the failed run into every reachable database of the sync (best effort, short timeouts). */
+async function recordFailure(ctx: SyncContext, runId: string, started: Date, runner: string, e: unknown): Promise<void> {
+  const message = e instanceof BucardoError ? e.message : describePgError(e);
+  await Promise.all(
+    ctx.databases.map((d) =>
+      withClient(d, (c) => c.query(failedRunSql(ctx.schema), [runId, ctx.sync.name, started.toISOString(), message, runner]), 'bucardo:history').catch(() => {}),
+    ),
+  );
+}

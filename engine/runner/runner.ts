@@ -1,0 +1,122 @@
+/**
+ * The runner: one SyncWorker per selected enabled sync, each independent, and one
+ * Listener per source database (LISTEN on the topology's kick channel), shared by the
+ * syncs reading from it. A notification wakes every sync with that database as a source
+ * (a capture trigger's payload is a table id); a `bucardo kick` payload names one sync
+ * and may ask for a reply when its next run finished. start()/stop() are safe to call twice.
+ */
+import os from 'node:os';
+import type { Topology } from '../topology/types.js';
+import { makeSyncContext, type SyncContext } from './context.js';
+import { SyncWorker, type KickRequest } from './worker.js';
+import { Listener } from './listener.js';
+import type { LogEntry } from './log.js';
+import type { RunResult } from './types.js';
+import { BucardoError, describePgError } from '../errors.js';
+import { parseKickPayload } from './kick.js';
+
+export interface RunnerOptions {
+  topology: Topology;
+  /** Sync names to run (default: every enabled sync). */
+  syncs?: string[];
+  once: boolean;
+  log: (e: LogEntry) => void;
+  /** Metrics hook, called after every run. */
+  onRun?: (sync: string, r: RunResult | null, error: unknown) => void;
+}
+
+export class Runner {
+  readonly name = `${os.hostname()}:${process.pid}`;
+  readonly workers = new Map<string, SyncWorker>();
+  private listeners = new Map<string, Listener>();
+  private started = false;
+  private stopped: Promise<void> | null = null;
+
+  constructor(private readonly opts: RunnerOptions) {
+    const topo = opts.topology;
+    const names = opts.syncs?.length ? opts.syncs : [...topo.syncs.values()].filter((s) => s.enabled).map((s) => s.name);
+    for (const n of opts.syncs ?? []) {
+      if (!topo.syncs.has(n)) {
+        throw new BucardoError('unknown_sync', `sync ${n} is not in ${topo.file} (syncs: ${[...topo.syncs.keys()].join(', ') || 'none'})`, { hint: 'check the --sync name' });
+      }
+    }
+    for (const n of names) {
+      const ctx = makeSyncContext(topo, n);
+      if (!ctx.sync.enabled) continue;
+      this.workers.set(n, new SyncWorker(ctx, this.name, opts.once, {
+        log: opts.log,
+        onRun: (s, r, e) => opts.onRun?.(s, r, e),
+        replyKicks: (c, k, ok, err) => this.replyKicks(c, k, ok, err),
+      }));
+    }
+  }
+
+  /** The contexts of the syncs this runner runs. */
+  contexts(): SyncContext[] {
+    return [...this.workers.values()].map((w) => w.ctx);
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.opts.log({ event: 'start', level: 'info', syncs: [...this.workers.keys()], once: this.opts.once });
+    if (!this.opts.once) {
+      const byDb = new Map<string, SyncWorker[]>();
+      for (const w of this.workers.values()) for (const s of w.ctx.sources) byDb.set(s.name, [...(byDb.get(s.name) ?? []), w]);
+      for (const [dbName, ws] of byDb) {
+        const db = this.opts.topology.databases.get(dbName)!;
+        const ctx = ws[0].ctx;
+        let first = true;
+        const l = new Listener(
+          db,
+          [ctx.kickChannel],
+          (_ch, payload) => this.onNotify(ws, payload),
+          () => {
+            // after a reconnect, catch up: notifications sent meanwhile were lost
+            if (!first) for (const w of ws) w.wake();
+            first = false;
+          },
+          (e, retryMs) => this.opts.log({ event: 'listen_error', level: 'warn', database: dbName, error: e instanceof Error ? e.message : describePgError(e), retryMs }),
+        );
+        this.listeners.set(dbName, l);
+        l.start();
+      }
+    }
+    for (const w of this.workers.values()) w.start();
+  }
+
+  private onNotify(ws: SyncWorker[], payload: string): void {
+    const kick = parseKickPayload(payload);
+    if (kick) {
+      const w = ws.find((x) => x.ctx.sync.name === kick.sync);
+      if (w) w.wake(kick.id ? { id: kick.id } : undefined);
+      return;
+    }
+    for (const w of ws) w.wake();
+  }
+
+  private replyKicks(ctx: SyncContext, kicks: KickRequest[], ok: boolean, error?: string): void {
+    for (const k of kicks) {
+      const payload = JSON.stringify({ sync: ctx.sync.name, id: k.id, ok, error: error?.slice(0, 4000) });
+      // the kicker listens on the first source, where it sent the kick
+      void this.listeners.get(ctx.sources[0].name)?.notify(ctx.doneChannel, payload);
+    }
+  }
+
+  /** Resolves when every sync finished (--once); true when none failed. */
+  async finished(): Promise<boolean> {
+    const oks = await Promise.all([...this.workers.values()].map((w) => w.finished));
+    return oks.every(Boolean);
+  }
+
+  /** Graceful stop: current runs finish or roll back, no new run starts. */
+  stop(): Promise<void> {
+    if (!this.stopped) {
+      this.stopped = (async () => {
+        await Promise.all([...this.workers.values()].map((w) => w.stop()));
+        await Promise.all([...this.listeners.values()].map((l) => l.stop()));
+      })();
+    }
+    return this.stopped;
+  }
+}

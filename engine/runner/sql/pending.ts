@@ -1,0 +1,67 @@
+/**
+ * Pending deltas on one source (docs/protocol.md, step 3), in one round trip for every
+ * table: each table's pending keys, with the time of their latest change, go into a temp
+ * table `bucardo_pk_<id>` that lives until the read transaction ends. The watermark and
+ * the sync name reach the SQL through set_config (read back with current_setting in an
+ * InitPlan, evaluated once), never spliced into the text.
+ */
+import { quoteIdent, qualify, quoteLiteral } from '../../sql/ident.js';
+import { deltaTableName } from '../../names.js';
+
+/** Temp table of a table's pending keys on a source's read connection. */
+export const pendingTable = (tableId: string) => `bucardo_pk_${tableId}`;
+
+const LAST = "(SELECT current_setting('bucardo.last_snapshot')::pg_snapshot)";
+const SYNC = "(SELECT current_setting('bucardo.sync'))";
+
+function pendingWhere(hasLast: boolean): string {
+  const origin = `_bucardo_origin IS DISTINCT FROM ${SYNC}`;
+  if (!hasLast) return origin;
+  return `_bucardo_txid >= pg_snapshot_xmin(${LAST}) AND NOT pg_visible_in_snapshot(_bucardo_txid, ${LAST}) AND ${origin}`;
+}
+
+/** Parameters to send first: `SELECT pg_current_snapshot()::text, set_config(...)` */
+export const PENDING_SETUP_SQL = `SELECT pg_current_snapshot()::text AS snapshot,
+  set_config('bucardo.last_snapshot', $1, true), set_config('bucardo.sync', $2, true)`;
+
+/**
+ * One simple-protocol text: CREATE TEMP TABLE ... AS per table, then two result sets:
+ * (table_id, n, max ts) per table and (table_id, ts) per pending TRUNCATE.
+ */
+export function pendingSql(schema: string, tables: { tableId: string; keyColumns: string[] }[], hasLast: boolean): string {
+  const where = pendingWhere(hasLast);
+  const parts: string[] = [];
+  for (const t of tables) {
+    const keys = t.keyColumns.map(quoteIdent).join(', ');
+    parts.push(
+      `CREATE TEMP TABLE ${quoteIdent(pendingTable(t.tableId))} ON COMMIT DROP AS SELECT ${keys}, max(_bucardo_ts) AS _bucardo_ts FROM ${qualify(schema, deltaTableName(t.tableId))} WHERE ${where} GROUP BY ${keys}`,
+    );
+  }
+  const counts = tables.length
+    ? tables.map((t) => `SELECT ${quoteLiteral(t.tableId)}::text AS table_id, count(*)::bigint AS n, max(_bucardo_ts)::text AS ts FROM ${quoteIdent(pendingTable(t.tableId))}`).join(' UNION ALL ')
+    : `SELECT NULL::text AS table_id, 0::bigint AS n, NULL::text AS ts WHERE false`;
+  parts.push(counts);
+  parts.push(`SELECT table_id, max(_bucardo_ts)::text AS ts FROM ${qualify(schema, 'truncate_log')} WHERE ${where} GROUP BY table_id`);
+  return parts.join(';\n');
+}
+
+/**
+ * The rows a receiver needs for the pending keys: every key with the source's current
+ * row, or NULLs and `false` where the source no longer has it (a delete).
+ */
+export function winnerRowsSql(table: { schema: string; name: string; tableId: string; keyColumns: string[] }, columns: string[]): string {
+  const keySet = new Set(table.keyColumns);
+  const sel = columns.map((c) => (keySet.has(c) ? `k.${quoteIdent(c)}` : `t.${quoteIdent(c)}`)).join(', ');
+  const on = table.keyColumns.map((c) => `t.${quoteIdent(c)} = k.${quoteIdent(c)}`).join(' AND ');
+  return `COPY (SELECT ${sel}, t.ctid IS NOT NULL FROM ${quoteIdent(pendingTable(table.tableId))} k LEFT JOIN ${qualify(table.schema, table.name)} t ON ${on}) TO STDOUT`;
+}
+
+/** A whole table's rows (onetimecopy, fullcopy). */
+export function wholeTableSql(table: { schema: string; name: string }, columns: string[]): string {
+  return `COPY (SELECT ${columns.map(quoteIdent).join(', ')} FROM ${qualify(table.schema, table.name)}) TO STDOUT`;
+}
+
+/** COPY of a pending-keys table's keys and times (to the conflict hub). */
+export function pendingKeysOutSql(tableId: string, keyColumns: string[]): string {
+  return `COPY (SELECT ${keyColumns.map(quoteIdent).join(', ')}, _bucardo_ts FROM ${quoteIdent(pendingTable(tableId))}) TO STDOUT`;
+}

@@ -1,0 +1,69 @@
+/**
+ * The first query of a run, on every database of the sync at once (one round trip each):
+ * the sync's watermark here, its tables with their keys and current columns (read from
+ * pg_attribute at every run, so an ALTER TABLE is picked up), and the sequences' values.
+ */
+import type pg from 'pg';
+import { qualify } from '../../sql/ident.js';
+import type { DatabaseState, RelationInfo } from '../types.js';
+import type { QualifiedName } from '../../topology/types.js';
+import { BucardoError, describePgError } from '../../errors.js';
+
+function prepareSql(schema: string): string {
+  const t = (n: string) => qualify(schema, n);
+  return `SELECT
+  (SELECT json_build_object('run_seq', run_seq::text, 'snapshots', snapshots) FROM ${t('sync_state')} WHERE sync = $1) AS state,
+  EXISTS (SELECT 1 FROM ${t('sync')} WHERE name = $1) AS registered,
+  (SELECT coalesce(json_agg(json_build_object(
+       'tableId', r.table_id, 'schema', r.table_schema, 'name', r.table_name,
+       'keyColumns', r.key_columns, 'copyPending', r.copy_pending,
+       'columns', (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+                     FROM pg_catalog.pg_attribute a
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''))
+     ORDER BY r.table_schema, r.table_name), '[]')
+     FROM ${t('sync_relation')} r
+     LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = r.table_schema
+     LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = r.table_name AND c.relkind IN ('r', 'p')
+    WHERE r.sync = $1) AS relations,
+  (SELECT coalesce(json_agg(json_build_object('schema', s.schemaname, 'name', s.sequencename, 'value', s.last_value::text)), '[]')
+     FROM pg_catalog.pg_sequences s
+     JOIN unnest($2::text[], $3::text[]) AS q(sch, nam) ON q.sch = s.schemaname AND q.nam = s.sequencename) AS sequences`;
+}
+
+interface Row {
+  state: { run_seq: string; snapshots: Record<string, string> } | null;
+  registered: boolean;
+  relations: RelationInfo[];
+  sequences: { schema: string; name: string; value: string | null }[];
+}
+
+/** Sequence key used in DatabaseState.sequences. */
+export function seqKey(s: { schema: string; name: string }): string {
+  return JSON.stringify([s.schema, s.name]);
+}
+
+export async function readDatabaseState(c: pg.Client, database: string, schema: string, sync: string, sequences: QualifiedName[]): Promise<DatabaseState> {
+  let row: Row;
+  try {
+    const r = await c.query<Row>(prepareSql(schema), [sync, sequences.map((s) => s.schema), sequences.map((s) => s.name)]);
+    row = r.rows[0];
+  } catch (e) {
+    if ((e as { code?: string }).code === '42P01' || (e as { code?: string }).code === '3F000') {
+      throw new BucardoError('not_installed', `sync ${sync} is not installed in database ${database} (schema ${schema} is missing or incomplete)`, {
+        hint: 'run bucardo apply first',
+        cause: e,
+      });
+    }
+    throw new BucardoError('query_failed', `reading the state of sync ${sync} in database ${database} failed: ${describePgError(e)}`, { cause: e });
+  }
+  const seqs: Record<string, string | null> = {};
+  for (const s of row.sequences) seqs[seqKey(s)] = s.value;
+  return {
+    database,
+    registered: row.registered,
+    runSeq: row.state ? Number(row.state.run_seq) : 0,
+    snapshots: row.state?.snapshots ?? {},
+    relations: row.relations,
+    sequences: seqs,
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * Watermark, run history and conflicts, written in each database's write transaction
+ * (one statement: a run costs one round trip here), and the confirm-then-purge that
+ * follows once every database committed (docs/protocol.md, steps 6 and 8).
+ */
+import { qualify, quoteLiteral } from '../../sql/ident.js';
+import { deltaTableName } from '../../names.js';
+
+/**
+ * $1 sync, $2 run_seq, $3 snapshots jsonb, $4 run_id, $5 started, $6 rows, $7 rows_by_table,
+ * $8 conflicts, $9 runner, $10 conflict rows jsonb array, $11 table ids whose copy is done,
+ * $12/$13/$14 sequences (schema, name, value) to setval.
+ */
+export function writeStateSql(schema: string): string {
+  const t = (n: string) => qualify(schema, n);
+  return `WITH st AS (
+  INSERT INTO ${t('sync_state')} AS s (sync, run_seq, snapshots, updated_at) VALUES ($1, $2::bigint, $3::jsonb, now())
+  ON CONFLICT (sync) DO UPDATE SET run_seq = EXCLUDED.run_seq, snapshots = EXCLUDED.snapshots, updated_at = now()
+  RETURNING 1
+), h AS (
+  INSERT INTO ${t('run')} (run_id, sync, started, finished, rows, rows_by_table, conflicts, error, runner)
+  VALUES ($4, $1, $5::timestamptz, clock_timestamp(), $6::bigint, $7::jsonb, $8::int, NULL, $9)
+  ON CONFLICT (run_id) DO UPDATE SET finished = EXCLUDED.finished, rows = EXCLUDED.rows, rows_by_table = EXCLUDED.rows_by_table,
+    conflicts = EXCLUDED.conflicts, error = NULL
+  RETURNING 1
+), cf AS (
+  INSERT INTO ${t('conflict')} (run_id, sync, table_schema, table_name, key, winner, detail)
+  SELECT $4, $1, x->>'schema', x->>'name', x->'key', x->>'winner', x->'detail' FROM jsonb_array_elements($10::jsonb) x
+  RETURNING 1
+), p AS (
+  UPDATE ${t('sync_relation')} SET copy_pending = false WHERE sync = $1 AND table_id = ANY($11::text[]) RETURNING 1
+), q AS (
+  SELECT setval(c.oid, v, true) FROM unnest($12::text[], $13::text[], $14::bigint[]) AS u(sch, nam, v)
+  JOIN pg_catalog.pg_namespace n ON n.nspname = u.sch JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = u.nam AND c.relkind = 'S'
+)
+SELECT (SELECT count(*) FROM st) + (SELECT count(*) FROM h) + (SELECT count(*) FROM cf) + (SELECT count(*) FROM p) + (SELECT count(*) FROM q) AS n`;
+}
+
+/** A failed run, recorded where reachable: $1 run_id, $2 sync, $3 started, $4 error, $5 runner. */
+export function failedRunSql(schema: string): string {
+  return `INSERT INTO ${qualify(schema, 'run')} (run_id, sync, started, finished, error, runner)
+VALUES ($1, $2, $3::timestamptz, clock_timestamp(), $4, $5)
+ON CONFLICT (run_id) DO UPDATE SET error = EXCLUDED.error, finished = EXCLUDED.finished`;
+}
+
+/** Setval only (a run where nothing but sequences differ). */
+export function setvalSql(): string {
+  return `SELECT setval(c.oid, v, true) FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(sch, nam, v)
+  JOIN pg_catalog.pg_namespace n ON n.nspname = u.sch JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = u.nam AND c.relkind = 'S'`;
+}
+
+/** Step 8, first half: $1 sync, $2 confirmed jsonb, $3 this database's name (kept for the purge text). */
+export function confirmSql(schema: string): string {
+  return `WITH u AS (UPDATE ${qualify(schema, 'sync_state')} SET confirmed = $2::jsonb WHERE sync = $1 RETURNING 1)
+SELECT set_config('bucardo.purge_db', $3, false), (SELECT count(*) FROM u) AS n`;
+}
+
+/**
+ * Step 8, second half, one simple-protocol text for every table: delete the deltas that
+ * every sync consuming them from this database has confirmed. A sync that never
+ * confirmed holds everything (bool_and over coalesce(false)).
+ */
+export function purgeSql(schema: string, tableIds: string[]): string {
+  const t = (n: string) => qualify(schema, n);
+  const db = "current_setting('bucardo.purge_db')";
+  const horizon = (filter: string) => `(SELECT CASE WHEN bool_and(coalesce(st.confirmed ? ${db}, false))
+       THEN min(pg_snapshot_xmin((st.confirmed->>${db})::pg_snapshot)) END
+     FROM ${t('sync')} s LEFT JOIN ${t('sync_state')} st ON st.sync = s.name
+    WHERE s.role = 'source'${filter})`;
+  const parts = tableIds.map(
+    (id) =>
+      `DELETE FROM ${t(deltaTableName(id))} WHERE _bucardo_txid < ${horizon(` AND EXISTS (SELECT 1 FROM ${t('sync_relation')} r WHERE r.sync = s.name AND r.table_id = ${quoteLiteral(id)})`)}`,
+  );
+  parts.push(`DELETE FROM ${t('truncate_log')} WHERE _bucardo_txid < ${horizon('')}`);
+  return parts.join(';\n');
+}
+

@@ -1,0 +1,63 @@
+/**
+ * Shapes shared by the runner's modules: what a run reports, and what a database told us
+ * about a sync when the run started.
+ */
+
+/** The outcome of one run of one sync. */
+export interface RunResult {
+  sync: string;
+  runId: string;
+  /** False when nothing was pending: nothing was written anywhere. */
+  wrote: boolean;
+  /** Changed rows replicated, per table (display name), summed over winning sources. */
+  rowsByTable: Record<string, number>;
+  rows: number;
+  conflicts: number;
+  started: Date;
+  finished: Date;
+  /** Tables copied whole (onetimecopy or fullcopy), display names. */
+  copied: string[];
+  /** The conflicts recorded (at most CONFLICT_DETAIL_CAP; `conflicts` counts them all). */
+  conflictRecords?: ConflictRecord[];
+}
+
+/** One conflict, as recorded in the `conflict` table and logged. */
+export interface ConflictRecord {
+  table: string;
+  schema: string;
+  name: string;
+  key: Record<string, unknown>;
+  /** Winning database, null for `skip`. */
+  winner: string | null;
+  /** Databases that changed the key, with the time of their latest change. */
+  changed: { database: string; at: string }[];
+}
+
+/** One column of a replicated table (not dropped, not generated). */
+export interface ColumnInfo {
+  name: string;
+  type: string;
+}
+
+/** A table of a sync as one database's `sync_relation` and catalog describe it. */
+export interface RelationInfo {
+  tableId: string;
+  schema: string;
+  name: string;
+  keyColumns: string[];
+  copyPending: boolean;
+  /** null: the table does not exist in this database. */
+  columns: ColumnInfo[] | null;
+}
+
+/** What the prepare query returns for one database. */
+export interface DatabaseState {
+  database: string;
+  runSeq: number;
+  /** Watermark per source database: pg_snapshot text. */
+  snapshots: Record<string, string>;
+  relations: RelationInfo[];
+  /** Sequence `schema.name` (display) -> last_value text, null when never called. */
+  sequences: Record<string, string | null>;
+  registered: boolean;
+}

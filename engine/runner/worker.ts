@@ -1,0 +1,158 @@
+/**
+ * The loop of one sync. States:
+ *
+ *   idle ──wake (NOTIFY, kick, checktime, reconnect)──> running ──ok, rows moved──> running (again: more may be pending)
+ *     ^                                                   │ ok, nothing moved ─────> idle (until checktime or a wake)
+ *     │                                                   │ busy (another runner) ─> waiting (1-3 s), then running
+ *     └──────────── retry delay (jittered, growing) ───── │ failed ───────────────> waiting (backoff), then running
+ *
+ * A wake that arrives while running makes the loop run once more. `--once` runs until a
+ * run moves nothing (exit ok) or fails for a reason that a retry will not fix.
+ * Only this sync stops on a failure; the loop itself never ends until stop().
+ */
+import type { SyncContext } from './context.js';
+import { SyncConnections } from './connections.js';
+import { runSyncOnce, RunError } from './run.js';
+import { isRetryable, backoffMs } from './retry.js';
+import type { LogEntry } from './log.js';
+import { CONFLICT_LOG_CAP } from './log.js';
+import type { RunResult } from './types.js';
+import { describePgError } from '../errors.js';
+
+/** A `bucardo kick --wait` waiting for the next run of this sync to finish. */
+export interface KickRequest {
+  id: string;
+}
+
+export interface WorkerHooks {
+  log(e: LogEntry): void;
+  /** Called after every run (metrics). */
+  onRun(sync: string, r: RunResult | null, error: unknown): void;
+  /** Reply to kicks once the run that started after them finished. */
+  replyKicks(ctx: SyncContext, kicks: KickRequest[], ok: boolean, error?: string): void;
+}
+
+/** --once: give up on a retryable failure after this many attempts. */
+const ONCE_ATTEMPTS = 6;
+/** --once: stop rerunning a sync that keeps moving rows after this many runs (writes never stop). */
+const ONCE_MAX_RUNS = 10_000;
+/** Daemon retry delays top out here, so a database that comes back is used again soon. */
+const RETRY_CAP_MS = 10_000;
+
+export class SyncWorker {
+  state: 'idle' | 'running' | 'waiting' | 'stopped' = 'idle';
+  private conns: SyncConnections;
+  private woken = false;
+  private wakeUp: (() => void) | null = null;
+  private stopping = false;
+  private kicks: KickRequest[] = [];
+  /** Resolves when the loop ended: true when (in --once) the sync succeeded. */
+  readonly finished: Promise<boolean>;
+  private resolveFinished!: (ok: boolean) => void;
+
+  constructor(readonly ctx: SyncContext, private readonly runner: string, private readonly once: boolean, private readonly hooks: WorkerHooks) {
+    this.conns = new SyncConnections(`bucardo:${ctx.sync.name}`);
+    this.finished = new Promise((r) => (this.resolveFinished = r));
+  }
+
+  start(): void {
+    void this.loop().then(
+      (ok) => this.resolveFinished(ok),
+      () => this.resolveFinished(false),
+    );
+  }
+
+  wake(kick?: KickRequest): void {
+    if (kick) this.kicks.push(kick);
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  /** Graceful: the current run finishes (or fails and rolls back); no new run starts. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wakeUp?.();
+    await this.finished;
+  }
+
+  /** Waits for `ms` (null: forever) or a wake or stop; returns at once if a wake is pending. */
+  private sleep(ms: number | null, honourWakes = true): Promise<void> {
+    if (this.stopping || (honourWakes && this.woken)) return Promise.resolve();
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | null = null;
+      const done = () => {
+        if (timer) clearTimeout(timer);
+        this.wakeUp = null;
+        resolve();
+      };
+      if (ms !== null) timer = setTimeout(done, ms);
+      this.wakeUp = honourWakes ? done : () => { if (this.stopping) done(); };
+    });
+  }
+
+  private async loop(): Promise<boolean> {
+    let failures = 0;
+    let busy = 0;
+    let runs = 0;
+    this.woken = true; // first run at start: catch up
+    try {
+      while (!this.stopping) {
+        this.woken = false;
+        const kicks = this.kicks.splice(0);
+        this.state = 'running';
+        const t0 = Date.now();
+        try {
+          const outcome = await runSyncOnce(this.ctx, this.conns, this.runner);
+          if (outcome.kind === 'busy') {
+            this.kicks.unshift(...kicks);
+            this.hooks.log({ event: 'busy', level: 'info', sync: this.ctx.sync.name });
+            this.state = 'waiting';
+            if (this.once && ++busy > 120) return false;
+            await this.sleep(1000 + Math.random() * 2000, false);
+            continue;
+          }
+          busy = 0;
+          failures = 0;
+          const r = outcome.result;
+          this.hooks.onRun(this.ctx.sync.name, r, null);
+          if (r.wrote) this.logRun(r);
+          if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, true);
+          if (r.wrote) {
+            if (this.once && ++runs >= ONCE_MAX_RUNS) return true;
+            continue; // more may have arrived meanwhile
+          }
+          if (this.once) return true;
+        } catch (e) {
+          failures++;
+          this.hooks.onRun(this.ctx.sync.name, null, e);
+          const retryable = isRetryable(e);
+          const giveUp = this.once && (!retryable || failures >= ONCE_ATTEMPTS);
+          const retryMs = giveUp ? null : backoffMs(failures, this.once ? 5_000 : RETRY_CAP_MS);
+          const code = e instanceof RunError ? e.code : 'run_failed';
+          this.hooks.log({
+            event: 'run_failed', level: 'error', sync: this.ctx.sync.name, runId: e instanceof RunError ? e.runId : '',
+            error: e instanceof Error ? e.message : describePgError(e), code, retryMs, durationMs: Date.now() - t0,
+          });
+          if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, false, e instanceof Error ? e.message : String(e));
+          if (giveUp) return false;
+          this.state = 'waiting';
+          await this.sleep(retryMs, false);
+          continue;
+        }
+        this.state = 'idle';
+        await this.sleep(this.ctx.sync.checktimeMs);
+      }
+      return true;
+    } finally {
+      this.state = 'stopped';
+      await this.conns.closeAll();
+    }
+  }
+
+  private logRun(r: RunResult): void {
+    this.hooks.log({ event: 'run', level: 'info', result: r });
+    const recs = r.conflictRecords ?? [];
+    for (const c of recs.slice(0, CONFLICT_LOG_CAP)) this.hooks.log({ event: 'conflict', level: 'info', sync: r.sync, conflict: c });
+    if (r.conflicts > CONFLICT_LOG_CAP) this.hooks.log({ event: 'conflicts_more', level: 'info', sync: r.sync, more: r.conflicts - CONFLICT_LOG_CAP });
+  }
+}
