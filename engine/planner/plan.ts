@@ -33,8 +33,17 @@ export function computePlan(topology: Topology, results: Map<string, CatalogResu
   const desired = desiredState(topology, resolved.syncs);
   errors.push(...desired.errors);
 
+  // A database that shares a sync with one whose catalog could not be read is not planned:
+  // without the whole sync, its wanted objects are unknown, and an empty wish would read as
+  // "destroy everything". The unreachable database is already an error.
+  const blocked = new Set<string>();
+  for (const s of topology.syncs.values()) {
+    const dbs = [...s.sources, ...s.targets];
+    if (dbs.some((d) => results.has(d) && !catalogs.has(d))) for (const d of dbs) blocked.add(d);
+  }
   const changes = [];
   for (const cat of catalogs.values()) {
+    if (blocked.has(cat.database)) continue;
     const want = desired.dbs.get(cat.database);
     if (!opts.destroy && !want && !cat.installed.schemaExists && !cat.installed.triggers.length) continue;
     // The schema of one topology and its metadata hold the other schema's objects only by name.
