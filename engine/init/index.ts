@@ -1,0 +1,169 @@
+/**
+ * `bucardo init --from URL`: a starter topology from an existing database, so nobody types
+ * 200 table names. Every table with a usable key goes into one relgroup (in SQL syntax);
+ * the others are listed in a comment with the reason; the sequences of the chosen tables
+ * come along; one example sync to a placeholder target keeps the file valid as written.
+ * The password of URL is never written: the file reads it from an environment variable.
+ */
+import YAML from 'yaml';
+import { withClient } from '../connect.js';
+import { BucardoError } from '../errors.js';
+import { displayName } from '../sql/ident.js';
+import { globToRegExp } from '../topology/names.js';
+import type { DatabaseSpec } from '../topology/types.js';
+import type { TableInfo } from '../catalog/types.js';
+import { readInitSource, type InitSource } from './read.js';
+
+export interface InitOptions {
+  /** Globs over the exact schema.table (`*`, `?`, `\` escapes); none: every table. */
+  tables?: string[];
+  /** What goes after `$schema=` on the first line. */
+  schemaRef: string;
+  /** For the header comment; default now. */
+  now?: Date;
+}
+
+export interface StarterTopology {
+  text: string;
+  /** Database key used in the file. */
+  database: string;
+  tables: string[];
+  keyless: { table: string; reason: string }[];
+  sequences: string[];
+}
+
+/** Connects to URL, reads it, and renders the starter topology. */
+export async function makeStarterTopology(url: string, opts: InitOptions): Promise<StarterTopology> {
+  const parsed = parseSourceUrl(url);
+  const db: DatabaseSpec = { name: parsed.key, connection: { url }, makedelta: false, pos: { line: 1, col: 1 } };
+  const source = await withClient(db, (c) => readInitSource(c, parsed.key), 'bucardo init');
+  return renderStarterTopology(source, parsed, opts);
+}
+
+export interface SourceUrl {
+  /** Database key in the topology (from the database name). */
+  key: string;
+  /** The URL as it goes into the file: password replaced by ${env:KEY_PASSWORD:-}. */
+  fileUrl: string;
+  /** The URL for messages: no password at all. */
+  shownUrl: string;
+  passwordVar: string;
+  hadPassword: boolean;
+  user: string;
+  dbname: string;
+  port: string;
+}
+
+export function parseSourceUrl(url: string): SourceUrl {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new BucardoError('bad_url', 'the --from value is not a postgres:// URL', { hint: 'write it as postgres://user[:password]@host[:port]/dbname' });
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+    throw new BucardoError('bad_url', `the --from URL starts with ${u.protocol}//, not postgres://`, { hint: 'write it as postgres://user[:password]@host[:port]/dbname' });
+  }
+  const dbname = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  const user = decodeURIComponent(u.username);
+  let key = (dbname || user || 'source').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 63);
+  if (!/^[A-Za-z_]/.test(key)) key = `db_${key}`.slice(0, 63);
+  if (key === 'target') key = 'source';
+  const passwordVar = `${key.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}_PASSWORD`;
+  const hadPassword = u.password !== '' || u.searchParams.has('password');
+  u.searchParams.delete('password');
+  const search = u.searchParams.toString();
+  const rest = `${u.host}${u.pathname}${search ? `?${search}` : ''}`;
+  const userPart = u.username;
+  const fileUrl = `${u.protocol}//${userPart}${userPart ? `:\${env:${passwordVar}:-}@` : ''}${rest}`;
+  const shownUrl = `${u.protocol}//${userPart ? `${userPart}@` : ''}${rest}`;
+  return { key, fileUrl, shownUrl, passwordVar, hadPassword, user, dbname, port: u.port || '5432' };
+}
+
+const yamlScalar = (s: string) => YAML.stringify(s, { lineWidth: 0 }).trimEnd();
+/** Names may hold newlines; a comment line must not. */
+const commentSafe = (s: string) => s.replace(/[\r\n]/g, (c) => (c === '\n' ? '\\n' : '\\r'));
+
+function keylessReason(t: TableInfo, source: InitSource): string {
+  const idx = source.unusableIndexes.filter((i) => i.schema === t.schema && i.table === t.name);
+  if (!idx.length) return 'no primary key and no unique index';
+  const why = idx.map((i) => {
+    const parts: string[] = [];
+    if (i.partial) parts.push('partial');
+    if (i.expression) parts.push('on an expression');
+    if (i.invalid) parts.push('invalid');
+    if (i.nullableColumns.length) parts.push(`on nullable column${i.nullableColumns.length === 1 ? '' : 's'} ${i.nullableColumns.join(', ')}`);
+    return `unique index ${i.index} is ${parts.join(' and ') || 'not usable'}`;
+  });
+  return `no primary key; ${why.join('; ')}`;
+}
+
+export function renderStarterTopology(source: InitSource, src: SourceUrl, opts: InitOptions): StarterTopology {
+  const res = (opts.tables ?? []).map((p) => globToRegExp(p));
+  const wanted = (schema: string, name: string) => !res.length || res.some((re) => re.test(`${schema}.${name}`));
+  const picked = source.catalog.tables.filter((t) => wanted(t.schema, t.name));
+  const keyed = picked.filter((t) => t.primaryKey?.length || t.uniqueKeys.length);
+  const keyless = picked.filter((t) => !(t.primaryKey?.length || t.uniqueKeys.length)).map((t) => ({ table: displayName(t.schema, t.name), reason: keylessReason(t, source) }));
+  const keyedSet = new Set(keyed.map((t) => `${t.schema}\u0000${t.name}`));
+  const sequences = source.sequences
+    .filter((s) => (s.table ? keyedSet.has(`${s.table.schema}\u0000${s.table.name}`) : wanted(s.schema, s.name)))
+    .map((s) => displayName(s.schema, s.name));
+  const tables = keyed.map((t) => displayName(t.schema, t.name));
+  const k = src.key;
+  const rows = keyed.reduce((n, t) => n + Math.max(0, t.estimatedRows), 0);
+  const now = (opts.now ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z');
+
+  const L: string[] = [];
+  L.push(`# yaml-language-server: $schema=${opts.schemaRef}`);
+  L.push('#');
+  L.push(`# Starter topology written by \`bucardo init\` from ${commentSafe(src.shownUrl)} at ${now}.`);
+  L.push(`# ${tables.length} table${tables.length === 1 ? '' : 's'} with a usable key (about ${rows} rows) are in relgroup ${k}` +
+    (keyless.length ? `; ${keyless.length} without one are listed at the end.` : '.'));
+  L.push('# Next: point the target at the database that receives the changes, review the sync,');
+  L.push('# then: bucardo validate && bucardo plan');
+  L.push('version: 1');
+  L.push('');
+  L.push('databases:');
+  L.push(`  ${k}:`);
+  L.push(`    # No password is written here: set ${src.passwordVar} (percent-encoded), or leave it`);
+  L.push('    # unset to use PGPASSWORD or ~/.pgpass.');
+  L.push(`    url: ${yamlScalar(src.fileUrl)}`);
+  L.push('  target:');
+  L.push('    # A placeholder: set TARGET_URL, or write the URL here. It needs the same tables');
+  L.push('    # (pg_dump --schema-only of the source makes them).');
+  L.push(`    url: ${yamlScalar(`\${env:TARGET_URL:-postgres://${src.user ? `${src.user}@` : ''}target.example.com:${src.port}/${src.dbname}}`)}`);
+  L.push('');
+  L.push('relgroups:');
+  L.push(`  ${k}:`);
+  if (tables.length) {
+    L.push('    tables:');
+    for (const t of tables) L.push(`      - ${yamlScalar(t)}`);
+  } else {
+    L.push('    tables: []   # no table with a usable key matched');
+  }
+  if (sequences.length) {
+    L.push('    # Sequences of these tables: every database gets the highest value seen on any source.');
+    L.push('    sequences:');
+    for (const s of sequences) L.push(`      - ${yamlScalar(s)}`);
+  }
+  L.push('');
+  L.push('syncs:');
+  L.push(`  ${k}:`);
+  L.push(`    relgroup: ${k}`);
+  L.push(`    sources: [${k}]`);
+  L.push('    targets: [target]');
+  L.push('    # onetimecopy: if_empty     # first run copies each table whole: never | always | if_empty');
+  L.push('    # autokick: true            # a commit on a source wakes the runner');
+  L.push('    # checktime: 30s            # also run at least this often');
+  L.push('    # For multi-source, list both databases under sources: and pick a conflict strategy:');
+  L.push(`    # sources: [${k}, target]`);
+  L.push('    # conflict: latest          # latest | latest_table | latest_sync | {priority: [...]} | random | skip | abort');
+  if (keyless.length) {
+    L.push('');
+    L.push('# Tables without a usable key (a primary key, or a unique index on NOT NULL columns).');
+    L.push('# bucardo cannot replicate them as they are: add a primary key, or add the table above as');
+    L.push('#   - {name: schema.table, key: [columns that identify a row]}');
+    for (const t of keyless) L.push(`#   ${commentSafe(t.table)}: ${commentSafe(t.reason)}`);
+  }
+  return { text: L.join('\n') + '\n', database: k, tables, keyless, sequences };
+}
