@@ -4,8 +4,8 @@
  * Per table, without loading it into memory:
  *  1. cut the key space into chunks of ~chunkRows rows by sampling every n-th key on the
  *     reference (the first source), in one sorted pass;
- *  2. on every database, in parallel, count and hash each chunk (md5 over the md5 of
- *     each row's text, in key order);
+ *  2. on every database, in parallel, count and hash each chunk (sums of the md5 of
+ *     each row's text: no sort, constant memory);
  *  3. a chunk that differs is cut again, into ~16 parts sampled on the database holding
  *     the most rows of it, until it holds at most rowLevel rows everywhere; then its
  *     keys and row hashes are read and matched, and the differing keys reported in key
@@ -64,7 +64,8 @@ export async function compareSync(topology: Topology, syncName: string, options:
     const results: TableComparison[] = [];
     for (const t of tables) {
       const views = await Promise.all(names.map((n) => read(n, () => makeView(clients.get(n)!, n, t, catalogs))));
-      results.push(await compareTable(views, t, opts));
+      const estimates = names.map((n) => catalogs.get(n)!.tables.find((x) => x.schema === t.schema && x.name === t.name)?.estimatedRows ?? -1);
+      results.push(await compareTable(views, t, estimates, opts));
     }
     return { sync: syncName, databases: names, equal: results.every((r) => r.equal), tables: results };
   } finally {
@@ -130,11 +131,16 @@ async function makeView(c: pg.Client, database: string, t: SyncTable, catalogs: 
   return { database, client: c, schema: t.schema, name: t.name, keys, columns };
 }
 
-async function compareTable(views: TableView[], t: SyncTable, opts: Required<CompareOptions>): Promise<TableComparison> {
+async function compareTable(views: TableView[], t: SyncTable, estimates: number[], opts: Required<CompareOptions>): Promise<TableComparison> {
   const ref = views[0];
   const table = displayName(t.schema, t.name);
   const whole: KeyRange = { lo: null, hi: null };
-  const chunks = cut(whole, await read(ref.database, () => sampleBoundaries(ref, whole, opts.chunkRows)));
+  // Chunks are sampled on the reference, unless another database holds far more rows
+  // (by pg_class.reltuples), e.g. an empty reference: one chunk holding all of a big
+  // table would only be cut again.
+  const most = estimates.indexOf(Math.max(...estimates));
+  const sampler = estimates[most]! > 2 * Math.max(estimates[0]!, 0) + opts.chunkRows ? views[most]! : ref;
+  const chunks = cut(whole, await read(sampler.database, () => sampleBoundaries(sampler, whole, opts.chunkRows)));
   const hashes = await hashAll(views, chunks);
   const rows: Record<string, number> = {};
   views.forEach((v, i) => (rows[v.database] = hashes.reduce((sum, h) => sum + h[i].rows, 0)));
@@ -165,9 +171,16 @@ function cut(r: KeyRange, bounds: string[][]): KeyRange[] {
   return out;
 }
 
-/** Hashes of every chunk on every database: result[chunk][database]. Databases in parallel. */
+/**
+ * Hashes of every chunk on every database: result[chunk][database]. Databases in
+ * parallel, chunks one after another on each (one connection runs one query at a time).
+ */
 async function hashAll(views: TableView[], chunks: KeyRange[]): Promise<ChunkHash[][]> {
-  const perDb = await Promise.all(views.map((v) => read(v.database, () => Promise.all(chunks.map((r) => hashRange(v, r))))));
+  const perDb = await Promise.all(views.map((v) => read(v.database, async () => {
+    const out: ChunkHash[] = [];
+    for (const r of chunks) out.push(await hashRange(v, r));
+    return out;
+  })));
   return chunks.map((_, i) => views.map((_, j) => perDb[j][i]));
 }
 

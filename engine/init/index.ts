@@ -117,8 +117,10 @@ export function renderStarterTopology(source: InitSource, src: SourceUrl, opts: 
   L.push(`# yaml-language-server: $schema=${opts.schemaRef}`);
   L.push('#');
   L.push(`# Starter topology written by \`bucardo init\` from ${commentSafe(src.shownUrl)} at ${now}.`);
-  L.push(`# ${tables.length} table${tables.length === 1 ? '' : 's'} with a usable key (about ${rows} rows) are in relgroup ${k}` +
-    (keyless.length ? `; ${keyless.length} without one are listed at the end.` : '.'));
+  // reltuples is -1 until a table is first analysed: no estimate rather than a wrong one.
+  const estimate = keyed.every((t) => t.estimatedRows >= 0) && keyed.length ? ` (about ${rows} rows)` : '';
+  L.push(`# ${tables.length} table${tables.length === 1 ? '' : 's'} with a usable key${estimate} ${tables.length === 1 ? 'is' : 'are'} in relgroup ${k}` +
+    (keyless.length ? `; ${keyless.length} without one ${keyless.length === 1 ? 'is' : 'are'} listed at the end.` : '.'));
   L.push('# Next: point the target at the database that receives the changes, review the sync,');
   L.push('# then: bucardo validate && bucardo plan');
   L.push('version: 1');

@@ -142,6 +142,17 @@ test('text keys under a non-C collation on one database still line up (compared 
   assert.deepEqual(keys, want);
 });
 
+test('an empty reference against a full target: the first extra keys, in order', async () => {
+  const [a, b] = await env.fresh('cmp_empty', 'CREATE TABLE t (id bigint PRIMARY KEY, v text)');
+  await b.query(`INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 30000) g; ANALYZE t`);
+  const file = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: ['t'] }));
+  const r = await runCli(['compare', 's1', '-f', file, '--format', 'json', '--chunk-rows', '2000']);
+  assert.equal(r.code, 2, r.out);
+  const t = (JSON.parse(r.stdout) as Json).tables[0]!;
+  assert.deepEqual(t.rows, { a: 0, b: 30000 });
+  assert.deepEqual(t.differences.map((d) => [d.key.id, d.kind, d.databases.join()]), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => [i, 'extra', 'b']));
+});
+
 test('an unknown sync or an unreachable database is an error (exit 1), without a password', async () => {
   const { file } = await setup('cmp_err', false);
   const r = await runCli(['compare', 'nope', '-f', file]);
