@@ -11,6 +11,7 @@ import type { KeyColumn } from '../sql/capture.js';
 import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN } from '../sql/capture.js';
 import { displayName } from '../sql/ident.js';
 import { tableId } from '../names.js';
+import { globToRegExp } from '../topology/names.js';
 
 export interface ResolvedTable {
   schema: string;
@@ -31,11 +32,6 @@ export interface ResolvedSync {
   sequences: QualifiedName[];
 }
 
-/** Glob over `schema.table`: `*` any run of characters, `?` one; everything else literal. */
-export function globRegExp(pattern: string): RegExp {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${re}$`, 's');
-}
 
 const find = (cat: DatabaseCatalog, schema: string, name: string): TableInfo | undefined =>
   cat.tables.find((t) => t.schema === schema && t.name === name);
@@ -71,7 +67,7 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
         const k = `${t.schema}\u0000${t.name}`;
         if (!picked.has(k)) picked.set(k, { table: t, entry });
       } else {
-        const re = globRegExp(entry.pattern);
+        const re = globToRegExp(entry.pattern);
         const hits = first.tables.filter((t) => re.test(`${t.schema}.${t.name}`));
         if (!hits.length) {
           warnings.push({
@@ -86,7 +82,7 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
       }
     }
     for (const ex of rg.exclude) {
-      const re = globRegExp(ex.pattern);
+      const re = globToRegExp(ex.pattern);
       for (const [k, v] of picked) if (re.test(`${v.table.schema}.${v.table.name}`)) picked.delete(k);
     }
 
