@@ -18,7 +18,7 @@ import { BucardoError } from '../errors.js';
 import { copyBetween } from './copy.js';
 import { PENDING_SETUP_SQL, pendingSql, winnerRowsSql, wholeTableSql, pendingKeysOutSql } from './sql/pending.js';
 import * as C from './sql/conflicts.js';
-import { WRITE_SETUP_SQL, createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTableSql, applyStagingSql } from './sql/apply.js';
+import { WRITE_SETUP_SQL, createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql } from './sql/apply.js';
 import { writeStateSql, setvalSql } from './sql/state.js';
 import { qualify, quoteLiteral } from '../sql/ident.js';
 import { finishRun } from './finish.js';
@@ -102,15 +102,14 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   const isSource = (db: string) => sourceNames.has(db);
 
   // 6a. replicated TRUNCATEs and onetimecopy replacements empty tables first
-  const emptyStmts = new Map<string, string[]>();
-  const push = (db: string, sql: string) => emptyStmts.set(db, [...(emptyStmts.get(db) ?? []), sql]);
+  const toEmpty = new Map<string, RunTable[]>();
+  const push = (db: string, t: RunTable) => toEmpty.set(db, [...(toEmpty.get(db) ?? []).filter((x) => x !== t), t]);
   for (const t of plan.tables) {
     const truncatedBy = reads.filter((r) => r.truncates.has(t.tableId)).map((r) => r.db);
     if (truncatedBy.length === 0) continue;
     for (const d of ctx.databases) {
       if (truncatedBy.includes(d.name)) continue;
-      // a source's own read snapshot may hold a lock that TRUNCATE would wait for: DELETE there
-      push(d.name, emptyTableSql(t, isSource(d.name) ? 'delete' : 'truncate'));
+      push(d.name, t);
     }
     rowsByTable[t.display] = rowsByTable[t.display] ?? 0;
   }
@@ -128,13 +127,13 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
           const full = new Set(r.rows.filter((x) => x.full).map((x) => x.id));
           take = due.filter((t) => !full.has(t.tableId));
         } else {
-          for (const t of due) push(d.name, emptyTableSql(t, isSource(d.name) ? 'delete' : 'truncate'));
+          for (const t of due) push(d.name, t);
         }
         for (const t of take) copyTargets.set(t.tableId, [...(copyTargets.get(t.tableId) ?? []), d.name]);
       }),
     );
   }
-  await Promise.all([...emptyStmts].map(([db, stmts]) => writers.get(db)!.query(stmts.join(';\n'))));
+  await Promise.all([...toEmpty].map(([db, ts]) => emptyTables(writers.get(db)!, ts, isSource(db))));
 
   // 6b. onetimecopy: the whole table from the first source's snapshot, to every receiver at once
   for (const t of plan.tables) {
@@ -204,6 +203,17 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
     sync: sync.name, runId: inp.runId, wrote: true, rowsByTable, rows, conflicts: conflicts.count,
     conflictRecords: conflicts.records, started: inp.started, finished: new Date(), copied,
   };
+}
+
+/** One TRUNCATE for all, else DELETE (see emptyTablesSql). */
+export async function emptyTables(c: pg.Client, tables: { schema: string; name: string }[], deleteOnly: boolean): Promise<void> {
+  const [first, fallback] = emptyTablesSql(tables, deleteOnly);
+  try {
+    await c.query(first);
+  } catch (e) {
+    if (!fallback || (e as { code?: string }).code !== '0A000') throw e;
+    await c.query(fallback);
+  }
 }
 
 async function applySetvalsOnly(inp: RunInputs): Promise<void> {

@@ -118,7 +118,8 @@ export class SyncWorker {
           if (r.wrote) this.logRun(r);
           if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, true);
           if (r.wrote) {
-            if (this.once && ++runs >= ONCE_MAX_RUNS) return true;
+            // a fullcopy always writes: once is enough
+            if (this.once && (this.ctx.sync.kind === 'fullcopy' || ++runs >= ONCE_MAX_RUNS)) return true;
             continue; // more may have arrived meanwhile
           }
           if (this.once) return true;

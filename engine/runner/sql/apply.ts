@@ -35,6 +35,19 @@ export function emptyTableSql(table: { schema: string; name: string }, how: 'tru
   return how === 'delete' ? `DELETE FROM ${q}` : how === 'truncate' ? `TRUNCATE ${q}` : `TRUNCATE ${q} CASCADE`;
 }
 
+/**
+ * Empties several tables of one receiver: one TRUNCATE for all (so foreign keys among
+ * them do not stop it), falling back to DELETE (no FK checks under the replica role) when
+ * a table outside the list references one of them. `deleteOnly`: the receiver is a source
+ * of the run, whose own read snapshot may hold locks that TRUNCATE would wait for.
+ */
+export function emptyTablesSql(tables: { schema: string; name: string }[], deleteOnly: boolean): string[] {
+  const names = tables.map((t) => qualify(t.schema, t.name));
+  const deletes = names.map((n) => `DELETE FROM ${n}`);
+  if (deleteOnly) return [deletes.join(';\n')];
+  return [`SAVEPOINT bucardo_empty; TRUNCATE ${names.join(', ')}; RELEASE SAVEPOINT bucardo_empty`, `ROLLBACK TO SAVEPOINT bucardo_empty; ${deletes.join('; ')}; RELEASE SAVEPOINT bucardo_empty`];
+}
+
 /** DELETE the staged keys, INSERT the staged rows that exist: two statements per table. */
 export function applyStagingSql(t: { tableId: string; schema: string; name: string; keyColumns: string[]; columns: string[]; analyze: boolean }): string[] {
   const st = quoteIdent(stagingTable(t.tableId));
