@@ -55,3 +55,20 @@ export async function sameRows(dbs: TestDb[], tables: string[]): Promise<boolean
   }
   return true;
 }
+
+/**
+ * Fingerprint read under fixed session settings, whatever the database's defaults are
+ * (tests that set odd TimeZone/DateStyle defaults on one database compare values, not
+ * their default text forms).
+ */
+export async function fixedFingerprint(db: TestDb, table: string): Promise<string> {
+  const pg = (await import('pg')).default;
+  const c = new pg.Client({ ...db.cluster.clientConfig(db.dbname), options: '-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3' });
+  await c.connect();
+  try {
+    const r = await c.query(`SELECT count(*)::text AS n, md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE "C"), '')) AS h FROM ${table} t`);
+    return `${r.rows[0].n}:${r.rows[0].h}`;
+  } finally {
+    await c.end();
+  }
+}
