@@ -91,3 +91,27 @@ test('SIGKILLed five times at random moments under a stream of writes, the runne
   assert.ok(Math.abs((await count(c)) - expected) <= 2, `rows on c: ${await count(c)}, expected about ${expected}`);
   assert.equal(Number((await c.query(`SELECT n FROM public.counter`)).rows[0].n), Number((await a.query(`SELECT n FROM public.counter`)).rows[0].n));
 });
+
+test('two runners on one file never run a sync at once; status says running while the lock is held', async () => {
+  const [a, b] = await env.fresh('tworunners', DDL, ['a', 'b']);
+  const file = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: TABLES }));
+  await applyOk(file);
+  await a.query(`INSERT INTO public.items SELECT i, 'x' FROM generate_series(1, 5000) i`);
+  const [r1, r2] = await Promise.all([runCli(['run', '-f', file, '--once']), runCli(['run', '-f', file, '--once'])]);
+  assert.equal(r1.code, 0, r1.out);
+  assert.equal(r2.code, 0, r2.out);
+  const moved = [r1, r2].map((r) => (r.stdout.match(/rows=5000/g) ?? []).length);
+  assert.deepEqual(moved.sort(), [0, 1], 'exactly one runner moved the rows');
+  await assertSame([a, b], TABLES);
+  const { syncLockKey } = await import('../../engine/runner/context.js');
+  const pg = (await import('pg')).default;
+  const holder = new pg.Client(a.cluster.clientConfig(a.dbname));
+  await holder.connect();
+  try {
+    await holder.query('SELECT pg_advisory_lock($1::int, $2::int)', syncLockKey('main', 's1'));
+    const st = JSON.parse((await runCli(['status', '-f', file, '--format', 'json'])).stdout);
+    assert.equal(st.syncs[0].state, 'running');
+  } finally {
+    await holder.end();
+  }
+});
