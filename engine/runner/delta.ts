@@ -143,14 +143,18 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
     copied.push(t.display);
   }
 
-  // 6c. staging: winners' current rows (or their absence) into every other database
+  // 6c. staging: winners' current rows (or their absence) into every other database, and
+  // back into the winner itself where this run emptied its table (a replicated TRUNCATE or
+  // an `always` copy into a source must not wipe that source's own pending changes)
+  const emptied = (db: string, t: RunTable) => (toEmpty.get(db) ?? []).includes(t) || (copyTargets.get(t.tableId) ?? []).includes(db);
+  const receiversOf = (t: RunTable, from: string) => ctx.databases.map((d) => d.name).filter((db) => db !== from || emptied(db, t));
   const staged = new Map<string, Map<string, number>>(); // db -> tableId -> rows staged
   for (const t of plan.tables) {
     const senders = reads.filter((r) => (r.pending.get(t.tableId)?.n ?? 0) > 0);
     if (!senders.length) continue;
     rowsByTable[t.display] = senders.reduce((a, r) => a + r.pending.get(t.tableId)!.n, 0);
     for (const d of ctx.databases) {
-      if (senders.some((s) => s.db !== d.name)) {
+      if (senders.some((s) => receiversOf(t, s.db).includes(d.name))) {
         const m = staged.get(d.name) ?? new Map<string, number>();
         m.set(t.tableId, 0);
         staged.set(d.name, m);
@@ -163,7 +167,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   for (const t of plan.tables) {
     for (const r of reads) {
       if ((r.pending.get(t.tableId)?.n ?? 0) === 0) continue;
-      const receivers = ctx.databases.filter((d) => d.name !== r.db).map((d) => d.name);
+      const receivers = receiversOf(t, r.db);
       const n = await copyBetween(r.client, winnerRowsSql(t, t.columns), receivers.map((db) => ({ client: writers.get(db)!, sql: copyIntoStagingSql(t.tableId, t.columns) })));
       for (const db of receivers) staged.get(db)!.set(t.tableId, staged.get(db)!.get(t.tableId)! + n);
     }

@@ -106,3 +106,21 @@ test('sequences: every database gets the highest value of any source, even with 
   for (const d of [a, b]) assert.equal((await d.query(`SELECT last_value::int AS v FROM public.ids`)).rows[0].v, 25);
   assert.equal((await a.query(`SELECT nextval('public.ids')::int AS v`)).rows[0].v, 26);
 });
+
+test('multi-source: a copy or TRUNCATE into a source keeps that source\'s own pending changes', async () => {
+  const [a, b] = await env.fresh('otc_ms', DDL);
+  await a.query(`INSERT INTO public.items SELECT i, 'a' || i, i FROM generate_series(1, 100) i`);
+  await b.query(`INSERT INTO public.items SELECT i, 'b-before-apply', i FROM generate_series(1001, 1005) i`);
+  const file = writeTopology(simpleTopology({ sources: [a, b], tables: TABLES, sync: { onetimecopy: 'always' } }));
+  await applyOk(file);
+  await b.query(`INSERT INTO public.items VALUES (2000, 'b pending', 1)`);
+  await runOnce(file);
+  await assertSame([a, b], TABLES, 'after the copy');
+  assert.equal(await count(a), 101);
+  await a.query(`TRUNCATE public.items CASCADE`);
+  await a.query(`INSERT INTO public.items VALUES (1, 'a after truncate', 1)`);
+  await b.query(`INSERT INTO public.items VALUES (3000, 'b pending', 1)`);
+  await runOnce(file);
+  await assertSame([a, b], TABLES, 'after the truncate');
+  assert.equal(await count(a), 2);
+});
