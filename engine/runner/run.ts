@@ -22,10 +22,15 @@ export type RunOutcome = { kind: 'done'; result: RunResult } | { kind: 'busy' };
 /** A run that failed, with what to show and record. */
 export class RunError extends BucardoError {
   constructor(readonly sync: string, readonly runId: string, readonly started: Date, cause: unknown) {
+    const missing = ['42P01', '3F000', '42703', '42883'].includes(String((cause as { code?: unknown })?.code));
     super(
       cause instanceof BucardoError ? cause.code : 'run_failed',
       cause instanceof BucardoError ? cause.message : `sync ${sync} failed: ${describePgError(cause)}`,
-      { cause, hint: cause instanceof BucardoError ? cause.hint : undefined, details: cause instanceof BucardoError ? cause.details : undefined },
+      {
+        cause,
+        hint: cause instanceof BucardoError ? cause.hint : missing ? 'an object the run needs is missing: run bucardo plan to see the drift, then bucardo apply' : undefined,
+        details: cause instanceof BucardoError ? cause.details : undefined,
+      },
     );
   }
 }

@@ -132,7 +132,7 @@ export class SyncWorker {
           const code = e instanceof RunError ? e.code : 'run_failed';
           this.hooks.log({
             event: 'run_failed', level: 'error', sync: this.ctx.sync.name, runId: e instanceof RunError ? e.runId : '',
-            error: e instanceof Error ? e.message : describePgError(e), code, retryMs, durationMs: Date.now() - t0,
+            error: (e instanceof Error ? e.message : describePgError(e)) + (e instanceof RunError && e.hint ? ` (hint: ${e.hint})` : ''), code, retryMs, durationMs: Date.now() - t0,
           });
           if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, false, e instanceof Error ? e.message : String(e));
           if (giveUp) return false;

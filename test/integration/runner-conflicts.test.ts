@@ -155,3 +155,37 @@ test('custom conflict hooks fail clearly', async () => {
   const r = await runOnce(file, [], 1);
   assert.match(r.stdout, /custom conflict hooks are not supported yet/);
 });
+
+test('a per-table conflict override beats the sync strategy; metrics are served', async () => {
+  const [a, b, c] = await env.fresh('cf_override', DDL);
+  const file = writeTopology(simpleTopology({
+    sources: [a, b], targets: [c], sync: { conflict: 'latest' },
+    tables: [{ name: 'public.items', conflict: { priority: ['a', 'b'] } }, 'public.tags'],
+  }));
+  await applyOk(file);
+  await a.query(`INSERT INTO public.items VALUES (1, 'seed', 0)`);
+  await a.query(`INSERT INTO public.tags VALUES ('t1', 'seed')`);
+  await runOnce(file);
+  await a.query(`UPDATE public.items SET name = 'a1' WHERE id = 1`);
+  await b.query(`UPDATE public.items SET name = 'b1' WHERE id = 1`); // later, but a has priority for items
+  await a.query(`UPDATE public.tags SET label = 'a' WHERE code = 't1'`);
+  await b.query(`UPDATE public.tags SET label = 'b' WHERE code = 't1'`); // later: latest for tags
+  const { freePort } = await import('../../engine/embedded.js');
+  const port = await freePort();
+  const { spawnCli } = await import('../helpers/cli.js');
+  const { waitFor } = await import('../helpers/env.js');
+  const runner = spawnCli(['run', '-f', file, '--metrics-port', String(port)]);
+  try {
+    await waitFor(async () => (await c.query(`SELECT label FROM public.tags`)).rows[0]?.label === 'b', 'the run');
+    await assertSame([a, b, c], TABLES);
+    assert.equal(await name(c, 1), 'a1');
+    const text: string = await waitFor(async () => {
+      const t = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return /bucardo_conflicts_total\{sync="s1"\} 2/.test(t) ? t : "";
+    }, 'metrics');
+    assert.match(text, /bucardo_rows_total\{sync="s1"\} \d+/);
+  } finally {
+    runner.kill('SIGTERM');
+    await runner.exited;
+  }
+});
