@@ -66,15 +66,14 @@ export class Runner {
       for (const [dbName, ws] of byDb) {
         const db = this.opts.topology.databases.get(dbName)!;
         const ctx = ws[0].ctx;
-        let first = true;
         const l = new Listener(
           db,
           [ctx.kickChannel],
           (_ch, payload) => this.onNotify(ws, payload),
           () => {
-            // after a reconnect, catch up: notifications sent meanwhile were lost
-            if (!first) for (const w of ws) w.wake();
-            first = false;
+            // once LISTEN is in place (first time or after a reconnect), catch up: commits
+            // notified before it was were not heard
+            for (const w of ws) w.wake();
           },
           (e, retryMs) => this.opts.log({ event: 'listen_error', level: 'warn', database: dbName, error: e instanceof Error ? e.message : describePgError(e), retryMs }),
         );
