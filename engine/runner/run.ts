@@ -38,12 +38,10 @@ export class RunError extends BucardoError {
 export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runner: string): Promise<RunOutcome> {
   const runId = randomUUID();
   const started = new Date();
-  let locked = false;
   try {
     const lockConn = await conns.get(ctx.sources[0], 'read');
     const got = await lockConn.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int, $2::int) AS ok', ctx.lockKey);
     if (!got.rows[0].ok) return { kind: 'busy' };
-    locked = true;
     const writers = await conns.all(ctx.databases, 'write');
     const states = new Map<string, DatabaseState>();
     await Promise.all(
@@ -55,12 +53,13 @@ export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runn
     const inputs = { ctx, conns, plan, runId, started, runner };
     const result = ctx.sync.kind === 'fullcopy' ? await runFullcopy(inputs) : await runDelta(inputs);
     await lockConn.query('SELECT pg_advisory_unlock($1::int, $2::int)', ctx.lockKey);
-    locked = false;
     return { kind: 'done', result };
   } catch (e) {
     // closing the connections rolls back whatever is open and frees the lock
     await conns.closeAll();
-    if (locked) await recordFailure(ctx, runId, started, runner, e);
+    // recorded even when the lock was never taken (the first source is down): the other
+    // databases of the sync then show the failure in `bucardo status`
+    await recordFailure(ctx, runId, started, runner, e);
     throw new RunError(ctx.sync.name, runId, started, e);
   }
 }

@@ -38,3 +38,37 @@ test('a stopped target stops only its sync, which catches up once the cluster is
     assert.equal((await runner.exited).code, 0, runner.output().stdout);
   }
 });
+
+test('run --once with an unreachable target: the other sync completes, exit 1, status shows the failure', async () => {
+  const [a, b, down] = await env.fresh('outage_once', DDL);
+  const file = writeTopology({
+    version: 1,
+    databases: { a: { url: a.url }, b: { url: b.url }, down: { url: down.url } },
+    relgroups: { g: { tables: ['public.items'] } },
+    syncs: {
+      to_b: { relgroup: 'g', sources: ['a'], targets: ['b'] },
+      to_down: { relgroup: 'g', sources: ['a'], targets: ['down'] },
+    },
+  });
+  await applyOk(file);
+  await a.query(`INSERT INTO public.items SELECT i, 'x' FROM generate_series(1, 10) i`);
+  await env.cluster('down').stop();
+  try {
+    const { runCli } = await import('../helpers/cli.js');
+    const r = await runCli(['run', '-f', file, '--once'], { timeout: 120_000 });
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.stdout, /run sync=to_b rows=10/);
+    assert.match(r.stdout, /ERROR run sync=to_down failed.*cannot connect to database down/);
+    assert.equal(await count(b), 10);
+    const st = await runCli(['status', '-f', file, '--format', 'json']);
+    assert.equal(st.code, 1, 'a database could not be read');
+    assert.match(st.stderr, /database down/);
+    const s = JSON.parse(st.stdout).syncs;
+    assert.equal(s.find((x: { name: string }) => x.name === 'to_b').state, 'idle');
+    const failed = s.find((x: { name: string }) => x.name === 'to_down');
+    assert.equal(failed.state, 'failed');
+    assert.match(failed.last_run.error, /cannot connect to database down/);
+  } finally {
+    await env.cluster('down').start();
+  }
+});
