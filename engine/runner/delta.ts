@@ -89,15 +89,13 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
 
   // 6. one write transaction per database
   const writers = await conns.all(ctx.databases, 'write');
-  const opened: pg.Client[] = [];
+  const opened = ctx.databases.map((d) => writers.get(d.name)!);
   const rowsByTable: Record<string, number> = {};
   const copied: string[] = [];
-  for (const d of ctx.databases) {
-    const w = writers.get(d.name)!;
+  await Promise.all(opened.map(async (w) => {
     await w.query('BEGIN');
-    opened.push(w);
-  }
-  await Promise.all(ctx.databases.map((d) => writers.get(d.name)!.query(WRITE_SETUP_SQL, [sync.name])));
+    await w.query(WRITE_SETUP_SQL, [sync.name]);
+  }));
   const sourceNames = new Set(ctx.sources.map((s) => s.name));
   const isSource = (db: string) => sourceNames.has(db);
 
