@@ -50,11 +50,3 @@ export async function copyBetween(from: pg.Client, toSql: string, receivers: { c
   await Promise.race([pipeline(src, tee), ...sinkErrors]);
   return Number((sinks[0] as unknown as { rowCount?: number }).rowCount ?? 0);
 }
-
-/** Runs `COPY (...) TO STDOUT` and returns the text (small results only: keys of conflicts). */
-export async function copyOutText(from: pg.Client, sql: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  const sink = new Writable({ write(c: Buffer, _e, cb) { chunks.push(c); cb(); } });
-  await pipeline(from.query(copyTo(sql)), sink);
-  return Buffer.concat(chunks).toString('utf8');
-}

@@ -29,12 +29,6 @@ export function copyIntoTableSql(table: { schema: string; name: string }, column
   return `COPY ${qualify(table.schema, table.name)} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`;
 }
 
-/** How a table is emptied: TRUNCATE needs an ACCESS EXCLUSIVE lock that the run's own read transaction on a source may block. */
-export function emptyTableSql(table: { schema: string; name: string }, how: 'truncate' | 'delete' | 'truncate_cascade'): string {
-  const q = qualify(table.schema, table.name);
-  return how === 'delete' ? `DELETE FROM ${q}` : how === 'truncate' ? `TRUNCATE ${q}` : `TRUNCATE ${q} CASCADE`;
-}
-
 /**
  * Empties several tables of one receiver: one TRUNCATE for all (so foreign keys among
  * them do not stop it), falling back to DELETE (no FK checks under the replica role) when
