@@ -198,13 +198,17 @@ function baseTopology(env: Env, name: string, sync: Record<string, unknown>, dbs
   };
 }
 
+/** Every M3 sample, for the JSON. */
+const m3Log: Record<string, unknown>[] = [];
+
 /** M3 one arm: median over reps. */
 async function m3Arm(env: Env, res: Results, label: string, runner: RunnerProcess | null, into: number[], reps = env.cfg.m3Reps): Promise<void> {
   for (let i = 0; i < reps; i++) {
     try {
       const r = await withDeadline(`M3 ${label}`, (env.cfg.m3Secs + 900) * 1000, (s) => sourceTps(env, s, runner));
       into.push(r.tps);
-      console.log(`[bench] M3 ${label}: ${r.tps.toFixed(0)} tps (lat ${r.latencyAvgMs.toFixed(1)} ms, errors ${r.errors})`);
+      console.log(`[bench] M3 ${label}: ${r.tps.toFixed(0)} tps (lat ${r.latencyAvgMs.toFixed(1)} ms, errors ${r.errors})${r.runnerCpu ? `; runner ${JSON.stringify(r.runnerCpu)}` : ''}`);
+      m3Log.push({ label, ...r });
     } catch (e) {
       console.log(`[bench] M3 ${label}: ${(e as Error).message}`);
     }
@@ -236,7 +240,7 @@ function m3Figure(res: Results, none: number[], withCapture: number[], captureOn
   const ratio = w / n;
   res.add({
     id: 'm3.ratio', label: 'M3 source TPS with capture vs none (TPC-B-like, 4 clients)', value: ratio, unit: 'x', status: 'ok',
-    note: `${w.toFixed(0)} vs ${n.toFixed(0)} tps`, met: ratio >= 0.7, ...PEERS.m3, extra: { none, withCapture, captureOnly },
+    note: `${w.toFixed(0)} vs ${n.toFixed(0)} tps`, met: ratio >= 0.7, ...PEERS.m3, extra: { none, withCapture, captureOnly, samples: m3Log },
   });
   if (captureOnly.length) {
     const c = median(captureOnly);
@@ -329,7 +333,7 @@ async function m1(env: Env, res: Results, limit: Limit, runner: RunnerProcess, v
     const met = mm ? null : variant === 'single' ? ratio >= 0.14 : r.rowsPerS >= 2511;
     res.add({
       id, label, value: r.rowsPerS, unit: 'rows/s', ratio, status: 'ok', met, ...peers,
-      note: `${r.totalS.toFixed(2)} s; source alone ${Math.round(r.sourceRowsPerS).toLocaleString('en-US')} rows/s; ${(r.runs as { runs: number }).runs} runs; runner RSS ${rss.toFixed(0)} MiB`,
+      note: `${r.totalS.toFixed(2)} s; source alone ${Math.round(r.sourceRowsPerS).toLocaleString('en-US')} rows/s; ${(r.runs as { runs: number }).runs} runs; runner RSS ${rss.toFixed(0)} MiB; runner+backends ${r.cpu.coresUsed} cores`,
       extra: { ...r, runnerPeakRssMiB: rss, pgss },
     });
   } catch (e) {
@@ -346,7 +350,7 @@ async function m2(env: Env, res: Results, runner: RunnerProcess, rate: number, m
     const met = r.p99 <= 1000 && r.p50 <= 250;
     res.add({
       id, label, value: r.p50, unit: 'ms', status: 'ok', met, target: 'p50 <= 250 ms, p99 <= 1 s', ...peers,
-      note: `${Math.round(r.p95)} / ${Math.round(r.p99)} ms, max ${Math.round(r.max)}; ${r.heartbeats}/${r.expected} beats; load ${r.load.tps.toFixed(0)} tps${r.load.errors ? ` (${r.load.errors} errors)` : ''}${r.loadOnB ? `, B ${r.loadOnB.tps.toFixed(0)} tps${r.loadOnB.errors ? ` (${r.loadOnB.errors} errors)` : ''}` : ''}; ${(r.runs as { runs: number }).runs} runs`,
+      note: `${Math.round(r.p95)} / ${Math.round(r.p99)} ms, max ${Math.round(r.max)}; ${r.heartbeats}/${r.expected} beats; load ${r.load.tps.toFixed(0)} tps${r.load.errors ? ` (${r.load.errors} errors)` : ''}${r.loadOnB ? `, B ${r.loadOnB.tps.toFixed(0)} tps${r.loadOnB.errors ? ` (${r.loadOnB.errors} errors)` : ''}` : ''}; ${(r.runs as { runs: number }).runs} runs; runner+backends ${r.cpu.coresUsed} cores`,
       extra: { ...r, pgss },
     });
   } catch (e) {

@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { to as copyTo, from as copyFrom } from 'pg-copy-streams';
 import type { Cluster } from '../../engine/embedded.js';
 import type { BenchConfig } from './config.js';
-import type { RunnerProcess, RunLine } from './runner.js';
+import { type RunnerProcess, type RunLine, cpuSeconds } from './runner.js';
 import { type Scope, now, sleep } from './scope.js';
 import { tpcbLoad, oneRowBurst, type LoadResult } from './load.js';
 import { FINGERPRINT_SQL } from './schema.js';
@@ -128,6 +128,36 @@ export async function resetStatements(env: Env): Promise<void> {
   await Promise.all([env.a, env.b].map((c) => one(c, 'SELECT pg_stat_statements_reset()').catch(() => {})));
 }
 
+/**
+ * CPU seconds spent by the runner process and by the PostgreSQL backends serving it
+ * (application_name bucardo:*) on A and B, between start() and stop(): with 2 cores
+ * shared by A, B, the load and the runner, this is what the runner takes from the source.
+ */
+export async function runnerCpu(env: Env, runner: RunnerProcess): Promise<{ stop(): Promise<Record<string, number>> }> {
+  const backends = async () => {
+    const rows = await Promise.all([env.a, env.b].map((c) => one<{ p: number[] }>(c, `SELECT coalesce(array_agg(pid), '{}') AS p FROM pg_stat_activity WHERE application_name LIKE 'bucardo:%'`).catch(() => ({ p: [] }))));
+    return { a: rows[0].p, b: rows[1].p };
+  };
+  const b0 = await backends();
+  const at = (pids: number[]) => new Map(pids.map((p) => [p, cpuSeconds(p) ?? 0]));
+  const startA = at(b0.a);
+  const startB = at(b0.b);
+  const r0 = cpuSeconds(runner.pid) ?? 0;
+  const t0 = now();
+  return {
+    async stop() {
+      const b1 = await backends();
+      const used = (pids: number[], start: Map<number, number>) => pids.reduce((s, p) => s + Math.max(0, (cpuSeconds(p) ?? 0) - (start.get(p) ?? 0)), 0);
+      const wall = now() - t0;
+      const runnerS = (cpuSeconds(runner.pid) ?? r0) - r0;
+      const aS = used(b1.a, startA);
+      const bS = used(b1.b, startB);
+      return { wallS: round(wall), runnerNodeS: round(runnerS), backendsAS: round(aS), backendsBS: round(bS), coresUsed: round((runnerS + aS + bS) / wall) };
+    },
+  };
+}
+const round = (x: number) => Math.round(x * 100) / 100;
+
 /** Summary of the runner's runs during a measurement (the per-run profile). */
 export function summarizeRuns(lines: RunLine[]): Record<string, unknown> {
   const runs = lines.filter((l) => l.event === 'run');
@@ -152,6 +182,7 @@ export interface BurstResult {
   load?: LoadResult;
   loadOnB?: LoadResult;
   runs: Record<string, unknown>;
+  cpu: Record<string, number>;
 }
 
 /**
@@ -172,6 +203,7 @@ export async function burst(env: Env, scope: Scope, runner: RunnerProcess, o: { 
   polled.catch(() => {});
   await sleep(300); // as measure.sh: let the poller start
   const from = runner.lines.length;
+  const cpu = await runnerCpu(env, runner);
   const t0 = now();
   let load: LoadResult | undefined;
   let loadOnB: LoadResult | undefined;
@@ -200,7 +232,7 @@ export async function burst(env: Env, scope: Scope, runner: RunnerProcess, o: { 
   await sleep(200); // the run's log line follows its commit
   return {
     rows: o.rows, totalS: t2 - t0, sourceS: t1 - t0, rowsPerS: o.rows / (t2 - t0), sourceRowsPerS: o.rows / (t1 - t0), load, loadOnB,
-    runs: summarizeRuns(runner.lines.slice(from)),
+    runs: summarizeRuns(runner.lines.slice(from)), cpu: await cpu.stop(),
   };
 }
 
@@ -214,6 +246,7 @@ export interface LagResult {
   load: LoadResult;
   loadOnB?: LoadResult;
   runs: Record<string, unknown>;
+  cpu: Record<string, number>;
 }
 
 /**
@@ -227,6 +260,7 @@ export async function lag(env: Env, scope: Scope, runner: RunnerProcess, o: { ra
   const n = o.secs * 10;
   const hbc = await scope.connect(env.a);
   const from = runner.lines.length;
+  const cpu = await runnerCpu(env, runner);
   const hb = hbc.query(`DO $$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN
     FOR i IN 1..${n} LOOP
       INSERT INTO public.bench_hb (run_id, seq) VALUES (${run}, i); COMMIT;
@@ -236,6 +270,7 @@ export async function lag(env: Env, scope: Scope, runner: RunnerProcess, o: { ra
   if (o.mm) loads.push(tpcbLoad(scope, env.b, { clients: 2, rate: o.rate / 10, seconds: o.secs, scale: env.cfg.scale }));
   const [load, loadOnB] = await raceRunner(Promise.all(loads), runner);
   await raceRunner(hb, runner);
+  const cpuUsed = await cpu.stop();
   const poll = await scope.connect(env.b);
   const t = (await raceRunner(poll.query<{ t: number }>(`SELECT benchctl.wait_for($1, $2, NULL, 300) AS t`, [run, n]), runner)).rows[0].t;
   const s = await one<{ cnt: string; p50: number; p95: number; p99: number; mx: number }>(
@@ -250,19 +285,21 @@ export async function lag(env: Env, scope: Scope, runner: RunnerProcess, o: { ra
   );
   const res: LagResult = {
     heartbeats: Number(s.cnt), expected: n, p50: Number(s.p50), p95: Number(s.p95), p99: Number(s.p99), max: Number(s.mx), load, loadOnB,
-    runs: summarizeRuns(runner.lines.slice(from)),
+    runs: summarizeRuns(runner.lines.slice(from)), cpu: cpuUsed,
   };
   if (t === -1) throw Object.assign(new Error(`the last heartbeat did not reach B within 300 s after the load (${res.heartbeats}/${n} arrived)`), { partial: res });
   return res;
 }
 
 /** M3: VACUUM ANALYZE + CHECKPOINT on A (caught up before and after, as measure.sh), then unthrottled TPC-B-like load. */
-export async function sourceTps(env: Env, scope: Scope, runner: RunnerProcess | null): Promise<LoadResult> {
+export async function sourceTps(env: Env, scope: Scope, runner: RunnerProcess | null): Promise<LoadResult & { runnerCpu?: Record<string, number> }> {
   if (runner) await waitCaughtUp(env, scope, runner, 600);
   await exec(env.a, 'VACUUM ANALYZE pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history');
   await exec(env.a, 'CHECKPOINT');
   if (runner) await waitCaughtUp(env, scope, runner, 600);
-  return raceRunner(tpcbLoad(scope, env.a, { clients: 4, rate: null, seconds: env.cfg.m3Secs, scale: env.cfg.scale }), runner);
+  const cpu = runner ? await runnerCpu(env, runner) : null;
+  const load = await raceRunner(tpcbLoad(scope, env.a, { clients: 4, rate: null, seconds: env.cfg.m3Secs, scale: env.cfg.scale }), runner);
+  return { ...load, runnerCpu: await cpu?.stop() };
 }
 
 /** count, sum and a content hash of pgbench_accounts, for M4's no-lost-write check. */

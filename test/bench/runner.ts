@@ -136,6 +136,17 @@ export class RunnerProcess {
   }
 }
 
+/** user + system CPU seconds of a process (null when gone); /proc/<pid>/stat fields 14 and 15, in clock ticks of 1/100 s. */
+export function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
 /** Samples VmRSS every intervalMs; returns the peak in KiB on stop(). */
 export function rssSampler(r: RunnerProcess, intervalMs = 200): { stop(): number } {
   let peak = r.memory()?.rssKiB ?? 0;
