@@ -16,7 +16,7 @@ import type { RunPlan, RunTable } from './plan.js';
 import type { ConflictStrategy } from '../topology/types.js';
 import { BucardoError } from '../errors.js';
 import { copyBetween } from './copy.js';
-import { PENDING_SETUP_SQL, pendingSql, winnerRowsSql, wholeTableSql, pendingKeysOutSql } from './sql/pending.js';
+import { PENDING_SETUP_SQL, probeSql, pendingSql, winnerRowsSql, wholeTableSql, pendingKeysOutSql } from './sql/pending.js';
 import * as C from './sql/conflicts.js';
 import { WRITE_SETUP_SQL, createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql } from './sql/apply.js';
 import { writeStateSql, setvalSql } from './sql/state.js';
@@ -61,9 +61,14 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
       await client.query(begin);
       const lastSnap = plan.last[db.name] ?? '';
       const setup = await client.query<{ snapshot: string }>(PENDING_SETUP_SQL, [lastSnap, sync.name]);
-      const res = (await client.query(pendingSql(ctx.schema, plan.tables, lastSnap !== ''))) as unknown as pg.QueryResult[];
-      const counts = res[res.length - 2].rows as { table_id: string; n: string; ts: string | null }[];
-      const truncs = res[res.length - 1].rows as { table_id: string; ts: string }[];
+      const probe = (await client.query(probeSql(ctx.schema, plan.tables, lastSnap !== ''))) as unknown as pg.QueryResult[];
+      const found = new Set((probe[0].rows as { table_id: string }[]).map((r) => r.table_id));
+      const truncs = probe[1].rows as { table_id: string; ts: string }[];
+      let counts: { table_id: string; n: string; ts: string | null }[] = [];
+      if (found.size) {
+        const res = (await client.query(pendingSql(ctx.schema, plan.tables.filter((t) => found.has(t.tableId)), lastSnap !== ''))) as unknown as pg.QueryResult[];
+        counts = res[res.length - 1].rows as typeof counts;
+      }
       return {
         index,
         db: db.name,
@@ -284,7 +289,7 @@ async function resolveConflicts(inp: RunInputs, reads: SourceRead[]): Promise<Co
     const rule = winnerRule(ctx, strategy, t, having, seed);
     for (const r of having) {
       if (r.index === 0) continue;
-      await hub.client.query(C.createShippedSql(r.index, t.tableId));
+      await hub.client.query(C.createShippedSql(ctx.schema, r.index, t.tableId, t.keyColumns));
       await copyBetween(r.client, pendingKeysOutSql(t.tableId, t.keyColumns), [{ client: hub.client, sql: C.copyIntoShippedSql(r.index, t.tableId, t.keyColumns) }]);
     }
     const srcs = having.map((r) => r.index);

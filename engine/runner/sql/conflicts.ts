@@ -4,7 +4,8 @@
  * key pending on two or more sources; the winner is a source index (position in the
  * sync's `sources`), or NULL for `skip`. Only generated integers and hex are spliced.
  */
-import { quoteIdent, quoteLiteral } from '../../sql/ident.js';
+import { quoteIdent, quoteLiteral, qualify } from '../../sql/ident.js';
+import { deltaTableName } from '../../names.js';
 import { pendingTable } from './pending.js';
 
 export const shippedTable = (src: number, tableId: string) => `bucardo_px_${src}_${tableId}`;
@@ -37,9 +38,9 @@ function winnerExpr(rule: WinnerRule, keys: string): string {
   }
 }
 
-/** CREATE TABLE of a shipped pending-key set (same shape as the hub's own). */
-export function createShippedSql(src: number, tableId: string): string {
-  return `CREATE TEMP TABLE ${quoteIdent(shippedTable(src, tableId))} ON COMMIT DROP AS SELECT * FROM ${quoteIdent(pendingTable(tableId))} WITH NO DATA`;
+/** CREATE TABLE of a shipped pending-key set, shaped like the hub's delta table (the hub may have no pending set of its own). */
+export function createShippedSql(schema: string, src: number, tableId: string, keyColumns: string[]): string {
+  return `CREATE TEMP TABLE ${quoteIdent(shippedTable(src, tableId))} ON COMMIT DROP AS SELECT ${keyColumns.map(quoteIdent).join(', ')}, _bucardo_ts FROM ${qualify(schema, deltaTableName(tableId))} WITH NO DATA`;
 }
 
 export function copyIntoShippedSql(src: number, tableId: string, keyColumns: string[]): string {

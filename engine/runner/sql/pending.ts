@@ -1,6 +1,6 @@
 /**
- * Pending deltas on one source (docs/protocol.md, step 3), in one round trip for every
- * table: each table's pending keys, with the time of their latest change, go into a temp
+ * Pending deltas on one source (docs/protocol.md, step 3), in two round trips for every
+ * table: a probe, then each pending table's keys, with the time of their latest change, go into a temp
  * table `bucardo_pk_<id>` that lives until the read transaction ends. The watermark and
  * the sync name reach the SQL through set_config (read back with current_setting in an
  * InitPlan, evaluated once), never spliced into the text.
@@ -25,8 +25,21 @@ export const PENDING_SETUP_SQL = `SELECT pg_current_snapshot()::text AS snapshot
   set_config('bucardo.last_snapshot', $1, true), set_config('bucardo.sync', $2, true)`;
 
 /**
- * One simple-protocol text: CREATE TEMP TABLE ... AS per table, then two result sets:
- * (table_id, n, max ts) per table and (table_id, ts) per pending TRUNCATE.
+ * First pass, one simple-protocol text and two result sets: the tables with at least one
+ * pending delta (an EXISTS probe each: cheap, and an idle wake-up creates no temp table),
+ * and (table_id, ts) per pending TRUNCATE.
+ */
+export function probeSql(schema: string, tables: { tableId: string }[], hasLast: boolean): string {
+  const where = pendingWhere(hasLast);
+  const probe = tables.length
+    ? tables.map((t) => `SELECT ${quoteLiteral(t.tableId)}::text AS table_id WHERE EXISTS (SELECT 1 FROM ${qualify(schema, deltaTableName(t.tableId))} WHERE ${where})`).join(' UNION ALL ')
+    : `SELECT NULL::text AS table_id WHERE false`;
+  return `${probe};\nSELECT table_id, max(_bucardo_ts)::text AS ts FROM ${qualify(schema, 'truncate_log')} WHERE ${where} GROUP BY table_id`;
+}
+
+/**
+ * Second pass, for the tables the probe found: CREATE TEMP TABLE ... AS per table, then
+ * (table_id, n, max ts) per table as the last result set.
  */
 export function pendingSql(schema: string, tables: { tableId: string; keyColumns: string[] }[], hasLast: boolean): string {
   const where = pendingWhere(hasLast);
@@ -37,11 +50,7 @@ export function pendingSql(schema: string, tables: { tableId: string; keyColumns
       `CREATE TEMP TABLE ${quoteIdent(pendingTable(t.tableId))} ON COMMIT DROP AS SELECT ${keys}, max(_bucardo_ts) AS _bucardo_ts FROM ${qualify(schema, deltaTableName(t.tableId))} WHERE ${where} GROUP BY ${keys}`,
     );
   }
-  const counts = tables.length
-    ? tables.map((t) => `SELECT ${quoteLiteral(t.tableId)}::text AS table_id, count(*)::bigint AS n, max(_bucardo_ts)::text AS ts FROM ${quoteIdent(pendingTable(t.tableId))}`).join(' UNION ALL ')
-    : `SELECT NULL::text AS table_id, 0::bigint AS n, NULL::text AS ts WHERE false`;
-  parts.push(counts);
-  parts.push(`SELECT table_id, max(_bucardo_ts)::text AS ts FROM ${qualify(schema, 'truncate_log')} WHERE ${where} GROUP BY table_id`);
+  parts.push(tables.map((t) => `SELECT ${quoteLiteral(t.tableId)}::text AS table_id, count(*)::bigint AS n, max(_bucardo_ts)::text AS ts FROM ${quoteIdent(pendingTable(t.tableId))}`).join(' UNION ALL '));
   return parts.join(';\n');
 }
 
