@@ -207,7 +207,7 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
       const copy = st.copyOnCreate;
       const rows = st.table.estimatedRows;
       const reason = copy
-        ? `new in the sync; onetimecopy ${copy}: the next run copies it from ${st.copyFrom} (about ${rows < 0 ? 'an unknown number of' : rows.toLocaleString('en-US')} rows)`
+        ? `new in the sync; onetimecopy ${copy}: the next run copies it from ${st.copyFrom} (${rows < 0 ? 'row count unknown until the table is analysed' : `about ${rows.toLocaleString('en-US')} rows`})`
         : 'new in the sync';
       add({
         action: 'create', objectType: 'sync_table', object: obj, reason,

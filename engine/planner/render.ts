@@ -61,7 +61,7 @@ export function renderText(plan: Plan, ctx: RenderContext): string {
   if (plan.copies.length) {
     out.push('Onetimecopy on the next run:');
     for (const c of plan.copies) {
-      out.push(`  sync ${c.sync}: ${c.table} from ${c.from} to ${c.to} (${c.mode}; about ${c.estimatedRows < 0 ? '?' : c.estimatedRows.toLocaleString('en-US')} rows)`);
+      out.push(`  sync ${c.sync}: ${c.table} from ${c.from} to ${c.to} (${c.mode}; ${c.estimatedRows < 0 ? 'rows not counted yet' : `about ${c.estimatedRows.toLocaleString('en-US')} rows`})`);
     }
     out.push('');
   }
@@ -123,7 +123,7 @@ export function renderMarkdown(plan: Plan, ctx: RenderContext): string {
   }
   if (plan.copies.length) {
     out.push('', '**Onetimecopy on the next run:**', '');
-    for (const c of plan.copies) out.push(`- sync ${mdEscape(c.sync)}: ${mdEscape(c.table)} from ${mdEscape(c.from)} to ${mdEscape(c.to)} (${c.mode}, about ${c.estimatedRows < 0 ? '?' : c.estimatedRows.toLocaleString('en-US')} rows)`);
+    for (const c of plan.copies) out.push(`- sync ${mdEscape(c.sync)}: ${mdEscape(c.table)} from ${mdEscape(c.from)} to ${mdEscape(c.to)} (${c.mode}, ${c.estimatedRows < 0 ? 'rows not counted yet' : `about ${c.estimatedRows.toLocaleString('en-US')} rows`})`);
   }
   if (plan.warnings.length) {
     out.push('');
