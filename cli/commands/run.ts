@@ -8,7 +8,7 @@ import { fileOption, topologyPath, action, EXIT } from '../common.js';
 import { loadTopology } from '../../engine/topology/load.js';
 import { Runner } from '../../engine/runner/runner.js';
 import { formatLog, type LogFormat } from '../../engine/runner/log.js';
-import { Metrics, serveMetrics } from '../../engine/runner/metrics.js';
+import { Metrics, PendingPoller, serveMetrics, type MetricsServer } from '../../engine/runner/metrics.js';
 import { BucardoError } from '../../engine/errors.js';
 import { redactSecrets } from '../../engine/connect.js';
 
@@ -26,30 +26,42 @@ export function register(program: Command): void {
     .option('--once', 'run each selected sync until nothing is pending, then exit (1 if a sync failed)')
     .option('--sync <name>', 'run only this sync (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addOption(new Option('--log-format <format>', 'log lines as text or JSON').choices(['text', 'json']).default('text'))
-    .option('--metrics-port <port>', 'serve Prometheus metrics on this port')
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this port: GET /metrics, and GET /healthz (200 up; 503 shutting down or every sync failing); see docs/metrics.md')
     .action(action(runCommand));
 }
 
 async function runCommand(opts: RunOpts): Promise<number> {
   const topology = loadTopology(topologyPath(opts));
   const write = (line: string) => process.stdout.write(redactSecrets(line) + '\n');
-  const metrics = new Metrics();
+  let port: number | null = null;
+  if (opts.metricsPort !== undefined) {
+    port = Number(opts.metricsPort);
+    if (!/^\d+$/.test(opts.metricsPort) || port > 65535) throw new BucardoError('bad_option', `--metrics-port ${opts.metricsPort} is not a port number (0-65535)`);
+  }
+  let metrics: Metrics | null = null;
   const runner = new Runner({
     topology,
     syncs: opts.sync,
     once: Boolean(opts.once),
-    log: (e) => write(formatLog(e, opts.logFormat)),
-    onRun: (s, r, e) => metrics.record(s, r, e),
+    log: (e) => {
+      metrics?.observeLog(e);
+      write(formatLog(e, opts.logFormat));
+    },
+    onRun: (s, r, e) => metrics?.record(s, r, e),
   });
-  let server: import('node:http').Server | null = null;
-  if (opts.metricsPort !== undefined) {
-    const port = Number(opts.metricsPort);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BucardoError('bad_option', `--metrics-port ${opts.metricsPort} is not a port number`);
+  // metrics: served from before the first run until every run finished or rolled back
+  let server: MetricsServer | null = null;
+  let poller: PendingPoller | null = null;
+  if (port !== null) {
+    metrics = new Metrics({ topology: topology.name, runner: runner.name });
+    metrics.addSyncs(runner.contexts(), () => new Map([...runner.workers].map(([n, w]) => [n, w.state])));
     try {
       server = await serveMetrics(metrics, port);
     } catch (e) {
       throw new BucardoError('metrics_port', `cannot serve metrics on port ${port}: ${(e as Error).message}`, { hint: 'pick a free port' });
     }
+    poller = new PendingPoller(metrics, runner.contexts());
+    poller.start();
   }
   let signals = 0;
   let stopReason: string | null = null;
@@ -60,6 +72,7 @@ async function runCommand(opts: RunOpts): Promise<number> {
       process.exit(1);
     }
     stopReason = `${sig}`;
+    metrics?.setShuttingDown();
     void runner.stop();
   };
   process.on('SIGINT', onSignal);
@@ -73,6 +86,8 @@ async function runCommand(opts: RunOpts): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    server?.close();
+    metrics?.setShuttingDown();
+    await poller?.stop();
+    await server?.close();
   }
 }

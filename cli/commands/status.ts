@@ -1,45 +1,81 @@
-/** `bucardo status [SYNC]`: state, last run, pending changes and lag per sync. */
+/** `bucardo status [SYNC]`: state, last run, pending changes and lag per sync, and what looks wrong. */
 import { Option, type Command } from 'commander';
 import { fileOption, topologyPath, action, EXIT } from '../common.js';
 import { loadTopology } from '../../engine/topology/load.js';
-import { readStatus, type SyncStatus } from '../../engine/runner/status.js';
+import { readStatus, formatDuration, type StatusReport, type StaleSync } from '../../engine/runner/status.js';
 import { redactSecrets } from '../../engine/connect.js';
+
+const HELP = `
+Text output: one row per sync (ROWS: the last run's; CONFLICTS: all resolved so far;
+LAG: age of the oldest pending change), then a line for each sync that no runner has run
+for more than twice its checktime plus 10 s ("is \`bucardo run\` running?"), each database
+that could not be read, and each failed run's full error.
+
+JSON output: {"format_version": "1", "syncs": [{"name", "enabled", "state", "last_run",
+"conflicts_total", "pending", "lag_seconds"}], "stale": [{"sync", "checktime_seconds",
+"last_activity", "seconds_since"}], "unreadable": [{"sync", "database", "error"}]}.
+
+Exit codes: 0 when every database of the syncs shown was read (whatever their state: a
+failed or stale sync is reported, not an error of status); 1 when status could not do its
+whole job: the topology file is invalid, SYNC is unknown, or a database could not be read
+(what could be read is still printed; the unreadable databases are named on stderr).`;
 
 export function register(program: Command): void {
   fileOption(program.command('status'))
     .description('per sync: state, last run (start, end, rows, conflicts, error), pending changes and lag')
     .argument('[sync]', 'only this sync')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addHelpText('after', HELP)
     .action(action(async (sync: string | undefined, opts: { file?: string; format: 'text' | 'json' }) => {
       const { report, problems } = await readStatus(loadTopology(topologyPath(opts)), sync);
-      if (opts.format === 'json') process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-      else process.stdout.write(renderText(report.syncs));
+      if (opts.format === 'json') process.stdout.write(redactSecrets(JSON.stringify(report, null, 2)) + '\n');
+      else process.stdout.write(redactSecrets(renderStatusText(report)));
       for (const p of problems) process.stderr.write(`warning: ${redactSecrets(p)}\n`);
       return problems.length ? EXIT.error : EXIT.ok;
     }));
 }
 
-function renderText(syncs: SyncStatus[]): string {
+/** Longest last error shown in the table; the whole message follows below it. */
+const ERROR_WIDTH = 60;
+
+/** The table and the notes under it. */
+export function renderStatusText(report: StatusReport, now = Date.now()): string {
+  const syncs = report.syncs;
   if (!syncs.length) return 'No syncs in the topology.\n';
-  const header = ['SYNC', 'STATE', 'LAST RUN', 'DURATION', 'ROWS', 'CONFLICTS', 'TOTAL CONFLICTS', 'PENDING', 'LAG'];
+  const header = ['SYNC', 'STATE', 'LAST RUN', 'AGE', 'ROWS', 'CONFLICTS', 'PENDING', 'LAG', 'LAST ERROR'];
   const rows = syncs.map((s) => {
     const r = s.last_run;
-    const dur = r && r.finished ? `${new Date(r.finished).getTime() - new Date(r.started).getTime()} ms` : '-';
+    const at = r ? (r.finished ?? r.started) : null;
     return [
       s.name + (s.enabled ? '' : ' (disabled)'),
       s.state,
-      r ? r.started.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : 'never',
-      dur,
+      at ? at.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : 'never',
+      at ? `${formatDuration((now - new Date(at).getTime()) / 1000)} ago` : '-',
       r ? String(r.rows) : '-',
-      r ? String(r.conflicts) : '-',
       String(s.conflicts_total),
       s.pending === null ? '?' : String(s.pending),
-      s.lag_seconds === null ? '?' : `${s.lag_seconds.toFixed(1)} s`,
+      s.lag_seconds === null ? '?' : formatDuration(s.lag_seconds),
+      r?.error ? shorten(r.error) : '-',
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
   const out = [line(header), ...rows.map(line)];
-  for (const s of syncs) if (s.last_run?.error) out.push('', `${s.name}: last run failed: ${s.last_run.error}`);
+  const notes: string[] = [];
+  for (const st of report.stale) notes.push(staleLine(st));
+  for (const u of report.unreadable) notes.push(`sync ${u.sync}: database ${u.database} could not be read; what it holds is missing above (${shorten(u.error, 120)})`);
+  for (const s of syncs) if (s.last_run?.error && shorten(s.last_run.error) !== s.last_run.error) notes.push(`sync ${s.name}: last run failed: ${s.last_run.error}`);
+  if (notes.length) out.push('', ...notes);
   return out.join('\n') + '\n';
+}
+
+export function staleLine(st: StaleSync): string {
+  const check = formatDuration(st.checktime_seconds);
+  const what = st.seconds_since === null ? 'never run' : `no run for ${formatDuration(st.seconds_since)}`;
+  return `sync ${st.sync}: ${what} although checktime is ${check} — is \`bucardo run\` running?`;
+}
+
+function shorten(text: string, width = ERROR_WIDTH): string {
+  const one = text.split('\n')[0].trim();
+  return one.length <= width && one === text ? one : one.slice(0, width - 1).trimEnd() + '…';
 }

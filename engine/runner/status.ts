@@ -1,14 +1,21 @@
 /**
  * `bucardo status`: per sync, read from its databases (whichever can be reached): the
  * latest run, the conflicts counted, whether a run is in progress (the sync's advisory
- * lock is held on its first source), and the changes still pending on its sources with
- * the age of the oldest. Returns data; the CLI prints it.
+ * lock is held on its first source), the changes still pending on its sources with the
+ * age of the oldest, and whether a runner still runs it. Returns data; the CLI prints it.
+ *
+ * Stale: an idle run writes nothing (docs/protocol.md, step 4), so "when did a runner last
+ * run this sync" is the latest of the last recorded run's end and the last activity of
+ * the sync's runner connections (`bucardo:SYNC:read|write` in pg_stat_activity; a runner
+ * keeps them open between runs and every run, idle or not, queries each database). A sync
+ * with a checktime is stale when that is older than STALE_AFTER(checktime): a runner runs
+ * it at least every checktime, and retries a failing one at least every 10 s.
  */
 import type pg from 'pg';
 import type { Topology } from '../topology/types.js';
 import { makeSyncContext, type SyncContext } from './context.js';
 import { withClient } from '../connect.js';
-import { historySql, RUNNING_SQL, pendingCountSql } from './sql/status.js';
+import { historySql, RUNNING_SQL, RUNNER_ACTIVITY_SQL, pendingCountSql } from './sql/status.js';
 import { BucardoError } from '../errors.js';
 
 export interface LastRun {
@@ -19,6 +26,7 @@ export interface LastRun {
   error: string | null;
 }
 
+/** One sync, exactly the keys of SPEC section 3. */
 export interface SyncStatus {
   name: string;
   enabled: boolean;
@@ -29,9 +37,51 @@ export interface SyncStatus {
   lag_seconds: number | null;
 }
 
+/** A sync no runner has run for longer than its checktime allows. */
+export interface StaleSync {
+  sync: string;
+  checktime_seconds: number;
+  /** The last sign of a runner running it (ISO); null: none ever (never run, no runner connected). */
+  last_activity: string | null;
+  /** Seconds since last_activity; null with it. */
+  seconds_since: number | null;
+}
+
+/** A database of a sync that status could not read. */
+export interface UnreadableDatabase {
+  sync: string;
+  database: string;
+  error: string;
+}
+
+/**
+ * The JSON of `status --format json`. Per sync exactly the SPEC's keys; what status adds
+ * (stale syncs, unreadable databases) is at the top level, so a consumer that checks the
+ * per-sync shape is not surprised.
+ */
 export interface StatusReport {
   format_version: '1';
   syncs: SyncStatus[];
+  stale: StaleSync[];
+  unreadable: UnreadableDatabase[];
+}
+
+/** Margin above checktime before a sync counts as stale (ms): see the header. */
+export function staleAfterMs(checktimeMs: number): number {
+  return 2 * checktimeMs + 10_000;
+}
+
+/** application_name of a runner's connections for a sync (engine/runner/worker.ts), as the server keeps it (63 bytes). */
+export function runnerApplicationNames(sync: string): string[] {
+  return ['read', 'write'].map((role) => truncateBytes(`bucardo:${sync}:${role}`, 63));
+}
+
+function truncateBytes(s: string, max: number): string {
+  const b = Buffer.from(s, 'utf8');
+  if (b.length <= max) return s;
+  let n = max;
+  while (n > 0 && (b[n] & 0xc0) === 0x80) n--; // never cut a character in half
+  return b.subarray(0, n).toString('utf8');
 }
 
 interface DbHistory {
@@ -41,37 +91,46 @@ interface DbHistory {
   state: { run_seq: string; snapshots: Record<string, string> } | null;
   tables: string[];
   registered: boolean;
+  runner_sessions: number;
+  runner_active: Date | null;
+  now: Date;
 }
 
-/** The report, and the problems met on the way (unreachable databases...). */
+/** The report, and the problems met on the way (unreachable databases...), as sentences. */
 export async function readStatus(topology: Topology, only?: string): Promise<{ report: StatusReport; problems: string[] }> {
   if (only && !topology.syncs.has(only)) {
     throw new BucardoError('unknown_sync', `sync ${only} is not in ${topology.file} (syncs: ${[...topology.syncs.keys()].join(', ') || 'none'})`);
   }
   const names = only ? [only] : [...topology.syncs.keys()];
-  const problems: string[] = [];
-  const syncs = await Promise.all(names.map((n) => syncStatus(makeSyncContext(topology, n), problems)));
-  return { report: { format_version: '1', syncs }, problems };
+  const unreadable: UnreadableDatabase[] = [];
+  const stale: StaleSync[] = [];
+  const syncs = await Promise.all(names.map((n) => syncStatus(makeSyncContext(topology, n), unreadable, stale)));
+  const order = (s: string) => names.indexOf(s);
+  unreadable.sort((a, b) => order(a.sync) - order(b.sync) || a.database.localeCompare(b.database));
+  stale.sort((a, b) => order(a.sync) - order(b.sync));
+  const problems = unreadable.map((u) => `sync ${u.sync}: database ${u.database}: ${u.error}`);
+  return { report: { format_version: '1', syncs, stale, unreadable }, problems };
 }
 
 const iso = (v: string | null) => (v === null ? null : new Date(v).toISOString());
 
-async function syncStatus(ctx: SyncContext, problems: string[]): Promise<SyncStatus> {
+async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], staleOut: StaleSync[]): Promise<SyncStatus> {
   const histories: DbHistory[] = [];
   let running = false;
-  const clients = new Map<string, boolean>();
+  const appNames = runnerApplicationNames(ctx.sync.name);
   await Promise.all(
     ctx.databases.map((d) =>
       withClient(d, async (c) => {
-        clients.set(d.name, true);
-        const h = await readHistory(c, ctx).catch((e: { code?: string }) => {
-          if (e.code === '42P01' || e.code === '3F000') return null;
-          throw e;
+        const h = await readHistory(c, ctx, appNames).catch(async (e: { code?: string }) => {
+          if (e.code !== '42P01' && e.code !== '3F000') throw e;
+          // not installed here (yet): only the runner's activity
+          const a = (await c.query(RUNNER_ACTIVITY_SQL, [ctx.sync.name, appNames])).rows[0];
+          return { last_run: null, conflicts_total: '0', state: null, tables: [], registered: false, ...a } as Omit<DbHistory, 'db'>;
         });
-        if (h) histories.push({ db: d.name, ...h });
+        histories.push({ db: d.name, ...h });
         if (d === ctx.sources[0]) running = (await c.query<{ running: boolean }>(RUNNING_SQL, ctx.lockKey)).rows[0].running;
       }, 'bucardo:status').catch((e: unknown) => {
-        problems.push(`sync ${ctx.sync.name}: database ${d.name}: ${e instanceof Error ? e.message : String(e)}`);
+        unreadable.push({ sync: ctx.sync.name, database: d.name, error: e instanceof Error ? e.message : String(e) });
       }),
     ),
   );
@@ -87,8 +146,8 @@ async function syncStatus(ctx: SyncContext, problems: string[]): Promise<SyncSta
   for (const h of histories) if (h.registered && (lowest === undefined || Number(h.state?.run_seq ?? 0) < Number(lowest?.run_seq ?? 0))) lowest = h.state;
   let pending: number | null = null;
   let lag: number | null = null;
-  const tableIds = histories.find((h) => h.db === ctx.sources[0].name)?.tables ?? histories[0]?.tables ?? [];
-  if (ctx.sync.kind === 'delta' && histories.length) {
+  const tableIds = histories.find((h) => h.db === ctx.sources[0].name)?.tables ?? histories.find((h) => h.registered)?.tables ?? [];
+  if (ctx.sync.kind === 'delta' && histories.some((h) => h.registered)) {
     await Promise.all(
       ctx.sources.map((s) =>
         withClient(s, async (c) => {
@@ -96,12 +155,16 @@ async function syncStatus(ctx: SyncContext, problems: string[]): Promise<SyncSta
           const r = await c.query<{ n: string | null; lag: number | null }>(pendingCountSql(ctx.schema, tableIds), [snap, ctx.sync.name]);
           pending = (pending ?? 0) + Number(r.rows[0].n ?? 0);
           if (r.rows[0].lag !== null) lag = Math.max(lag ?? 0, r.rows[0].lag);
-        }, 'bucardo:status').catch(() => {}),
+        }, 'bucardo:status').catch(() => {
+          /* already named in `unreadable` by the first pass (or it went away since: pending is then partial) */
+        }),
       ),
     );
     if (pending !== null && lag === null) lag = 0;
   }
   const state: SyncStatus['state'] = running ? 'running' : !last ? 'never_run' : last.error ? 'failed' : 'idle';
+  const stale = staleness(ctx, histories, last, running);
+  if (stale) staleOut.push(stale);
   return {
     name: ctx.sync.name,
     enabled: ctx.sync.enabled,
@@ -113,7 +176,48 @@ async function syncStatus(ctx: SyncContext, problems: string[]): Promise<SyncSta
   };
 }
 
-async function readHistory(c: pg.Client, ctx: SyncContext): Promise<Omit<DbHistory, 'db'>> {
-  const r = await c.query(historySql(ctx.schema), [ctx.sync.name]);
+/** Stale per the header; null when fine, unknowable (nothing read), disabled, or without a checktime. */
+function staleness(ctx: SyncContext, histories: DbHistory[], last: DbHistory['last_run'], running: boolean): StaleSync | null {
+  const checktime = ctx.sync.checktimeMs;
+  if (!ctx.sync.enabled || checktime === null || running || !histories.length) return null;
+  // a connected runner whose activity this role may not see: alive, as far as status can tell
+  if (histories.some((h) => h.runner_sessions > 0 && h.runner_active === null)) return null;
+  // ages on each server's own clock, so a skewed client clock does not matter
+  let since: number | null = null;
+  let at: Date | null = null;
+  for (const h of histories) {
+    const now = new Date(h.now).getTime();
+    const marks = [h.runner_active ? new Date(h.runner_active) : null, h.last_run?.finished ? new Date(h.last_run.finished) : null];
+    for (const m of marks) {
+      if (!m) continue;
+      const age = Math.max(0, (now - m.getTime()) / 1000);
+      if (since === null || age < since) {
+        since = age;
+        at = m;
+      }
+    }
+  }
+  if (since === null && last) return null; // a run is recorded but not its end: a crash mid-run; the state says enough
+  if (since !== null && since * 1000 <= staleAfterMs(checktime)) return null;
+  return {
+    sync: ctx.sync.name,
+    checktime_seconds: checktime / 1000,
+    last_activity: at ? at.toISOString() : null,
+    seconds_since: since === null ? null : Math.round(since),
+  };
+}
+
+async function readHistory(c: pg.Client, ctx: SyncContext, appNames: string[]): Promise<Omit<DbHistory, 'db'>> {
+  const r = await c.query(historySql(ctx.schema), [ctx.sync.name, appNames]);
   return r.rows[0] as Omit<DbHistory, 'db'>;
+}
+
+/** 5m12s, 1h03m, 2d04h: a duration a person reads at a glance. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (seconds < 10 && seconds > 0 && s < 10) return `${Math.round(seconds * 10) / 10}s`;
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
 }

@@ -1,10 +1,17 @@
 /**
- * Read-only queries of `bucardo status`, per database of a sync.
+ * Read-only queries of `bucardo status` (per database of a sync) and of the metrics
+ * poller (one query per source database, every few seconds).
  */
 import { qualify, quoteLiteral } from '../../sql/ident.js';
 import { deltaTableName } from '../../names.js';
 
-/** $1 sync: the latest run, the conflicts ever counted, the watermark, the tables. */
+/**
+ * $1 sync, $2 application names of the sync's runner connections: the latest run, the
+ * conflicts ever counted, the watermark, the tables, and when a runner's connection for
+ * this sync was last active here (its every run, idle ones included, queries each
+ * database; an idle run writes nothing, so pg_stat_activity is the only trace of it).
+ * `now` is the server's clock, so ages do not depend on the client's.
+ */
 export function historySql(schema: string): string {
   const t = (n: string) => qualify(schema, n);
   return `SELECT
@@ -12,8 +19,21 @@ export function historySql(schema: string): string {
   (SELECT coalesce(sum(conflicts), 0)::text FROM ${t('run')} WHERE sync = $1 AND error IS NULL) AS conflicts_total,
   (SELECT json_build_object('run_seq', run_seq::text, 'snapshots', snapshots) FROM ${t('sync_state')} WHERE sync = $1) AS state,
   (SELECT coalesce(json_agg(table_id), '[]') FROM ${t('sync_relation')} WHERE sync = $1) AS tables,
-  EXISTS (SELECT 1 FROM ${t('sync')} WHERE name = $1) AS registered`;
+  EXISTS (SELECT 1 FROM ${t('sync')} WHERE name = $1) AS registered,
+  ${RUNNER_ACTIVITY}`;
 }
+
+/**
+ * $2: application names. Sessions of a runner for the sync here, and the end of their
+ * latest statement (NULL where pg_stat_activity hides it: another role without
+ * pg_read_all_stats); the server's clock.
+ */
+const RUNNER_ACTIVITY = `(SELECT count(*)::int FROM pg_catalog.pg_stat_activity WHERE datname = current_database() AND application_name = ANY($2::text[])) AS runner_sessions,
+  (SELECT max(state_change) FROM pg_catalog.pg_stat_activity WHERE datname = current_database() AND application_name = ANY($2::text[])) AS runner_active,
+  clock_timestamp() AS now`;
+
+/** The same activity alone, for a database where the sync is not installed: $2 as above ($1 unused). */
+export const RUNNER_ACTIVITY_SQL = `SELECT $1::text AS sync, ${RUNNER_ACTIVITY}`;
 
 /** Is the sync's advisory lock held (a run in progress)? $1, $2: the lock key. */
 export const RUNNING_SQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted
@@ -28,4 +48,30 @@ export function pendingCountSql(schema: string, tableIds: string[]): string {
   const parts = tableIds.map((id) => `SELECT count(*) AS n, min(_bucardo_ts) AS oldest FROM ${qualify(schema, deltaTableName(id))} WHERE ${cond}`);
   parts.push(`SELECT count(*), min(_bucardo_ts) FROM ${qualify(schema, 'truncate_log')} WHERE ${cond} AND table_id = ANY(ARRAY[${tableIds.map(quoteLiteral).join(', ') || "''"}]::text[])`);
   return `SELECT sum(n)::text AS n, extract(epoch FROM clock_timestamp() - min(oldest))::float8 AS lag FROM (${parts.join(' UNION ALL ')}) p`;
+}
+
+/** $1 sync names: the tables of each (the metrics poller's query text is built from them). */
+export function syncTablesSql(schema: string): string {
+  return `SELECT sync, array_agg(table_id ORDER BY table_id) AS tables FROM ${qualify(schema, 'sync_relation')} WHERE sync = ANY($1::text[]) GROUP BY sync`;
+}
+
+/**
+ * The metrics poller's one query on a source database, for every sync reading from it:
+ * per sync, the changes pending after the watermark this database holds for it
+ * (`sync_state.snapshots` -> this database; none yet: everything pending) and the age in
+ * seconds of the oldest (0 when none). $1 this database's name, $2 the sync names (in
+ * `syncs` order). One sequential scan of each delta table: they stay small while a runner
+ * keeps up, since each run purges what every consumer confirmed.
+ */
+export function pendingBySyncSql(schema: string, syncs: { tableIds: string[] }[]): string {
+  const branches = syncs.map((s, i) => {
+    const sync = `($2::text[])[${i + 1}]`;
+    const w = `(SELECT nullif(snapshots->>$1, '')::pg_snapshot FROM ${qualify(schema, 'sync_state')} WHERE sync = ${sync})`;
+    const cond = `(w.snap IS NULL OR (_bucardo_txid >= pg_snapshot_xmin(w.snap) AND NOT pg_visible_in_snapshot(_bucardo_txid, w.snap))) AND _bucardo_origin IS DISTINCT FROM ${sync}`;
+    const parts = s.tableIds.map((id) => `SELECT count(*) AS n, min(_bucardo_ts) AS oldest FROM ${qualify(schema, deltaTableName(id))} WHERE ${cond}`);
+    parts.push(`SELECT count(*), min(_bucardo_ts) FROM ${qualify(schema, 'truncate_log')} WHERE ${cond} AND table_id = ANY(ARRAY[${s.tableIds.map(quoteLiteral).join(', ') || "''"}]::text[])`);
+    return `SELECT ${sync} AS sync, coalesce(sum(n), 0)::text AS n, coalesce(extract(epoch FROM clock_timestamp() - min(oldest)), 0)::float8 AS lag
+  FROM (SELECT ${w} AS snap) w, LATERAL (${parts.join(' UNION ALL ')}) p`;
+  });
+  return branches.join('\nUNION ALL\n');
 }
