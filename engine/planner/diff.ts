@@ -8,6 +8,7 @@
 import { createTwoFilesPatch } from 'diff';
 import type { DatabaseCatalog, TriggerInfo } from '../catalog/types.js';
 import type { Change, Statement } from './types.js';
+import { approxRows } from './types.js';
 import type { DesiredDatabase } from './desired.js';
 import { syncTableKey } from './desired.js';
 import type { CaptureDef, TriggerDef } from '../sql/capture.js';
@@ -207,7 +208,7 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
       const copy = st.copyOnCreate;
       const rows = st.table.estimatedRows;
       const reason = copy
-        ? `new in the sync; onetimecopy ${copy}: the next run copies it from ${st.copyFrom} (${rows < 0 ? 'row count unknown until the table is analysed' : `about ${rows.toLocaleString('en-US')} rows`})`
+        ? `new in the sync; onetimecopy ${copy}: the next run copies it from ${st.copyFrom} (${approxRows(rows)})`
         : 'new in the sync';
       add({
         action: 'create', objectType: 'sync_table', object: obj, reason,

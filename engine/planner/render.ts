@@ -3,7 +3,7 @@
  * Markdown (pull-request comments). Returns strings; the CLI prints them.
  */
 import type { Plan, Change, PlanProblem } from './types.js';
-import { summarize } from './types.js';
+import { summarize, approxRows } from './types.js';
 
 const MARK: Record<Change['action'], string> = { create: '+', update: '~', replace: '-/+', destroy: '-' };
 const COLOR: Record<Change['action'], string> = { create: '32', update: '33', replace: '35', destroy: '31' };
@@ -61,7 +61,7 @@ export function renderText(plan: Plan, ctx: RenderContext): string {
   if (plan.copies.length) {
     out.push('Onetimecopy on the next run:');
     for (const c of plan.copies) {
-      out.push(`  sync ${c.sync}: ${c.table} from ${c.from} to ${c.to} (${c.mode}; ${c.estimatedRows < 0 ? 'rows not counted yet' : `about ${c.estimatedRows.toLocaleString('en-US')} rows`})`);
+      out.push(`  sync ${c.sync}: ${c.table} from ${c.from} to ${c.to} (${c.mode}; ${approxRows(c.estimatedRows)})`);
     }
     out.push('');
   }
@@ -123,7 +123,7 @@ export function renderMarkdown(plan: Plan, ctx: RenderContext): string {
   }
   if (plan.copies.length) {
     out.push('', '**Onetimecopy on the next run:**', '');
-    for (const c of plan.copies) out.push(`- sync ${mdEscape(c.sync)}: ${mdEscape(c.table)} from ${mdEscape(c.from)} to ${mdEscape(c.to)} (${c.mode}, ${c.estimatedRows < 0 ? 'rows not counted yet' : `about ${c.estimatedRows.toLocaleString('en-US')} rows`})`);
+    for (const c of plan.copies) out.push(`- sync ${mdEscape(c.sync)}: ${mdEscape(c.table)} from ${mdEscape(c.from)} to ${mdEscape(c.to)} (${c.mode}, ${approxRows(c.estimatedRows)})`);
   }
   if (plan.warnings.length) {
     out.push('');

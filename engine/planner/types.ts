@@ -87,3 +87,9 @@ export function summarize(changes: Change[]): Summary {
   }
   return s;
 }
+
+/** "about 1,234 rows" from pg_class.reltuples (-1: never analysed). */
+export function approxRows(n: number): string {
+  if (n < 0) return 'rows not counted yet (never analysed)';
+  return `about ${n.toLocaleString('en-US')} row${n === 1 ? '' : 's'}`;
+}
