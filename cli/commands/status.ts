@@ -63,7 +63,7 @@ export function renderStatusText(report: StatusReport, now = Date.now()): string
   const out = [line(header), ...rows.map(line)];
   const notes: string[] = [];
   for (const st of report.stale) notes.push(staleLine(st));
-  for (const u of report.unreadable) notes.push(`sync ${u.sync}: database ${u.database} could not be read; what it holds is missing above (${shorten(u.error, 120)})`);
+  for (const u of report.unreadable) notes.push(`sync ${u.sync}: database ${u.database} could not be read, so what it holds is missing above (the error is on stderr)`);
   for (const s of syncs) if (s.last_run?.error && shorten(s.last_run.error) !== s.last_run.error) notes.push(`sync ${s.name}: last run failed: ${s.last_run.error}`);
   if (notes.length) out.push('', ...notes);
   return out.join('\n') + '\n';

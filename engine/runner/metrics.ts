@@ -193,7 +193,7 @@ export class Metrics {
     for (const [s, m] of this.syncs) {
       DURATION_BUCKETS.forEach((b, i) => out.push(`bucardo_run_duration_seconds_bucket${labelText({ sync: s, le: String(b) })} ${m.buckets[i]}`));
       out.push(`bucardo_run_duration_seconds_bucket${labelText({ sync: s, le: '+Inf' })} ${m.durationCount}`);
-      out.push(`bucardo_run_duration_seconds_sum${labelText({ sync: s })} ${formatValue(m.durationSum)}`);
+      out.push(`bucardo_run_duration_seconds_sum${labelText({ sync: s })} ${formatValue(Math.round(m.durationSum * 1e6) / 1e6)}`);
       out.push(`bucardo_run_duration_seconds_count${labelText({ sync: s })} ${m.durationCount}`);
     }
     return out.join('\n') + '\n';
