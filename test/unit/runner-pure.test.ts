@@ -116,8 +116,11 @@ test('metrics render in the Prometheus text format', () => {
   const now = new Date();
   m.record('s"1', { sync: 's"1', runId: 'r', wrote: true, rowsByTable: {}, rows: 5, conflicts: 2, started: now, finished: now, copied: [] }, null);
   m.record('s"1', null, new Error('x'));
+  m.setPending('a', new Map([['s"1', { n: 3, lag: 2 }]]));
   const text = m.render(now.getTime() + 2000);
   assert.match(text, /bucardo_rows_total\{sync="s\\"1"\} 5/);
   assert.match(text, /bucardo_errors_total\{sync="s\\"1"\} 1/);
-  assert.match(text, /bucardo_lag_seconds\{sync="s\\"1"\} 2/);
+  // lag and pending are per sync and source database
+  assert.match(text, /bucardo_lag_seconds\{sync="s\\"1",database="a"\} 2/);
+  assert.match(text, /bucardo_pending_changes\{sync="s\\"1",database="a"\} 3/);
 });
