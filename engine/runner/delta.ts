@@ -25,6 +25,8 @@ import { finishRun } from './finish.js';
 
 /** Conflict records kept per run (all are counted; the rest are not recorded one by one). */
 export const CONFLICT_DETAIL_CAP = 10_000;
+/** Up to this many pending keys, a source's rows are read by one index probe per key (winnerRowsSql). */
+const BY_KEY_MAX = 10_000;
 /** Staging sets larger than this are ANALYZEd before the DELETE/INSERT. */
 const ANALYZE_STAGING_ROWS = 5_000;
 
@@ -171,7 +173,8 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
     for (const r of reads) {
       if ((r.pending.get(t.tableId)?.n ?? 0) === 0) continue;
       const receivers = receiversOf(t, r.db);
-      const n = await copyBetween(r.client, winnerRowsSql(t, t.columns), receivers.map((db) => ({ client: writers.get(db)!, sql: copyIntoStagingSql(t.tableId, t.columns) })));
+      const byKey = r.pending.get(t.tableId)!.n <= BY_KEY_MAX && t.keyIndexedOn.includes(r.db);
+      const n = await copyBetween(r.client, winnerRowsSql(t, t.columns, byKey), receivers.map((db) => ({ client: writers.get(db)!, sql: copyIntoStagingSql(t.tableId, t.columns) })));
       for (const db of receivers) staged.get(db)!.set(t.tableId, staged.get(db)!.get(t.tableId)! + n);
     }
   }

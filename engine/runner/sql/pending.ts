@@ -57,12 +57,25 @@ export function pendingSql(schema: string, tables: { tableId: string; keyColumns
 /**
  * The rows a receiver needs for the pending keys: every key with the source's current
  * row, or NULLs and `false` where the source no longer has it (a delete).
+ *
+ * `byKey`: one index probe per key (a LATERAL subquery that OFFSET 0 keeps from being
+ * flattened into a join), for small key sets on a table with an index on the key. The
+ * pending-key table is never analysed, so the planner guesses it at ~2,000 rows whatever
+ * it holds and, for a table without fresh statistics, picks a hash join over the whole
+ * table: 70 ms per run for ~80 keys of a growing pgbench_history (docs/benchmarks.md),
+ * against ~0.1 ms by key. Large sets keep the join: the planner sizes them right (their
+ * page count is real), and a hash join over the table beats 10^5 probes.
  */
-export function winnerRowsSql(table: { schema: string; name: string; tableId: string; keyColumns: string[] }, columns: string[]): string {
+export function winnerRowsSql(table: { schema: string; name: string; tableId: string; keyColumns: string[] }, columns: string[], byKey = false): string {
   const keySet = new Set(table.keyColumns);
   const sel = columns.map((c) => (keySet.has(c) ? `k.${quoteIdent(c)}` : `t.${quoteIdent(c)}`)).join(', ');
   const on = table.keyColumns.map((c) => `t.${quoteIdent(c)} = k.${quoteIdent(c)}`).join(' AND ');
-  return `COPY (SELECT ${sel}, t.ctid IS NOT NULL FROM ${quoteIdent(pendingTable(table.tableId))} k LEFT JOIN ${qualify(table.schema, table.name)} t ON ${on}) TO STDOUT`;
+  const pk = quoteIdent(pendingTable(table.tableId));
+  if (byKey) {
+    const inner = columns.filter((c) => !keySet.has(c)).map((c) => `t.${quoteIdent(c)}`);
+    return `COPY (SELECT ${sel}, t.ctid IS NOT NULL FROM ${pk} k LEFT JOIN LATERAL (SELECT ${['t.ctid', ...inner].join(', ')} FROM ${qualify(table.schema, table.name)} t WHERE ${on} OFFSET 0) t ON true) TO STDOUT`;
+  }
+  return `COPY (SELECT ${sel}, t.ctid IS NOT NULL FROM ${pk} k LEFT JOIN ${qualify(table.schema, table.name)} t ON ${on}) TO STDOUT`;
 }
 
 /** A whole table's rows (onetimecopy, fullcopy). */
