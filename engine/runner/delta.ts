@@ -18,7 +18,7 @@ import { BucardoError } from '../errors.js';
 import { copyBetween } from './copy.js';
 import { PENDING_SETUP_SQL, probeSql, pendingSql, winnerRowsSql, wholeTableSql, pendingKeysOutSql } from './sql/pending.js';
 import * as C from './sql/conflicts.js';
-import { WRITE_SETUP_SQL, createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql } from './sql/apply.js';
+import { WRITE_SETUP_SQL, createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql, lockStagedSql, UNLOCK_SQL } from './sql/apply.js';
 import { writeStateSql, setvalSql } from './sql/state.js';
 import { qualify, quoteLiteral } from '../sql/ident.js';
 import { finishRun } from './finish.js';
@@ -27,6 +27,15 @@ import { finishRun } from './finish.js';
 export const CONFLICT_DETAIL_CAP = 10_000;
 /** Up to this many pending keys, a source's rows are read by one index probe per key (winnerRowsSql). */
 const BY_KEY_MAX = 10_000;
+/**
+ * Lock-first phase (lockStaged) up to this many staged rows per database: each lock is a
+ * heap write and a WAL record, worth it for the small runs that meet application writers,
+ * not for a bulk catch-up.
+ */
+const LOCK_FIRST_MAX = 10_000;
+const LOCK_ATTEMPTS = 10;
+/** Staging sets larger than this are inserted in key order (applyStagingSql). */
+const SORT_STAGING_ROWS = 1_000;
 /** Staging sets larger than this are ANALYZEd before the DELETE/INSERT. */
 const ANALYZE_STAGING_ROWS = 5_000;
 
@@ -179,9 +188,13 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
     }
   }
   await Promise.all(
-    [...staged].map(([db, m]) => {
-      const stmts = plan.tables.filter((t) => m.has(t.tableId)).flatMap((t) => applyStagingSql({ ...t, analyze: m.get(t.tableId)! > ANALYZE_STAGING_ROWS }));
-      return writers.get(db)!.query(stmts.join(';\n'));
+    [...staged].map(async ([db, m]) => {
+      const w = writers.get(db)!;
+      const tables = plan.tables.filter((t) => m.has(t.tableId));
+      const total = [...m.values()].reduce((a, b) => a + b, 0);
+      if (ctx.sources.length > 1 && isSource(db) && total <= LOCK_FIRST_MAX) await lockStaged(w, tables);
+      const stmts = tables.flatMap((t) => applyStagingSql({ ...t, analyze: m.get(t.tableId)! > ANALYZE_STAGING_ROWS, sorted: m.get(t.tableId)! > SORT_STAGING_ROWS && t.keyIndexedOn.includes(db) }));
+      return w.query(stmts.join(';\n'));
     }),
   );
 
@@ -213,6 +226,26 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
     sync: sync.name, runId: inp.runId, wrote: true, rowsByTable, rows, conflicts: conflicts.count,
     conflictRecords: conflicts.records, started: inp.started, finished: new Date(), copied,
   };
+}
+
+/**
+ * Row-locks what a run is about to write on a database with writers of its own, giving
+ * way on every lock timeout (lockStagedSql). After LOCK_ATTEMPTS it goes on without the
+ * phase: the writes then wait like any transaction, and a real deadlock fails the run,
+ * which is retried at once.
+ */
+async function lockStaged(c: pg.Client, tables: RunTable[]): Promise<void> {
+  const sql = lockStagedSql(tables);
+  for (let attempt = 1; attempt <= LOCK_ATTEMPTS; attempt++) {
+    try {
+      await c.query(sql);
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== '55P03') throw e;
+      await c.query(UNLOCK_SQL);
+      await new Promise((r) => setTimeout(r, Math.random() * 20));
+    }
+  }
 }
 
 /** One TRUNCATE for all, else DELETE (see emptyTablesSql). */

@@ -21,10 +21,8 @@ export interface RunTable {
   copyInto: string[];
   /** Databases whose copy_pending flag is cleared by this run (copyInto, plus flags to drop). */
   copyClear: string[];
-  /** Databases where the table has an index on exactly the key (rows can be read key by key). */
+  /** Databases where the table has a btree index on exactly the key (rows can be read key by key, and in key order). */
   keyIndexedOn: string[];
-  /** Databases where changed rows are applied by upsert (see RelationInfo.upsert); elsewhere delete + insert. */
-  upsertOn: string[];
 }
 
 export interface RunPlan {
@@ -52,13 +50,11 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
     const copyInto: string[] = [];
     const copyClear: string[] = [];
     const keyIndexedOn: string[] = [];
-    const upsertOn: string[] = [];
     for (const d of ctx.databases) {
       const st = states.get(d.name)!;
       const mine = st.relations.find((r) => r.tableId === rel.tableId);
       if (!mine || !mine.columns) throw missingTable(ctx, rel, d.name);
       if (mine.keyIndexed) keyIndexedOn.push(d.name);
-      if (mine.upsert) upsertOn.push(d.name);
       const names = new Set(mine.columns.map((c) => c.name));
       if (ctx.sync.strict) {
         const missing = columns.filter((c) => !names.has(c));
@@ -79,7 +75,7 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
     for (const k of rel.keyColumns) {
       if (!columns.includes(k)) throw new BucardoError('bad_key', `key column ${JSON.stringify(k)} of table ${displayName(rel.schema, rel.name)} is not a copied column in every database of sync ${ctx.sync.name}`);
     }
-    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, copyInto, copyClear, keyIndexedOn, upsertOn });
+    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, copyInto, copyClear, keyIndexedOn });
   }
 
   let lowest: DatabaseState | null = null;

@@ -48,6 +48,22 @@ export function isRetryable(e: unknown): boolean {
   return false;
 }
 
+/** SQLSTATEs of contention with other transactions: the run lost a race, not a resource. */
+const CONTENTION_SQLSTATES = new Set(['40P01', '40001', '55P03']);
+
+/**
+ * True for a deadlock, serialization failure or lock timeout: retried at once for the
+ * first attempts (waiting only adds lag; the other transaction has gone on by then).
+ */
+export function isContention(e: unknown): boolean {
+  for (let cur: unknown = e, depth = 0; cur && depth < 5; depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && CONTENTION_SQLSTATES.has(code)) return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 /** Delay before retry `attempt` (1-based): 0.5 s doubling to 30 s, with +-30 % jitter. */
 export function backoffMs(attempt: number, capMs = 30_000): number {
   const base = Math.min(capMs, 500 * 2 ** Math.max(0, attempt - 1));

@@ -48,14 +48,8 @@ export interface RelationInfo {
   copyPending: boolean;
   /** null: the table does not exist in this database. */
   columns: ColumnInfo[] | null;
-  /** A valid, non-partial index on exactly the key columns: rows can be fetched key by key. */
+  /** A valid, non-partial btree index on exactly the key columns: rows can be fetched key by key. */
   keyIndexed?: boolean;
-  /**
-   * Changed rows can be applied with INSERT ... ON CONFLICT (key) DO UPDATE: a plain table
-   * whose only unique indexes (or exclusion constraints) are on exactly the key, none
-   * deferrable, and no GENERATED ALWAYS identity column outside the key.
-   */
-  upsert?: boolean;
 }
 
 /** What the prepare query returns for one database. */

@@ -13,7 +13,7 @@
 import type { SyncContext } from './context.js';
 import { SyncConnections } from './connections.js';
 import { runSyncOnce, RunError } from './run.js';
-import { isRetryable, backoffMs } from './retry.js';
+import { isRetryable, isContention, backoffMs } from './retry.js';
 import type { LogEntry } from './log.js';
 import { CONFLICT_LOG_CAP } from './log.js';
 import type { RunResult } from './types.js';
@@ -46,6 +46,8 @@ const RETRY_CAP_MS = 10_000;
  * spacing them lets one run carry many transactions for at most this much added lag.
  */
 const MIN_RUN_INTERVAL_MS = 50;
+/** A run that lost a deadlock or a serialization race is redone at once this many times in a row. */
+const IMMEDIATE_RETRIES = 2;
 
 export class SyncWorker {
   state: 'idle' | 'running' | 'waiting' | 'stopped' = 'idle';
@@ -141,7 +143,7 @@ export class SyncWorker {
           this.hooks.onRun(this.ctx.sync.name, null, e);
           const retryable = isRetryable(e);
           const giveUp = this.once && (!retryable || failures >= ONCE_ATTEMPTS);
-          const retryMs = giveUp ? null : backoffMs(failures, this.once ? 5_000 : RETRY_CAP_MS);
+          const retryMs = giveUp ? null : isContention(e) && failures <= IMMEDIATE_RETRIES ? 0 : backoffMs(failures, this.once ? 5_000 : RETRY_CAP_MS);
           const code = e instanceof RunError ? e.code : 'run_failed';
           this.hooks.log({
             event: 'run_failed', level: 'error', sync: this.ctx.sync.name, runId: e instanceof RunError ? e.runId : '',

@@ -9,11 +9,9 @@ import type { DatabaseState, RelationInfo } from '../types.js';
 import type { QualifiedName } from '../../topology/types.js';
 import { BucardoError, describePgError } from '../../errors.js';
 
-/**
- * An index `i` whose key columns are exactly the replication key (as a set), usable for
- * lookups by key and, when unique, as the arbiter of INSERT ... ON CONFLICT (key).
- */
+/** A btree index `i` whose key columns are exactly the replication key (as a set): lookups and order by key. */
 const KEY_INDEX = `i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+  AND EXISTS (SELECT 1 FROM pg_catalog.pg_class ic JOIN pg_catalog.pg_am am ON am.oid = ic.relam WHERE ic.oid = i.indexrelid AND am.amname = 'btree')
   AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) k(n)
          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.n)
     = (SELECT array_agg(x ORDER BY x) FROM unnest(r.key_columns) x)`;
@@ -29,13 +27,7 @@ function prepareSql(schema: string): string {
        'columns', (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
                      FROM pg_catalog.pg_attribute a
                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
-       'keyIndexed', EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND ${KEY_INDEX}),
-       'upsert', c.relkind = 'r'
-         AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND ${KEY_INDEX}
-                        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint x WHERE x.conindid = i.indexrelid AND x.condeferrable))
-         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND (i.indisunique OR i.indisexclusion) AND NOT (${KEY_INDEX}))
-         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                            AND a.attidentity = 'a' AND NOT a.attname::text = ANY (r.key_columns)))
+       'keyIndexed', EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND ${KEY_INDEX}))
      ORDER BY r.table_schema, r.table_name), '[]')
      FROM ${t('sync_relation')} r
      LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = r.table_schema
