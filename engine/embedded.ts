@@ -139,7 +139,8 @@ export class Cluster {
       // passed to initdb as --auth=...; the package's type omits 'trust', which initdb accepts
       authMethod: (this.auth === 'trust' ? 'trust' : 'scram-sha-256') as 'scram-sha-256',
       persistent: true,
-      createPostgresUser: true,
+      // only root needs (and may create) the postgres OS user; anyone else runs the server as themselves
+      createPostgresUser: process.getuid?.() === 0,
       initdbFlags: ['--encoding=UTF8', '--locale=C'],
       postgresFlags: this.flags(),
       onLog: (m: unknown) => this.remember(m),
