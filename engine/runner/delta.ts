@@ -22,6 +22,7 @@ import { WRITE_SETUP_SQL, createStagingSql, copyIntoStagingSql, copyIntoTableSql
 import { writeStateSql, setvalSql } from './sql/state.js';
 import { qualify, quoteLiteral } from '../sql/ident.js';
 import { finishRun } from './finish.js';
+import { withIndexesDropped } from './rebuild.js';
 
 /** Conflict records kept per run (all are counted; the rest are not recorded one by one). */
 export const CONFLICT_DETAIL_CAP = 10_000;
@@ -153,7 +154,12 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   for (const t of plan.tables) {
     const into = copyTargets.get(t.tableId);
     if (!into?.length) continue;
-    await copyBetween(reads[0].client, wholeTableSql(t, t.columns), into.map((db) => ({ client: writers.get(db)!, sql: copyIntoTableSql(t, t.columns) })));
+    const copy = () => copyBetween(reads[0].client, wholeTableSql(t, t.columns), into.map((db) => ({ client: writers.get(db)!, sql: copyIntoTableSql(t, t.columns) })));
+    // rebuild_index: load without the indexes, build them after (the table is empty here).
+    // Not on a receiver that is a source of this run: its own read transaction holds a lock
+    // on the table that the DROP INDEX would wait for, forever.
+    const rebuild = sync.rebuildIndex ? into.filter((db) => !isSource(db)).map((db) => writers.get(db)!) : [];
+    await (rebuild.length ? withIndexesDropped(rebuild, t, copy) : copy());
     copied.push(t.display);
   }
 
@@ -183,7 +189,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
       if ((r.pending.get(t.tableId)?.n ?? 0) === 0) continue;
       const receivers = receiversOf(t, r.db);
       const byKey = r.pending.get(t.tableId)!.n <= BY_KEY_MAX && t.keyIndexedOn.includes(r.db);
-      const n = await copyBetween(r.client, winnerRowsSql(t, t.columns, byKey), receivers.map((db) => ({ client: writers.get(db)!, sql: copyIntoStagingSql(t.tableId, t.columns) })));
+      const n = await copyBetween(r.client, winnerRowsSql(t, t.columns, byKey), receivers.map((db) => ({ client: writers.get(db)!, sql: copyIntoStagingSql(t, t.columns) })));
       for (const db of receivers) staged.get(db)!.set(t.tableId, staged.get(db)!.get(t.tableId)! + n);
     }
   }

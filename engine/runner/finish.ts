@@ -30,22 +30,23 @@ export async function finishRun(
   await maintainCopied(ctx, writers, tables, copiedInto);
 }
 
-/** rebuild_index / analyze_after_copy / vacuum_after_copy on the receivers of whole-table copies (after commit). */
+/**
+ * analyze_after_copy / vacuum_after_copy on the receivers of whole-table copies (after
+ * commit). rebuild_index happens inside the copy (rebuild.ts): the indexes are new.
+ */
 export async function maintainCopied(
   ctx: SyncContext,
   writers: Map<string, pg.Client>,
   tables: { tableId: string; schema: string; name: string }[],
   copiedInto: Map<string, string[]>,
 ): Promise<void> {
-  if (!ctx.sync.analyzeAfterCopy && !ctx.sync.vacuumAfterCopy && !ctx.sync.rebuildIndex) return;
+  if (!ctx.sync.analyzeAfterCopy && !ctx.sync.vacuumAfterCopy) return;
   const perDb = new Map<string, string[]>();
   for (const t of tables) for (const db of copiedInto.get(t.tableId) ?? []) perDb.set(db, [...(perDb.get(db) ?? []), qualify(t.schema, t.name)]);
   await Promise.all(
     [...perDb].map(async ([db, names]) => {
       const c = writers.get(db)!;
       try {
-        // rebuild_index: a table loaded whole gets compact indexes
-        if (ctx.sync.rebuildIndex) for (const n of names) await c.query(`REINDEX TABLE ${n}`);
         if (ctx.sync.vacuumAfterCopy) await c.query(`VACUUM ${ctx.sync.analyzeAfterCopy ? '(ANALYZE) ' : ''}${names.join(', ')}`);
         else if (ctx.sync.analyzeAfterCopy) await c.query(`ANALYZE ${names.join(', ')}`);
       } catch {

@@ -13,6 +13,7 @@ import { writeStateSql } from './sql/state.js';
 import { copyBetween } from './copy.js';
 import { qualify } from '../sql/ident.js';
 import { maintainCopied } from './finish.js';
+import { withIndexesDropped } from './rebuild.js';
 
 export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   const { ctx, conns, plan } = inp;
@@ -37,7 +38,9 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   }
   const rowsByTable: Record<string, number> = {};
   for (const t of plan.tables) {
-    rowsByTable[t.display] = await copyBetween(read, wholeTableSql(t, t.columns), targets.map((d) => ({ client: writers.get(d.name)!, sql: copyIntoTableSql(t, t.columns) })));
+    const copy = () => copyBetween(read, wholeTableSql(t, t.columns), targets.map((d) => ({ client: writers.get(d.name)!, sql: copyIntoTableSql(t, t.columns) })));
+    // rebuild_index: load without the indexes, build them after (the table was emptied above)
+    rowsByTable[t.display] = await (sync.rebuildIndex ? withIndexesDropped(targets.map((d) => writers.get(d.name)!), t, copy) : copy());
   }
   const rows = Object.values(rowsByTable).reduce((a, b) => a + b, 0);
   const snapshots = { [ctx.sources[0].name]: snap };

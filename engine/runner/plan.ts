@@ -23,6 +23,11 @@ export interface RunTable {
   copyClear: string[];
   /** Databases where the table has a btree index on exactly the key (rows can be read key by key, and in key order). */
   keyIndexedOn: string[];
+  /**
+   * COPY in binary: every copied column has the same built-in type in every database.
+   * (A user-defined type's binary form embeds its oid, which differs between databases.)
+   */
+  binary: boolean;
 }
 
 export interface RunPlan {
@@ -72,10 +77,18 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
         if (!isFirst && ctx.sync.onetimecopy !== 'never' && ctx.sync.kind === 'delta') copyInto.push(d.name);
       }
     }
+    const typeOf = (st: DatabaseState, c: string) => st.relations.find((r) => r.tableId === rel.tableId)!.columns!.find((x) => x.name === c);
+    const binary = columns.every((c) => {
+      const mine = typeOf(first, c)!;
+      return mine.builtin === true && ctx.databases.every((d) => {
+        const other = typeOf(states.get(d.name)!, c);
+        return other?.builtin === true && other.type === mine.type;
+      });
+    });
     for (const k of rel.keyColumns) {
       if (!columns.includes(k)) throw new BucardoError('bad_key', `key column ${JSON.stringify(k)} of table ${displayName(rel.schema, rel.name)} is not a copied column in every database of sync ${ctx.sync.name}`);
     }
-    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, copyInto, copyClear, keyIndexedOn });
+    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, copyInto, copyClear, keyIndexedOn, binary });
   }
 
   let lowest: DatabaseState | null = null;

@@ -37,6 +37,8 @@ export interface ConflictRecord {
 export interface ColumnInfo {
   name: string;
   type: string;
+  /** A type of PostgreSQL itself (oid below 16384): its binary COPY form is the same in every database. */
+  builtin?: boolean;
 }
 
 /** A table of a sync as one database's `sync_relation` and catalog describe it. */

@@ -53,6 +53,29 @@ for (const mode of ['always', 'if_empty'] as const) {
   });
 }
 
+test('onetimecopy with rebuild_index: loaded without indexes, which come back the same', async () => {
+  const extra = `CREATE UNIQUE INDEX items_name ON public.items (name);
+CREATE INDEX items_qty ON public.items (qty) WHERE qty > 0;
+COMMENT ON INDEX public.items_qty IS 'kept in place: a comment would be lost';
+ALTER TABLE public.child REPLICA IDENTITY USING INDEX child_pkey;`;
+  const [a, b] = await env.fresh('otc_rebuild', DDL + extra);
+  await a.query(`INSERT INTO public.items SELECT i, 'pre ' || i, i FROM generate_series(1, 5000) i`);
+  await a.query(`INSERT INTO public.child SELECT i, i, 'c' FROM generate_series(1, 100) i`);
+  const defs = `SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def, i.indisreplident AS ri,
+      (SELECT conname FROM pg_constraint WHERE conindid = i.indexrelid AND contype IN ('p', 'u')) AS con
+    FROM pg_index i WHERE i.indrelid IN ('public.items'::regclass, 'public.child'::regclass) ORDER BY 1`;
+  const before = (await b.query(defs)).rows;
+  const oids = async () => (await b.query(`SELECT indexrelid::regclass::text AS name, indexrelid::int AS oid FROM pg_index WHERE indrelid IN ('public.items'::regclass, 'public.child'::regclass) ORDER BY 1`)).rows;
+  const oidsBefore = await oids();
+  const file = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: TABLES, sync: { onetimecopy: 'if_empty', rebuild_index: true } }));
+  await applyOk(file);
+  await runOnce(file);
+  await assertSame([a, b], TABLES, 'copied');
+  assert.deepEqual((await b.query(defs)).rows, before, 'the same indexes, constraints and replica identity');
+  const rebuilt = (await oids()).filter((x, i) => x.oid !== oidsBefore[i].oid).map((x) => x.name);
+  assert.deepEqual(rebuilt, ['child_pkey', 'items_name'], 'rebuilt: the unreferenced key and the unique index; kept: the key a foreign key references, the commented index');
+});
+
 test('onetimecopy never: only changes after apply are replicated', async () => {
   const [a, b] = await env.fresh('otc_never', DDL);
   await a.query(`INSERT INTO public.items SELECT i, 'pre ' || i, i FROM generate_series(1, 100) i`);

@@ -6,6 +6,7 @@
  * checks: the rows are already consistent on their source) and the origin mark.
  */
 import { quoteIdent, qualify } from '../../sql/ident.js';
+import { copyFormat } from './pending.js';
 
 export const stagingTable = (tableId: string) => `bucardo_st_${tableId}`;
 export const PRESENT = '_bucardo_present';
@@ -21,12 +22,12 @@ export function createStagingSql(tables: { tableId: string; schema: string; name
     .join(';\n');
 }
 
-export function copyIntoStagingSql(tableId: string, columns: string[]): string {
-  return `COPY ${quoteIdent(stagingTable(tableId))} (${columns.map(quoteIdent).join(', ')}, ${PRESENT}) FROM STDIN`;
+export function copyIntoStagingSql(table: { tableId: string; binary?: boolean }, columns: string[]): string {
+  return `COPY ${quoteIdent(stagingTable(table.tableId))} (${columns.map(quoteIdent).join(', ')}, ${PRESENT}) FROM STDIN${copyFormat(table)}`;
 }
 
-export function copyIntoTableSql(table: { schema: string; name: string }, columns: string[]): string {
-  return `COPY ${qualify(table.schema, table.name)} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`;
+export function copyIntoTableSql(table: { schema: string; name: string; binary?: boolean }, columns: string[]): string {
+  return `COPY ${qualify(table.schema, table.name)} (${columns.map(quoteIdent).join(', ')}) FROM STDIN${copyFormat(table)}`;
 }
 
 /**
