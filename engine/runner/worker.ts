@@ -45,7 +45,7 @@ const RETRY_CAP_MS = 10_000;
  * benchmark, 3,616 runs back to back that took the source from 5,228 to 1,534 commits/s);
  * spacing them lets one run carry many transactions for at most this much added lag.
  */
-const MIN_RUN_INTERVAL_MS = 50;
+const MIN_RUN_INTERVAL_MS = 100;
 /** A run that lost a deadlock or a serialization race is redone at once this many times in a row. */
 const IMMEDIATE_RETRIES = 2;
 
