@@ -14,6 +14,8 @@ import type { LogEntry } from './log.js';
 import type { RunResult } from './types.js';
 import { BucardoError, describePgError } from '../errors.js';
 import { parseKickPayload } from './kick.js';
+import { KickGate } from './gate.js';
+import { kickGateKey } from '../sql/capture.js';
 
 export interface RunnerOptions {
   topology: Topology;
@@ -29,6 +31,7 @@ export class Runner {
   readonly name = `${os.hostname()}:${process.pid}`;
   readonly workers = new Map<string, SyncWorker>();
   private listeners = new Map<string, Listener>();
+  private gates = new Map<string, KickGate>();
   private started = false;
   private stopped: Promise<void> | null = null;
 
@@ -80,6 +83,20 @@ export class Runner {
         this.listeners.set(dbName, l);
         l.start();
       }
+      // kick gates: the capture triggers notify only while a sync of ours is idle (gate.ts)
+      const byName = new Map<string, KickGate>();
+      for (const [dbName, ws] of byDb) {
+        if (!ws.some((w) => w.ctx.sync.autokick)) continue;
+        const db = this.opts.topology.databases.get(dbName)!;
+        const g = new KickGate(db, kickGateKey(this.opts.topology.name), () => {
+          for (const w of ws) w.wake();
+        });
+        this.gates.set(dbName, g);
+        byName.set(dbName, g);
+      }
+      for (const w of this.workers.values()) {
+        if (w.ctx.sync.autokick) w.setGates(w.ctx.sources.map((s) => byName.get(s.name)!).filter(Boolean));
+      }
     }
     for (const w of this.workers.values()) w.start();
   }
@@ -114,6 +131,7 @@ export class Runner {
       this.stopped = (async () => {
         await Promise.all([...this.workers.values()].map((w) => w.stop()));
         await Promise.all([...this.listeners.values()].map((l) => l.stop()));
+        await Promise.all([...this.gates.values()].map((g) => g.stop()));
       })();
     }
     return this.stopped;

@@ -18,6 +18,7 @@ import type { LogEntry } from './log.js';
 import { CONFLICT_LOG_CAP } from './log.js';
 import type { RunResult } from './types.js';
 import { describePgError } from '../errors.js';
+import type { KickGate } from './gate.js';
 
 /** A `bucardo kick --wait` waiting for the next run of this sync to finish. */
 export interface KickRequest {
@@ -46,6 +47,19 @@ const RETRY_CAP_MS = 10_000;
  * spacing them lets one run carry many transactions for at most this much added lag.
  */
 const MIN_RUN_INTERVAL_MS = 100;
+/**
+ * After runs that kept finding work (a sustained stream), the spacing grows by
+ * BUSY_STEP_MS per such run up to this: fewer, larger runs while the source is busy, for
+ * at most ~100 ms more lag; the first run after a quiet spell still starts at once.
+ */
+const MAX_RUN_INTERVAL_MS = 200;
+const BUSY_STEP_MS = 50;
+/**
+ * A sync that found nothing but does not hold the kick gate yet (gate.ts) polls, starting
+ * at MIN_RUN_INTERVAL_MS and doubling up to this (a writer's transaction left open keeps the
+ * gate from being granted).
+ */
+const MAX_POLL_MS = 1_000;
 /** A run that lost a deadlock or a serialization race is redone at once this many times in a row. */
 const IMMEDIATE_RETRIES = 2;
 
@@ -56,6 +70,8 @@ export class SyncWorker {
   private wakeUp: (() => void) | null = null;
   private stopping = false;
   private kicks: KickRequest[] = [];
+  /** Kick gates of the sync's source databases (none with --once or without autokick). */
+  private gates: KickGate[] = [];
   /** Resolves when the loop ended: true when (in --once) the sync succeeded. */
   readonly finished: Promise<boolean>;
   private resolveFinished!: (ok: boolean) => void;
@@ -63,6 +79,11 @@ export class SyncWorker {
   constructor(readonly ctx: SyncContext, private readonly runner: string, private readonly once: boolean, private readonly hooks: WorkerHooks) {
     this.conns = new SyncConnections(`bucardo:${ctx.sync.name}`);
     this.finished = new Promise((r) => (this.resolveFinished = r));
+  }
+
+  /** Before start(): the kick gates of the source databases (docs/protocol.md). */
+  setGates(gates: KickGate[]): void {
+    this.gates = gates;
   }
 
   start(): void {
@@ -106,12 +127,15 @@ export class SyncWorker {
     let runs = 0;
     this.woken = true; // first run at start: catch up
     let lastStart = 0;
+    let interval = MIN_RUN_INTERVAL_MS;
+    let emptyPolls = 0;
     try {
       while (!this.stopping) {
         const since = Date.now() - lastStart;
-        if (since < MIN_RUN_INTERVAL_MS) await this.sleep(MIN_RUN_INTERVAL_MS - since, false);
+        if (since < interval) await this.sleep(interval - since, false);
         if (this.stopping) break;
         lastStart = Date.now();
+        const startedAt = performance.now();
         this.woken = false;
         const kicks = this.kicks.splice(0);
         this.state = 'running';
@@ -135,9 +159,24 @@ export class SyncWorker {
           if (r.wrote) {
             // a fullcopy always writes: once is enough
             if (this.once && (this.ctx.sync.kind === 'fullcopy' || ++runs >= ONCE_MAX_RUNS)) return true;
+            // streaming: this sync runs again by itself, no NOTIFY needed
+            for (const g of this.gates) g.disarm(this);
+            interval = Math.min(MAX_RUN_INTERVAL_MS, interval + BUSY_STEP_MS);
+            emptyPolls = 0;
             continue; // more may have arrived meanwhile
           }
+          interval = MIN_RUN_INTERVAL_MS;
           if (this.once) return true;
+          if (this.gates.length) {
+            for (const g of this.gates) g.arm(this);
+            if (!this.gates.every((g) => g.heldSince(startedAt))) {
+              // a writer that skipped its NOTIFY may still commit: poll until the gate is ours
+              this.state = 'idle';
+              await this.sleep(Math.min(MAX_POLL_MS, MIN_RUN_INTERVAL_MS * 2 ** emptyPolls++));
+              continue;
+            }
+          }
+          emptyPolls = 0;
         } catch (e) {
           failures++;
           this.hooks.onRun(this.ctx.sync.name, null, e);
@@ -160,6 +199,7 @@ export class SyncWorker {
       }
       return true;
     } finally {
+      for (const g of this.gates) g.disarm(this);
       this.state = 'stopped';
       await this.conns.closeAll();
     }

@@ -14,14 +14,17 @@
  * - `_bucardo_origin` is the `bucardo.origin` setting of the writing session: the runner
  *   sets it to the sync's name, so a sync never re-reads what it wrote itself even where
  *   makedelta captures it again for other syncs (cascades).
+ * - With autokick, a trigger notifies the runner only when the runner has an idle sync
+ *   (it then holds the kick gate, an advisory lock): a NOTIFY serialises commits.
  * - Triggers are ENABLE (fire only when session_replication_role is origin/local) so the
  *   runner's writes, made as `replica`, are not captured; ENABLE ALWAYS with makedelta.
  * - The delta table has no index: it holds only what some sync has not yet consumed
  *   (the runner purges consumed rows), the runner reads it whole, and every index would
  *   be one more write on the source's hot path. (xid8 has no BRIN operator class.)
  */
-import { quoteIdent, qualify, quoteLiteral, fingerprint } from './ident.js';
+import { quoteIdent, qualify, quoteLiteral, fingerprint, shortHash } from './ident.js';
 import {
+  LOCK_NAMESPACE,
   schemaName,
   kickChannel,
   tableId,
@@ -31,6 +34,15 @@ import {
   type CaptureEvent,
   CAPTURE_EVENTS,
 } from '../names.js';
+
+/**
+ * The kick gate of a topology in each source database (engine/runner/gate.ts): an advisory
+ * lock that a runner holds while one of its syncs is idle. A capture trigger with autokick
+ * notifies only when it cannot take it in shared mode for its transaction.
+ */
+export function kickGateKey(topology: string): [number, number] {
+  return [LOCK_NAMESPACE, parseInt(shortHash(['gate', topology], 8), 16) & 0x7fffffff];
+}
 
 /** Version of the metadata layout below; stored in meta('schema_version'). */
 export const METADATA_VERSION = '1';
@@ -211,7 +223,11 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
   if (opts.autokick) {
     lines.push(
       '  GET DIAGNOSTICS n = ROW_COUNT;',
-      '  IF n > 0 THEN',
+      // A NOTIFY serialises commits cluster-wide; it is needed only while a runner has an
+      // idle sync, and then the runner holds the gate exclusively (docs/protocol.md). A
+      // writer that takes the shared lock keeps it until it ends, which is what lets the
+      // runner know, once it gets the gate, that no such writer is still in flight.
+      `  IF n > 0 AND NOT pg_try_advisory_xact_lock_shared(${kickGateKey(topology).join(', ')}) THEN`,
       // identical notifications in one transaction are folded into one by PostgreSQL
       `    PERFORM pg_notify(${quoteLiteral(kickChannel(topology))}, ${quoteLiteral(id)});`,
       '  END IF;',
