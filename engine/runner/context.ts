@@ -8,6 +8,7 @@ import type { Topology, SyncSpec, DatabaseSpec, ConflictStrategy, QualifiedName,
 import { schemaName, kickChannel, LOCK_NAMESPACE } from '../names.js';
 import { shortHash } from '../sql/ident.js';
 import { BucardoError } from '../errors.js';
+import { globToRegExp } from '../topology/names.js';
 
 export interface SyncContext {
   topology: Topology;
@@ -76,8 +77,7 @@ export function makeSyncContext(topology: Topology, syncName: string): SyncConte
   };
 }
 
-/** The relgroup glob: `*` any run of characters, `?` one; everything else literal. */
+/** The relgroup glob, with the topology's own syntax (`*`, `?`, backslash escapes). */
 export function globMatch(pattern: string, text: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${re}$`, 's').test(text);
+  return globToRegExp(pattern).test(text);
 }
