@@ -74,49 +74,8 @@ END`;
       return [plfn(`fn_${t.name}`, body), ...stmtTriggers(t, `fn_${t.name}`)];
     },
   },
-  {
-    name: 'row (NEW/OLD keys) + stmt truncate',
-    install: (t) => {
-      const k = t.key;
-      const body = `BEGIN
-  IF TG_OP = 'UPDATE' THEN
-    INSERT INTO ${delta(t)} (${k}) VALUES (NEW.${k});
-    IF OLD.${k} IS DISTINCT FROM NEW.${k} THEN INSERT INTO ${delta(t)} (${k}) VALUES (OLD.${k}); END IF;
-  ELSIF TG_OP = 'INSERT' THEN INSERT INTO ${delta(t)} (${k}) VALUES (NEW.${k});
-  ELSIF TG_OP = 'DELETE' THEN INSERT INTO ${delta(t)} (${k}) VALUES (OLD.${k});
-  ELSE INSERT INTO ${SCHEMA}.truncate_log (table_id) VALUES ('x');
-  END IF;
-  ${notify}
-  RETURN NULL;
-END`;
-      return [
-        plfn(`fn_${t.name}`, body),
-        ...['insert', 'update', 'delete'].map((e) => `CREATE TRIGGER cap_${t.name}_${e[0]} AFTER ${e.toUpperCase()} ON ${t.name} FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.fn_${t.name}()`),
-        `CREATE TRIGGER cap_${t.name}_t AFTER TRUNCATE ON ${t.name} FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.fn_${t.name}()`,
-      ];
-    },
-  },
-  {
-    name: 'row, no notify',
-    install: (t) => {
-      const k = t.key;
-      const body = `BEGIN
-  IF TG_OP = 'UPDATE' THEN
-    INSERT INTO ${delta(t)} (${k}) VALUES (NEW.${k});
-    IF OLD.${k} IS DISTINCT FROM NEW.${k} THEN INSERT INTO ${delta(t)} (${k}) VALUES (OLD.${k}); END IF;
-  ELSIF TG_OP = 'INSERT' THEN INSERT INTO ${delta(t)} (${k}) VALUES (NEW.${k});
-  ELSIF TG_OP = 'DELETE' THEN INSERT INTO ${delta(t)} (${k}) VALUES (OLD.${k});
-  ELSE INSERT INTO ${SCHEMA}.truncate_log (table_id) VALUES ('x');
-  END IF;
-  RETURN NULL;
-END`;
-      return [
-        plfn(`fn_${t.name}`, body),
-        ...['insert', 'update', 'delete'].map((e) => `CREATE TRIGGER cap_${t.name}_${e[0]} AFTER ${e.toUpperCase()} ON ${t.name} FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.fn_${t.name}()`),
-        `CREATE TRIGGER cap_${t.name}_t AFTER TRUNCATE ON ${t.name} FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.fn_${t.name}()`,
-      ];
-    },
-  },
+  { name: 'row (NEW/OLD keys) + stmt truncate', install: (t) => rowCapture(t, notify) },
+  { name: 'row, no notify', install: (t) => rowCapture(t, '') },
   {
     name: 'stmt, no notify',
     install: (t) => {
@@ -227,3 +186,24 @@ main().catch((e) => {
   console.error(e);
   process.exit(1);
 });
+
+/** Row-level capture (NEW/OLD keys), with or without the NOTIFY statement. */
+function rowCapture(t: Parameters<Variant['install']>[0], notifyStatement: string): string[] {
+  const k = t.key;
+  const body = `BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    INSERT INTO ${delta(t)} (${k}) VALUES (NEW.${k});
+    IF OLD.${k} IS DISTINCT FROM NEW.${k} THEN INSERT INTO ${delta(t)} (${k}) VALUES (OLD.${k}); END IF;
+  ELSIF TG_OP = 'INSERT' THEN INSERT INTO ${delta(t)} (${k}) VALUES (NEW.${k});
+  ELSIF TG_OP = 'DELETE' THEN INSERT INTO ${delta(t)} (${k}) VALUES (OLD.${k});
+  ELSE INSERT INTO ${SCHEMA}.truncate_log (table_id) VALUES ('x');
+  END IF;
+  ${notifyStatement}
+  RETURN NULL;
+END`;
+  return [
+    plfn(`fn_${t.name}`, body),
+    ...['insert', 'update', 'delete'].map((e) => `CREATE TRIGGER cap_${t.name}_${e[0]} AFTER ${e.toUpperCase()} ON ${t.name} FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.fn_${t.name}()`),
+    `CREATE TRIGGER cap_${t.name}_t AFTER TRUNCATE ON ${t.name} FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.fn_${t.name}()`,
+  ];
+}
