@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { runCli, type CliResult } from './cli.js';
-import type { TestDb } from './env.js';
+import { writeTopology, type TestDb } from './env.js';
 
 function show(r: CliResult): string {
   return `\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
@@ -71,4 +71,20 @@ export async function fixedFingerprint(db: TestDb, table: string): Promise<strin
   } finally {
     await c.end();
   }
+}
+
+/**
+ * Two one-way syncs of public.items from a: `to_b` and `to_down` (whose target the outage
+ * tests stop). `syncExtra` is added to both syncs. Returns the topology file.
+ */
+export function twoSyncTopology(a: TestDb, b: TestDb, down: TestDb, syncExtra: Record<string, unknown> = {}): string {
+  return writeTopology({
+    version: 1,
+    databases: { a: { url: a.url }, b: { url: b.url }, down: { url: down.url } },
+    relgroups: { g: { tables: ['public.items'] } },
+    syncs: {
+      to_b: { relgroup: 'g', sources: ['a'], targets: ['b'], ...syncExtra },
+      to_down: { relgroup: 'g', sources: ['a'], targets: ['down'], ...syncExtra },
+    },
+  });
 }

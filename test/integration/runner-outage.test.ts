@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useClusters, writeTopology, waitFor, type TestDb } from '../helpers/env.js';
-import { applyOk, sameRows } from '../helpers/install.js';
-import { spawnCli } from '../helpers/cli.js';
+import { useClusters, waitFor, type TestDb } from '../helpers/env.js';
+import { applyOk, sameRows, twoSyncTopology } from '../helpers/install.js';
+import { spawnCli, runCli } from '../helpers/cli.js';
 
 const env = useClusters(['a', 'b', 'down']);
 
@@ -11,15 +11,7 @@ const count = async (d: TestDb) => (await d.query(`SELECT count(*)::int AS n FRO
 
 test('a stopped target stops only its sync, which catches up once the cluster is back', async () => {
   const [a, b, down] = await env.fresh('outage', DDL);
-  const file = writeTopology({
-    version: 1,
-    databases: { a: { url: a.url }, b: { url: b.url }, down: { url: down.url } },
-    relgroups: { g: { tables: ['public.items'] } },
-    syncs: {
-      to_b: { relgroup: 'g', sources: ['a'], targets: ['b'], checktime: '1s' },
-      to_down: { relgroup: 'g', sources: ['a'], targets: ['down'], checktime: '1s' },
-    },
-  });
+  const file = twoSyncTopology(a, b, down, { checktime: '1s' });
   await applyOk(file);
   const runner = spawnCli(['run', '-f', file]);
   try {
@@ -41,20 +33,11 @@ test('a stopped target stops only its sync, which catches up once the cluster is
 
 test('run --once with an unreachable target: the other sync completes, exit 1, status shows the failure', async () => {
   const [a, b, down] = await env.fresh('outage_once', DDL);
-  const file = writeTopology({
-    version: 1,
-    databases: { a: { url: a.url }, b: { url: b.url }, down: { url: down.url } },
-    relgroups: { g: { tables: ['public.items'] } },
-    syncs: {
-      to_b: { relgroup: 'g', sources: ['a'], targets: ['b'] },
-      to_down: { relgroup: 'g', sources: ['a'], targets: ['down'] },
-    },
-  });
+  const file = twoSyncTopology(a, b, down);
   await applyOk(file);
   await a.query(`INSERT INTO public.items SELECT i, 'x' FROM generate_series(1, 10) i`);
   await env.cluster('down').stop();
   try {
-    const { runCli } = await import('../helpers/cli.js');
     const r = await runCli(['run', '-f', file, '--once'], { timeout: 120_000 });
     assert.equal(r.code, 1, r.out);
     assert.match(r.stdout, /run sync=to_b rows=10/);

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useClusters, simpleTopology, writeTopology, waitFor } from '../helpers/env.js';
-import { applyOk, runOnce } from '../helpers/install.js';
+import { applyOk, runOnce, twoSyncTopology } from '../helpers/install.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
 
 const env = useClusters(['a', 'b', 'down']);
@@ -82,15 +82,7 @@ test('status: a sync that never ran although it has a checktime says so', async 
 
 test('status with an unreachable database: prints what it can, names the database, exits 1', async () => {
   const [a, b, down] = await env.fresh('status_down', DDL);
-  const file = writeTopology({
-    version: 1,
-    databases: { a: { url: a.url }, b: { url: b.url }, down: { url: down.url } },
-    relgroups: { g: { tables: ['public.items'] } },
-    syncs: {
-      to_b: { relgroup: 'g', sources: ['a'], targets: ['b'] },
-      to_down: { relgroup: 'g', sources: ['a'], targets: ['down'] },
-    },
-  });
+  const file = twoSyncTopology(a, b, down);
   await applyOk(file);
   await a.query(`INSERT INTO public.items SELECT i, 'x' FROM generate_series(1, 7) i`);
   await runOnce(file);
