@@ -12,9 +12,6 @@ import { checkSchema } from './schema.js';
 import { parseSource } from './source.js';
 import type { Topology } from './types.js';
 
-export { parseQualifiedName, globToRegExp, formatQualifiedName, exactGlob } from './names.js';
-export { parseDuration } from './duration.js';
-
 export interface LoadOptions {
   /** Where `${env:NAME}` is looked up; default process.env. */
   env?: NodeJS.ProcessEnv;

@@ -5,6 +5,7 @@
  * would mean in psql.
  */
 import { BucardoError } from '../errors.js';
+import { byteLength, displayName } from '../sql/ident.js';
 import type { QualifiedName } from './types.js';
 
 /** PostgreSQL truncates identifiers longer than NAMEDATALEN-1 = 63 bytes. */
@@ -80,7 +81,7 @@ function splitName(text: string): string[] {
 
 /** Throws when PostgreSQL would silently truncate the name (so it would never match). */
 export function assertIdentifierLength(name: string): void {
-  const bytes = Buffer.byteLength(name, 'utf8');
+  const bytes = byteLength(name);
   if (bytes > MAX_IDENTIFIER_BYTES) {
     throw new BucardoError('bad_name', `has a part of ${bytes} bytes; PostgreSQL identifiers are at most ${MAX_IDENTIFIER_BYTES} bytes`);
   }
@@ -88,11 +89,7 @@ export function assertIdentifierLength(name: string): void {
 
 /** `schema.name` in SQL syntax, quoting only where needed: for messages. */
 export function formatQualifiedName(q: QualifiedName): string {
-  return `${formatIdent(q.schema)}.${formatIdent(q.name)}`;
-}
-
-function formatIdent(s: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(s) ? s : `"${s.replace(/"/g, '""')}"`;
+  return displayName(q.schema, q.name);
 }
 
 /**
