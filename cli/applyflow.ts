@@ -9,13 +9,12 @@ import type { Topology } from '../engine/topology/types.js';
 import type { Change } from '../engine/planner/types.js';
 import { summarize } from '../engine/planner/types.js';
 import { makePlan, openApply, type ApplySession } from '../engine/applier/index.js';
-import { renderText, renderErrors } from '../engine/planner/render.js';
+import { renderText, renderErrors, MARK } from '../engine/planner/render.js';
 import { BucardoError } from '../engine/errors.js';
 import { useColor, EXIT } from './common.js';
 import { renderContext } from './commands/plan.js';
 import { readPlanFile, fileSha } from './planfile.js';
 
-const MARK: Record<Change['action'], string> = { create: '+', update: '~', replace: '-/+', destroy: '-' };
 
 async function confirm(question: string): Promise<boolean> {
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout });

@@ -114,7 +114,8 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
       await c.query(`SET LOCAL lock_timeout = '${DDL_LOCK_TIMEOUT}'`);
     }
     const results = new Map<string, CatalogResult>();
-    for (const [name, c] of clients) results.set(name, { ok: true, catalog: await readCatalog(c, name, topology.name) });
+    // one connection each: read every catalog at once
+    await Promise.all([...clients].map(async ([name, c]) => results.set(name, { ok: true, catalog: await readCatalog(c, name, topology.name) })));
     const plan = computePlan(topology, results, { destroy: opts.destroy });
     if (plan.errors.length) {
       throw new BucardoError('plan_errors', plan.errors.map((e) => e.message + (e.hint ? ` (${e.hint})` : '')).join('\n'), { hint: 'fix these, then run plan again' });

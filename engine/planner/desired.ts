@@ -48,7 +48,7 @@ export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: 
     return d;
   };
   // capture needs: per (db, table) the union of what every sync reading it asks for
-  const needs = new Map<string, { table: ResolvedTable; autokick: boolean; makedelta: boolean | undefined; syncs: string[] }>();
+  const needs = new Map<string, { db: string; table: ResolvedTable; autokick: boolean; makedelta: boolean | undefined; syncs: string[] }>();
   for (const s of syncs) {
     const detail = syncDetail(s);
     const fp = fingerprint(JSON.stringify(detail));
@@ -68,7 +68,7 @@ export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: 
         const n = needs.get(k);
         const autokick = t.autokick ?? s.spec.autokick;
         if (!n) {
-          needs.set(k, { table: t, autokick, makedelta: t.makedelta, syncs: [s.spec.name] });
+          needs.set(k, { db: src, table: t, autokick, makedelta: t.makedelta, syncs: [s.spec.name] });
           continue;
         }
         if (n.table.key.map((c) => c.name).join('\u0000') !== t.key.map((c) => c.name).join('\u0000')) {
@@ -84,8 +84,8 @@ export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: 
       }
     }
   }
-  for (const [k, n] of needs) {
-    const dbName = k.split('\u0000')[0];
+  for (const n of needs.values()) {
+    const dbName = n.db;
     const makedelta = n.makedelta ?? topology.databases.get(dbName)?.makedelta ?? false;
     const def = captureDef(topology.name, { schema: n.table.schema, name: n.table.name }, n.table.key, { autokick: n.autokick, makedelta });
     db(dbName).captures.set(n.table.id, { def, table: n.table, syncs: n.syncs });

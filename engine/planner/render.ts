@@ -5,7 +5,8 @@
 import type { Plan, Change, PlanProblem } from './types.js';
 import { summarize, approxRows } from './types.js';
 
-const MARK: Record<Change['action'], string> = { create: '+', update: '~', replace: '-/+', destroy: '-' };
+/** The marker of each action in every rendering (and in apply's task list). */
+export const MARK: Record<Change['action'], string> = { create: '+', update: '~', replace: '-/+', destroy: '-' };
 const COLOR: Record<Change['action'], string> = { create: '32', update: '33', replace: '35', destroy: '31' };
 
 export interface RenderContext {
