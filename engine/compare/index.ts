@@ -22,7 +22,7 @@ import { resolveSyncs } from '../planner/resolve.js';
 import { BucardoError, describePgError } from '../errors.js';
 import { displayName } from '../sql/ident.js';
 import type { Topology } from '../topology/types.js';
-import type { DatabaseCatalog } from '../catalog/types.js';
+import type { DatabaseCatalog, TableInfo } from '../catalog/types.js';
 import { hashRange, readColumnOrder, rowHashes, sampleBoundaries, sortKeys, type ChunkHash, type KeyRange, type TableView } from './sql.js';
 import type { CompareDifference, CompareOptions, CompareResult, TableComparison } from './types.js';
 
@@ -58,14 +58,16 @@ export async function compareSync(topology: Topology, syncName: string, options:
       clients.set(n, c);
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     }));
-    const catalogs = new Map<string, DatabaseCatalog>();
-    for (const n of names) catalogs.set(n, await read(n, () => readCatalog(clients.get(n)!, n, topology.name)));
+    const catalogs = new Map<string, DatabaseCatalog>(
+      await Promise.all(names.map(async (n) => [n, await read(n, () => readCatalog(clients.get(n)!, n, topology.name))] as const)),
+    );
     const tables = syncTables(topology, syncName, catalogs);
     const results: TableComparison[] = [];
     for (const t of tables) {
-      const views = await Promise.all(names.map((n) => read(n, () => makeView(clients.get(n)!, n, t, catalogs))));
-      const estimates = names.map((n) => catalogs.get(n)!.tables.find((x) => x.schema === t.schema && x.name === t.name)?.estimatedRows ?? -1);
-      results.push(await compareTable(views, t, estimates, opts));
+      const infos = tableInfos(t, catalogs);
+      const columns = comparedColumns(t, infos);
+      const views = await Promise.all(names.map((n) => read(n, () => makeView(clients.get(n)!, n, t, columns))));
+      results.push(await compareTable(views, t, infos.map((i) => i.estimatedRows), opts));
     }
     return { sync: syncName, databases: names, equal: results.every((r) => r.equal), tables: results };
   } finally {
@@ -103,29 +105,36 @@ function syncTables(topology: Topology, syncName: string, catalogs: Map<string, 
   return (resolved?.tables ?? []).map((t) => ({ schema: t.schema, name: t.name, key: t.key.map((k) => k.name) }));
 }
 
-async function makeView(c: pg.Client, database: string, t: SyncTable, catalogs: Map<string, DatabaseCatalog>): Promise<TableView> {
-  const display = displayName(t.schema, t.name);
-  const all = [...catalogs.values()];
-  const infos = all.map((cat) => ({ cat, table: cat.tables.find((x) => x.schema === t.schema && x.name === t.name) }));
-  for (const { cat, table } of infos) {
+/** The table on every database of the sync, in sync order; throws when one lacks it. */
+function tableInfos(t: SyncTable, catalogs: Map<string, DatabaseCatalog>): TableInfo[] {
+  return [...catalogs.values()].map((cat) => {
+    const table = cat.tables.find((x) => x.schema === t.schema && x.name === t.name);
     if (!table) {
-      throw new BucardoError('missing_table', `table ${display} does not exist on database ${cat.database}`, {
+      throw new BucardoError('missing_table', `table ${displayName(t.schema, t.name)} does not exist on database ${cat.database}`, {
         hint: 'run bucardo plan: the sync cannot run either until the table exists everywhere',
       });
     }
-  }
-  // Non-generated columns present on every database, in the reference's order.
-  const [ref, ...others] = infos.map((i) => i.table!);
+    return table;
+  });
+}
+
+/** Non-generated columns present on every database, in the reference's order; the key must be among them. */
+function comparedColumns(t: SyncTable, infos: TableInfo[]): string[] {
+  const [ref, ...others] = infos;
   const columns = ref.columns
     .filter((col) => !col.generated && others.every((o) => o.columns.some((x) => x.name === col.name && !x.generated)))
     .map((col) => col.name);
   for (const k of t.key) {
     if (!columns.includes(k)) {
-      throw new BucardoError('bad_key', `key column ${k} of table ${display} is missing or generated on some database of the sync`, {
+      throw new BucardoError('bad_key', `key column ${k} of table ${displayName(t.schema, t.name)} is missing or generated on some database of the sync`, {
         hint: 'run bucardo plan to see how the databases differ',
       });
     }
   }
+  return columns;
+}
+
+async function makeView(c: pg.Client, database: string, t: SyncTable, columns: string[]): Promise<TableView> {
   const order = await readColumnOrder(c, t.schema, t.name);
   const keys = t.key.map((k) => ({ name: k, ...order.get(k)! }));
   return { database, client: c, schema: t.schema, name: t.name, keys, columns };
