@@ -30,8 +30,7 @@ export function writeStateSql(schema: string): string {
 ), p AS (
   UPDATE ${t('sync_relation')} SET copy_pending = false WHERE sync = $1 AND table_id = ANY($11::text[]) RETURNING 1
 ), q AS (
-  SELECT setval(c.oid, v, true) FROM unnest($12::text[], $13::text[], $14::bigint[]) AS u(sch, nam, v)
-  JOIN pg_catalog.pg_namespace n ON n.nspname = u.sch JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = u.nam AND c.relkind = 'S'
+  ${setvalFrom('$12', '$13', '$14')}
 )
 SELECT (SELECT count(*) FROM st) + (SELECT count(*) FROM h) + (SELECT count(*) FROM cf) + (SELECT count(*) FROM p) + (SELECT count(*) FROM q) AS n`;
 }
@@ -43,10 +42,15 @@ VALUES ($1, $2, $3::timestamptz, clock_timestamp(), $4, $5)
 ON CONFLICT (run_id) DO UPDATE SET error = EXCLUDED.error, finished = EXCLUDED.finished`;
 }
 
+/** setval of the sequences given as three parallel arrays (schema, name, value): the parameter placeholders. */
+function setvalFrom(schemas: string, names: string, values: string): string {
+  return `SELECT setval(c.oid, v, true) FROM unnest(${schemas}::text[], ${names}::text[], ${values}::bigint[]) AS u(sch, nam, v)
+  JOIN pg_catalog.pg_namespace n ON n.nspname = u.sch JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = u.nam AND c.relkind = 'S'`;
+}
+
 /** Setval only (a run where nothing but sequences differ). */
 export function setvalSql(): string {
-  return `SELECT setval(c.oid, v, true) FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(sch, nam, v)
-  JOIN pg_catalog.pg_namespace n ON n.nspname = u.sch JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = u.nam AND c.relkind = 'S'`;
+  return setvalFrom('$1', '$2', '$3');
 }
 
 /** Step 8, first half: $1 sync, $2 confirmed jsonb, $3 this database's name (kept for the purge text). */
