@@ -1,16 +1,6 @@
 import type { Command } from 'commander';
 import { fileOption, topologyPath, action, EXIT } from '../common.js';
 import { loadTopology } from '../../engine/topology/load.js';
-import type { Topology } from '../../engine/topology/types.js';
-
-/**
- * Loads and checks the topology file; connects to nothing. Problems are thrown as a
- * TopologyError, which `action` prints as FILE:LINE:COL: lines and turns into exit 1.
- */
-export function validate(opts: { file?: string }): { file: string; topology: Topology } {
-  const file = topologyPath(opts);
-  return { file, topology: loadTopology(file) };
-}
 
 export function register(program: Command): void {
   fileOption(
@@ -19,8 +9,11 @@ export function register(program: Command): void {
       .description('check the topology file (schema, references, loops); connects to no database')
       .addHelpText('after', '\nExit codes: 0 valid, 1 invalid (every problem printed as FILE:LINE:COLUMN: message).'),
   ).action(
+    // Loads and checks the file; connects to nothing. Problems are thrown as a TopologyError,
+    // which `action` prints as FILE:LINE:COL: lines and turns into exit 1.
     action((opts: { file?: string }) => {
-      const { file, topology: t } = validate(opts);
+      const file = topologyPath(opts);
+      const t = loadTopology(file);
       const n = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
       process.stdout.write(`${file}: valid (${n(t.databases.size, 'database')}, ${n(t.relgroups.size, 'relgroup')}, ${n(t.syncs.size, 'sync')})\n`);
       return EXIT.ok;
