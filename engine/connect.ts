@@ -108,16 +108,3 @@ export async function withClient<T>(db: DatabaseSpec, fn: (c: pg.Client) => Prom
     await c.end().catch(() => {});
   }
 }
-
-/** BEGIN ... COMMIT around fn, ROLLBACK on any error. */
-export async function withTransaction<T>(c: pg.Client, fn: () => Promise<T>, begin = 'BEGIN'): Promise<T> {
-  await c.query(begin);
-  try {
-    const r = await fn();
-    await c.query('COMMIT');
-    return r;
-  } catch (e) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw e;
-  }
-}

@@ -2,12 +2,9 @@
  * Names of everything bucardo installs, derived from the topology name and the user's
  * table names. PostgreSQL truncates identifiers at 63 bytes, so nothing derived embeds a
  * user name: tables are identified by a short hash of their exact schema and name, and
- * the full names are kept in the metadata (bucardo_<name>.installed, .relation).
+ * the full names are kept in the metadata (bucardo_<name>.installed, .sync_relation).
  */
 import { shortHash } from './sql/ident.js';
-
-/** The topology name is restricted by the schema to [a-z][a-z0-9_]{0,39}. */
-export const TOPOLOGY_NAME_RE = /^[a-z][a-z0-9_]{0,39}$/;
 
 /** The schema that holds every object of one topology in one database. */
 export function schemaName(topology: string): string {

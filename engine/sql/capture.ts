@@ -266,8 +266,3 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
     triggers,
   };
 }
-
-/** DROP statements for the capture objects of a table (triggers first). */
-export function dropTriggerDDL(table: { schema: string; name: string }, trigger: string): string {
-  return `DROP TRIGGER IF EXISTS ${quoteIdent(trigger)} ON ${qualify(table.schema, table.name)}`;
-}
