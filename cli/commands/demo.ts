@@ -21,6 +21,8 @@ import { kick } from '../../engine/runner/kick.js';
 import { compareSync } from '../../engine/compare/index.js';
 import { renderCompareText } from '../../engine/compare/render.js';
 import { clientConfig } from '../../engine/connect.js';
+import { qualify } from '../../engine/sql/ident.js';
+import { schemaName } from '../../engine/names.js';
 import type { Topology } from '../../engine/topology/types.js';
 
 interface DemoOptions {
@@ -168,11 +170,11 @@ class LiveView {
   async draw(driver: WriteDriver, elapsed: number, duration: number): Promise<void> {
     this.lastWrites = { ...driver.stats.writes };
     const st = (await readStatus(this.topology, SYNC).catch(() => null))?.report.syncs[0];
-    const schema = `bucardo_${this.topology.name}`;
+    const schema = schemaName(this.topology.name);
     const q = await this.warehouse
       .query<{ rows: string; recent: { table_name: string; key: unknown; winner: string | null }[] | null }>(
-        `SELECT (SELECT coalesce(sum(rows), 0) FROM "${schema}".run WHERE sync = $1)::text AS rows,
-                (SELECT json_agg(c) FROM (SELECT table_name, key, winner FROM "${schema}".conflict WHERE sync = $1 ORDER BY at DESC LIMIT 4) c) AS recent`,
+        `SELECT (SELECT coalesce(sum(rows), 0) FROM ${qualify(schema, 'run')} WHERE sync = $1)::text AS rows,
+                (SELECT json_agg(c) FROM (SELECT table_name, key, winner FROM ${qualify(schema, 'conflict')} WHERE sync = $1 ORDER BY at DESC LIMIT 4) c) AS recent`,
         [SYNC],
       )
       .catch(() => null);

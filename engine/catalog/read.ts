@@ -6,6 +6,7 @@
  */
 import type pg from 'pg';
 import { schemaName } from '../names.js';
+import { qualify } from '../sql/ident.js';
 import type { DatabaseCatalog, InstalledState, TableInfo, ColumnInfo, TriggerInfo, FunctionInfo } from './types.js';
 
 // Topology schemas (of any topology) are bucardo's, not the user's: they carry our comment.
@@ -125,7 +126,7 @@ async function readInstalled(c: pg.Client, topology: string): Promise<InstalledS
   );
   for (const f of fns.rows) state.functions.set(f.name, f);
 
-  const q = (t: string) => `"${schema.replace(/"/g, '""')}".${t}`;
+  const q = (t: string) => qualify(schema, t);
   if (state.tables.has('meta')) {
     const m = await c.query<{ key: string; value: string }>(`SELECT key, value FROM ${q('meta')}`);
     for (const row of m.rows) state.meta[row.key] = row.value;
