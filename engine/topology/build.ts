@@ -28,7 +28,7 @@ import type {
 export type RawTopology = unknown;
 
 /** Every default of the format, in one place. */
-export const DEFAULTS = {
+const DEFAULTS = {
   name: 'main',
   makedelta: false,
   kind: 'delta',
@@ -173,7 +173,7 @@ function buildTableEntry(t: unknown, path: Path, ctx: BuildContext): TableEntry 
   }
   if (!isObj(t)) return null;
   const options = {
-    ...(isObj(t) && 'conflict' in t ? optional('conflict', buildConflict(t.conflict)) : {}),
+    ...('conflict' in t ? optional('conflict', buildConflict(t.conflict)) : {}),
     ...(typeof t.autokick === 'boolean' ? { autokick: t.autokick } : {}),
     ...(typeof t.makedelta === 'boolean' ? { makedelta: t.makedelta } : {}),
   };

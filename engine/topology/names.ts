@@ -9,7 +9,7 @@ import { byteLength, displayName } from '../sql/ident.js';
 import type { QualifiedName } from './types.js';
 
 /** PostgreSQL truncates identifiers longer than NAMEDATALEN-1 = 63 bytes. */
-export const MAX_IDENTIFIER_BYTES = 63;
+const MAX_IDENTIFIER_BYTES = 63;
 
 // scan.l: ident_start = [A-Za-z\200-\377_], ident_cont adds [0-9\$]; every non-ASCII
 // character is a letter as far as the lexer is concerned.

@@ -108,7 +108,7 @@ function findPair(items: Pair[], key: string, doc: Document.Parsed): Pair | unde
  * as in sh); `$${` is a literal `${`. Reports, never throws, so every unset variable of
  * the file is listed at once.
  */
-export function interpolate(value: string, env: NodeJS.ProcessEnv, report: (message: string, hint?: string) => void): string {
+function interpolate(value: string, env: NodeJS.ProcessEnv, report: (message: string, hint?: string) => void): string {
   return value.replace(ENV_REF, (_whole, ref: string | undefined) => {
     if (ref === undefined) return '${';
     const sep = ref.indexOf(':-');
