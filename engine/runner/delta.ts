@@ -19,7 +19,7 @@ import { copyBetween } from './copy.js';
 import { PENDING_SETUP_SQL, probeSql, pendingSql, winnerRowsSql, wholeTableSql, pendingKeysOutSql } from './sql/pending.js';
 import * as C from './sql/conflicts.js';
 import { WRITE_SETUP_SQL, createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql, lockStagedSql, UNLOCK_SQL } from './sql/apply.js';
-import { writeStateSql, setvalSql } from './sql/state.js';
+import { writeStateSql, writeStateParams, setvalSql } from './sql/state.js';
 import { qualify, quoteLiteral } from '../sql/ident.js';
 import { finishRun } from './finish.js';
 import { withIndexesDropped } from './rebuild.js';
@@ -212,13 +212,11 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   );
   await Promise.all(
     ctx.databases.map((d) => {
-      const sv = plan.setvals.get(d.name) ?? [];
-      const clear = plan.tables.filter((t) => t.copyClear.includes(d.name)).map((t) => t.tableId);
-      return writers.get(d.name)!.query(writeStateSql(ctx.schema), [
-        sync.name, String(plan.lastSeq + 1), JSON.stringify(snapshots), inp.runId, inp.started.toISOString(), String(rows),
-        JSON.stringify(rowsByTable), conflicts.count, inp.runner, conflictRows, clear,
-        sv.map((s) => s[0]), sv.map((s) => s[1]), sv.map((s) => s[2]),
-      ]);
+      return writers.get(d.name)!.query(writeStateSql(ctx.schema), writeStateParams({
+        sync: sync.name, runSeq: plan.lastSeq + 1, snapshots, runId: inp.runId, started: inp.started, rows,
+        rowsByTable, conflicts: conflicts.count, runner: inp.runner, conflictRows,
+        copyDone: plan.tables.filter((t) => t.copyClear.includes(d.name)).map((t) => t.tableId), setvals: plan.setvals.get(d.name) ?? [],
+      }));
     }),
   );
 

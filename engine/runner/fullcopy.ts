@@ -9,7 +9,7 @@ import type { RunResult } from './types.js';
 import type { RunInputs } from './delta.js';
 import { wholeTableSql } from './sql/pending.js';
 import { WRITE_SETUP_SQL, copyIntoTableSql } from './sql/apply.js';
-import { writeStateSql } from './sql/state.js';
+import { writeStateSql, writeStateParams } from './sql/state.js';
 import { copyBetween } from './copy.js';
 import { qualify } from '../sql/ident.js';
 import { maintainCopied } from './finish.js';
@@ -50,12 +50,11 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   const stateOn = new Map<string, pg.Client>([[ctx.sources[0].name, srcWriter], ...writers]);
   await Promise.all(
     all.map((d) => {
-      const sv = plan.setvals.get(d.name) ?? [];
-      const clear = plan.tables.filter((t) => t.copyClear.includes(d.name)).map((t) => t.tableId);
-      return stateOn.get(d.name)!.query(writeStateSql(ctx.schema), [
-        sync.name, String(plan.lastSeq + 1), JSON.stringify(snapshots), inp.runId, inp.started.toISOString(), String(rows),
-        JSON.stringify(rowsByTable), 0, inp.runner, '[]', clear, sv.map((s) => s[0]), sv.map((s) => s[1]), sv.map((s) => s[2]),
-      ]);
+      return stateOn.get(d.name)!.query(writeStateSql(ctx.schema), writeStateParams({
+        sync: sync.name, runSeq: plan.lastSeq + 1, snapshots, runId: inp.runId, started: inp.started, rows,
+        rowsByTable, conflicts: 0, runner: inp.runner, conflictRows: '[]',
+        copyDone: plan.tables.filter((t) => t.copyClear.includes(d.name)).map((t) => t.tableId), setvals: plan.setvals.get(d.name) ?? [],
+      }));
     }),
   );
   for (const w of opened) await w.query('COMMIT');

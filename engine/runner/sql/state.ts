@@ -35,6 +35,34 @@ export function writeStateSql(schema: string): string {
 SELECT (SELECT count(*) FROM st) + (SELECT count(*) FROM h) + (SELECT count(*) FROM cf) + (SELECT count(*) FROM p) + (SELECT count(*) FROM q) AS n`;
 }
 
+/** What a run records in each database (writeStateSql). */
+export interface RunState {
+  sync: string;
+  runSeq: number;
+  snapshots: Record<string, string>;
+  runId: string;
+  started: Date;
+  rows: number;
+  rowsByTable: Record<string, number>;
+  conflicts: number;
+  runner: string;
+  /** Conflict rows, as the JSON array the statement expands. */
+  conflictRows: string;
+  /** Table ids whose copy_pending flag this run clears here. */
+  copyDone: string[];
+  /** [schema, name, value] of the sequences to bring up here. */
+  setvals: [string, string, string][];
+}
+
+/** The parameters of writeStateSql, in its order. */
+export function writeStateParams(s: RunState): unknown[] {
+  return [
+    s.sync, String(s.runSeq), JSON.stringify(s.snapshots), s.runId, s.started.toISOString(), String(s.rows),
+    JSON.stringify(s.rowsByTable), s.conflicts, s.runner, s.conflictRows, s.copyDone,
+    s.setvals.map((v) => v[0]), s.setvals.map((v) => v[1]), s.setvals.map((v) => v[2]),
+  ];
+}
+
 /** A failed run, recorded where reachable: $1 run_id, $2 sync, $3 started, $4 error, $5 runner. */
 export function failedRunSql(schema: string): string {
   return `INSERT INTO ${qualify(schema, 'run')} (run_id, sync, started, finished, error, runner)
