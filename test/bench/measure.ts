@@ -90,7 +90,7 @@ export async function waitCaughtUp(env: Env, scope: Scope, runner: RunnerProcess
       const run = sign * (await newRunId(env));
       const poll = await scope.connect(to);
       await one(from, `INSERT INTO bench_hb (run_id, seq) VALUES ($1, 0)`, [run]);
-      const r = await raceRunner(poll.query<{ t: number }>(`SELECT benchctl.wait_for($1, 0, NULL, $2) AS t`, [run, timeoutS]), runner);
+      const r = await raceRunner(poll.query<{ t: number }>(`SELECT benchctl.wait_for($1, 0, $2) AS t`, [run, timeoutS]), runner);
       if (r.rows[0].t === -1) throw new Error(`not caught up within ${timeoutS} s`);
     }),
   );
@@ -272,7 +272,7 @@ export async function lag(env: Env, scope: Scope, runner: RunnerProcess, o: { ra
   await raceRunner(hb, runner);
   const cpuUsed = await cpu.stop();
   const poll = await scope.connect(env.b);
-  const t = (await raceRunner(poll.query<{ t: number }>(`SELECT benchctl.wait_for($1, $2, NULL, 300) AS t`, [run, n]), runner)).rows[0].t;
+  const t = (await raceRunner(poll.query<{ t: number }>(`SELECT benchctl.wait_for($1, $2, 300) AS t`, [run, n]), runner)).rows[0].t;
   const s = await one<{ cnt: string; p50: number; p95: number; p99: number; mx: number }>(
     env.b,
     `SELECT count(*)::text AS cnt,
