@@ -9,6 +9,12 @@ import { connect } from '../connect.js';
 import type { DatabaseSpec } from '../topology/types.js';
 
 export type Role = 'read' | 'write';
+export const ROLES: Role[] = ['read', 'write'];
+
+/** application_name of a runner's connection for a sync (`bucardo status` looks for it in pg_stat_activity). */
+export function runnerAppName(sync: string, role: Role): string {
+  return `bucardo:${sync}:${role}`;
+}
 
 /** Session memory of runner connections (per connection; a sync has 1-2 per database). */
 const SESSION_TEMP_BUFFERS = '64MB';
@@ -18,7 +24,7 @@ export class SyncConnections {
   private clients = new Map<string, pg.Client>();
   private broken = new WeakSet<pg.Client>();
 
-  constructor(private readonly appName: string) {}
+  constructor(private readonly sync: string) {}
 
   /** An open client for (database, role); connects on first use. */
   async get(db: DatabaseSpec, role: Role): Promise<pg.Client> {
@@ -26,7 +32,7 @@ export class SyncConnections {
     let c = this.clients.get(k);
     if (c && !this.broken.has(c)) return c;
     if (c) await c.end().catch(() => {});
-    const fresh = await connect(db, `${this.appName}:${role}`);
+    const fresh = await connect(db, runnerAppName(this.sync, role));
     // Runs hold changed keys and rows in temp tables and join them by hash: give them room
     // (temp_buffers must be set before the session's first temp table). Measured on 1M
     // changed rows (1 source, 1 target, 2 cores) the first run went from 12.1 s to 8.7 s.

@@ -15,6 +15,7 @@ import type pg from 'pg';
 import type { Topology } from '../topology/types.js';
 import { makeSyncContext, type SyncContext } from './context.js';
 import { withClient } from '../connect.js';
+import { ROLES, runnerAppName } from './connections.js';
 import { historySql, RUNNING_SQL, RUNNER_ACTIVITY_SQL, pendingCountSql } from './sql/status.js';
 import { BucardoError } from '../errors.js';
 
@@ -71,9 +72,9 @@ export function staleAfterMs(checktimeMs: number): number {
   return 2 * checktimeMs + 10_000;
 }
 
-/** application_name of a runner's connections for a sync (engine/runner/worker.ts), as the server keeps it (63 bytes). */
+/** application_name of a runner's connections for a sync (connections.ts), as the server keeps it (63 bytes). */
 export function runnerApplicationNames(sync: string): string[] {
-  return ['read', 'write'].map((role) => truncateBytes(`bucardo:${sync}:${role}`, 63));
+  return ROLES.map((role) => truncateBytes(runnerAppName(sync, role), 63));
 }
 
 function truncateBytes(s: string, max: number): string {

@@ -77,7 +77,7 @@ export class SyncWorker {
   private resolveFinished!: (ok: boolean) => void;
 
   constructor(readonly ctx: SyncContext, private readonly runner: string, private readonly once: boolean, private readonly hooks: WorkerHooks) {
-    this.conns = new SyncConnections(`bucardo:${ctx.sync.name}`);
+    this.conns = new SyncConnections(ctx.sync.name);
     this.finished = new Promise((r) => (this.resolveFinished = r));
   }
 
