@@ -22,10 +22,9 @@ import { WRITE_SETUP_SQL, createStagingSql, copyIntoStagingSql, copyIntoTableSql
 import { writeStateSql, writeStateParams, setvalSql } from './sql/state.js';
 import { qualify, quoteLiteral } from '../sql/ident.js';
 import { finishRun } from './finish.js';
+import { CONFLICT_DETAIL_CAP } from './log.js';
 import { withIndexesDropped } from './rebuild.js';
 
-/** Conflict records kept per run (all are counted; the rest are not recorded one by one). */
-export const CONFLICT_DETAIL_CAP = 10_000;
 /** Up to this many pending keys, a source's rows are read by one index probe per key (winnerRowsSql). */
 const BY_KEY_MAX = 10_000;
 /**

@@ -18,6 +18,8 @@ export type LogFormat = 'text' | 'json';
 
 /** Conflicts logged one per line per run; the rest are summed up in one line. */
 export const CONFLICT_LOG_CAP = 100;
+/** Conflict records kept per run (delta.ts; all are counted; the rest are not recorded one by one). */
+export const CONFLICT_DETAIL_CAP = 10_000;
 
 export function formatLog(e: LogEntry, format: LogFormat, now = new Date()): string {
   const time = now.toISOString();
@@ -36,7 +38,7 @@ export function formatLog(e: LogEntry, format: LogFormat, now = new Date()): str
       return `${time} INFO  conflict sync=${e.sync} table=${c.table} key=${JSON.stringify(c.key)} winner=${c.winner ?? '(skipped)'} changed_on=${c.changed.map((x) => x.database).join(',')}`;
     }
     case 'conflicts_more':
-      return `${time} INFO  conflict sync=${e.sync} ... and ${e.more} more conflicts (recorded in the conflict table up to 10000 per run)`;
+      return `${time} INFO  conflict sync=${e.sync} ... and ${e.more} more conflicts (recorded in the conflict table up to ${CONFLICT_DETAIL_CAP} per run)`;
     case 'busy':
       return `${time} INFO  busy sync=${e.sync}: another runner is running it; trying again later`;
     case 'listen_error':
