@@ -422,6 +422,7 @@ async function onetimecopy(env: Env, res: Results, limit: Limit, outDir: string)
   for (const v of variants) {
     const target = env.B.clientConfig(v.db);
     try {
+      await resetStatements(env);
       const r = await withDeadline(v.label, 1_200_000, async (s) => {
         await exec(target, 'CHECKPOINT');
         const stop = new AbortController();
@@ -446,11 +447,12 @@ async function onetimecopy(env: Env, res: Results, limit: Limit, outDir: string)
         const [fa, fb] = await Promise.all([one<{ f: string }>(env.a, ACCOUNTS_CHECK_SQL), one<{ f: string }>(target, ACCOUNTS_CHECK_SQL)]);
         return { runS: (copyRun.duration_ms ?? NaN) / 1000, wallS, written, same: fa.f === fb.f, fa: fa.f, fb: fb.f, runs: summarizeRuns(runner.lines) };
       });
+      const pgss = { a: await topStatements(env.a), b: await topStatements(env.b, 12, v.db) };
       const speed = limit.keyedS / r.runS;
       res.add({
         id: `m4.${v.sync}`, label: v.label, value: r.runS, unit: 's', ratio: speed, status: 'ok', met: speed >= 1.4, ...PEERS.m4,
         note: `copy run; pipe keyed ${limit.keyedS.toFixed(2)} s; wall from spawn ${r.wallS.toFixed(2)} s; ${r.written.transactions} writes on A meanwhile`,
-        extra: r,
+        extra: { ...r, pgss },
       });
       res.check(`${v.sync}: no write lost (A = B after catch-up)`, r.same, `A ${r.fa} B ${r.fb}`);
     } catch (e) {

@@ -103,7 +103,7 @@ export async function fingerprints(env: Env): Promise<{ a: string; b: string; sa
 }
 
 /** Top statements of pg_stat_statements on a database (after a reset at the start of a measurement). */
-export async function topStatements(cfg: pg.ClientConfig, n = 8): Promise<{ calls: number; total_ms: number; mean_ms: number; rows: number; query: string }[]> {
+export async function topStatements(cfg: pg.ClientConfig, n = 8, database?: string): Promise<{ calls: number; total_ms: number; mean_ms: number; rows: number; query: string }[]> {
   const c = new pg.Client(cfg);
   c.on('error', () => {});
   await c.connect();
@@ -112,9 +112,9 @@ export async function topStatements(cfg: pg.ClientConfig, n = 8): Promise<{ call
       `SELECT calls::int, round(total_exec_time::numeric, 1)::float8 AS total_ms, round(mean_exec_time::numeric, 2)::float8 AS mean_ms, rows::bigint::float8 AS rows,
               left(regexp_replace(query, '\\s+', ' ', 'g'), 300) AS query
          FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-        WHERE d.datname = current_database() AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%benchctl.wait_%'
+        WHERE d.datname = coalesce($2, current_database()) AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%benchctl.wait_%'
         ORDER BY total_exec_time DESC LIMIT $1`,
-      [n],
+      [n, database ?? null],
     );
     return r.rows;
   } catch {
