@@ -16,9 +16,12 @@ import type { RunPlan, RunTable } from './plan.js';
 import type { ConflictStrategy } from '../topology/types.js';
 import { BucardoError } from '../errors.js';
 import { copyBetween } from './copy.js';
-import { PENDING_SETUP_SQL, probeSql, pendingSql, winnerRowsSql, wholeTableSql, pendingKeysOutSql } from './sql/pending.js';
+import { PENDING_SETUP_SQL, probeSql, pendingSql, winnerRowsSql, wholeTableSql, pendingKeysOutSql, pendingKeysOnlyOutSql, presentRowsSql } from './sql/pending.js';
 import * as C from './sql/conflicts.js';
-import { WRITE_SETUP_SQL, createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql, lockStagedSql, UNLOCK_SQL } from './sql/apply.js';
+import {
+  WRITE_SETUP_SQL, createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql, lockStagedSql, UNLOCK_SQL,
+  createDeleteKeysSql, copyIntoDeleteKeysSql, directDeleteSql,
+} from './sql/apply.js';
 import { writeStateSql, writeStateParams, setvalSql } from './sql/state.js';
 import { qualify, quoteLiteral } from '../sql/ident.js';
 import { finishRun } from './finish.js';
@@ -38,6 +41,12 @@ const LOCK_ATTEMPTS = 10;
 const SORT_STAGING_ROWS = 1_000;
 /** Staging sets larger than this are ANALYZEd before the DELETE/INSERT. */
 const ANALYZE_STAGING_ROWS = 5_000;
+/**
+ * From this many pending keys, a table that one source sends to receivers with no writers
+ * of their own is applied directly (applyDirect) rather than through a staging table.
+ * Below it both forms cost about the same and the staged one is a round trip shorter.
+ */
+const DIRECT_MIN_ROWS = 5_000;
 
 export interface RunInputs {
   ctx: SyncContext;
@@ -77,7 +86,8 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
       const truncs = probe[1].rows as { table_id: string; ts: string }[];
       let counts: { table_id: string; n: string; ts: string | null }[] = [];
       if (found.size) {
-        const res = (await client.query(pendingSql(ctx.schema, plan.tables.filter((t) => found.has(t.tableId)), lastSnap !== ''))) as unknown as pg.QueryResult[];
+        const pendingOf = plan.tables.filter((t) => found.has(t.tableId)).map((t) => ({ ...t, ordered: t.keyIndexedOn.includes(db.name) }));
+        const res = (await client.query(pendingSql(ctx.schema, pendingOf, lastSnap !== ''))) as unknown as pg.QueryResult[];
         counts = res[res.length - 1].rows as typeof counts;
       }
       return {
@@ -168,10 +178,15 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   const emptied = (db: string, t: RunTable) => (toEmpty.get(db) ?? []).includes(t) || (copyTargets.get(t.tableId) ?? []).includes(db);
   const receiversOf = (t: RunTable, from: string) => ctx.databases.map((d) => d.name).filter((db) => db !== from || emptied(db, t));
   const staged = new Map<string, Map<string, number>>(); // db -> tableId -> rows staged
+  const direct = new Map<string, SourceRead>(); // tableId -> its one sender (applyDirect)
   for (const t of plan.tables) {
     const senders = reads.filter((r) => (r.pending.get(t.tableId)?.n ?? 0) > 0);
     if (!senders.length) continue;
     rowsByTable[t.display] = senders.reduce((a, r) => a + r.pending.get(t.tableId)!.n, 0);
+    if (senders.length === 1 && senders[0].pending.get(t.tableId)!.n >= DIRECT_MIN_ROWS && receiversOf(t, senders[0].db).every((db) => !isSource(db))) {
+      direct.set(t.tableId, senders[0]);
+      continue;
+    }
     for (const d of ctx.databases) {
       if (senders.some((s) => receiversOf(t, s.db).includes(d.name))) {
         const m = staged.get(d.name) ?? new Map<string, number>();
@@ -184,6 +199,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
     [...staged].map(([db, m]) => writers.get(db)!.query(createStagingSql(plan.tables.filter((t) => m.has(t.tableId))))),
   );
   for (const t of plan.tables) {
+    if (direct.has(t.tableId)) continue;
     for (const r of reads) {
       if ((r.pending.get(t.tableId)?.n ?? 0) === 0) continue;
       const receivers = receiversOf(t, r.db);
@@ -202,6 +218,10 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
       return w.query(stmts.join(';\n'));
     }),
   );
+  for (const t of plan.tables) {
+    const r = direct.get(t.tableId);
+    if (r) await applyDirect(r, t, receiversOf(t, r.db).map((db) => writers.get(db)!));
+  }
 
   // 6d. watermark, history, conflicts, copy flags, sequences: one statement per database
   const rows = Object.values(rowsByTable).reduce((a, b) => a + b, 0);
@@ -229,6 +249,20 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
     sync: sync.name, runId: inp.runId, wrote: true, rowsByTable, rows, conflicts: conflicts.count,
     conflictRecords: conflicts.records, started: inp.started, finished: new Date(), copied,
   };
+}
+
+/**
+ * A large set of changes from one source to receivers that write nothing of their own
+ * (docs/protocol.md, step 6c): the keys go to a temp table on every receiver, which
+ * deletes them, then the rows that still exist stream from the source straight into the
+ * table by COPY, in key order where the source has a btree index on the key. No staging
+ * table: COPY's batched inserts are what make this ~2.5x faster than INSERT ... SELECT.
+ */
+async function applyDirect(r: SourceRead, t: RunTable, receivers: pg.Client[]): Promise<void> {
+  await Promise.all(receivers.map((w) => w.query(createDeleteKeysSql(t))));
+  await copyBetween(r.client, pendingKeysOnlyOutSql(t), receivers.map((w) => ({ client: w, sql: copyIntoDeleteKeysSql(t) })));
+  await Promise.all(receivers.map((w) => w.query(directDeleteSql(t))));
+  await copyBetween(r.client, presentRowsSql(t, t.columns, t.keyIndexedOn.includes(r.db)), receivers.map((w) => ({ client: w, sql: copyIntoTableSql(t, t.columns) })));
 }
 
 /**

@@ -100,6 +100,22 @@ END`;
       return [plfn(`fn_${t.name}`, body), ...stmtTriggers(t, `fn_${t.name}`)];
     },
   },
+  {
+    name: 'stmt NEW only + row trigger on key change',
+    install: (t) => {
+      const def = captureDef(TOPO, { schema: 'public', name: t.name }, [{ name: t.key, type: t.type }], { autokick: true, makedelta: false });
+      const body = def.function.body.replaceAll(`"${SCHEMA}"."${def.deltaTable.name}"`, delta(t)).replaceAll(`"${SCHEMA}"."truncate_log"`, `${SCHEMA}.truncate_log`)
+        .replace(/ UNION SELECT .* FROM bucardo_old;/, ';');
+      const k = t.key;
+      return [
+        plfn(`fn_${t.name}`, body),
+        plfn(`fnk_${t.name}`, `BEGIN INSERT INTO ${delta(t)} (${k}) VALUES (OLD.${k}); RETURN NULL; END`),
+        ...stmtTriggers(t, `fn_${t.name}`, ['insert', 'delete', 'truncate']),
+        `CREATE TRIGGER cap_${t.name}_u AFTER UPDATE ON ${t.name} REFERENCING NEW TABLE AS bucardo_new FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.fn_${t.name}()`,
+        `CREATE TRIGGER cap_${t.name}_k AFTER UPDATE OF ${k} ON ${t.name} FOR EACH ROW WHEN (OLD.${k} IS DISTINCT FROM NEW.${k}) EXECUTE FUNCTION ${SCHEMA}.fnk_${t.name}()`,
+      ];
+    },
+  },
   { name: 'none', install: () => [] },
 ];
 
@@ -147,7 +163,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       for (const v of vs) {
         for (const t of TABLES) {
-          for (const e of ['i', 'u', 'd', 't']) await c.query(`DROP TRIGGER IF EXISTS cap_${t.name}_${e} ON ${t.name}`);
+          for (const e of ['i', 'u', 'd', 't', 'k']) await c.query(`DROP TRIGGER IF EXISTS cap_${t.name}_${e} ON ${t.name}`);
           for (const s of v.install(t)) await c.query(s);
         }
         const rec = (res[v.name] ??= {});

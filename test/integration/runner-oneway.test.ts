@@ -35,3 +35,48 @@ test('one source to two targets: inserts, updates, key changes, deletes', async 
   const d = await a.query(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'bucardo_main' AND c.relname LIKE 'delta_%'`);
   assert.equal(d.rows[0].n, 2);
 });
+
+const BIG_DDL = `
+CREATE TYPE public."mood ""x""" AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE public."Big table.x" ("order" integer PRIMARY KEY, "näme" text NOT NULL, qty integer, m public."mood ""x""",
+  seq bigint GENERATED ALWAYS AS IDENTITY, twice integer GENERATED ALWAYS AS (qty * 2) STORED);
+CREATE TABLE public.plain (id bigint PRIMARY KEY, v numeric, at timestamptz);
+CREATE TABLE public.nokey (code text NOT NULL, v integer);
+`;
+const BIG_TABLES = [`public."Big table.x"`, 'public.plain', 'public.nokey'];
+
+test('large change sets stream straight into the targets: deletes, key changes, identity, generated and user-defined types', async () => {
+  // Above DIRECT_MIN_ROWS (5,000) pending keys from one source to targets only, a run
+  // deletes the keys and COPYs the rows into the tables (delta.ts applyDirect), in key
+  // order where the source has a key index (Big table.x, plain) and by hash join where it
+  // has none (nokey, keyed by an explicit column).
+  const [a, b, c] = await env.fresh('owbig', BIG_DDL);
+  const tables = [{ schema: 'public', table: 'Big table.x' }, 'public.plain', { schema: 'public', table: 'nokey', key: ['code'] }];
+  const file = writeTopology(simpleTopology({ sources: [a], targets: [b, c], tables }));
+  await applyOk(file);
+  await a.query(`INSERT INTO public."Big table.x" ("order", "näme", qty, m) SELECT i, 'n ' || i, i, (ARRAY['sad','ok','happy'])[1 + i % 3]::public."mood ""x""" FROM generate_series(1, 12000) i`);
+  await a.query(`INSERT INTO public.plain SELECT i, i / 7.0, '2026-01-01'::timestamptz + i * interval '1 min' FROM generate_series(1, 6000) i`);
+  await a.query(`INSERT INTO public.nokey SELECT 'k' || i, i FROM generate_series(1, 7000) i`);
+  const r = await runOnce(file);
+  assert.match(r.stdout, /rows=25000/);
+  await assertSame([a, b, c], BIG_TABLES, 'after the first load');
+  // a row only the target has, outside the change set, stays
+  await b.query(`INSERT INTO public.plain VALUES (-1, 0, now())`);
+  await a.query(`BEGIN;
+    UPDATE public."Big table.x" SET qty = qty + 1, m = 'happy' WHERE "order" % 2 = 0;
+    UPDATE public."Big table.x" SET "order" = "order" + 100000 WHERE "order" BETWEEN 100 AND 199;
+    DELETE FROM public."Big table.x" WHERE "order" BETWEEN 1000 AND 1499;
+    INSERT INTO public."Big table.x" ("order", "näme", qty) SELECT i, 'new', NULL FROM generate_series(20001, 21000) i;
+    COMMIT`);
+  await a.query(`UPDATE public.plain SET v = -v WHERE id > 500`);
+  await a.query(`DELETE FROM public.plain WHERE id <= 100`);
+  await a.query(`UPDATE public.nokey SET v = v + 1 WHERE v > 1000`);
+  await a.query(`UPDATE public.nokey SET code = code || '!' WHERE v < 10`);
+  await runOnce(file);
+  await assertSame([a, b, c], BIG_TABLES.slice(0, 1), 'after the large change set');
+  await assertSame([a, c], BIG_TABLES, 'after the large change set');
+  const kept = await b.query(`SELECT count(*)::int AS n FROM public.plain WHERE id = -1`);
+  assert.equal(kept.rows[0].n, 1);
+  const n = await b.query(`SELECT count(*)::int AS n, count(*) FILTER (WHERE "order" > 100000)::int AS moved FROM public."Big table.x"`);
+  assert.deepEqual(n.rows[0], { n: 12000 - 500 + 1000, moved: 100 });
+});

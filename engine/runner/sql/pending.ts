@@ -39,15 +39,17 @@ export function probeSql(schema: string, tables: { tableId: string }[], hasLast:
 
 /**
  * Second pass, for the tables the probe found: CREATE TEMP TABLE ... AS per table, then
- * (table_id, n, max ts) per table as the last result set.
+ * (table_id, n, max ts) per table as the last result set. `ordered` (the key has a btree
+ * index on this source, so its types sort): the keys are written in key order, which
+ * presentRowsSql follows (measured: no slower than the hash aggregate alone).
  */
-export function pendingSql(schema: string, tables: { tableId: string; keyColumns: string[] }[], hasLast: boolean): string {
+export function pendingSql(schema: string, tables: { tableId: string; keyColumns: string[]; ordered?: boolean }[], hasLast: boolean): string {
   const where = pendingWhere(hasLast);
   const parts: string[] = [];
   for (const t of tables) {
     const keys = t.keyColumns.map(quoteIdent).join(', ');
     parts.push(
-      `CREATE TEMP TABLE ${quoteIdent(pendingTable(t.tableId))} ON COMMIT DROP AS SELECT ${keys}, max(_bucardo_ts) AS _bucardo_ts FROM ${qualify(schema, deltaTableName(t.tableId))} WHERE ${where} GROUP BY ${keys}`,
+      `CREATE TEMP TABLE ${quoteIdent(pendingTable(t.tableId))} ON COMMIT DROP AS SELECT ${keys}, max(_bucardo_ts) AS _bucardo_ts FROM ${qualify(schema, deltaTableName(t.tableId))} WHERE ${where} GROUP BY ${keys}${t.ordered ? ` ORDER BY ${keys}` : ''}`,
     );
   }
   parts.push(tables.map((t) => `SELECT ${quoteLiteral(t.tableId)}::text AS table_id, count(*)::bigint AS n, max(_bucardo_ts)::text AS ts FROM ${quoteIdent(pendingTable(t.tableId))}`).join(' UNION ALL '));
@@ -76,6 +78,29 @@ export function winnerRowsSql(table: { schema: string; name: string; tableId: st
     return `COPY (SELECT ${sel}, t.ctid IS NOT NULL FROM ${pk} k LEFT JOIN LATERAL (SELECT ${['t.ctid', ...inner].join(', ')} FROM ${qualify(table.schema, table.name)} t WHERE ${on} OFFSET 0) t ON true) TO STDOUT${copyFormat(table)}`;
   }
   return `COPY (SELECT ${sel}, t.ctid IS NOT NULL FROM ${pk} k LEFT JOIN ${qualify(table.schema, table.name)} t ON ${on}) TO STDOUT${copyFormat(table)}`;
+}
+
+/** A pending-keys table's keys alone, in key order (the deletes of a direct apply). */
+export function pendingKeysOnlyOutSql(table: { tableId: string; keyColumns: string[]; binary?: boolean }): string {
+  const keys = table.keyColumns.map(quoteIdent).join(', ');
+  return `COPY (SELECT ${keys} FROM ${quoteIdent(pendingTable(table.tableId))}) TO STDOUT${copyFormat(table)}`;
+}
+
+/**
+ * The current rows of the pending keys that still exist on the source (the inserts of a
+ * direct apply). `byKey`: one index probe per key in the order of the pending-keys table,
+ * which is key order (pendingSql), so the rows reach the receiver sorted and its index
+ * insertions walk the btree left to right; the stream starts with the first probe where a
+ * sort would hold it back until the last row. Without an index on the source: a hash join.
+ */
+export function presentRowsSql(table: { schema: string; name: string; tableId: string; keyColumns: string[]; binary?: boolean }, columns: string[], byKey: boolean): string {
+  const sel = columns.map((c) => `t.${quoteIdent(c)}`).join(', ');
+  const on = table.keyColumns.map((c) => `t.${quoteIdent(c)} = k.${quoteIdent(c)}`).join(' AND ');
+  const pk = quoteIdent(pendingTable(table.tableId));
+  const from = byKey
+    ? `${pk} k CROSS JOIN LATERAL (SELECT ${columns.map((c) => `t.${quoteIdent(c)}`).join(', ')} FROM ${qualify(table.schema, table.name)} t WHERE ${on} OFFSET 0) t`
+    : `${pk} k JOIN ${qualify(table.schema, table.name)} t ON ${on}`;
+  return `COPY (SELECT ${sel} FROM ${from}) TO STDOUT${copyFormat(table)}`;
 }
 
 /** A whole table's rows (onetimecopy, fullcopy). */
