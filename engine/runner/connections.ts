@@ -23,6 +23,7 @@ const SESSION_WORK_MEM = '64MB';
 export class SyncConnections {
   private clients = new Map<string, pg.Client>();
   private broken = new WeakSet<pg.Client>();
+  private deferred = new Set<Promise<void>>();
 
   constructor(private readonly sync: string) {}
 
@@ -52,7 +53,23 @@ export class SyncConnections {
     return out;
   }
 
+  /**
+   * Work a run leaves on its connections after its outcome is settled (the purge of
+   * consumed deltas, ANALYZE after a copy): the run reports without waiting for it, a
+   * later query on the same connection queues behind it (a pg client runs its queries in
+   * order), and closeAll waits for it, so neither --once nor a stop cuts it short. Its
+   * failure is ignored: the next run does the same work again.
+   */
+  defer(work: Promise<unknown>): void {
+    const p: Promise<void> = work.then(
+      () => {},
+      () => {},
+    ).finally(() => this.deferred.delete(p));
+    this.deferred.add(p);
+  }
+
   async closeAll(): Promise<void> {
+    await Promise.all([...this.deferred]);
     const cs = [...this.clients.values()];
     this.clients.clear();
     await Promise.all(cs.map((c) => c.end().catch(() => {})));

@@ -244,7 +244,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   await Promise.all(reads.map((r) => r.client.query('ROLLBACK')));
 
   // 8. confirm and purge; analyze/vacuum what onetimecopy loaded
-  await finishRun(ctx, writers, snapshots, plan.tables, copyTargets);
+  await finishRun(ctx, conns, writers, snapshots, plan.tables, copyTargets);
   return {
     sync: sync.name, runId: inp.runId, wrote: true, rowsByTable, rows, conflicts: conflicts.count,
     conflictRecords: conflicts.records, started: inp.started, finished: new Date(), copied,

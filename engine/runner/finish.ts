@@ -1,16 +1,20 @@
 /**
  * After every database committed (docs/protocol.md, step 8): record `confirmed` on every
- * source and purge the deltas every consumer has confirmed; then ANALYZE / VACUUM the
- * tables a copy loaded. A failure here loses nothing (the next run confirms and purges
- * again), so it is not a failed run.
+ * source, then purge the deltas every consumer has confirmed and ANALYZE / VACUUM the
+ * tables a copy loaded. Only the confirm is waited for: the rows are visible already, and
+ * the purge and the maintenance run behind the run's report on the same connections
+ * (SyncConnections.defer), off the path of the next run's reads. A failure here loses
+ * nothing (the next run confirms and purges again), so it is not a failed run.
  */
 import type pg from 'pg';
 import type { SyncContext } from './context.js';
+import type { SyncConnections } from './connections.js';
 import { confirmSql, purgeSql } from './sql/state.js';
 import { qualify } from '../sql/ident.js';
 
 export async function finishRun(
   ctx: SyncContext,
+  conns: SyncConnections,
   writers: Map<string, pg.Client>,
   snapshots: Record<string, string>,
   tables: { tableId: string; schema: string; name: string }[],
@@ -21,13 +25,13 @@ export async function finishRun(
       const c = writers.get(s.name)!;
       try {
         await c.query(confirmSql(ctx.schema), [ctx.sync.name, JSON.stringify(snapshots), s.name]);
-        await c.query(purgeSql(ctx.schema, tables.map((t) => t.tableId)));
       } catch {
-        /* retried by the next run */
+        return; /* retried by the next run */
       }
+      conns.defer(c.query(purgeSql(ctx.schema, tables.map((t) => t.tableId))));
     }),
   );
-  await maintainCopied(ctx, writers, tables, copiedInto);
+  conns.defer(maintainCopied(ctx, writers, tables, copiedInto));
 }
 
 /**

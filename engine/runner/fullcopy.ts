@@ -60,6 +60,6 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   for (const w of opened) await w.query('COMMIT');
   await read.query('ROLLBACK');
   const copiedInto = new Map(plan.tables.map((t) => [t.tableId, targets.map((d) => d.name)]));
-  await maintainCopied(ctx, writers, plan.tables, copiedInto);
+  inp.conns.defer(maintainCopied(ctx, writers, plan.tables, copiedInto));
   return { sync: sync.name, runId: inp.runId, wrote: true, rowsByTable, rows, conflicts: 0, started: inp.started, finished: new Date(), copied: plan.tables.map((t) => t.display) };
 }
