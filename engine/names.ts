@@ -31,8 +31,12 @@ export function captureFunctionName(id: string): string {
   return `capture_${id}`;
 }
 
-export type CaptureEvent = 'insert' | 'update' | 'delete' | 'truncate';
-export const CAPTURE_EVENTS: CaptureEvent[] = ['insert', 'update', 'delete', 'truncate'];
+/**
+ * The capture triggers of a table: one statement-level trigger per write event, and
+ * `keychange`, a row-level trigger that records the old key of an UPDATE that changes it.
+ */
+export type CaptureEvent = 'insert' | 'update' | 'delete' | 'truncate' | 'keychange';
+export const CAPTURE_EVENTS: CaptureEvent[] = ['insert', 'update', 'delete', 'truncate', 'keychange'];
 
 /**
  * Trigger on the user's table. Prefixed with the topology so a person reading `\d table`

@@ -103,7 +103,9 @@ async function readInstalled(c: pg.Client, topology: string): Promise<InstalledS
   };
   const ns = await c.query<{ oid: string }>(`SELECT oid::text FROM pg_namespace WHERE nspname = $1`, [schema]);
   // Triggers are read even without the schema: a trigger left behind by hand is drift.
-  state.triggers = await readTriggers(c, schema, `^bucardo_${topology}_[0-9a-f]{12}_[iudt]$`);
+  // Clones of a row-level trigger on the partitions of a partitioned table (tgparentid)
+  // come and go with their parent: only the parent's is ours to manage.
+  state.triggers = await readTriggers(c, schema, `^bucardo_${topology}_[0-9a-f]{12}_[iudtk]$`);
   if (!ns.rows.length) return state;
   state.schemaExists = true;
 
@@ -158,11 +160,14 @@ async function readTriggers(c: pg.Client, schema: string, namePattern: string): 
     `SELECT tn.nspname AS "tableSchema", tc.relname AS "tableName", t.tgname AS name, t.tgenabled AS enabled,
             fn.nspname AS "functionSchema", p.proname AS "functionName", t.tgtype::int AS type,
             t.tgoldtable AS "oldTable", t.tgnewtable AS "newTable", t.tgqual IS NOT NULL AS "hasWhen",
-            cardinality(t.tgattr::int2[]) > 0 AS "hasColumns", pg_get_triggerdef(t.oid) AS definition
+            cardinality(t.tgattr::int2[]) > 0 AS "hasColumns",
+            coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
+                       WHERE a.attrelid = t.tgrelid AND a.attnum = ANY (t.tgattr::int2[])), '{}') AS columns,
+            pg_get_triggerdef(t.oid) AS definition
        FROM pg_trigger t
        JOIN pg_class tc ON tc.oid = t.tgrelid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
        JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace fn ON fn.oid = p.pronamespace
-      WHERE NOT t.tgisinternal AND (fn.nspname = $1 OR t.tgname ~ $2)
+      WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND (fn.nspname = $1 OR t.tgname ~ $2)
       ORDER BY 1, 2, 3`,
     [schema, namePattern],
   );

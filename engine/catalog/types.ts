@@ -57,6 +57,8 @@ export interface TriggerInfo {
   /** A WHEN clause or column list was added by hand. */
   hasWhen: boolean;
   hasColumns: boolean;
+  /** The UPDATE OF column list (pg_trigger.tgattr), names in attribute order. */
+  columns: string[];
   definition: string;
 }
 

@@ -14,7 +14,7 @@ import { syncTableKey } from './desired.js';
 import type { CaptureDef, TriggerDef } from '../sql/capture.js';
 import { metadataFingerprint } from '../sql/capture.js';
 import { qualify, quoteIdent, displayName, displayIdent, fingerprint as fingerprintOf } from '../sql/ident.js';
-import { schemaName } from '../names.js';
+import { schemaName, type CaptureEvent } from '../names.js';
 import * as sql from '../sql/steps.js';
 
 /** Execution order inside a database's transaction. */
@@ -23,10 +23,9 @@ const PHASE = {
   schema: 10, metadata: 11, delta: 12, function: 13, trigger: 14, sync: 15, syncTable: 16,
 } as const;
 
-/** pg_trigger.tgtype bits of our statement-level AFTER triggers, per event. */
-const TGTYPE: Record<string, number> = { insert: 4, delete: 8, update: 16, truncate: 32 };
-const TRANSITION: Record<string, [string | null, string | null]> = {
-  insert: [null, 'bucardo_new'], update: ['bucardo_old', 'bucardo_new'], delete: ['bucardo_old', null], truncate: [null, null],
+/** How a plan names what each trigger captures. */
+const EVENT_LABEL: Record<CaptureEvent, string> = {
+  insert: 'INSERT', update: 'UPDATE', delete: 'DELETE', truncate: 'TRUNCATE', keychange: 'UPDATE of the key (old keys)',
 };
 
 export function diffDatabase(topologyName: string, desired: DesiredDatabase | undefined, cat: DatabaseCatalog): Change[] {
@@ -140,7 +139,7 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
       const obj = `trigger ${displayIdent(trg.name)} on ${tdisp}`;
       const tStatements = [...trg.ddl.map((text) => ({ text })), reg('trigger', `${trg.name} on ${tdisp}`, trg.fingerprint)];
       if (!live) {
-        add({ action: 'create', objectType: 'trigger', object: obj, reason: `${forWhom}, ${trg.event.toUpperCase()}${wasOurs('trigger', `${trg.name} on ${tdisp}`) ? ' (missing: dropped outside bucardo?)' : ''}`, statements: tStatements, phase: PHASE.trigger });
+        add({ action: 'create', objectType: 'trigger', object: obj, reason: `${forWhom}, ${EVENT_LABEL[trg.event]}${wasOurs('trigger', `${trg.name} on ${tdisp}`) ? ' (missing: dropped outside bucardo?)' : ''}`, statements: tStatements, phase: PHASE.trigger });
         continue;
       }
       const mismatch = triggerMismatch(live, trg, def, schema);
@@ -244,11 +243,16 @@ function destroyTrigger(schema: string, t: TriggerInfo, reason: string): Omit<Ch
 /** Why a live trigger is not the one wanted, or null when its definition matches. */
 function triggerMismatch(live: TriggerInfo, want: TriggerDef, def: CaptureDef, schema: string): string | null {
   if (live.functionSchema !== schema || live.functionName !== def.function.name) return `calls ${displayName(live.functionSchema, live.functionName)}() instead of ${displayName(schema, def.function.name)}()`;
-  if (live.type !== TGTYPE[want.event]) return `fires ${describeType(live.type)} instead of AFTER ${want.event.toUpperCase()} FOR EACH STATEMENT`;
-  const [oldT, newT] = TRANSITION[want.event];
-  if (live.oldTable !== oldT || live.newTable !== newT) return 'its transition tables were changed';
-  if (live.hasWhen) return 'a WHEN condition was added';
-  if (live.hasColumns) return 'a column list was added';
+  if (live.type !== want.tgtype) return `fires ${describeType(live.type)} instead of ${describeType(want.tgtype)}`;
+  if (live.oldTable !== want.oldTable || live.newTable !== want.newTable) {
+    if (want.event === 'update' && live.newTable === want.newTable) return want.oldTable ? 'it does not keep the old rows (the table is partitioned now)' : 'it keeps the old rows too (installed by an earlier bucardo)';
+    return 'its transition tables were changed';
+  }
+  const key = want.event === 'keychange';
+  if (live.hasWhen !== key) return key ? 'its WHEN condition was removed' : 'a WHEN condition was added';
+  if ([...live.columns].sort().join('\u0000') !== [...want.columns].sort().join('\u0000')) {
+    return key ? `fires on UPDATE OF ${live.columns.join(', ')} instead of the key (${want.columns.join(', ')})` : 'a column list was added';
+  }
   return null;
 }
 

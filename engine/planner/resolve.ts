@@ -24,6 +24,8 @@ export interface ResolvedTable {
   makedelta?: boolean;
   /** Estimated rows on the first source (for onetimecopy notes). */
   estimatedRows: number;
+  /** Databases where the table is partitioned (its capture differs: captureDef). */
+  partitionedOn: string[];
 }
 
 export interface ResolvedSync {
@@ -103,6 +105,7 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
         continue;
       }
       const keyCols: KeyColumn[] = [];
+      const partitionedOn: string[] = [];
       for (const k of keyNames) {
         const col = table.columns.find((c) => c.name === k);
         if (!col) problem('bad_key', first.database, `key column ${k} of table ${display} does not exist on database ${first.database}`, 'fix the `key:` list of that table entry');
@@ -117,6 +120,7 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
           continue;
         }
         if (t !== table) compareColumns(spec, table, t, first.database, dbName, display, problem, warnings);
+        if (t.kind === 'p') partitionedOn.push(dbName);
         const isSource = spec.sources.includes(dbName);
         const receives = spec.kind === 'fullcopy' ? !isSource : spec.sources.length > 1 || !isSource;
         const p = t.privileges;
@@ -132,7 +136,7 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
       if (!ok) continue;
       tables.push({
         schema: table.schema, name: table.name, id: tableId(table.schema, table.name), display, key: keyCols,
-        conflict: entry.conflict, autokick: entry.autokick, makedelta: entry.makedelta, estimatedRows: table.estimatedRows,
+        conflict: entry.conflict, autokick: entry.autokick, makedelta: entry.makedelta, estimatedRows: table.estimatedRows, partitionedOn,
       });
     }
 

@@ -103,7 +103,7 @@ test('apply installs capture; then plan says No changes. and a second apply runs
   const r = await apply(file);
   assert.match(r.stdout, /Apply complete: \d+ added, 0 changed, 0 destroyed\./);
   const trg = await triggers(a, 'public.items');
-  assert.deepEqual(trg.map((t) => t.name.replace(/[0-9a-f]{12}/, 'ID')), ['bucardo_main_ID_d', 'bucardo_main_ID_i', 'bucardo_main_ID_t', 'bucardo_main_ID_u', 'user_touch']);
+  assert.deepEqual(trg.map((t) => t.name.replace(/[0-9a-f]{12}/, 'ID')), ['bucardo_main_ID_d', 'bucardo_main_ID_i', 'bucardo_main_ID_k', 'bucardo_main_ID_t', 'bucardo_main_ID_u', 'user_touch']);
   assert.ok(trg.every((t) => t.enabled === 'O'));
   assert.deepEqual((await triggers(b, 'public.items')).map((t) => t.name), ['user_touch'], 'a target gets no capture');
   await expectNoChanges(file);
@@ -156,7 +156,7 @@ test('a table removed from the relgroup gives destroy changes; apply removes onl
   assert.ok(doc.changes.some((c) => c.database === 'b' && c.object === 'sync s1: table public.tags'));
   await apply(file);
   assert.deepEqual((await triggers(a, 'public.tags')).map((t) => t.name), []);
-  assert.equal((await triggers(a, 'public.items')).length, 5);
+  assert.equal((await triggers(a, 'public.items')).length, 6);
   await expectNoChanges(file);
   assert.equal((await b.one(`SELECT count(*)::int AS n FROM bucardo_main.sync_relation`)).n, 1);
 });
@@ -189,7 +189,7 @@ test('two concurrent applies end consistent: each object installed once, then No
   const [r1, r2] = await Promise.all([runCli(['apply', '-f', file, '--auto-approve']), runCli(['apply', '-f', file, '--auto-approve'])]);
   assert.equal(r1.code, 0, show(r1));
   assert.equal(r2.code, 0, show(r2));
-  assert.equal((await triggers(a, 'public.items')).length, 5);
+  assert.equal((await triggers(a, 'public.items')).length, 6);
   assert.equal((await b.one(`SELECT count(*)::int AS n FROM bucardo_main.sync_relation`)).n, 2);
   await expectNoChanges(file);
 });
@@ -234,7 +234,7 @@ test('plan, apply, re-plan and destroy with odd names: spaces, quotes, dots, uni
   await apply(file);
   for (const db of [a, b]) {
     for (const t of ['"Sales EU"."Order.Lines ""v2"""', '"select"."from"', `public."${LONG}"`, 'public."Ünïcødé ☃"']) {
-      assert.equal((await triggers(db, t)).length, 4, `capture on ${t} in ${db.name}`);
+      assert.equal((await triggers(db, t)).length, 5, `capture on ${t} in ${db.name}`);
     }
   }
   // the capture records the key of each write
@@ -299,12 +299,12 @@ test('two topologies share a database without touching each other; makedelta and
   const trg = await triggers(a, 'public.items');
   assert.equal(trg.filter((t) => t.name.startsWith('bucardo_one_')).every((t) => t.enabled === 'O'), true);
   assert.equal(trg.filter((t) => t.name.startsWith('bucardo_two_')).every((t) => t.enabled === 'A'), true, 'makedelta: ENABLE ALWAYS');
-  assert.equal(trg.length, 9);
+  assert.equal(trg.length, 11);
   const src = await a.one(`SELECT prosrc FROM pg_proc WHERE pronamespace = 'bucardo_two'::regnamespace AND proname LIKE 'capture_%' LIMIT 1`);
   assert.doesNotMatch(src.prosrc, /pg_notify/, 'autokick false: no NOTIFY');
   await cli(['destroy', '-f', two, '--auto-approve'], 0);
-  assert.equal((await triggers(a, 'public.items')).filter((t) => t.name.startsWith('bucardo_one_')).length, 4, "topology one's capture is untouched");
-  assert.equal((await triggers(a, 'public.items')).length, 5);
+  assert.equal((await triggers(a, 'public.items')).filter((t) => t.name.startsWith('bucardo_one_')).length, 5, "topology one's capture is untouched");
+  assert.equal((await triggers(a, 'public.items')).length, 6);
   await expectNoChanges(one);
   // turning autokick off in `one` is an in-place update of the function body
   const edited = simpleTopology({ sources: [a], targets: [b], tables: ['public.items'], name: 'one', sync: { autokick: false } });

@@ -86,8 +86,9 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
     for (const t of d.triggers) {
       inst.triggers.push({
         tableSchema: 'public', tableName: d.table.name, name: t.name, enabled: 'O', functionSchema: 'bucardo_main', functionName: d.function.name,
-        type: { insert: 4, delete: 8, update: 16, truncate: 32 }[t.event], oldTable: t.event === 'update' || t.event === 'delete' ? 'bucardo_old' : null,
-        newTable: t.event === 'update' || t.event === 'insert' ? 'bucardo_new' : null, hasWhen: false, hasColumns: false, definition: '',
+        type: { insert: 4, delete: 8, update: 16, truncate: 32, keychange: 17 }[t.event], oldTable: t.event === 'delete' ? 'bucardo_old' : null,
+        newTable: t.event === 'update' || t.event === 'insert' ? 'bucardo_new' : null,
+        hasWhen: t.event === 'keychange', hasColumns: t.event === 'keychange', columns: t.event === 'keychange' ? ['id'] : [], definition: '',
       });
     }
   }
@@ -103,4 +104,17 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
     ['destroy', 'trigger bucardo_main_000000000000_i on public.other'],
     ['update', `trigger ${inst.triggers[1].name} on public.items`],
   ]);
+  // an UPDATE trigger that still keeps the old rows (an earlier capture design), and a
+  // key-change trigger on other columns than the key, are replaced
+  inst.triggers.pop();
+  inst.triggers[1].enabled = 'O';
+  inst.triggers[1].oldTable = 'bucardo_old';
+  const kc = inst.triggers.find((t) => t.tableName === 'audit_log' && t.name.endsWith('_k'))!;
+  kc.columns = ['v'];
+  const p2 = computePlan(topo(), new Map([['a', ok(a)], ['b', b()]]));
+  const replaced = p2.changes.filter((c) => c.database === 'a' && c.action === 'replace');
+  assert.deepEqual(replaced.map((c) => [c.object, c.reason]).sort(), [
+    [`trigger ${inst.triggers[1].name} on public.items`, 'definition differs: it keeps the old rows too (installed by an earlier bucardo)'],
+    [`trigger ${kc.name} on public.audit_log`, 'definition differs: fires on UPDATE OF v instead of the key (id)'],
+  ].sort());
 });
