@@ -10,6 +10,7 @@
  *   m3 (none)   again, after destroy (the "none" figure is the median of before and after)
  *   m5          apply A <-> B (conflict latest), runner: M1 x2 and M2 with B writing 10% too; destroy
  *   m4          onetimecopy of pgbench_accounts into empty keyed databases while A takes writes; verify
+ *   lr          native logical replication between fresh databases of A and B: M1 one transaction (native.ts)
  *
  * Every phase has a deadline and ends as "timed out" or "failed" (with the runner's stderr
  * tail) instead of hanging; clusters and runner children are stopped on every exit path.
@@ -25,6 +26,7 @@ import { withDeadline, now, sleep } from './scope.js';
 import { RunnerProcess, killAllRunners, rssSampler } from './runner.js';
 import { Results, median } from './report.js';
 import { tpcbLoad, oneRowBurst } from './load.js';
+import { nativeLr } from './native.js';
 import {
   DB, type Env, type Limit, one, exec, copyPipe, waitCaughtUp, fingerprints, burst, lag, sourceTps, resetStatements, topStatements,
   summarizeRuns, ACCOUNTS_CHECK_SQL,
@@ -104,6 +106,14 @@ async function main(): Promise<void> {
       await twoSources(env, res, limit, outDir);
     }
     if (cfg.phases.has('m4')) await onetimecopy(env, res, limit, outDir);
+    if (cfg.phases.has('lr')) {
+      const lr = await nativeLr(env, res, limit, PEERS.m1single);
+      const ours = res.figures.find((f) => f.id === 'm1.single' && f.status === 'ok');
+      const theirs = res.figures.find((f) => f.id === 'lr.m1.single' && f.status === 'ok');
+      if (lr.length && ours?.value && theirs?.value) {
+        res.check('M1 one transaction: not below native LR in this run', ours.value >= theirs.value, `${Math.round(ours.value)} vs ${Math.round(theirs.value)} rows/s`);
+      }
+    }
   } catch (e) {
     res.add({ id: 'suite', label: 'suite', value: null, unit: '', status: 'failed', error: (e as Error).stack ?? String(e) });
     process.exitCode = 1;
