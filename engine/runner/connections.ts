@@ -1,15 +1,21 @@
 /**
  * The connections of one sync, kept open between runs (a run is a few dozen round trips;
  * opening connections each time would cost more than the run): per source a read
- * connection (the REPEATABLE READ snapshot) and, per database, a write connection. Any
- * failure in a run closes them all; the next run connects again.
+ * connection (the REPEATABLE READ snapshot) and, per database, a write connection, and
+ * where a run leaves work behind, a maintenance connection. Any failure in a run closes
+ * them all; the next run connects again.
  */
 import type pg from 'pg';
 import { connect } from '../connect.js';
 import type { DatabaseSpec } from '../topology/types.js';
 
-export type Role = 'read' | 'write';
-export const ROLES: Role[] = ['read', 'write'];
+/**
+ * read: a source's REPEATABLE READ snapshot; write: each database's apply transaction;
+ * maintain: what a run leaves behind (purge, ANALYZE after a copy), on a connection of its
+ * own so that it never holds up the next run.
+ */
+export type Role = 'read' | 'write' | 'maintain';
+export const ROLES: Role[] = ['read', 'write', 'maintain'];
 
 /** application_name of a runner's connection for a sync (`bucardo status` looks for it in pg_stat_activity). */
 export function runnerAppName(sync: string, role: Role): string {
@@ -23,16 +29,40 @@ const SESSION_WORK_MEM = '64MB';
 export class SyncConnections {
   private clients = new Map<string, pg.Client>();
   private broken = new WeakSet<pg.Client>();
+  private connecting = new Map<string, Promise<pg.Client>>();
   private deferred = new Set<Promise<void>>();
 
   constructor(private readonly sync: string) {}
 
-  /** An open client for (database, role); connects on first use. */
-  async get(db: DatabaseSpec, role: Role): Promise<pg.Client> {
+  /**
+   * An open client for (database, role); connects on first use. Callers that ask at the
+   * same time share one connection attempt (a deferred purge and a deferred ANALYZE may
+   * both want a database's maintenance connection).
+   */
+  get(db: DatabaseSpec, role: Role): Promise<pg.Client> {
     const k = `${role}\u0000${db.name}`;
-    let c = this.clients.get(k);
-    if (c && !this.broken.has(c)) return c;
-    if (c) await c.end().catch(() => {});
+    const c = this.clients.get(k);
+    if (c && !this.broken.has(c)) return Promise.resolve(c);
+    let p = this.connecting.get(k);
+    if (!p) {
+      p = this.open(db, role, c).then(
+        (fresh) => {
+          this.connecting.delete(k);
+          this.clients.set(k, fresh);
+          return fresh;
+        },
+        (e) => {
+          this.connecting.delete(k);
+          throw e;
+        },
+      );
+      this.connecting.set(k, p);
+    }
+    return p;
+  }
+
+  private async open(db: DatabaseSpec, role: Role, old: pg.Client | undefined): Promise<pg.Client> {
+    if (old) await old.end().catch(() => {});
     const fresh = await connect(db, runnerAppName(this.sync, role));
     // Runs hold changed keys and rows in temp tables and join them by hash: give them room
     // (temp_buffers must be set before the session's first temp table). Measured on 1M
@@ -40,9 +70,7 @@ export class SyncConnections {
     await fresh.query(`SET temp_buffers = '${SESSION_TEMP_BUFFERS}'; SET work_mem = '${SESSION_WORK_MEM}'`).catch(() => {});
     fresh.on('error', () => this.broken.add(fresh));
     fresh.on('end', () => this.broken.add(fresh));
-    c = fresh;
-    this.clients.set(k, c);
-    return c;
+    return fresh;
   }
 
   /** Connects every (database, role) pair in parallel, so an unreachable database fails fast. */
@@ -54,11 +82,11 @@ export class SyncConnections {
   }
 
   /**
-   * Work a run leaves on its connections after its outcome is settled (the purge of
-   * consumed deltas, ANALYZE after a copy): the run reports without waiting for it, a
-   * later query on the same connection queues behind it (a pg client runs its queries in
-   * order), and closeAll waits for it, so neither --once nor a stop cuts it short. Its
-   * failure is ignored: the next run does the same work again.
+   * Work a run leaves after its outcome is settled (the purge of consumed deltas, ANALYZE
+   * after a copy), on the maintenance connections: the run reports without waiting for
+   * it, the next run's work on the same maintenance connection queues behind it (a pg
+   * client runs its queries in order), and closeAll waits for it, so neither --once nor a
+   * stop cuts it short. Its failure is ignored: the next run does the same work again.
    */
   defer(work: Promise<unknown>): void {
     const p: Promise<void> = work.then(
@@ -68,10 +96,21 @@ export class SyncConnections {
     this.deferred.add(p);
   }
 
+  /**
+   * Closes every connection: the run's own first (which rolls back whatever they hold:
+   * deferred work may be waiting for one of their locks, an ANALYZE for a TRUNCATE's),
+   * then, once the deferred work is done, the maintenance ones, including any it opened.
+   */
   async closeAll(): Promise<void> {
+    await this.endWhere((role) => role !== 'maintain');
     await Promise.all([...this.deferred]);
-    const cs = [...this.clients.values()];
-    this.clients.clear();
-    await Promise.all(cs.map((c) => c.end().catch(() => {})));
+    await this.endWhere(() => true);
+  }
+
+  private async endWhere(pick: (role: Role) => boolean): Promise<void> {
+    await Promise.all([...this.connecting].filter(([k]) => pick(k.split('\u0000')[0] as Role)).map(([, p]) => p.catch(() => null)));
+    const doomed = [...this.clients].filter(([k]) => pick(k.split('\u0000')[0] as Role));
+    for (const [k] of doomed) this.clients.delete(k);
+    await Promise.all(doomed.map(([, c]) => c.end().catch(() => {})));
   }
 }

@@ -2,8 +2,8 @@
  * After every database committed (docs/protocol.md, step 8): record `confirmed` on every
  * source, then purge the deltas every consumer has confirmed and ANALYZE / VACUUM the
  * tables a copy loaded. Only the confirm is waited for: the rows are visible already, and
- * the purge and the maintenance run behind the run's report on the same connections
- * (SyncConnections.defer), off the path of the next run's reads. A failure here loses
+ * the purge and the maintenance run behind the run's report on the maintenance
+ * connections (SyncConnections.defer), off the path of the next run. A failure here loses
  * nothing (the next run confirms and purges again), so it is not a failed run.
  */
 import type pg from 'pg';
@@ -28,28 +28,43 @@ export async function finishRun(
       } catch {
         return; /* retried by the next run */
       }
-      conns.defer(c.query(purgeSql(ctx.schema, tables.map((t) => t.tableId))));
+      conns.defer(conns.get(s, 'maintain').then((m) => m.query(purgeSql(ctx.schema, tables.map((t) => t.tableId)))));
     }),
   );
-  conns.defer(maintainCopied(ctx, writers, tables, copiedInto));
+  deferMaintenance(ctx, conns, tables, copiedInto);
+}
+
+/** maintainCopied on the maintenance connections of the databases a copy loaded, deferred. */
+export function deferMaintenance(
+  ctx: SyncContext,
+  conns: SyncConnections,
+  tables: { tableId: string; schema: string; name: string }[],
+  copiedInto: Map<string, string[]>,
+): void {
+  if (!ctx.sync.analyzeAfterCopy && !ctx.sync.vacuumAfterCopy) return;
+  const loaded = ctx.databases.filter((d) => [...copiedInto.values()].some((dbs) => dbs.includes(d.name)));
+  if (!loaded.length) return;
+  conns.defer((async () => {
+    const maint = new Map(await Promise.all(loaded.map(async (d) => [d.name, await conns.get(d, 'maintain')] as const)));
+    await maintainCopied(ctx, maint, tables, copiedInto);
+  })());
 }
 
 /**
  * analyze_after_copy / vacuum_after_copy on the receivers of whole-table copies (after
  * commit). rebuild_index happens inside the copy (rebuild.ts): the indexes are new.
  */
-export async function maintainCopied(
+async function maintainCopied(
   ctx: SyncContext,
-  writers: Map<string, pg.Client>,
+  clients: Map<string, pg.Client>,
   tables: { tableId: string; schema: string; name: string }[],
   copiedInto: Map<string, string[]>,
 ): Promise<void> {
-  if (!ctx.sync.analyzeAfterCopy && !ctx.sync.vacuumAfterCopy) return;
   const perDb = new Map<string, string[]>();
   for (const t of tables) for (const db of copiedInto.get(t.tableId) ?? []) perDb.set(db, [...(perDb.get(db) ?? []), qualify(t.schema, t.name)]);
   await Promise.all(
     [...perDb].map(async ([db, names]) => {
-      const c = writers.get(db)!;
+      const c = clients.get(db)!;
       try {
         if (ctx.sync.vacuumAfterCopy) await c.query(`VACUUM ${ctx.sync.analyzeAfterCopy ? '(ANALYZE) ' : ''}${names.join(', ')}`);
         else if (ctx.sync.analyzeAfterCopy) await c.query(`ANALYZE ${names.join(', ')}`);

@@ -12,7 +12,7 @@ import { WRITE_SETUP_SQL, copyIntoTableSql } from './sql/apply.js';
 import { writeStateSql, writeStateParams } from './sql/state.js';
 import { copyBetween } from './copy.js';
 import { qualify } from '../sql/ident.js';
-import { maintainCopied } from './finish.js';
+import { deferMaintenance } from './finish.js';
 import { withIndexesDropped } from './rebuild.js';
 
 export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
@@ -60,6 +60,6 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   for (const w of opened) await w.query('COMMIT');
   await read.query('ROLLBACK');
   const copiedInto = new Map(plan.tables.map((t) => [t.tableId, targets.map((d) => d.name)]));
-  inp.conns.defer(maintainCopied(ctx, writers, plan.tables, copiedInto));
+  deferMaintenance(ctx, conns, plan.tables, copiedInto);
   return { sync: sync.name, runId: inp.runId, wrote: true, rowsByTable, rows, conflicts: 0, started: inp.started, finished: new Date(), copied: plan.tables.map((t) => t.display) };
 }
