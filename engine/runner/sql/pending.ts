@@ -40,8 +40,9 @@ export function probeSql(schema: string, tables: { tableId: string }[], hasLast:
 /**
  * Second pass, for the tables the probe found: CREATE TEMP TABLE ... AS per table, then
  * (table_id, n, max ts) per table as the last result set. `ordered` (the key has a btree
- * index on this source, so its types sort): the keys are written in key order, which
- * presentRowsSql follows (measured: no slower than the hash aggregate alone).
+ * index on this source, so its types sort): the keys are written in key order, so that
+ * a join that walks them (index probes, a merge join) yields rows in key order, the order
+ * a receiver's index takes them fastest (measured: no slower than the hash aggregate).
  */
 export function pendingSql(schema: string, tables: { tableId: string; keyColumns: string[]; ordered?: boolean }[], hasLast: boolean): string {
   const where = pendingWhere(hasLast);
@@ -88,19 +89,19 @@ export function pendingKeysOnlyOutSql(table: { tableId: string; keyColumns: stri
 
 /**
  * The current rows of the pending keys that still exist on the source (the inserts of a
- * direct apply). `byKey`: one index probe per key in the order of the pending-keys table,
- * which is key order (pendingSql), so the rows reach the receiver sorted and its index
- * insertions walk the btree left to right; the stream starts with the first probe where a
- * sort would hold it back until the last row. Without an index on the source: a hash join.
+ * direct apply), joined however the planner likes: the sets are large here (a direct
+ * apply has thousands of keys), so the temp table's real page count sizes it right, and
+ * the planner weighs one probe per key against a scan of the table by the table's size.
+ * On 100k keys of a 1M-row pgbench_accounts it hashes the keys and scans the table
+ * (106-117 ms on A) where forced probes took 233 ms (many keys have two index entries
+ * right after an UPDATE). A hash join's rows come in the table's physical order, a merge
+ * join's or the probes' in key order (the pending keys are written sorted): any order is
+ * correct, key order only helps the receiver's index.
  */
-export function presentRowsSql(table: { schema: string; name: string; tableId: string; keyColumns: string[]; binary?: boolean }, columns: string[], byKey: boolean): string {
+export function presentRowsSql(table: { schema: string; name: string; tableId: string; keyColumns: string[]; binary?: boolean }, columns: string[]): string {
   const sel = columns.map((c) => `t.${quoteIdent(c)}`).join(', ');
   const on = table.keyColumns.map((c) => `t.${quoteIdent(c)} = k.${quoteIdent(c)}`).join(' AND ');
-  const pk = quoteIdent(pendingTable(table.tableId));
-  const from = byKey
-    ? `${pk} k CROSS JOIN LATERAL (SELECT ${columns.map((c) => `t.${quoteIdent(c)}`).join(', ')} FROM ${qualify(table.schema, table.name)} t WHERE ${on} OFFSET 0) t`
-    : `${pk} k JOIN ${qualify(table.schema, table.name)} t ON ${on}`;
-  return `COPY (SELECT ${sel} FROM ${from}) TO STDOUT${copyFormat(table)}`;
+  return `COPY (SELECT ${sel} FROM ${quoteIdent(pendingTable(table.tableId))} k JOIN ${qualify(table.schema, table.name)} t ON ${on}) TO STDOUT${copyFormat(table)}`;
 }
 
 /** A whole table's rows (onetimecopy, fullcopy). */
