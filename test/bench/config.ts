@@ -58,7 +58,7 @@ export const CLUSTER_SETTINGS: Record<string, string> = {
   shared_preload_libraries: 'pg_stat_statements',
 };
 
-const USAGE = `npm run bench -- [--quick] [--scale N] [--reps N] [--only PHASE,...] [--cpu-prof] [--track-all] [--out DIR]
+const USAGE = `npm run bench -- [--quick] [--scale N] [--rss-rows N,M] [--reps N] [--only PHASE,...] [--cpu-prof] [--track-all] [--out DIR]
   phases: ${PHASES.join(', ')} (limit always runs: every figure is a ratio to it)`;
 
 export function parseArgs(argv: string[]): BenchConfig {
@@ -88,6 +88,13 @@ export function parseArgs(argv: string[]): BenchConfig {
         cfg.m1Rows = Math.min(cfg.m1Rows, cfg.scale * 100_000);
         cfg.m1SingleRows = Math.min(cfg.m1SingleRows, cfg.scale * 100_000);
         break;
+      case '--rss-rows': {
+        // after --scale: the two delta sizes of the RSS phase, e.g. 1000000,3000000 at --scale 30
+        const [x, y] = next().split(',').map((v) => positive(a, v));
+        if (y === undefined || Math.max(x, y) > cfg.scale * 100_000) throw new Error(`--rss-rows needs two sizes up to the accounts of the scale (${cfg.scale * 100_000})\n${USAGE}`);
+        cfg.rssRows = [x, y];
+        break;
+      }
       case '--reps':
         cfg.reps = positive(a, next());
         cfg.m3Reps = cfg.reps;
