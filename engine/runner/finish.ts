@@ -9,7 +9,7 @@
 import type pg from 'pg';
 import type { SyncContext } from './context.js';
 import type { SyncConnections } from './connections.js';
-import { confirmSql, purgeSql } from './sql/state.js';
+import { confirmSql, purgeSql, PURGE_SETUP_SQL } from './sql/state.js';
 import { qualify } from '../sql/ident.js';
 
 export async function finishRun(
@@ -24,11 +24,16 @@ export async function finishRun(
     ctx.sources.map(async (s) => {
       const c = writers.get(s.name)!;
       try {
-        await c.query(confirmSql(ctx.schema), [ctx.sync.name, JSON.stringify(snapshots), s.name]);
+        await c.query(confirmSql(ctx.schema), [ctx.sync.name, JSON.stringify(snapshots)]);
       } catch {
         return; /* retried by the next run */
       }
-      conns.defer(conns.get(s, 'maintain').then((m) => m.query(purgeSql(ctx.schema, tables.map((t) => t.tableId)))));
+      conns.defer(
+        conns.get(s, 'maintain').then(async (m) => {
+          await m.query(PURGE_SETUP_SQL, [s.name]);
+          await m.query(purgeSql(ctx.schema, tables.map((t) => t.tableId)));
+        }),
+      );
     }),
   );
   deferMaintenance(ctx, conns, tables, copiedInto);

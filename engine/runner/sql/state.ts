@@ -81,11 +81,13 @@ export function setvalSql(): string {
   return setvalFrom('$1', '$2', '$3');
 }
 
-/** Step 8, first half: $1 sync, $2 confirmed jsonb, $3 this database's name (kept for the purge text). */
+/** Step 8, first half: $1 sync, $2 confirmed jsonb. */
 export function confirmSql(schema: string): string {
-  return `WITH u AS (UPDATE ${qualify(schema, 'sync_state')} SET confirmed = $2::jsonb WHERE sync = $1 RETURNING 1)
-SELECT set_config('bucardo.purge_db', $3, false), (SELECT count(*) FROM u) AS n`;
+  return `UPDATE ${qualify(schema, 'sync_state')} SET confirmed = $2::jsonb WHERE sync = $1`;
 }
+
+/** Before purgeSql, on the connection that runs it: $1 this database's name, which the purge text reads back. */
+export const PURGE_SETUP_SQL = `SELECT set_config('bucardo.purge_db', $1, false)`;
 
 /**
  * Step 8, second half, one simple-protocol text for every table: delete the deltas that
