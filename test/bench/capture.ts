@@ -47,9 +47,9 @@ function stmtTriggers(t: { name: string }, fn: string, events = ['insert', 'upda
 
 const variants: Variant[] = [
   {
-    name: 'stmt (current: UNION)',
+    name: 'stmt, OLD+NEW TABLE, UNION (before 01598db; partitioned tables still)',
     install: (t) => {
-      const def = captureDef(TOPO, { schema: 'public', name: t.name }, [{ name: t.key, type: t.type }], { autokick: true, makedelta: false });
+      const def = captureDef(TOPO, { schema: 'public', name: t.name }, [{ name: t.key, type: t.type }], { autokick: true, makedelta: false, partitioned: true });
       const body = def.function.body.replaceAll(`"${SCHEMA}"."${def.deltaTable.name}"`, delta(t)).replaceAll(`"${SCHEMA}"."truncate_log"`, `${SCHEMA}.truncate_log`);
       return [plfn(`fn_${t.name}`, body), ...stmtTriggers(t, `fn_${t.name}`)];
     },
@@ -101,7 +101,7 @@ END`;
     },
   },
   {
-    name: 'stmt NEW only + row trigger on key change',
+    name: 'stmt NEW only + row trigger on key change (current)',
     install: (t) => {
       const def = captureDef(TOPO, { schema: 'public', name: t.name }, [{ name: t.key, type: t.type }], { autokick: true, makedelta: false });
       const body = def.function.body.replaceAll(`"${SCHEMA}"."${def.deltaTable.name}"`, delta(t)).replaceAll(`"${SCHEMA}"."truncate_log"`, `${SCHEMA}.truncate_log`)
