@@ -27,7 +27,7 @@ export interface NativeBurst {
 
 export async function nativeLr(env: Env, res: Results, limit: Limit, peers: { bucardo: string; lr: string; target: string }): Promise<NativeBurst[]> {
   const major = /PostgreSQL (\d+)/.exec(String(res.env.postgres))?.[1] ?? '?';
-  const label = `native LR (PG ${major}, same machine and run): M1 one ${env.cfg.m1SingleRows.toLocaleString('en-US')}-row transaction`;
+  const label = `native LR (PG ${major}, same machine and run): M1 one ${env.cfg.m1Rows.toLocaleString('en-US')}-row transaction`;
   let bursts: NativeBurst[] = [];
   try {
     bursts = await withDeadline('native LR', 900_000, async (s) => {
@@ -60,7 +60,7 @@ export async function nativeLr(env: Env, res: Results, limit: Limit, peers: { bu
       await exec(a, `INSERT INTO bench_hb (run_id, seq) VALUES (2000000, 1)`);
       if ((await one<{ t: number }>(b, `SELECT benchctl.wait_for(2000000, 1, 600) AS t`)).t === -1) throw new Error('the subscription did not catch up within 600 s');
       const out: NativeBurst[] = [];
-      const rows = env.cfg.m1SingleRows;
+      const rows = env.cfg.m1Rows;
       for (let i = 1; i <= Math.max(3, env.cfg.reps); i++) {
         const run = 2_000_000 + i;
         const marker = 1_600_000_000 + i;
