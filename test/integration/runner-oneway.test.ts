@@ -85,6 +85,10 @@ test('large change sets stream straight into the targets: deletes, key changes, 
   assert.equal(kept.rows[0].n, 1);
   const n = await b.query(`SELECT count(*)::int AS n, count(*) FILTER (WHERE "order" > 100000)::int AS moved FROM public."Big table.x"`);
   assert.deepEqual(n.rows[0], { n: 12000 - 500 + 1000, moved: 100 });
+  // a TRUNCATE and a large reload in one transaction: the targets are emptied, then loaded
+  await a.query(`BEGIN; TRUNCATE public.plain; INSERT INTO public.plain SELECT i, -i, now() FROM generate_series(1, 8000) i; COMMIT`);
+  await runOnce(file);
+  await assertSame([a, b, c], ['public.plain'], 'after TRUNCATE and reload');
 });
 
 const PART_DDL = `
