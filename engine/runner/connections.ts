@@ -32,7 +32,11 @@ export class SyncConnections {
   private connecting = new Map<string, Promise<pg.Client>>();
   private deferred = new Set<Promise<void>>();
 
-  constructor(private readonly sync: string) {}
+  /** `onDeferredError`: told of each failure of deferred work (which is otherwise ignored). */
+  constructor(
+    private readonly sync: string,
+    private readonly onDeferredError: (e: unknown) => void = () => {},
+  ) {}
 
   /**
    * An open client for (database, role); connects on first use. Callers that ask at the
@@ -86,12 +90,13 @@ export class SyncConnections {
    * after a copy), on the maintenance connections: the run reports without waiting for
    * it, the next run's work on the same maintenance connection queues behind it (a pg
    * client runs its queries in order), and closeAll waits for it, so neither --once nor a
-   * stop cuts it short. Its failure is ignored: the next run does the same work again.
+   * stop cuts it short. A failure is reported (onDeferredError) and otherwise ignored: the
+   * next run does the same work again.
    */
   defer(work: Promise<unknown>): void {
     const p: Promise<void> = work.then(
       () => {},
-      () => {},
+      (e) => this.onDeferredError(e),
     ).finally(() => this.deferred.delete(p));
     this.deferred.add(p);
   }

@@ -70,12 +70,8 @@ async function maintainCopied(
   await Promise.all(
     [...perDb].map(async ([db, names]) => {
       const c = clients.get(db)!;
-      try {
-        if (ctx.sync.vacuumAfterCopy) await c.query(`VACUUM ${ctx.sync.analyzeAfterCopy ? '(ANALYZE) ' : ''}${names.join(', ')}`);
-        else if (ctx.sync.analyzeAfterCopy) await c.query(`ANALYZE ${names.join(', ')}`);
-      } catch {
-        /* maintenance only */
-      }
+      if (ctx.sync.vacuumAfterCopy) await c.query(`VACUUM ${ctx.sync.analyzeAfterCopy ? '(ANALYZE) ' : ''}${names.join(', ')}`);
+      else if (ctx.sync.analyzeAfterCopy) await c.query(`ANALYZE ${names.join(', ')}`);
     }),
   );
 }

@@ -11,6 +11,7 @@ export type LogEntry =
   | { event: 'conflicts_more'; level: 'info'; sync: string; more: number }
   | { event: 'busy'; level: 'info'; sync: string }
   | { event: 'listen_error'; level: 'warn'; database: string; error: string; retryMs: number }
+  | { event: 'maintenance_failed'; level: 'warn'; sync: string; error: string }
   | { event: 'start'; level: 'info'; syncs: string[]; once: boolean }
   | { event: 'stop'; level: 'info'; reason: string };
 
@@ -43,6 +44,8 @@ export function formatLog(e: LogEntry, format: LogFormat, now = new Date()): str
       return `${time} INFO  busy sync=${e.sync}: another runner is running it; trying again later`;
     case 'listen_error':
       return `${time} WARN  listen database=${e.database}: ${e.error} (reconnecting in ${(e.retryMs / 1000).toFixed(1)}s)`;
+    case 'maintenance_failed':
+      return `${time} WARN  maintenance sync=${e.sync}: ${e.error} (the next run does it again)`;
     case 'start':
       return `${time} INFO  runner started: ${e.syncs.length ? e.syncs.join(', ') : 'no enabled syncs'}${e.once ? ' (--once)' : ''}`;
     case 'stop':

@@ -77,7 +77,9 @@ export class SyncWorker {
   private resolveFinished!: (ok: boolean) => void;
 
   constructor(readonly ctx: SyncContext, private readonly runner: string, private readonly once: boolean, private readonly hooks: WorkerHooks) {
-    this.conns = new SyncConnections(ctx.sync.name);
+    this.conns = new SyncConnections(ctx.sync.name, (e) =>
+      this.hooks.log({ event: 'maintenance_failed', level: 'warn', sync: ctx.sync.name, error: e instanceof Error ? e.message : describePgError(e) }),
+    );
     this.finished = new Promise((r) => (this.resolveFinished = r));
   }
 

@@ -5,6 +5,7 @@ import { makeSyncContext, globMatch, syncLockKey } from '../../engine/runner/con
 import { makeRunPlan } from '../../engine/runner/plan.js';
 import { seqKey } from '../../engine/runner/sql/prepare.js';
 import { formatLog } from '../../engine/runner/log.js';
+import { SyncConnections } from '../../engine/runner/connections.js';
 import { isRetryable, backoffMs } from '../../engine/runner/retry.js';
 import { parseKickPayload, kickPayload } from '../../engine/runner/kick.js';
 import { Metrics } from '../../engine/runner/metrics.js';
@@ -123,4 +124,17 @@ test('metrics render in the Prometheus text format', () => {
   // lag and pending are per sync and source database
   assert.match(text, /bucardo_lag_seconds\{sync="s\\"1",database="a"\} 2/);
   assert.match(text, /bucardo_pending_changes\{sync="s\\"1",database="a"\} 3/);
+});
+
+test('deferred work: a failure is reported, and closeAll waits for the work', async () => {
+  const seen: unknown[] = [];
+  const conns = new SyncConnections('s1', (e) => seen.push(e));
+  let done = false;
+  conns.defer(new Promise((resolve) => setTimeout(() => { done = true; resolve(null); }, 20)));
+  conns.defer(Promise.reject(new Error('purge failed')));
+  await conns.closeAll();
+  assert.equal(done, true, 'closeAll returned before the deferred work ended');
+  assert.deepEqual(seen.map((e) => (e as Error).message), ['purge failed']);
+  const line = formatLog({ event: 'maintenance_failed', level: 'warn', sync: 's1', error: 'purge failed' }, 'text', new Date('2026-01-01T00:00:00Z'));
+  assert.equal(line, '2026-01-01T00:00:00.000Z WARN  maintenance sync=s1: purge failed (the next run does it again)');
 });
