@@ -113,8 +113,9 @@ export class SyncConnections {
   }
 
   private async endWhere(pick: (role: Role) => boolean): Promise<void> {
-    await Promise.all([...this.connecting].filter(([k]) => pick(k.split('\u0000')[0] as Role)).map(([, p]) => p.catch(() => null)));
-    const doomed = [...this.clients].filter(([k]) => pick(k.split('\u0000')[0] as Role));
+    const picked = ([k]: [string, unknown]) => pick(k.slice(0, k.indexOf('\u0000')) as Role);
+    await Promise.all([...this.connecting].filter(picked).map(([, p]) => p.catch(() => null)));
+    const doomed = [...this.clients].filter(picked);
     for (const [k] of doomed) this.clients.delete(k);
     await Promise.all(doomed.map(([, c]) => c.end().catch(() => {})));
   }

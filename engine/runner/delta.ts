@@ -255,8 +255,8 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
  * A large set of changes from one source to receivers that write nothing of their own
  * (docs/protocol.md, step 6c): the keys go to a temp table on every receiver, which
  * deletes them, then the rows that still exist stream from the source straight into the
- * table by COPY (presentRowsSql). No staging
- * table: COPY's batched inserts are what make this ~2.5x faster than INSERT ... SELECT.
+ * table by COPY (presentRowsSql). No staging table: COPY's batched inserts are what make
+ * this ~2.5x faster than INSERT ... SELECT.
  */
 async function applyDirect(r: SourceRead, t: RunTable, receivers: pg.Client[]): Promise<void> {
   await Promise.all(receivers.map((w) => w.query(createDeleteKeysSql(t))));

@@ -42,14 +42,11 @@ export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runn
     const lockConn = await conns.get(ctx.sources[0], 'read');
     const got = await lockConn.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int, $2::int) AS ok', ctx.lockKey);
     if (!got.rows[0].ok) return { kind: 'busy' };
-    // a source's state is read on its read connection: its write connection may still be
-    // purging what the previous run consumed (SyncConnections.defer)
-    const sources = new Set(ctx.sources.map((s) => s.name));
+    const writers = await conns.all(ctx.databases, 'write');
     const states = new Map<string, DatabaseState>();
     await Promise.all(
       ctx.databases.map(async (d) => {
-        const c = await conns.get(d, sources.has(d.name) ? 'read' : 'write');
-        states.set(d.name, await readDatabaseState(c, d.name, ctx.schema, ctx.sync.name, ctx.sequences));
+        states.set(d.name, await readDatabaseState(writers.get(d.name)!, d.name, ctx.schema, ctx.sync.name, ctx.sequences));
       }),
     );
     const plan = makeRunPlan(ctx, states);

@@ -276,14 +276,9 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
   const events = CAPTURE_EVENTS.filter((e) => e !== 'keychange' || !opts.partitioned);
   const triggers: TriggerDef[] = events.map((event) => {
     const name = captureTriggerName(topology, id, event);
-    const ref =
-      event === 'insert' || (event === 'update' && !opts.partitioned)
-        ? ' REFERENCING NEW TABLE AS bucardo_new'
-        : event === 'update'
-          ? ' REFERENCING OLD TABLE AS bucardo_old NEW TABLE AS bucardo_new'
-          : event === 'delete'
-            ? ' REFERENCING OLD TABLE AS bucardo_old'
-            : '';
+    const oldTable = event === 'delete' || (event === 'update' && opts.partitioned) ? 'bucardo_old' : null;
+    const newTable = event === 'insert' || event === 'update' ? 'bucardo_new' : null;
+    const ref = oldTable || newTable ? ` REFERENCING${oldTable ? ` OLD TABLE AS ${oldTable}` : ''}${newTable ? ` NEW TABLE AS ${newTable}` : ''}` : '';
     const keyCols = key.map((c) => quoteIdent(c.name));
     const create =
       event === 'keychange'
@@ -295,8 +290,8 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
     return {
       name, event, enabled, ddl, fingerprint: fingerprint(ddl.join(';\n')),
       tgtype: TGTYPE[event],
-      oldTable: / OLD TABLE AS bucardo_old/.test(ref) ? 'bucardo_old' : null,
-      newTable: / NEW TABLE AS bucardo_new/.test(ref) ? 'bucardo_new' : null,
+      oldTable,
+      newTable,
       columns: event === 'keychange' ? key.map((c) => c.name) : [],
     };
   });
