@@ -72,3 +72,17 @@ test('validate --help', async () => {
   assert.match(r.stdout, /--file/);
   assert.match(r.stdout, /connects to no database/);
 });
+
+test('validate: a YAML alias bomb is bad input like any other: the file named, exit 1, nothing expanded', async () => {
+  const levels = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
+  for (let i = 1; i < 9; i++) {
+    const prev = String.fromCharCode(96 + i);
+    levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${prev}`).join(',')}]`);
+  }
+  const { dir } = tempFile('bomb.yaml', `version: 1\n${levels.join('\n')}\n`);
+  const r = await runCli(['validate', '-f', 'bomb.yaml'], { cwd: dir });
+  assert.equal(r.code, 1, r.out);
+  assert.match(r.stderr, /^bomb\.yaml:\d+:\d+: .*alias/m);
+  assert.doesNotMatch(r.out, /bug in bucardo/);
+  assert.ok(!/^\s+at /m.test(r.out));
+});

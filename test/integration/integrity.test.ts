@@ -1,0 +1,239 @@
+/**
+ * Issue 9: no committed write is ever lost or overwritten by an older one. Each test
+ * reproduces one way the protocol lost data before (they all failed on 1c4b8b7) and pins
+ * the fix. The clusters allow two-phase commit (max_prepared_transactions > 0), so every
+ * autokick here takes the path that PREPARE TRANSACTION tolerates.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import { useClusters, simpleTopology, writeTopology, waitFor, type TestDb } from '../helpers/env.js';
+import { applyOk, runOnce, assertSame } from '../helpers/install.js';
+import { runCli, spawnCli } from '../helpers/cli.js';
+
+// r: a cluster whose transaction ids lag far behind a's (the "restored" source)
+const env = useClusters(['a', 'b', 'c', 'r'], { settings: { max_prepared_transactions: '10' } });
+
+const DDL = `CREATE TABLE public.items (id integer PRIMARY KEY, name text);`;
+const name = async (d: TestDb, id: number) => (await d.query('SELECT name FROM public.items WHERE id = $1', [id])).rows[0]?.name ?? null;
+const ids = async (d: TestDb) => (await d.query('SELECT id FROM public.items ORDER BY id')).rows.map((r: { id: number }) => r.id);
+
+async function client(d: TestDb): Promise<pg.Client> {
+  const c = new pg.Client(d.cluster.clientConfig(d.dbname));
+  await c.connect();
+  return c;
+}
+
+/** Sessions of the runner in `d` that wait for a lock (application_name bucardo:...). */
+async function runnerLockWaits(d: TestDb): Promise<number> {
+  const r = await d.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'bucardo:%' AND wait_event_type = 'Lock'`,
+  );
+  return r.rows[0].n;
+}
+
+test('a local write that commits while a run is in progress is settled as a conflict, not overwritten', async () => {
+  const [a, b] = await env.fresh('race', DDL, ['a', 'b']);
+  const file = writeTopology(simpleTopology({ sources: [a, b], tables: ['public.items'], sync: { conflict: 'latest' } }));
+  await applyOk(file);
+  await a.query(`INSERT INTO public.items VALUES (1, 'orig'), (2, 'two')`);
+  await runOnce(file);
+  await b.query(`UPDATE public.items SET name = 'b' WHERE id = 1`);
+  const u = await client(a);
+  try {
+    await u.query('BEGIN');
+    await u.query(`UPDATE public.items SET name = 'a' WHERE id = 1`); // later than b's, still open
+    const run = spawnCli(['run', '-f', file, '--once']);
+    // the run has read its snapshot: either it waits for U's row lock, or it is done
+    await waitFor(async () => (await runnerLockWaits(a)) > 0 || run.child.exitCode !== null, 'the run to reach a');
+    await u.query('COMMIT');
+    const exit = await run.exited;
+    assert.equal(exit.code, 0, run.output().stdout + run.output().stderr);
+  } finally {
+    await u.end();
+  }
+  const again = await runOnce(file);
+  assert.match(again.stdout, /conflicts=1/, again.stdout);
+  assert.match(again.stdout, /conflict sync=s1 table=public\.items key=\{"id":1\} winner=a/);
+  assert.equal(await name(a, 1), 'a');
+  assert.equal(await name(b, 1), 'a');
+  await assertSame([a, b], ['public.items']);
+});
+
+test('a delta sync and a fullcopy sync reading one source: consumed changes are purged', async () => {
+  const [a, b, c] = await env.fresh('purgefc', DDL, ['a', 'b', 'c']);
+  const file = writeTopology({
+    version: 1,
+    databases: { a: { url: a.url }, b: { url: b.url }, c: { url: c.url } },
+    relgroups: { g: { tables: ['public.items'] } },
+    syncs: {
+      live: { relgroup: 'g', sources: ['a'], targets: ['b'] },
+      archive: { kind: 'fullcopy', relgroup: 'g', sources: ['a'], targets: ['c'] },
+    },
+  });
+  await applyOk(file);
+  await a.query(`INSERT INTO public.items SELECT i, 'x' FROM generate_series(1, 2000) i`);
+  await a.query(`TRUNCATE public.items`);
+  await a.query(`INSERT INTO public.items SELECT i, 'y' FROM generate_series(1, 500) i`);
+  await runOnce(file);
+  await runOnce(file); // the second run confirms again and purges what the first left
+  await assertSame([a, b, c], ['public.items']);
+  const left = await a.query(`SELECT (SELECT count(*) FROM bucardo_main.truncate_log)::int AS t,
+    (SELECT sum(n) FROM (SELECT (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM bucardo_main.%I', c.relname), false, false, '')))[1]::text::int AS n
+       FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = 'bucardo_main' AND c.relname LIKE 'delta\\_%' AND c.relkind = 'r') x)::int AS d`);
+  assert.deepEqual(left.rows[0], { t: 0, d: 0 });
+});
+
+test('two-phase commit works on a source with an idle runner and autokick, and prepared writes replicate once committed', async () => {
+  const [a, b] = await env.fresh('twopc', DDL, ['a', 'b']);
+  const file = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: ['public.items'] }));
+  await applyOk(file);
+  const runner = spawnCli(['run', '-f', file]);
+  const c = await client(a);
+  try {
+    await a.query(`INSERT INTO public.items VALUES (1, 'first')`);
+    await waitFor(async () => (await name(b, 1)) === 'first', 'the first row on b');
+    // idle: the runner holds the kick gate, so a writer cannot skip the wake-up
+    await waitFor(async () => (await a.query(`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND s.application_name = 'bucardo:gate'`)).rows[0].n > 0, 'the runner to hold the kick gate');
+    await c.query('BEGIN');
+    await c.query(`INSERT INTO public.items VALUES (2, 'prepared')`);
+    await c.query(`PREPARE TRANSACTION 'bucardo_test_2pc'`);
+    await a.query(`INSERT INTO public.items VALUES (3, 'plain')`);
+    await waitFor(async () => (await name(b, 3)) === 'plain', 'a plain write next to the prepared one');
+    assert.equal(await name(b, 2), null);
+    await a.query(`COMMIT PREPARED 'bucardo_test_2pc'`);
+    await waitFor(async () => (await name(b, 2)) === 'prepared', 'the prepared row on b once committed');
+    // and a prepared transaction that started while the runner was busy
+    await c.query('BEGIN');
+    await c.query(`INSERT INTO public.items VALUES (4, 'prepared again')`);
+    await c.query(`PREPARE TRANSACTION 'bucardo_test_2pc_b'`);
+    await a.query(`COMMIT PREPARED 'bucardo_test_2pc_b'`);
+    await waitFor(async () => (await name(b, 4)) === 'prepared again', 'the second prepared row on b');
+  } finally {
+    await a.query(`ROLLBACK PREPARED 'bucardo_test_2pc'`).catch(() => {});
+    await a.query(`ROLLBACK PREPARED 'bucardo_test_2pc_b'`).catch(() => {});
+    await c.end();
+    runner.kill('SIGTERM');
+    await runner.exited;
+  }
+  await assertSame([a, b], ['public.items']);
+});
+
+test('a run that fails between commits after a database joined resumes every database from its own watermark', async () => {
+  const [a, b, c] = await env.fresh('order', DDL, ['a', 'b', 'c']);
+  const one = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: ['public.items'] }));
+  await applyOk(one);
+  await a.query(`INSERT INTO public.items SELECT i, 'first' FROM generate_series(1, 10) i`);
+  await runOnce(one);
+  // c joins (listed before b, so it commits before b); b's commit will fail once
+  const two = writeTopology(simpleTopology({ sources: [a], targets: [c, b], tables: ['public.items'] }));
+  await applyOk(two);
+  await b.query(`CREATE TABLE public.fail_once (on_ boolean);
+    INSERT INTO public.fail_once VALUES (true);
+    CREATE FUNCTION public.fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF EXISTS (SELECT 1 FROM public.fail_once) THEN RAISE EXCEPTION 'injected commit failure'; END IF; RETURN NULL; END $$;
+    CREATE CONSTRAINT TRIGGER fail_commit AFTER INSERT ON public.items DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.fail_commit();
+    ALTER TABLE public.items ENABLE ALWAYS TRIGGER fail_commit;`);
+  await a.query(`INSERT INTO public.items SELECT i, 'second' FROM generate_series(11, 20) i`);
+  const failed = await runCli(['run', '-f', two, '--once']);
+  assert.equal(failed.code, 1, failed.out);
+  assert.match(failed.out, /injected commit failure/);
+  assert.deepEqual(await ids(c), Array.from({ length: 20 }, (_, i) => i + 1), 'c committed the failed run');
+  await b.query(`DELETE FROM public.fail_once`);
+  await runOnce(two);
+  await assertSame([a, b, c], ['public.items']);
+});
+
+test('runners exclude each other on every database: a lost lock session or another source order never lets two runs overlap', async () => {
+  const [a, b, c] = await env.fresh('fence', DDL, ['a', 'b', 'c']);
+  const topo = (order: TestDb[]) => simpleTopology({ sources: order, targets: [c], tables: ['public.items'] });
+  const file = writeTopology(topo([a, b]));
+  const reversed = writeTopology(topo([b, a]));
+  await applyOk(file);
+  await a.query(`INSERT INTO public.items VALUES (1, 'a')`);
+  // an application holds c's table: the first runner's run stops there
+  const blocker = await client(c);
+  const r1 = spawnCli(['run', '-f', file, '--once']);
+  let r2: ReturnType<typeof spawnCli> | null = null;
+  try {
+    await blocker.query('BEGIN; LOCK TABLE public.items IN ACCESS EXCLUSIVE MODE');
+    await waitFor(async () => (await runnerLockWaits(c)) > 0, 'the first runner to wait on c');
+    // its session on the first source dies (a proxy, idle_in_transaction_session_timeout, ...)
+    await a.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'bucardo:s1:read'`);
+    for (const other of [file, reversed]) {
+      r2 = spawnCli(['run', '-f', other, '--once']);
+      await waitFor(async () => /busy sync=s1/.test(r2!.output().stdout) || (await runnerLockWaits(c)) > 1, 'the second runner to decide');
+      assert.match(r2.output().stdout, /busy sync=s1/, `a second runner (${other === file ? 'same file' : 'sources reversed'}) ran the sync while the first was in its run`);
+      r2.kill('SIGKILL');
+      await r2.exited;
+      r2 = null;
+    }
+  } finally {
+    await blocker.query('ROLLBACK').catch(() => {});
+    await blocker.end();
+    r2?.kill('SIGKILL');
+    await r1.exited;
+  }
+  await runOnce(file);
+  await assertSame([a, b, c], ['public.items']);
+});
+
+test('a source whose transaction ids went backwards (restored from a dump) is refused, and nothing is purged', async () => {
+  const [a, b] = await env.fresh('restore', DDL, ['a', 'b']);
+  const [r] = await env.fresh('restored', DDL, ['r']);
+  // a's cluster has handed out many more transaction ids than r's
+  const burn = await client(a);
+  try {
+    for (let i = 0; i < 3000; i++) await burn.query('SELECT pg_current_xact_id()');
+  } finally {
+    await burn.end();
+  }
+  const file = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: ['public.items'] }));
+  await applyOk(file);
+  await a.query(`INSERT INTO public.items SELECT i, 'before' FROM generate_series(1, 5) i`);
+  await runOnce(file);
+  // "restore" a into r: its rows and bucardo's metadata, as pg_dump carries them
+  const moved = writeTopology(simpleTopology({ sources: [{ ...a, url: r.url, name: 'a' } as TestDb], targets: [b], tables: ['public.items'] }));
+  await applyOk(moved);
+  await r.query(`INSERT INTO public.items SELECT i, 'before' FROM generate_series(1, 5) i`);
+  for (const t of ['sync_state', 'meta']) {
+    const rows = (await a.query(`SELECT to_jsonb(x) AS j FROM bucardo_main.${t} x`)).rows.map((x: { j: unknown }) => x.j);
+    await r.query(`DELETE FROM bucardo_main.${t}`);
+    await r.query(`INSERT INTO bucardo_main.${t} SELECT * FROM jsonb_populate_recordset(NULL::bucardo_main.${t}, $1::jsonb)`, [JSON.stringify(rows)]);
+  }
+  await r.query(`INSERT INTO public.items VALUES (6, 'after restore')`);
+  const res = await runCli(['run', '-f', moved, '--once']);
+  assert.equal(res.code, 1, res.out);
+  assert.match(res.out, /database a/);
+  assert.match(res.out, /transaction ids went backwards|restored/);
+  assert.doesNotMatch(res.out, /this looks like a bug/);
+  const deltas = await r.query(`SELECT count(*)::int AS n FROM bucardo_main.${(await r.query(`SELECT relname FROM pg_class WHERE relname LIKE 'delta\\_%'`)).rows[0].relname}`);
+  assert.ok(deltas.rows[0].n >= 1, 'the change made after the restore is still pending');
+  assert.equal(await name(b, 6), null);
+});
+
+test('run --once under a steady write load replicates what was committed before it started, then exits', async () => {
+  const [a, b] = await env.fresh('onceload', DDL, ['a', 'b']);
+  const file = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: ['public.items'] }));
+  await applyOk(file);
+  const w = await client(a);
+  let stop = false;
+  let next = 1;
+  const writer = (async () => {
+    while (!stop) await w.query('INSERT INTO public.items VALUES ($1, $2)', [next++, 'load']);
+  })();
+  try {
+    await waitFor(() => next > 200, 'a write load');
+    const before = next - 1; // committed before run --once starts
+    const r = await runCli(['run', '-f', file, '--once'], { timeout: 90_000 });
+    assert.equal(r.code, 0, r.out);
+    const got = new Set(await ids(b));
+    const missing = Array.from({ length: before }, (_, i) => i + 1).filter((i) => !got.has(i));
+    assert.deepEqual(missing, []);
+  } finally {
+    stop = true;
+    await writer;
+    await w.end();
+  }
+});
