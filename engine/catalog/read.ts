@@ -115,7 +115,7 @@ async function readInstalled(c: pg.Client, topology: string): Promise<InstalledS
                                                'notNull', a.attnotnull, 'generated', a.attgenerated <> '', 'identity', a.attidentity)
                              ORDER BY a.attnum)
                FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS cols
-       FROM pg_class c WHERE c.relnamespace = $1::oid AND c.relkind = 'r'`,
+       FROM pg_class c WHERE c.relnamespace = $1::oid AND c.relkind IN ('r', 'S')`,
     [ns.rows[0].oid],
   );
   for (const t of tables.rows) state.tables.set(t.name, t.cols ?? []);

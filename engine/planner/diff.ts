@@ -12,7 +12,7 @@ import { approxRows } from './types.js';
 import type { DesiredDatabase } from './desired.js';
 import { syncTableKey } from './desired.js';
 import type { CaptureDef, TriggerDef } from '../sql/capture.js';
-import { metadataFingerprint } from '../sql/capture.js';
+import { metadataFingerprint, METADATA_VERSION } from '../sql/capture.js';
 import { qualify, quoteIdent, displayName, displayIdent, fingerprint as fingerprintOf } from '../sql/ident.js';
 import { schemaName, type CaptureEvent } from '../names.js';
 import * as sql from '../sql/steps.js';
@@ -68,13 +68,19 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
       phase: PHASE.schema,
     });
   } else {
+    // an install by an earlier bucardo lacks what later versions added; anything else missing was dropped by hand
+    const older = inst.meta.schema_version !== undefined && inst.meta.schema_version !== METADATA_VERSION;
+    let added = false;
     for (const t of sql.metadataTableNames(topologyName, schema)) {
       if (inst.tables.has(t)) continue;
+      const statements = sql.metadataTableStatements(topologyName, schema, t);
+      const kind = statements[0]?.text.startsWith('CREATE SEQUENCE') ? 'sequence' : 'table';
       add({
-        action: 'create', objectType: 'metadata_table', object: `table ${schema}.${t}`,
-        reason: 'metadata table missing (dropped outside bucardo?)',
-        statements: sql.metadataTableStatements(topologyName, schema, t), phase: PHASE.metadata,
+        action: 'create', objectType: 'metadata_table', object: `${kind} ${schema}.${t}`,
+        reason: older ? `metadata ${kind} added by this version of bucardo (metadata version ${inst.meta.schema_version} -> ${METADATA_VERSION})` : `metadata ${kind} missing (dropped outside bucardo?)`,
+        statements: added ? statements : [...statements, sql.setMeta(schema, 'schema_version', METADATA_VERSION)], phase: PHASE.metadata,
       });
+      added = true;
     }
   }
 

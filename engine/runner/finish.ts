@@ -11,12 +11,17 @@ import type { SyncContext } from './context.js';
 import type { SyncConnections } from './connections.js';
 import { confirmSql, purgeSql, PURGE_SETUP_SQL } from './sql/state.js';
 import { qualify } from '../sql/ident.js';
+import { deltaTableName } from '../names.js';
+
+/** A purge that removes more rows than this from a delta table is followed by a VACUUM of it (off the run's path). */
+const VACUUM_AFTER_PURGE = 10_000;
 
 export async function finishRun(
   ctx: SyncContext,
   conns: SyncConnections,
   writers: Map<string, pg.Client>,
   snapshots: Record<string, string>,
+  runSeq: number,
   tables: { tableId: string; schema: string; name: string }[],
   copiedInto: Map<string, string[]>,
 ): Promise<void> {
@@ -24,19 +29,27 @@ export async function finishRun(
     ctx.sources.map(async (s) => {
       const c = writers.get(s.name)!;
       try {
-        await c.query(confirmSql(ctx.schema), [ctx.sync.name, JSON.stringify(snapshots)]);
+        await c.query(confirmSql(ctx.schema), [ctx.sync.name, JSON.stringify(snapshots), String(runSeq)]);
       } catch {
         return; /* retried by the next run */
       }
-      conns.defer(
-        conns.get(s, 'maintain').then(async (m) => {
-          await m.query(PURGE_SETUP_SQL, [s.name]);
-          await m.query(purgeSql(ctx.schema, tables.map((t) => t.tableId)));
-        }),
-      );
+      conns.defer(conns.get(s, 'maintain').then((m) => purge(ctx, m, s.name, tables)));
     }),
   );
   deferMaintenance(ctx, conns, tables, copiedInto);
+}
+
+/**
+ * The deltas every consumer confirmed, then a VACUUM of each delta table that lost many
+ * rows (autovacuum would get there, but the next runs would read the dead rows until then:
+ * the delta tables have no index, runs scan them whole).
+ */
+async function purge(ctx: SyncContext, m: pg.Client, db: string, tables: { tableId: string }[]): Promise<void> {
+  await m.query(PURGE_SETUP_SQL, [db]);
+  const res = (await m.query(purgeSql(ctx.schema, tables.map((t) => t.tableId)))) as unknown as pg.QueryResult[] | pg.QueryResult;
+  const list = Array.isArray(res) ? res : [res];
+  const big = tables.filter((_, i) => (list[i]?.rowCount ?? 0) > VACUUM_AFTER_PURGE);
+  if (big.length) await m.query(`VACUUM ${big.map((t) => qualify(ctx.schema, deltaTableName(t.tableId))).join(', ')}`);
 }
 
 /** maintainCopied on the maintenance connections of the databases a copy loaded, deferred. */

@@ -41,6 +41,11 @@ export class KickGate {
     private readonly onLost: () => void,
   ) {}
 
+  /** True while some sync wants the gate (it waits for wake-ups). */
+  get armed(): boolean {
+    return this.wanted.size > 0;
+  }
+
   /** True when the lock is held now and was granted at or before `t` (performance.now()). */
   heldSince(t: number): boolean {
     return this.held && this.grantedAt <= t;

@@ -23,6 +23,8 @@ export interface RunTable {
   copyClear: string[];
   /** Databases where the table has a btree index on exactly the key (rows can be read key by key, and in key order). */
   keyIndexedOn: string[];
+  /** ... a unique, immediate one there (it arbitrates INSERT ... ON CONFLICT on a receiver that has writers). */
+  keyUniqueOn: string[];
   /**
    * COPY in binary: every copied column has the same built-in type in every database.
    * (A user-defined type's binary form embeds its oid, which differs between databases.)
@@ -35,6 +37,14 @@ export interface RunPlan {
   /** The watermark vector of the database with the lowest run_seq. */
   last: Record<string, string>;
   lastSeq: number;
+  /**
+   * run_seq of this run: one more than the highest of any database of the sync, so that
+   * after a run that committed on some databases only, the lowest run_seq is always the
+   * oldest watermark (a database that joined has none, 0).
+   */
+  nextSeq: number;
+  /** run_seq each database holds now (0: no row); the run writes its state only over it. */
+  expectedSeq: Map<string, number>;
   /** setval per database: [schema, name, value]. */
   setvals: Map<string, [string, string, string][]>;
 }
@@ -55,11 +65,13 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
     const copyInto: string[] = [];
     const copyClear: string[] = [];
     const keyIndexedOn: string[] = [];
+    const keyUniqueOn: string[] = [];
     for (const d of ctx.databases) {
       const st = states.get(d.name)!;
       const mine = st.relations.find((r) => r.tableId === rel.tableId);
       if (!mine || !mine.columns) throw missingTable(ctx, rel, d.name);
       if (mine.keyIndexed) keyIndexedOn.push(d.name);
+      if (mine.keyUnique) keyUniqueOn.push(d.name);
       const names = new Set(mine.columns.map((c) => c.name));
       if (ctx.sync.strict) {
         const missing = columns.filter((c) => !names.has(c));
@@ -88,13 +100,17 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
     for (const k of rel.keyColumns) {
       if (!columns.includes(k)) throw new BucardoError('bad_key', `key column ${JSON.stringify(k)} of table ${displayName(rel.schema, rel.name)} is not a copied column in every database of sync ${ctx.sync.name}`);
     }
-    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, copyInto, copyClear, keyIndexedOn, binary });
+    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, copyInto, copyClear, keyIndexedOn, keyUniqueOn, binary });
   }
 
   let lowest: DatabaseState | null = null;
+  let highest = 0;
+  const expectedSeq = new Map<string, number>();
   for (const d of ctx.databases) {
     const st = states.get(d.name)!;
     if (!lowest || st.runSeq < lowest.runSeq) lowest = st;
+    highest = Math.max(highest, st.runSeq);
+    expectedSeq.set(d.name, st.runSeq);
   }
   const last = lowest && lowest.runSeq > 0 ? lowest.snapshots : {};
 
@@ -116,7 +132,7 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
       }
     }
   }
-  return { tables, last, lastSeq: lowest?.runSeq ?? 0, setvals };
+  return { tables, last, lastSeq: lowest?.runSeq ?? 0, nextSeq: highest + 1, expectedSeq, setvals };
 }
 
 function missingTable(ctx: SyncContext, rel: RelationInfo, db: string): BucardoError {

@@ -1,15 +1,18 @@
 /**
- * One run of one sync, whatever its kind: take the sync's advisory lock on its first
- * source (busy: another runner has it; skip), read every database's state, plan, run.
- * A failure rolls everything back (the sync's connections are closed, which is also what
- * makes a half-done run impossible to commit) and is recorded in the `run` table of every
- * database that can still be reached.
+ * One run of one sync, whatever its kind (docs/protocol.md, steps 1 and 12): fence the
+ * run in every database of the sync (busy: another runner has it; skip), read every
+ * database's state in its fenced transaction, plan, run. A failure rolls everything back
+ * (the sync's connections are closed, which is also what makes a half-done run
+ * impossible to commit) and is recorded in the `run` table of every database that can
+ * still be reached.
  */
 import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
 import type { SyncContext } from './context.js';
 import type { SyncConnections } from './connections.js';
 import type { DatabaseState, RunResult } from './types.js';
 import { readDatabaseState } from './sql/prepare.js';
+import { fenceSql } from './sql/fence.js';
 import { makeRunPlan } from './plan.js';
 import { runDelta } from './delta.js';
 import { runFullcopy } from './fullcopy.js';
@@ -39,10 +42,19 @@ export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runn
   const runId = randomUUID();
   const started = new Date();
   try {
-    const lockConn = await conns.get(ctx.sources[0], 'read');
-    const got = await lockConn.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int, $2::int) AS ok', ctx.lockKey);
-    if (!got.rows[0].ok) return { kind: 'busy' };
+    // 1. the fence: every database's write transaction takes the sync's lock, or nobody runs
     const writers = await conns.all(ctx.databases, 'write');
+    const fenced = await Promise.all(
+      ctx.databases.map(async (d) => {
+        const res = (await writers.get(d.name)!.query(fenceSql(ctx.lockKey))) as unknown as pg.QueryResult<{ ok: boolean }>[];
+        return res[1].rows[0].ok;
+      }),
+    );
+    if (!fenced.every(Boolean)) {
+      await Promise.all([...writers.values()].map((w) => w.query('ROLLBACK')));
+      return { kind: 'busy' };
+    }
+    // read under the fence: no other run can change what is read until this one ends
     const states = new Map<string, DatabaseState>();
     await Promise.all(
       ctx.databases.map(async (d) => {
@@ -50,14 +62,13 @@ export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runn
       }),
     );
     const plan = makeRunPlan(ctx, states);
-    const inputs = { ctx, conns, plan, runId, started, runner };
+    const inputs = { ctx, conns, plan, states, writers, runId, started, runner };
     const result = ctx.sync.kind === 'fullcopy' ? await runFullcopy(inputs) : await runDelta(inputs);
-    await lockConn.query('SELECT pg_advisory_unlock($1::int, $2::int)', ctx.lockKey);
     return { kind: 'done', result };
   } catch (e) {
-    // closing the connections rolls back whatever is open and frees the lock
+    // closing the connections rolls back whatever is open and frees the fence
     await conns.closeAll();
-    // recorded even when the lock was never taken (the first source is down): the other
+    // recorded even when the fence was never taken (a database is down): the other
     // databases of the sync then show the failure in `bucardo status`
     await recordFailure(ctx, runId, started, runner, e);
     throw new RunError(ctx.sync.name, runId, started, e);

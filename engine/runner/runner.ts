@@ -15,7 +15,8 @@ import type { RunResult } from './types.js';
 import { BucardoError, describePgError } from '../errors.js';
 import { parseKickPayload } from './kick.js';
 import { KickGate } from './gate.js';
-import { kickGateKey } from '../sql/capture.js';
+import { kickGateKey, doorbellKey } from '../sql/capture.js';
+import { Doorbell } from './doorbell.js';
 
 export interface RunnerOptions {
   topology: Topology;
@@ -32,6 +33,7 @@ export class Runner {
   readonly workers = new Map<string, SyncWorker>();
   private listeners = new Map<string, Listener>();
   private gates = new Map<string, KickGate>();
+  private doorbells: Doorbell[] = [];
   private started = false;
   private stopped: Promise<void> | null = null;
 
@@ -54,6 +56,31 @@ export class Runner {
     }
   }
 
+  /**
+   * --once: a sync waits for the syncs that write into one of its sources where those
+   * writes are captured again (makedelta), so that what they deliver there is passed on.
+   * An edge that closes a cycle is left out (two syncs feeding each other both run once).
+   */
+  private wireOnceBarriers(): void {
+    const topo = this.opts.topology;
+    const ws = [...this.workers.values()];
+    const recaptured = (db: string) => topo.databases.get(db)?.makedelta || [...topo.relgroups.values()].some((g) => g.tables.some((t) => t.makedelta));
+    const feeds = (u: SyncWorker, v: SyncWorker) =>
+      u !== v && v.ctx.sources.some((s) => u.ctx.databases.some((d) => d.name === s.name && !(u.ctx.sources.length === 1 && u.ctx.sources[0].name === s.name)) && recaptured(s.name));
+    const edges = new Map(ws.map((v) => [v, new Set<SyncWorker>()]));
+    const reaches = (from: SyncWorker, to: SyncWorker, seen = new Set<SyncWorker>()): boolean => {
+      if (from === to) return true;
+      if (seen.has(from)) return false;
+      seen.add(from);
+      return [...edges.get(from)!].some((x) => reaches(x, to, seen));
+    };
+    for (const v of ws) for (const u of ws) if (feeds(u, v) && !reaches(v, u)) edges.get(u)!.add(v);
+    for (const v of ws) {
+      const ups = ws.filter((u) => edges.get(u)!.has(v));
+      if (ups.length) v.waitFor(Promise.all(ups.map((u) => u.finished)));
+    }
+  }
+
   /** The contexts of the syncs this runner runs. */
   contexts(): SyncContext[] {
     return [...this.workers.values()].map((w) => w.ctx);
@@ -63,6 +90,7 @@ export class Runner {
     if (this.started) return;
     this.started = true;
     this.opts.log({ event: 'start', level: 'info', syncs: [...this.workers.keys()], once: this.opts.once });
+    if (this.opts.once) this.wireOnceBarriers();
     if (!this.opts.once) {
       const byDb = new Map<string, SyncWorker[]>();
       for (const w of this.workers.values()) for (const s of w.ctx.sources) byDb.set(s.name, [...(byDb.get(s.name) ?? []), w]);
@@ -93,6 +121,11 @@ export class Runner {
         });
         this.gates.set(dbName, g);
         byName.set(dbName, g);
+        const bell = new Doorbell(db, ws[0].ctx.schema, doorbellKey(this.opts.topology.name), () => g.armed, () => {
+          for (const w of ws) w.wake();
+        }, (e) => this.opts.log({ event: 'listen_error', level: 'warn', database: dbName, error: `doorbell: ${e instanceof Error ? e.message : describePgError(e)}`, retryMs: 0 }));
+        this.doorbells.push(bell);
+        bell.start();
       }
       for (const w of this.workers.values()) {
         if (w.ctx.sync.autokick) w.setGates(w.ctx.sources.map((s) => byName.get(s.name)!).filter(Boolean));
@@ -132,6 +165,7 @@ export class Runner {
         await Promise.all([...this.workers.values()].map((w) => w.stop()));
         await Promise.all([...this.listeners.values()].map((l) => l.stop()));
         await Promise.all([...this.gates.values()].map((g) => g.stop()));
+        await Promise.all(this.doorbells.map((b) => b.stop()));
       })();
     }
     return this.stopped;

@@ -17,6 +17,12 @@ export interface RunResult {
   finished: Date;
   /** Tables copied whole (onetimecopy or fullcopy), display names. */
   copied: string[];
+  /**
+   * Changes handed back to their source for the next run, per table: a receiver with
+   * writers of its own had a newer local change of the key, or held its row locked
+   * (docs/protocol.md, step 9).
+   */
+  deferred?: Record<string, number>;
   /** The conflicts recorded (at most CONFLICT_DETAIL_CAP; `conflicts` counts them all). */
   conflictRecords?: ConflictRecord[];
 }
@@ -52,6 +58,8 @@ export interface RelationInfo {
   columns: ColumnInfo[] | null;
   /** A valid, non-partial btree index on exactly the key columns: rows can be fetched key by key. */
   keyIndexed?: boolean;
+  /** ... and it is unique and not deferrable: it can arbitrate INSERT ... ON CONFLICT. */
+  keyUnique?: boolean;
 }
 
 /** What the prepare query returns for one database. */
@@ -64,4 +72,8 @@ export interface DatabaseState {
   /** Sequence `schema.name` (display) -> last_value text, null when never called. */
   sequences: Record<string, string | null>;
   registered: boolean;
+  /** pg_control_system().system_identifier of the database's cluster now. */
+  systemIdentifier: string | null;
+  /** The one a run recorded in meta when it last wrote here (a restored dump carries the old one). */
+  recordedSystemIdentifier: string | null;
 }

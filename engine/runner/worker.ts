@@ -6,8 +6,12 @@
  *     │                                                   │ busy (another runner) ─> waiting (1-3 s), then running
  *     └──────────── retry delay (jittered, growing) ───── │ failed ───────────────> waiting (backoff), then running
  *
- * A wake that arrives while running makes the loop run once more. `--once` runs until a
- * run moves nothing (exit ok) or fails for a reason that a retry will not fix.
+ * A wake that arrives while running makes the loop run once more. `--once` ends after the
+ * first run that succeeded and started once every sync feeding its sources (a cascade:
+ * makedelta on a database this sync reads) had finished: such a run reads a snapshot
+ * taken after `run --once` began, so everything committed before that has reached every
+ * database, however busy the sources stay. It also ends on a failure that a retry will not
+ * fix.
  * Only this sync stops on a failure; the loop itself never ends until stop().
  */
 import type { SyncContext } from './context.js';
@@ -35,8 +39,6 @@ export interface WorkerHooks {
 
 /** --once: give up on a retryable failure after this many attempts. */
 const ONCE_ATTEMPTS = 6;
-/** --once: stop rerunning a sync that keeps moving rows after this many runs (writes never stop). */
-const ONCE_MAX_RUNS = 10_000;
 /** Daemon retry delays top out here, so a database that comes back is used again soon. */
 const RETRY_CAP_MS = 10_000;
 /**
@@ -75,12 +77,19 @@ export class SyncWorker {
   /** Resolves when the loop ended: true when (in --once) the sync succeeded. */
   readonly finished: Promise<boolean>;
   private resolveFinished!: (ok: boolean) => void;
+  /** --once: resolves when every sync feeding this one's sources has finished (Runner). */
+  private upstream: Promise<unknown> = Promise.resolve();
 
   constructor(readonly ctx: SyncContext, private readonly runner: string, private readonly once: boolean, private readonly hooks: WorkerHooks) {
     this.conns = new SyncConnections(ctx.sync.name, (e) =>
       this.hooks.log({ event: 'maintenance_failed', level: 'warn', sync: ctx.sync.name, error: e instanceof Error ? e.message : describePgError(e) }),
     );
     this.finished = new Promise((r) => (this.resolveFinished = r));
+  }
+
+  /** Before start(), --once: runs that count start only after `p` (the syncs that feed this one's sources finished). */
+  waitFor(p: Promise<unknown>): void {
+    this.upstream = p;
   }
 
   /** Before start(): the kick gates of the source databases (docs/protocol.md). */
@@ -126,7 +135,9 @@ export class SyncWorker {
   private async loop(): Promise<boolean> {
     let failures = 0;
     let busy = 0;
-    let runs = 0;
+    // --once: a run that starts after this settles counts (see the header)
+    let upstreamDone = false;
+    void this.upstream.then(() => (upstreamDone = true));
     this.woken = true; // first run at start: catch up
     let lastStart = 0;
     let interval = MIN_RUN_INTERVAL_MS;
@@ -142,6 +153,7 @@ export class SyncWorker {
         const kicks = this.kicks.splice(0);
         this.state = 'running';
         const t0 = Date.now();
+        const counts = upstreamDone;
         try {
           const outcome = await runSyncOnce(this.ctx, this.conns, this.runner);
           if (outcome.kind === 'busy') {
@@ -158,9 +170,12 @@ export class SyncWorker {
           this.hooks.onRun(this.ctx.sync.name, r, null);
           if (r.wrote) this.logRun(r);
           if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, true);
+          if (this.once) {
+            if (counts) return true;
+            await this.upstream;
+            continue;
+          }
           if (r.wrote) {
-            // a fullcopy always writes: once is enough
-            if (this.once && (this.ctx.sync.kind === 'fullcopy' || ++runs >= ONCE_MAX_RUNS)) return true;
             // streaming: this sync runs again by itself, no NOTIFY needed
             for (const g of this.gates) g.disarm(this);
             interval = Math.min(MAX_RUN_INTERVAL_MS, interval + BUSY_STEP_MS);
@@ -168,7 +183,6 @@ export class SyncWorker {
             continue; // more may have arrived meanwhile
           }
           interval = MIN_RUN_INTERVAL_MS;
-          if (this.once) return true;
           if (this.gates.length) {
             for (const g of this.gates) g.arm(this);
             if (!this.gates.every((g) => g.heldSince(startedAt))) {

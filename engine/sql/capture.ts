@@ -51,8 +51,23 @@ export function kickGateKey(topology: string): [number, number] {
   return [LOCK_NAMESPACE, parseInt(shortHash(['gate', topology], 8), 16) & 0x7fffffff];
 }
 
+/**
+ * The two-phase-commit doorbell of a topology (engine/runner/doorbell.ts). PREPARE
+ * TRANSACTION refuses a transaction that ran NOTIFY, so on a server where PREPARE is
+ * possible at all (max_prepared_transactions > 0) a writer that finds the kick gate taken
+ * does not notify: it holds this advisory lock in shared mode until it ends (carried into
+ * a prepared transaction, so until COMMIT PREPARED) and bumps the `kick_seq` sequence,
+ * which is not transactional. The runner polls both on such servers only.
+ */
+export function doorbellKey(topology: string): [number, number] {
+  return [LOCK_NAMESPACE, parseInt(shortHash(['doorbell', topology], 8), 16) & 0x7fffffff];
+}
+
+/** The sequence a writer bumps when it rings the doorbell instead of notifying. */
+export const KICK_SEQUENCE = 'kick_seq';
+
 /** Version of the metadata layout below; stored in meta('schema_version'). */
-export const METADATA_VERSION = '1';
+export const METADATA_VERSION = '2';
 
 /** Columns that bucardo adds to a delta table; a key column may not use these names. */
 export const DELTA_TXID = '_bucardo_txid';
@@ -132,6 +147,8 @@ export function metadataDDL(topology: string): string[] {
   ${DELTA_TS} timestamptz NOT NULL DEFAULT now(),
   ${DELTA_ORIGIN} text DEFAULT current_setting('bucardo.origin', true))`,
     `CREATE INDEX ON ${s}.truncate_log (${DELTA_TXID})`,
+    // bumped by writers that cannot notify (two-phase commit): see doorbellKey
+    `CREATE SEQUENCE ${s}.${KICK_SEQUENCE} AS bigint CYCLE`,
   ];
 }
 
@@ -231,26 +248,29 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
     '-- bucardo ' + topology + ': capture of ' + target.replace(/[\r\n]/g, ' '),
     'DECLARE',
     '  n bigint;',
+    // the time of this change (not of its transaction's start): `latest` compares these,
+    // and a transaction held open for minutes must not make its changes look old
+    '  ts timestamptz := clock_timestamp();',
     'BEGIN',
     ...(opts.partitioned
       ? []
       : [
           "  IF TG_LEVEL = 'ROW' THEN",
           '    -- an UPDATE changed the key of this row: its old key is a change too',
-          `    INSERT INTO ${qDelta} (${cols}) VALUES (${key.map((c) => `OLD.${quoteIdent(c.name)}`).join(', ')});`,
+          `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) VALUES (${key.map((c) => `OLD.${quoteIdent(c.name)}`).join(', ')}, ts);`,
           '    RETURN NULL;',
           '  END IF;',
         ]),
     "  IF TG_OP = 'INSERT' THEN",
-    `    INSERT INTO ${qDelta} (${cols}) SELECT ${cols} FROM bucardo_new;`,
+    `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, ts FROM bucardo_new;`,
     "  ELSIF TG_OP = 'UPDATE' THEN",
     opts.partitioned
-      ? `    INSERT INTO ${qDelta} (${cols}) SELECT ${cols} FROM bucardo_new UNION SELECT ${cols} FROM bucardo_old;`
-      : `    INSERT INTO ${qDelta} (${cols}) SELECT ${cols} FROM bucardo_new;`,
+      ? `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, ts FROM (SELECT ${cols} FROM bucardo_new UNION SELECT ${cols} FROM bucardo_old) k;`
+      : `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, ts FROM bucardo_new;`,
     "  ELSIF TG_OP = 'DELETE' THEN",
-    `    INSERT INTO ${qDelta} (${cols}) SELECT ${cols} FROM bucardo_old;`,
+    `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, ts FROM bucardo_old;`,
     '  ELSE',
-    `    INSERT INTO ${qualify(s, 'truncate_log')} (table_id) VALUES (${quoteLiteral(id)});`,
+    `    INSERT INTO ${qualify(s, 'truncate_log')} (table_id, ${DELTA_TS}) VALUES (${quoteLiteral(id)}, ts);`,
     '  END IF;',
   ];
   if (opts.autokick) {
@@ -261,8 +281,15 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
       // writer that takes the shared lock keeps it until it ends, which is what lets the
       // runner know, once it gets the gate, that no such writer is still in flight.
       `  IF n > 0 AND NOT pg_try_advisory_xact_lock_shared(${kickGateKey(topology).join(', ')}) THEN`,
+      // PREPARE TRANSACTION refuses a transaction that notified; where PREPARE is possible
+      // at all, ring the doorbell instead (doorbellKey: the runner polls it there only)
+      "    IF current_setting('max_prepared_transactions') = '0' THEN",
       // identical notifications in one transaction are folded into one by PostgreSQL
-      `    PERFORM pg_notify(${quoteLiteral(kickChannel(topology))}, ${quoteLiteral(id)});`,
+      `      PERFORM pg_notify(${quoteLiteral(kickChannel(topology))}, ${quoteLiteral(id)});`,
+      '    ELSE',
+      `      PERFORM pg_advisory_xact_lock_shared(${doorbellKey(topology).join(', ')});`,
+      `      PERFORM nextval(${quoteLiteral(qualify(s, KICK_SEQUENCE))}::regclass);`,
+      '    END IF;',
       '  END IF;',
     );
   }

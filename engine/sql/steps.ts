@@ -35,18 +35,21 @@ export function createSchemaStatements(topology: string, schema: string): Statem
 
 /** Metadata DDL statements that belong to one metadata table (CREATE TABLE and its indexes). */
 export function metadataTableStatements(topology: string, schema: string, table: string): Statement[] {
-  const q = qualify(schema, table);
+  // metadataDDL writes these names as "schema".name (they are plain lower-case words)
+  const q = `${quoteIdent(schema)}.${table}`;
   return metadataDDL(topology)
-    .filter((s) => s.startsWith(`CREATE TABLE ${q} `) || s.includes(` ON ${q} `))
+    .filter((s) => s.startsWith(`CREATE TABLE ${q} `) || s.startsWith(`CREATE SEQUENCE ${q} `) || s.includes(` ON ${q} `))
     .map((text) => ({ text }));
 }
 
-/** Names of the metadata tables, in creation order. */
+/** Names of the metadata tables and sequences, in creation order. */
 export function metadataTableNames(topology: string, schema: string): string[] {
-  const prefix = `CREATE TABLE ${quoteIdent(schema)}.`;
-  return metadataDDL(topology)
-    .filter((s) => s.startsWith(prefix))
-    .map((s) => s.slice(prefix.length).split(' ')[0]);
+  const names: string[] = [];
+  for (const kind of ['TABLE', 'SEQUENCE']) {
+    const prefix = `CREATE ${kind} ${quoteIdent(schema)}.`;
+    for (const s of metadataDDL(topology)) if (s.startsWith(prefix)) names.push(s.slice(prefix.length).split(' ')[0]);
+  }
+  return names;
 }
 
 export function dropSchemaStatement(schema: string): Statement {

@@ -12,6 +12,9 @@ import { checkSchema } from './schema.js';
 import { parseSource } from './source.js';
 import type { Topology } from './types.js';
 
+/** Alias expansions yaml allows per node before it refuses the document (its default is 100). */
+const MAX_ALIAS_COUNT = 1000;
+
 export interface LoadOptions {
   /** Where `${env:NAME}` is looked up; default process.env. */
   env?: NodeJS.ProcessEnv;
@@ -42,7 +45,19 @@ export function validateTopologyText(text: string, file: string, env: NodeJS.Pro
   // After a YAML syntax error the tree is a guess: checking it would mostly report noise.
   if (src.doc.errors.length) throw new TopologyError(sortProblems(problems));
 
-  const raw: unknown = src.doc.toJS({ maxAliasCount: 1000 });
+  let raw: unknown;
+  try {
+    raw = src.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (e) {
+    // yaml refuses a document whose aliases would expand into too many nodes (an "alias
+    // bomb"): bad input like any other, reported at the first alias
+    if (!(e instanceof ReferenceError) || !/alias/i.test(e.message)) throw e;
+    throw new TopologyError([{
+      file, ...src.firstAliasPos(),
+      message: `YAML aliases here expand into too many nodes (more than ${MAX_ALIAS_COUNT} alias uses per node): the file is refused as a resource-exhaustion risk`,
+      hint: 'write the repeated values out, or use fewer nested aliases',
+    }]);
+  }
   if (raw === null || raw === undefined) {
     throw new TopologyError([{ file, line: 1, col: 1, message: 'the topology file is empty', hint: 'start with "version: 1", then databases:, relgroups: and syncs:' }]);
   }

@@ -18,6 +18,8 @@ export interface Source {
   keyPos(path: Path): Pos;
   /** 1-based position of the value at `path` (the key's when the value is empty). */
   valuePos(path: Path): Pos;
+  /** 1-based position of the first alias (`*name`) in the document, else 1:1. */
+  firstAliasPos(): Pos;
 }
 
 const ENV_REF = /\$\$\{|\$\{env:([^}]*)\}/g;
@@ -80,6 +82,16 @@ export function parseSource(text: string, file: string, env: NodeJS.ProcessEnv):
       const f = find(path);
       const v = isScalar(f.value) && f.value.value === null && f.key ? undefined : f.value;
       return posOf(v) ?? posOf(f.key) ?? start;
+    },
+    firstAliasPos: () => {
+      let pos: Pos | undefined;
+      visit(doc, {
+        Alias(_k, node) {
+          pos = posOf(node);
+          return visit.BREAK;
+        },
+      });
+      return pos ?? start;
     },
   };
 }

@@ -40,6 +40,7 @@ function state(db: string, o: Partial<DatabaseState> = {}): DatabaseState {
     database: db, registered: true, runSeq: 3, snapshots: { a: '10:10:', b: '20:20:' },
     relations: [{ tableId: 'abc', schema: 'public', name: 'items', keyColumns: ['id'], copyPending: false, columns: [{ name: 'id', type: 'integer' }, { name: 'name', type: 'text' }] }],
     sequences: { [seqKey({ schema: 'public', name: 'ids' })]: '5' },
+    systemIdentifier: '7000000000000000001', recordedSystemIdentifier: null,
     ...o,
   };
 }

@@ -5,11 +5,15 @@
  * still exist. Session settings first: replica role (no capture, no user triggers, no FK
  * checks: the rows are already consistent on their source) and the origin mark.
  */
-import { quoteIdent, qualify } from '../../sql/ident.js';
+import { quoteIdent, qualify, quoteLiteral } from '../../sql/ident.js';
+import { deltaTableName } from '../../names.js';
 import { copyFormat } from './pending.js';
 
 export const stagingTable = (tableId: string) => `bucardo_st_${tableId}`;
 export const PRESENT = '_bucardo_present';
+/** Staged with each row: the sending source's index and the time of its change (a deferred change is handed back with them). */
+export const STAGED_SRC = '_bucardo_src';
+export const STAGED_TS = '_bucardo_ts';
 
 export const WRITE_SETUP_SQL = `SELECT set_config('session_replication_role', 'replica', true), set_config('bucardo.origin', $1, true)`;
 
@@ -17,13 +21,13 @@ export function createStagingSql(tables: { tableId: string; schema: string; name
   return tables
     .map(
       (t) =>
-        `CREATE TEMP TABLE ${quoteIdent(stagingTable(t.tableId))} ON COMMIT DROP AS SELECT ${t.columns.map(quoteIdent).join(', ')}, true AS ${PRESENT} FROM ${qualify(t.schema, t.name)} WITH NO DATA`,
+        `CREATE TEMP TABLE ${quoteIdent(stagingTable(t.tableId))} ON COMMIT DROP AS SELECT ${t.columns.map(quoteIdent).join(', ')}, true AS ${PRESENT}, NULL::timestamptz AS ${STAGED_TS}, NULL::int AS ${STAGED_SRC} FROM ${qualify(t.schema, t.name)} WITH NO DATA`,
     )
     .join(';\n');
 }
 
 export function copyIntoStagingSql(table: { tableId: string; binary?: boolean }, columns: string[]): string {
-  return `COPY ${quoteIdent(stagingTable(table.tableId))} (${columns.map(quoteIdent).join(', ')}, ${PRESENT}) FROM STDIN${copyFormat(table)}`;
+  return `COPY ${quoteIdent(stagingTable(table.tableId))} (${columns.map(quoteIdent).join(', ')}, ${PRESENT}, ${STAGED_TS}, ${STAGED_SRC}) FROM STDIN${copyFormat(table)}`;
 }
 
 export function copyIntoTableSql(table: { schema: string; name: string; binary?: boolean }, columns: string[]): string {
@@ -107,27 +111,82 @@ export function directDeleteSql(t: { tableId: string; schema: string; name: stri
   return `ANALYZE ${dk};\nDELETE FROM ${qualify(t.schema, t.name)} t USING ${dk} s WHERE ${on}`;
 }
 
-/** How long the lock-first phase waits for one row lock before it backs off (lockStagedSql). */
-export const LOCK_WAIT = '100ms';
-
 /**
- * Lock-first phase of a receiver that has writers of its own (a source of a multi-source
- * sync): row-lock every existing row the run will write, in one savepoint, each lock wait
- * bounded by lock_timeout. A run writes many rows of several tables, in an order that has
- * nothing to do with the order the applications take them (TPC-B: accounts, tellers,
- * branches), so a lock cycle with an application transaction is always possible; ordering
- * the keys cannot prevent it. PostgreSQL breaks a cycle only after deadlock_timeout (1 s)
- * and aborts one side. Here the runner gives way instead: on a lock timeout it rolls back
- * to the savepoint, which frees the rows it holds, and tries again (the caller). Once every
- * row is held, the DELETE/INSERT that follow wait for nobody.
+ * Step 2: EXCLUSIVE locks (writers wait, readers do not) on tables a run will replace
+ * wholesale on a source, before its snapshot (snapshot.ts). `wait`: lock_timeout, so an
+ * application's long transaction makes the run fail and retry instead of queueing every
+ * other writer of the table behind it.
  */
-export function lockStagedSql(tables: { tableId: string; schema: string; name: string; keyColumns: string[] }[]): string {
-  const locks = tables.map((t) => {
-    const on = t.keyColumns.map((c) => `t.${quoteIdent(c)} = s.${quoteIdent(c)}`).join(' AND ');
-    return `SELECT count(*) FROM (SELECT 1 FROM ${qualify(t.schema, t.name)} t JOIN ${quoteIdent(stagingTable(t.tableId))} s ON ${on} FOR UPDATE OF t) x`;
-  });
-  return [`SET LOCAL lock_timeout = '${LOCK_WAIT}'`, 'SAVEPOINT bucardo_lock', ...locks, 'RELEASE SAVEPOINT bucardo_lock', 'SET LOCAL lock_timeout TO DEFAULT'].join(';\n');
+export function lockTablesSql(tables: { schema: string; name: string }[], wait: string): string {
+  return `SET LOCAL lock_timeout = ${quoteLiteral(wait)}; LOCK TABLE ${tables.map((t) => qualify(t.schema, t.name)).join(', ')} IN EXCLUSIVE MODE; SET LOCAL lock_timeout TO DEFAULT`;
 }
 
-/** After a lock timeout in lockStagedSql: back to before the phase, nothing held. */
-export const UNLOCK_SQL = 'ROLLBACK TO SAVEPOINT bucardo_lock; RELEASE SAVEPOINT bucardo_lock; SET LOCAL lock_timeout TO DEFAULT';
+/** Before guardedApplySql on a source: $1 the run's snapshot of this database, which the texts read back. */
+export const GUARD_SETUP_SQL = `SELECT set_config('bucardo.cur_snapshot', $1, true)`;
+
+export const lockedTable = (tableId: string) => `bucardo_lk_${tableId}`;
+export const deferredTable = (tableId: string) => `bucardo_rq_${tableId}`;
+
+/**
+ * Step 9 on a receiver that has writers of its own (a source of the sync), for a table
+ * it does not hold locked: write the staged rows without ever overwriting a local change
+ * the run has not seen (docs/protocol.md, "Writing into a source").
+ *
+ * 1. Row-lock the existing rows of the staged keys, skipping rows another transaction
+ *    holds (never waiting for an application, so never deadlocking with one either).
+ * 2. Deferred keys: the table was truncated here after the run's snapshot; or the row
+ *    exists but is held by another transaction; or a local change of the key committed
+ *    after the snapshot (its delta is not visible in it). These are not written; they go
+ *    back to their sender as pending changes (requeueInSql), and the next run settles them
+ *    by the conflict strategy, with both changes in view.
+ * 3. Delete the locked rows (only those: a row inserted meanwhile is not one of them),
+ *    insert the staged rows. `arbiter`: a unique immediate index on exactly the key, so
+ *    ON CONFLICT DO NOTHING skips a key that a local transaction inserted meanwhile
+ *    (waiting for it first if it is still open);
+ * 4. ... whose delta then defers the key too.
+ * The last result set: deferred keys per sending source.
+ */
+export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boolean }): string {
+  const st = quoteIdent(stagingTable(t.tableId));
+  const lk = quoteIdent(lockedTable(t.tableId));
+  const rq = quoteIdent(deferredTable(t.tableId));
+  const tbl = qualify(t.schema, t.name);
+  const delta = qualify(schema, deltaTableName(t.tableId));
+  const keys = t.keyColumns.map(quoteIdent);
+  const on = (a: string, b: string) => t.keyColumns.map((c) => `${a}.${quoteIdent(c)} = ${b}.${quoteIdent(c)}`).join(' AND ');
+  const sel = (a: string) => keys.map((k) => `${a}.${k}`).join(', ');
+  const cur = "(SELECT current_setting('bucardo.cur_snapshot')::pg_snapshot)";
+  const origin = "(SELECT current_setting('bucardo.origin'))";
+  const localChange = (a: string) =>
+    `EXISTS (SELECT 1 FROM ${delta} d WHERE ${on('d', a)} AND NOT pg_visible_in_snapshot(d._bucardo_txid, ${cur}) AND d._bucardo_origin IS DISTINCT FROM ${origin})`;
+  const cols = t.columns.map(quoteIdent).join(', ');
+  const out: string[] = [];
+  if (t.analyze) out.push(`ANALYZE ${st}`);
+  out.push(
+    `CREATE TEMP TABLE ${lk} ON COMMIT DROP AS SELECT ${keys.join(', ')}, NULL::oid AS _bucardo_toid, NULL::tid AS _bucardo_tid FROM ${st} WITH NO DATA`,
+    `WITH l AS (SELECT ${sel('t')}, t.tableoid, t.ctid FROM ${tbl} t JOIN ${st} s ON ${on('t', 's')} FOR UPDATE OF t SKIP LOCKED) INSERT INTO ${lk} SELECT * FROM l`,
+    `CREATE TEMP TABLE ${rq} ON COMMIT DROP AS SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s
+  WHERE EXISTS (SELECT 1 FROM ${qualify(schema, 'truncate_log')} g WHERE g.table_id = ${quoteLiteral(t.tableId)} AND NOT pg_visible_in_snapshot(g._bucardo_txid, ${cur}) AND g._bucardo_origin IS DISTINCT FROM ${origin})
+     OR (NOT EXISTS (SELECT 1 FROM ${lk} l WHERE ${on('l', 's')}) AND EXISTS (SELECT 1 FROM ${tbl} t WHERE ${on('t', 's')}))
+     OR ${localChange('s')}`,
+    `DELETE FROM ${tbl} t USING ${lk} l WHERE ${on('t', 'l')} AND t.tableoid = l._bucardo_toid AND t.ctid = l._bucardo_tid AND NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 'l')})`,
+    `INSERT INTO ${tbl} (${cols}) OVERRIDING SYSTEM VALUE SELECT ${cols} FROM ${st} s WHERE s.${PRESENT} AND NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 's')})${t.sorted ? ` ORDER BY ${keys.join(', ')}` : ''}${t.arbiter ? ` ON CONFLICT (${keys.join(', ')}) DO NOTHING` : ''}`,
+    `INSERT INTO ${rq} SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s WHERE NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 's')}) AND ${localChange('s')}`,
+    `SELECT ${STAGED_SRC} AS src, count(*)::bigint AS n FROM ${rq} GROUP BY 1`,
+  );
+  return out.join(';\n');
+}
+
+/** The deferred keys of one sender, with the time of its change, as the sender's delta rows (text COPY). */
+export function requeueOutSql(t: { tableId: string; keyColumns: string[] }, src: number): string {
+  return `COPY (SELECT ${t.keyColumns.map(quoteIdent).join(', ')}, ${STAGED_TS}, NULL::text FROM ${quoteIdent(deferredTable(t.tableId))} WHERE ${STAGED_SRC} = ${Math.trunc(src)}) TO STDOUT`;
+}
+
+/**
+ * Into the sender's delta table, in its write transaction: pending again for the next run
+ * (a new transaction id, not visible in this run's snapshot), with the time of the
+ * original change, and no origin, so that this sync reads it.
+ */
+export function requeueInSql(schema: string, t: { tableId: string; keyColumns: string[] }): string {
+  return `COPY ${qualify(schema, deltaTableName(t.tableId))} (${t.keyColumns.map(quoteIdent).join(', ')}, _bucardo_ts, _bucardo_origin) FROM STDIN`;
+}

@@ -49,15 +49,24 @@ export function copyIntoShippedSql(src: number, tableId: string, keyColumns: str
 
 /**
  * The conflicts of one table into `bucardo_cf_<id>`, then its count. `srcs`: the source
- * indexes with pending keys in this table (0 = the hub itself, always first).
+ * indexes with pending keys in this table (0 = the hub itself). `truncs`: sources with a
+ * pending TRUNCATE of the table; $1 holds their times, in the same order. A TRUNCATE is a
+ * change of every key at its time: it competes for each key pending elsewhere like any
+ * change (per source and key, the newest of its changes counts).
  */
-export function conflictSql(tableId: string, keyColumns: string[], srcs: number[], rule: WinnerRule): string[] {
+export function conflictSql(tableId: string, keyColumns: string[], srcs: number[], truncs: number[], rule: WinnerRule): string[] {
   const keys = keyColumns.map(quoteIdent).join(', ');
   const union = srcs
-    .map((s) => `SELECT ${keys}, ${s} AS src, _bucardo_ts FROM ${quoteIdent(s === 0 ? pendingTable(tableId) : shippedTable(s, tableId))}`)
+    .map((s) => `SELECT ${keys}, ${Math.trunc(s)} AS src, _bucardo_ts FROM ${quoteIdent(s === 0 ? pendingTable(tableId) : shippedTable(s, tableId))}`)
     .join(' UNION ALL ');
+  const all = truncs.length
+    ? `SELECT ${keys}, src, max(_bucardo_ts) AS _bucardo_ts FROM (SELECT * FROM p UNION ALL ${truncs
+        .map((s, i) => `SELECT ${keys}, ${Math.trunc(s)}, ($1::timestamptz[])[${i + 1}] FROM (SELECT DISTINCT ${keys} FROM p) k`)
+        .join(' UNION ALL ')}) x GROUP BY ${keys}, src`
+    : 'SELECT * FROM p';
   return [
-    `CREATE TEMP TABLE ${quoteIdent(conflictTable(tableId))} ON COMMIT DROP AS SELECT ${keys}, array_agg(src ORDER BY src) AS srcs, array_agg(_bucardo_ts ORDER BY src) AS tss, ${winnerExpr(rule, keys)} AS winner FROM (${union}) a GROUP BY ${keys} HAVING count(*) > 1`,
+    `CREATE TEMP TABLE ${quoteIdent(conflictTable(tableId))} ON COMMIT DROP AS WITH p AS (${union}), a AS (${all})
+SELECT ${keys}, array_agg(src ORDER BY src) AS srcs, array_agg(_bucardo_ts ORDER BY src) AS tss, ${winnerExpr(rule, keys)} AS winner FROM a GROUP BY ${keys} HAVING count(*) > 1`,
     `SELECT count(*)::bigint AS n FROM ${quoteIdent(conflictTable(tableId))}`,
   ];
 }

@@ -38,6 +38,16 @@ export function probeSql(schema: string, tables: { tableId: string }[], hasLast:
 }
 
 /**
+ * Tables with a TRUNCATE pending since watermark $1 ('' none: all) for sync $2, read before
+ * the run's snapshot, in the fenced write transaction (snapshot.ts lockTables).
+ */
+export function pendingTruncatesSql(schema: string): string {
+  return `SELECT DISTINCT table_id FROM ${qualify(schema, 'truncate_log')}
+ WHERE (nullif($1, '') IS NULL OR (_bucardo_txid >= pg_snapshot_xmin(nullif($1, '')::pg_snapshot) AND NOT pg_visible_in_snapshot(_bucardo_txid, nullif($1, '')::pg_snapshot)))
+   AND _bucardo_origin IS DISTINCT FROM $2`;
+}
+
+/**
  * Second pass, for the tables the probe found: CREATE TEMP TABLE ... AS per table, then
  * (table_id, n, max ts) per table as the last result set. `ordered` (the key has a btree
  * index on this source, so its types sort): the keys are written in key order, so that
@@ -69,16 +79,18 @@ export function pendingSql(schema: string, tables: { tableId: string; keyColumns
  * against ~0.1 ms by key. Large sets keep the join: the planner sizes them right (their
  * page count is real), and a hash join over the table beats 10^5 probes.
  */
-export function winnerRowsSql(table: { schema: string; name: string; tableId: string; keyColumns: string[]; binary?: boolean }, columns: string[], byKey = false): string {
+export function winnerRowsSql(table: { schema: string; name: string; tableId: string; keyColumns: string[]; binary?: boolean }, columns: string[], src: number, byKey = false): string {
   const keySet = new Set(table.keyColumns);
-  const sel = columns.map((c) => (keySet.has(c) ? `k.${quoteIdent(c)}` : `t.${quoteIdent(c)}`)).join(', ');
+  // the staged row also carries its sender and the time of its change (sql/apply.ts STAGED_SRC, STAGED_TS)
+  const sel = `${columns.map((c) => (keySet.has(c) ? `k.${quoteIdent(c)}` : `t.${quoteIdent(c)}`)).join(', ')}`;
+  const tail = `k._bucardo_ts, ${Math.trunc(src)}::int`;
   const on = table.keyColumns.map((c) => `t.${quoteIdent(c)} = k.${quoteIdent(c)}`).join(' AND ');
   const pk = quoteIdent(pendingTable(table.tableId));
   if (byKey) {
     const inner = columns.filter((c) => !keySet.has(c)).map((c) => `t.${quoteIdent(c)}`);
-    return `COPY (SELECT ${sel}, t.ctid IS NOT NULL FROM ${pk} k LEFT JOIN LATERAL (SELECT ${['t.ctid', ...inner].join(', ')} FROM ${qualify(table.schema, table.name)} t WHERE ${on} OFFSET 0) t ON true) TO STDOUT${copyFormat(table)}`;
+    return `COPY (SELECT ${sel}, t.ctid IS NOT NULL, ${tail} FROM ${pk} k LEFT JOIN LATERAL (SELECT ${['t.ctid', ...inner].join(', ')} FROM ${qualify(table.schema, table.name)} t WHERE ${on} OFFSET 0) t ON true) TO STDOUT${copyFormat(table)}`;
   }
-  return `COPY (SELECT ${sel}, t.ctid IS NOT NULL FROM ${pk} k LEFT JOIN ${qualify(table.schema, table.name)} t ON ${on}) TO STDOUT${copyFormat(table)}`;
+  return `COPY (SELECT ${sel}, t.ctid IS NOT NULL, ${tail} FROM ${pk} k LEFT JOIN ${qualify(table.schema, table.name)} t ON ${on}) TO STDOUT${copyFormat(table)}`;
 }
 
 /** A pending-keys table's keys alone, in key order (the deletes of a direct apply). */

@@ -27,7 +27,8 @@ function prepareSql(schema: string): string {
        'columns', (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'builtin', a.atttypid < 16384) ORDER BY a.attnum)
                      FROM pg_catalog.pg_attribute a
                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
-       'keyIndexed', EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND ${KEY_INDEX}))
+       'keyIndexed', EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND ${KEY_INDEX}),
+       'keyUnique', EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND i.indimmediate AND ${KEY_INDEX}))
      ORDER BY r.table_schema, r.table_name), '[]')
      FROM ${t('sync_relation')} r
      LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = r.table_schema
@@ -35,7 +36,9 @@ function prepareSql(schema: string): string {
     WHERE r.sync = $1) AS relations,
   (SELECT coalesce(json_agg(json_build_object('schema', s.schemaname, 'name', s.sequencename, 'value', s.last_value::text)), '[]')
      FROM pg_catalog.pg_sequences s
-     JOIN unnest($2::text[], $3::text[]) AS q(sch, nam) ON q.sch = s.schemaname AND q.nam = s.sequencename) AS sequences`;
+     JOIN unnest($2::text[], $3::text[]) AS q(sch, nam) ON q.sch = s.schemaname AND q.nam = s.sequencename) AS sequences,
+  (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS system_identifier,
+  (SELECT value FROM ${t('meta')} WHERE key = 'system_identifier') AS recorded_system_identifier`;
 }
 
 interface Row {
@@ -43,6 +46,8 @@ interface Row {
   registered: boolean;
   relations: RelationInfo[];
   sequences: { schema: string; name: string; value: string | null }[];
+  system_identifier: string | null;
+  recorded_system_identifier: string | null;
 }
 
 /** Sequence key used in DatabaseState.sequences. */
@@ -73,5 +78,7 @@ export async function readDatabaseState(c: pg.Client, database: string, schema: 
     snapshots: row.state?.snapshots ?? {},
     relations: row.relations,
     sequences: seqs,
+    systemIdentifier: row.system_identifier,
+    recordedSystemIdentifier: row.recorded_system_identifier,
   };
 }

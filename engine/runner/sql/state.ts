@@ -9,13 +9,25 @@ import { deltaTableName } from '../../names.js';
 /**
  * $1 sync, $2 run_seq, $3 snapshots jsonb, $4 run_id, $5 started, $6 rows, $7 rows_by_table,
  * $8 conflicts, $9 runner, $10 conflict rows jsonb array, $11 table ids whose copy is done,
- * $12/$13/$14 sequences (schema, name, value) to setval.
+ * $12/$13/$14 sequences (schema, name, value) to setval, $15 the run_seq this run read here
+ * (0: no row), $16 the cluster's system identifier to record (a source), or NULL.
+ *
+ * The watermark is written only over the row the run read (compare and set): `ok` is
+ * false when it changed since, and the run must then not commit (docs/protocol.md). The
+ * fence makes that impossible; the check proves it.
  */
 export function writeStateSql(schema: string): string {
   const t = (n: string) => qualify(schema, n);
   return `WITH st AS (
-  INSERT INTO ${t('sync_state')} AS s (sync, run_seq, snapshots, updated_at) VALUES ($1, $2::bigint, $3::jsonb, now())
-  ON CONFLICT (sync) DO UPDATE SET run_seq = EXCLUDED.run_seq, snapshots = EXCLUDED.snapshots, updated_at = now()
+  INSERT INTO ${t('sync_state')} AS s (sync, run_seq, snapshots, updated_at) SELECT $1, $2::bigint, $3::jsonb, now() WHERE $15::bigint = 0
+  ON CONFLICT (sync) DO NOTHING
+  RETURNING 1
+), up AS (
+  UPDATE ${t('sync_state')} SET run_seq = $2::bigint, snapshots = $3::jsonb, updated_at = now() WHERE sync = $1 AND run_seq = $15::bigint AND $15::bigint > 0
+  RETURNING 1
+), id AS (
+  INSERT INTO ${t('meta')} (key, value) SELECT 'system_identifier', $16::text WHERE $16::text IS NOT NULL
+  ON CONFLICT (key) DO NOTHING
   RETURNING 1
 ), h AS (
   INSERT INTO ${t('run')} (run_id, sync, started, finished, rows, rows_by_table, conflicts, error, runner)
@@ -32,7 +44,8 @@ export function writeStateSql(schema: string): string {
 ), q AS (
   ${setvalFrom('$12', '$13', '$14')}
 )
-SELECT (SELECT count(*) FROM st) + (SELECT count(*) FROM h) + (SELECT count(*) FROM cf) + (SELECT count(*) FROM p) + (SELECT count(*) FROM q) AS n`;
+SELECT (SELECT count(*) FROM st) + (SELECT count(*) FROM up) = 1 AS ok,
+  (SELECT count(*) FROM h) + (SELECT count(*) FROM cf) + (SELECT count(*) FROM p) + (SELECT count(*) FROM q) + (SELECT count(*) FROM id) AS n`;
 }
 
 /** What a run records in each database (writeStateSql). */
@@ -52,6 +65,10 @@ export interface RunState {
   copyDone: string[];
   /** [schema, name, value] of the sequences to bring up here. */
   setvals: [string, string, string][];
+  /** The run_seq this run read in this database (0: none). */
+  expectedSeq: number;
+  /** A source's system identifier, recorded in meta the first time (null: a target). */
+  systemIdentifier: string | null;
 }
 
 /** The parameters of writeStateSql, in its order. */
@@ -60,6 +77,7 @@ export function writeStateParams(s: RunState): unknown[] {
     s.sync, String(s.runSeq), JSON.stringify(s.snapshots), s.runId, s.started.toISOString(), String(s.rows),
     JSON.stringify(s.rowsByTable), s.conflicts, s.runner, s.conflictRows, s.copyDone,
     s.setvals.map((v) => v[0]), s.setvals.map((v) => v[1]), s.setvals.map((v) => v[2]),
+    String(s.expectedSeq), s.systemIdentifier,
   ];
 }
 
@@ -81,18 +99,20 @@ export function setvalSql(): string {
   return setvalFrom('$1', '$2', '$3');
 }
 
-/** Step 8, first half: $1 sync, $2 confirmed jsonb. */
+/** Step 11, first half: $1 sync, $2 confirmed jsonb, $3 the run's run_seq (a later run's state is left alone). */
 export function confirmSql(schema: string): string {
-  return `UPDATE ${qualify(schema, 'sync_state')} SET confirmed = $2::jsonb WHERE sync = $1`;
+  return `UPDATE ${qualify(schema, 'sync_state')} SET confirmed = $2::jsonb WHERE sync = $1 AND run_seq = $3::bigint`;
 }
 
 /** Before purgeSql, on the connection that runs it: $1 this database's name, which the purge text reads back. */
 export const PURGE_SETUP_SQL = `SELECT set_config('bucardo.purge_db', $1, false)`;
 
 /**
- * Step 8, second half, one simple-protocol text for every table: delete the deltas that
- * every sync consuming them from this database has confirmed. A sync that never
- * confirmed holds everything (bool_and over coalesce(false)).
+ * Step 11, second half, one simple-protocol text for every table: delete the deltas that
+ * every delta sync consuming them from this database has confirmed. A sync that never
+ * confirmed holds everything (bool_and over coalesce(false)); a fullcopy sync reads no
+ * deltas and holds nothing. The last result set: rows deleted per delta table (a large
+ * purge is followed by a VACUUM of that table, off the run's path).
  */
 export function purgeSql(schema: string, tableIds: string[]): string {
   const t = (n: string) => qualify(schema, n);
@@ -100,7 +120,7 @@ export function purgeSql(schema: string, tableIds: string[]): string {
   const horizon = (filter: string) => `(SELECT CASE WHEN bool_and(coalesce(st.confirmed ? ${db}, false))
        THEN min(pg_snapshot_xmin((st.confirmed->>${db})::pg_snapshot)) END
      FROM ${t('sync')} s LEFT JOIN ${t('sync_state')} st ON st.sync = s.name
-    WHERE s.role = 'source'${filter})`;
+    WHERE s.role = 'source' AND s.kind = 'delta'${filter})`;
   const parts = tableIds.map(
     (id) =>
       `DELETE FROM ${t(deltaTableName(id))} WHERE _bucardo_txid < ${horizon(` AND EXISTS (SELECT 1 FROM ${t('sync_relation')} r WHERE r.sync = s.name AND r.table_id = ${quoteLiteral(id)})`)}`,

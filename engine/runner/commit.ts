@@ -1,0 +1,46 @@
+/**
+ * Step 10 of a run (docs/protocol.md): in every database's write transaction, one
+ * statement writes the watermark (compare and set over the run_seq the run read), the
+ * run's history row, its conflicts, the onetimecopy flags it cleared and the sequences it
+ * brought up; then the transactions commit one after another. A state that changed since
+ * the run read it (which the fence rules out) fails the run before anything commits.
+ */
+import type { RunInputs } from './inputs.js';
+import type { ConflictRecord } from './types.js';
+import { writeStateSql, writeStateParams } from './sql/state.js';
+import { BucardoError } from '../errors.js';
+
+export interface RunRecord {
+  snapshots: Record<string, string>;
+  rows: number;
+  rowsByTable: Record<string, number>;
+  conflicts: number;
+  conflictRecords: ConflictRecord[];
+}
+
+export async function commitRun(inp: RunInputs, rec: RunRecord): Promise<void> {
+  const { ctx, plan, writers, states } = inp;
+  const sources = new Set(ctx.sources.map((s) => s.name));
+  const conflictRows = JSON.stringify(
+    rec.conflictRecords.map((c) => ({ schema: c.schema, name: c.name, key: c.key, winner: c.winner, detail: { changed: c.changed } })),
+  );
+  const oks = await Promise.all(
+    ctx.databases.map(async (d) => {
+      const r = await writers.get(d.name)!.query<{ ok: boolean }>(writeStateSql(ctx.schema), writeStateParams({
+        sync: ctx.sync.name, runSeq: plan.nextSeq, snapshots: rec.snapshots, runId: inp.runId, started: inp.started, rows: rec.rows,
+        rowsByTable: rec.rowsByTable, conflicts: rec.conflicts, runner: inp.runner, conflictRows,
+        copyDone: plan.tables.filter((t) => t.copyClear.includes(d.name)).map((t) => t.tableId), setvals: plan.setvals.get(d.name) ?? [],
+        expectedSeq: plan.expectedSeq.get(d.name) ?? 0,
+        systemIdentifier: sources.has(d.name) ? states.get(d.name)?.systemIdentifier ?? null : null,
+      }));
+      return { db: d.name, ok: r.rows[0].ok };
+    }),
+  );
+  const moved = oks.filter((o) => !o.ok).map((o) => o.db);
+  if (moved.length) {
+    throw new BucardoError('state_changed', `sync ${ctx.sync.name}: the watermark in database ${moved.join(', ')} changed while this run was in progress (another runner?); nothing was committed`, {
+      hint: 'run one runner per sync at a time; the run is retried',
+    });
+  }
+  for (const d of ctx.databases) await writers.get(d.name)!.query('COMMIT');
+}

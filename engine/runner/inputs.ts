@@ -1,0 +1,19 @@
+/** What every step of a run works with: the sync, its connections, the plan, and the fenced write transactions. */
+import type pg from 'pg';
+import type { SyncContext } from './context.js';
+import type { SyncConnections } from './connections.js';
+import type { RunPlan } from './plan.js';
+import type { DatabaseState } from './types.js';
+
+export interface RunInputs {
+  ctx: SyncContext;
+  conns: SyncConnections;
+  plan: RunPlan;
+  /** What each database said when the run started (read under the fence). */
+  states: Map<string, DatabaseState>;
+  /** Each database's write transaction, open and fenced (run.ts). */
+  writers: Map<string, pg.Client>;
+  runId: string;
+  started: Date;
+  runner: string;
+}
