@@ -246,6 +246,10 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
   const lines = [
     '',
     '-- bucardo ' + topology + ': capture of ' + target.replace(/[\r\n]/g, ' '),
+    // names in the SQL below are the tables' columns; this function's own variables are
+    // written qualified by the block label (a user column may be called anything)
+    '#variable_conflict use_column',
+    '<<bucardo_capture>>',
     'DECLARE',
     '  n bigint;',
     // the time of this change (not of its transaction's start): `latest` compares these,
@@ -257,20 +261,20 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
       : [
           "  IF TG_LEVEL = 'ROW' THEN",
           '    -- an UPDATE changed the key of this row: its old key is a change too',
-          `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) VALUES (${key.map((c) => `OLD.${quoteIdent(c.name)}`).join(', ')}, ts);`,
+          `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) VALUES (${key.map((c) => `OLD.${quoteIdent(c.name)}`).join(', ')}, bucardo_capture.ts);`,
           '    RETURN NULL;',
           '  END IF;',
         ]),
     "  IF TG_OP = 'INSERT' THEN",
-    `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, ts FROM bucardo_new;`,
+    `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, bucardo_capture.ts FROM bucardo_new;`,
     "  ELSIF TG_OP = 'UPDATE' THEN",
     opts.partitioned
-      ? `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, ts FROM (SELECT ${cols} FROM bucardo_new UNION SELECT ${cols} FROM bucardo_old) k;`
-      : `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, ts FROM bucardo_new;`,
+      ? `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, bucardo_capture.ts FROM (SELECT ${cols} FROM bucardo_new UNION SELECT ${cols} FROM bucardo_old) k;`
+      : `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, bucardo_capture.ts FROM bucardo_new;`,
     "  ELSIF TG_OP = 'DELETE' THEN",
-    `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, ts FROM bucardo_old;`,
+    `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, bucardo_capture.ts FROM bucardo_old;`,
     '  ELSE',
-    `    INSERT INTO ${qualify(s, 'truncate_log')} (table_id, ${DELTA_TS}) VALUES (${quoteLiteral(id)}, ts);`,
+    `    INSERT INTO ${qualify(s, 'truncate_log')} (table_id, ${DELTA_TS}) VALUES (${quoteLiteral(id)}, bucardo_capture.ts);`,
     '  END IF;',
   ];
   if (opts.autokick) {

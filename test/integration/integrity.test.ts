@@ -244,3 +244,20 @@ test('run --once under a steady write load replicates what was committed before 
     await w.end();
   }
 });
+
+test('capture never makes an application write fail: columns named like the capture function\'s own variables', async () => {
+  const ddl = `CREATE TABLE public.odd ("ts" integer PRIMARY KEY, n text, bucardo_capture text);`;
+  const [a, b] = await env.fresh('oddcols', ddl, ['a', 'b']);
+  const file = writeTopology(simpleTopology({ sources: [a, b], tables: ['public.odd'] }));
+  await applyOk(file);
+  await a.query(`INSERT INTO public.odd VALUES (1, 'n', 'c'), (2, 'n2', 'c2')`);
+  await a.query(`UPDATE public.odd SET "ts" = 3 WHERE "ts" = 2`);
+  await b.query(`INSERT INTO public.odd VALUES (10, 'b', 'b')`);
+  await runOnce(file);
+  await a.query(`DELETE FROM public.odd WHERE "ts" = 1`);
+  await b.query(`TRUNCATE public.odd`);
+  await b.query(`INSERT INTO public.odd VALUES (11, 'b', 'b')`);
+  await runOnce(file);
+  await assertSame([a, b], ['public.odd']);
+  assert.deepEqual((await a.query(`SELECT "ts" FROM public.odd ORDER BY 1`)).rows.map((r: { ts: number }) => r.ts), [11]);
+});
