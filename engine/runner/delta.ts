@@ -2,7 +2,7 @@
  * One run of a delta sync, in the steps of docs/protocol.md (run.ts did step 1, the fence,
  * and read every database's state):
  *
- *   2. lockTables      snapshot.ts  tables the run will replace wholesale on a source
+ *   2. lockTables      snapshot.ts  tables a onetimecopy loads into a source (lock_tables: all)
  *   3. readSources     snapshot.ts  REPEATABLE READ snapshot and pending keys per source
  *   4. resolveConflicts conflicts.ts keys pending on several sources get one winner
  *   5. planWork        receive.ts   what each database empties, copies, stages
@@ -33,7 +33,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   const { ctx, conns, plan, writers } = inp;
   const sync = ctx.sync;
   const locks = await lockTables(inp);
-  const reads = await readSources(inp, locks);
+  const reads = await readSources(inp);
 
   const anyPending = reads.some((r) => [...r.pending.values()].some((p) => p.n > 0) || r.truncates.size > 0);
   const anyCopy = plan.tables.some((t) => t.copyClear.length > 0);
@@ -53,7 +53,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
 
   const conflicts = await resolveConflicts(inp, reads);
   await Promise.all(ctx.databases.map((d) => writers.get(d.name)!.query(WRITE_SETUP_SQL, [sync.name])));
-  const work = await planWork(inp, reads);
+  const work = await planWork(inp, reads, locks);
   await stage(inp, reads, work);
   await loadTargets(inp, reads, work);
   await loadSources(inp, reads, work);

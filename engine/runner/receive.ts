@@ -28,6 +28,7 @@ import { winnerRowsSql, wholeTableSql, pendingKeysOnlyOutSql, presentRowsSql } f
 import {
   createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql, guardedApplySql, GUARD_SETUP_SQL,
   createDeleteKeysSql, copyIntoDeleteKeysSql, directDeleteSql, requeueOutSql, requeueInSql,
+  createKeepSql, copyIntoKeepSql, guardedClearSql, TRUNCATE_TS_SETUP_SQL, clearDeferredOutSql,
 } from './sql/apply.js';
 
 /** Up to this many pending keys, a source's rows are read by one index probe per key (winnerRowsSql). */
@@ -45,8 +46,10 @@ const DIRECT_MIN_ROWS = 5_000;
 
 /** What step 5 decided, and what the later steps add up. */
 export interface Work {
-  /** db -> tables this run empties there. */
+  /** db -> tables this run empties there at once (a target, or a source that holds the table locked). */
   toEmpty: Map<string, RunTable[]>;
+  /** source db -> tables it empties row by row, guarded (a replicated TRUNCATE; guardedClearSql), and the source that truncated. */
+  toClear: Map<string, { t: RunTable; truncater: SourceRead }[]>;
   /** tableId -> databases a onetimecopy loads it into. */
   copyTargets: Map<string, string[]>;
   /** db -> tableId -> rows staged there. */
@@ -71,24 +74,36 @@ function receiversOf(inp: RunInputs, work: Work, t: RunTable, from: string): str
 }
 
 /** Step 5. */
-export async function planWork(inp: RunInputs, reads: SourceRead[]): Promise<Work> {
+export async function planWork(inp: RunInputs, reads: SourceRead[], locks: TableLocks): Promise<Work> {
   const { ctx, plan, writers } = inp;
   const isSource = isSourceOf(inp);
-  const work: Work = { toEmpty: new Map(), copyTargets: new Map(), staged: new Map(), direct: new Map(), rowsByTable: {}, copied: [], deferred: {} };
+  const work: Work = { toEmpty: new Map(), toClear: new Map(), copyTargets: new Map(), staged: new Map(), direct: new Map(), rowsByTable: {}, copied: [], deferred: {} };
   const push = (db: string, t: RunTable) => work.toEmpty.set(db, [...(work.toEmpty.get(db) ?? []).filter((x) => x !== t), t]);
   // a replicated TRUNCATE empties every database but the one that truncated last; every
-  // change that beat it in step 4 is pending still and goes (back) everywhere
+  // change that beat it in step 4 is pending still and goes (back) everywhere. A source
+  // empties row by row, keeping its winning changes, unless it holds the table locked.
   for (const t of plan.tables) {
     const last = newestTruncater(reads, t.tableId);
     if (!last) continue;
-    for (const d of ctx.databases) if (d.name !== last.db) push(d.name, t);
+    for (const d of ctx.databases) {
+      if (d.name === last.db) continue;
+      if (isSource(d.name) && !locks.locked.get(d.name)?.has(t.tableId)) work.toClear.set(d.name, [...(work.toClear.get(d.name) ?? []), { t, truncater: last }]);
+      else push(d.name, t);
+    }
     work.rowsByTable[t.display] = 0;
   }
-  // onetimecopy: which receivers take the whole table (on a source the table is locked since step 2)
+  // onetimecopy: which receivers take the whole table (on a source the table is locked since
+  // step 2). Not a table that another source truncated after the copy's source: it is
+  // emptied everywhere but there, and what survives the TRUNCATE goes everywhere as changes
+  // (copying the first source's rows from before it would bring them back).
+  const copyable = (t: RunTable) => {
+    const tr = newestTruncater(reads, t.tableId);
+    return !tr || tr === reads[0];
+  };
   if (plan.tables.some((t) => t.copyInto.length)) {
     await Promise.all(
       ctx.databases.map(async (d) => {
-        const due = plan.tables.filter((t) => t.copyInto.includes(d.name));
+        const due = plan.tables.filter((t) => t.copyInto.includes(d.name) && copyable(t));
         if (!due.length) return;
         let take = due;
         if (ctx.sync.onetimecopy === 'if_empty') {
@@ -128,6 +143,15 @@ export async function stage(inp: RunInputs, reads: SourceRead[], work: Work): Pr
   await Promise.all(
     [...work.staged].map(([db, m]) => writers.get(db)!.query(createStagingSql(plan.tables.filter((t) => m.has(t.tableId))))),
   );
+  // a source taking a TRUNCATE keeps the keys whose own change won step 4
+  for (const [db, list] of work.toClear) {
+    const w = writers.get(db)!;
+    const r = reads.find((x) => x.db === db)!;
+    for (const { t } of list) {
+      await w.query(createKeepSql(t));
+      if ((r.pending.get(t.tableId)?.n ?? 0) > 0) await copyBetween(r.client, pendingKeysOnlyOutSql(t), [{ client: w, sql: copyIntoKeepSql(t) }]);
+    }
+  }
   for (const t of plan.tables) {
     if (work.direct.has(t.tableId)) continue;
     for (const r of reads) {
@@ -161,14 +185,29 @@ export async function loadTargets(inp: RunInputs, reads: SourceRead[], work: Wor
 export async function loadSources(inp: RunInputs, reads: SourceRead[], work: Work): Promise<void> {
   const [first, ...others] = reads;
   await Promise.all(others.map((r) => r.client.query('ROLLBACK')));
-  for (const r of others) {
-    const tables = work.toEmpty.get(r.db);
-    if (tables) await emptyTables(inp.writers.get(r.db)!, tables, true);
-  }
+  for (const r of others) await emptySource(inp, r, work);
   await copyWhole(inp, first, work, others.map((r) => r.db));
   await first.client.query('ROLLBACK');
-  const tables = work.toEmpty.get(first.db);
-  if (tables) await emptyTables(inp.writers.get(first.db)!, tables, true);
+  await emptySource(inp, first, work);
+}
+
+/** A source's share of step 8: tables it holds locked emptied at once, the others row by row (deferring what it must not touch). */
+async function emptySource(inp: RunInputs, r: SourceRead, work: Work): Promise<void> {
+  const w = inp.writers.get(r.db)!;
+  const tables = work.toEmpty.get(r.db);
+  if (tables) await emptyTables(w, tables, true);
+  const clears = work.toClear.get(r.db);
+  if (!clears) return;
+  await w.query(GUARD_SETUP_SQL, [r.snapshot]);
+  for (const { t, truncater } of clears) {
+    const res = (await w.query(guardedClearSql(inp.ctx.schema, t))) as unknown as pg.QueryResult<{ n: string }>[];
+    const n = Number(res[res.length - 1].rows[0].n);
+    if (!n) continue;
+    // back to the truncating source: a deletion of each key at the time of its TRUNCATE
+    await w.query(TRUNCATE_TS_SETUP_SQL, [truncater.truncates.get(t.tableId)!]);
+    await copyBetween(w, clearDeferredOutSql(t), [{ client: inp.writers.get(truncater.db)!, sql: requeueInSql(inp.ctx.schema, t) }]);
+    work.deferred[t.display] = (work.deferred[t.display] ?? 0) + n;
+  }
 }
 
 /**

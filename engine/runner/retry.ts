@@ -35,10 +35,13 @@ export const RETRYABLE_SQLSTATES: Record<string, string> = {
 /** Node-level errors of a socket that went away or never came. */
 export const RETRYABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
+/** BucardoError codes of a run that lost a race with the applications or another runner: redone. */
+const RACED_CODES = new Set(['state_changed']);
+
 /** True when the failure is transient (connection, shutdown, contention). */
 export function isRetryable(e: unknown): boolean {
   for (let cur: unknown = e, depth = 0; cur && depth < 5; depth++) {
-    if (cur instanceof BucardoError && cur.code === 'unreachable') return true;
+    if (cur instanceof BucardoError && (cur.code === 'unreachable' || RACED_CODES.has(cur.code))) return true;
     const code = (cur as { code?: unknown }).code;
     if (typeof code === 'string' && (code in RETRYABLE_SQLSTATES || RETRYABLE_NODE_CODES.has(code))) return true;
     const msg = cur instanceof Error ? cur.message : '';
@@ -57,6 +60,7 @@ const CONTENTION_SQLSTATES = new Set(['40P01', '40001', '55P03']);
  */
 export function isContention(e: unknown): boolean {
   for (let cur: unknown = e, depth = 0; cur && depth < 5; depth++) {
+    if (cur instanceof BucardoError && RACED_CODES.has(cur.code)) return true;
     const code = (cur as { code?: unknown }).code;
     if (typeof code === 'string' && CONTENTION_SQLSTATES.has(code)) return true;
     cur = (cur as { cause?: unknown }).cause;

@@ -1,20 +1,22 @@
 /**
  * Steps 2 and 3 of a delta run (docs/protocol.md): lock the tables that this run will
- * empty or copy whole on a database that has writers of its own, then take a snapshot of
- * every source and read its pending keys in it.
+ * copy whole into a database that has writers of its own, then take a snapshot of every
+ * source and read its pending keys in it.
  *
- * Why the table locks come first: a run replaces such a table's rows wholesale (a
- * replicated TRUNCATE, a onetimecopy into a source). Row by row, a run can tell a local
- * write that committed after its snapshot and leave it alone (receive.ts); a wholesale
- * replacement cannot. With the table locked in EXCLUSIVE mode before the snapshot, every
- * local write of it either committed before the snapshot (so the run sees it and settles
- * it like any other change) or waits until the run has committed.
+ * Why those table locks come first: a onetimecopy into a source replaces the table's rows
+ * wholesale. Row by row, a run can tell a local write that committed after its snapshot
+ * and leave it alone (receive.ts); a wholesale copy cannot. With the table locked in
+ * EXCLUSIVE mode before the snapshot, every local write of it either committed before the
+ * snapshot (so the run sees it and settles it like any other change) or waits until the
+ * run has committed. `lock_tables: true` does the same for every table of the sync.
+ * (A replicated TRUNCATE needs no table lock: a source empties its table row by row,
+ * guarded like any other write into it.)
  */
 import type pg from 'pg';
 import type { RunInputs } from './inputs.js';
 import type { DatabaseSpec } from '../topology/types.js';
 import { BucardoError } from '../errors.js';
-import { PENDING_SETUP_SQL, probeSql, pendingSql, pendingTruncatesSql } from './sql/pending.js';
+import { PENDING_SETUP_SQL, probeSql, pendingSql } from './sql/pending.js';
 import { lockTablesSql } from './sql/apply.js';
 
 /** What a run read on one source, in its snapshot. */
@@ -32,45 +34,34 @@ export interface SourceRead {
   truncates: Map<string, string>;
 }
 
-/** The tables to lock in EXCLUSIVE mode, per source database, and the tables with a TRUNCATE pending before the snapshot. */
+/** The tables locked in EXCLUSIVE mode, per source database. */
 export interface TableLocks {
   locked: Map<string, Set<string>>;
-  truncated: Set<string>;
 }
 
-/** How long a run waits for a table lock before it gives up and is retried (an application's transaction holds the table). */
-const TABLE_LOCK_WAIT = '2s';
-
 /**
- * Step 2. Which tables a run may replace wholesale on a source: those with a TRUNCATE
- * pending on some source (every source but the newest truncater is emptied), those a
- * onetimecopy loads into that source, and with `lock_tables` all of them. Read in each
- * source's fenced transaction (READ COMMITTED: the latest committed state).
+ * How long a run waits for a table lock before it gives up and is retried: while it waits,
+ * the applications' writers of the table queue behind it, so this is the longest stall a
+ * onetimecopy into a source (or lock_tables) can add to them.
  */
+const TABLE_LOCK_WAIT = '500ms';
+
+/** Step 2: a onetimecopy into a source locks its table there; with `lock_tables`, every table on every source. */
 export async function lockTables(inp: RunInputs): Promise<TableLocks> {
   const { ctx, plan, writers } = inp;
-  const truncated = new Set<string>();
-  await Promise.all(
-    ctx.sources.map(async (s) => {
-      const r = await writers.get(s.name)!.query<{ table_id: string }>(pendingTruncatesSql(ctx.schema), [plan.last[s.name] ?? '', ctx.sync.name]);
-      for (const row of r.rows) if (plan.tables.some((t) => t.tableId === row.table_id)) truncated.add(row.table_id);
-    }),
-  );
   const locked = new Map<string, Set<string>>();
   for (const s of ctx.sources) {
-    const ids = plan.tables
-      .filter((t) => ctx.sync.lockTables || truncated.has(t.tableId) || t.copyInto.includes(s.name))
-      .map((t) => t.tableId);
+    const ids = plan.tables.filter((t) => ctx.sync.lockTables || t.copyInto.includes(s.name)).map((t) => t.tableId);
     if (ids.length) locked.set(s.name, new Set(ids));
   }
   await Promise.all(
     [...locked].map(([db, ids]) => writers.get(db)!.query(lockTablesSql(plan.tables.filter((t) => ids.has(t.tableId)), TABLE_LOCK_WAIT))),
   );
-  return { locked, truncated };
+  return { locked };
 }
 
 /** Step 3: every source in parallel: BEGIN REPEATABLE READ, the snapshot, the pending keys. */
-export async function readSources(inp: RunInputs, locks: TableLocks): Promise<SourceRead[]> {
+export async function readSources(inp: RunInputs): Promise<SourceRead[]> {
   const { ctx, conns, plan } = inp;
   const sync = ctx.sync;
   const begin = sync.isolation === 'serializable' ? 'BEGIN ISOLATION LEVEL SERIALIZABLE' : 'BEGIN ISOLATION LEVEL REPEATABLE READ';
@@ -101,15 +92,6 @@ export async function readSources(inp: RunInputs, locks: TableLocks): Promise<So
     }),
   );
   assertSameHistory(inp, reads);
-  // A TRUNCATE that committed between step 2 and the snapshot found its table unlocked:
-  // the run cannot empty it safely. Rare; the run is redone at once.
-  for (const r of reads) {
-    for (const id of r.truncates.keys()) {
-      if (!locks.truncated.has(id)) {
-        throw new BucardoError('run_raced', `sync ${sync.name}: a TRUNCATE of ${plan.tables.find((t) => t.tableId === id)?.display ?? id} committed on database ${r.db} while the run started; the run is redone`);
-      }
-    }
-  }
   return reads;
 }
 

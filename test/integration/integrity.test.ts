@@ -261,3 +261,15 @@ test('capture never makes an application write fail: columns named like the capt
   await assertSame([a, b], ['public.odd']);
   assert.deepEqual((await a.query(`SELECT "ts" FROM public.odd ORDER BY 1`)).rows.map((r: { ts: number }) => r.ts), [11]);
 });
+
+test('a onetimecopy and a TRUNCATE on another source in the same run: the TRUNCATE wins, later rows survive everywhere', async () => {
+  const [a, b, c] = await env.fresh('copytrunc', DDL, ['a', 'b', 'c']);
+  await a.query(`INSERT INTO public.items SELECT i, 'old' FROM generate_series(1, 5) i`);
+  const file = writeTopology(simpleTopology({ sources: [a, b], targets: [c], tables: ['public.items'], sync: { onetimecopy: 'always' } }));
+  await applyOk(file);
+  await b.query(`TRUNCATE public.items`);
+  await a.query(`INSERT INTO public.items VALUES (6, 'after the truncate')`);
+  await runOnce(file);
+  await assertSame([a, b, c], ['public.items']);
+  assert.deepEqual(await ids(a), [6]);
+});

@@ -190,3 +190,56 @@ export function requeueOutSql(t: { tableId: string; keyColumns: string[] }, src:
 export function requeueInSql(schema: string, t: { tableId: string; keyColumns: string[] }): string {
   return `COPY ${qualify(schema, deltaTableName(t.tableId))} (${t.keyColumns.map(quoteIdent).join(', ')}, _bucardo_ts, _bucardo_origin) FROM STDIN`;
 }
+
+export const keepTable = (tableId: string) => `bucardo_kp_${tableId}`;
+const clearLockedTable = (tableId: string) => `bucardo_ek_${tableId}`;
+export const clearDeferredTable = (tableId: string) => `bucardo_tq_${tableId}`;
+
+/** The keys a source keeps when it takes a replicated TRUNCATE: its own pending changes that won step 4 (filled by COPY). */
+export function createKeepSql(t: { tableId: string; schema: string; name: string; keyColumns: string[] }): string {
+  return `CREATE TEMP TABLE ${quoteIdent(keepTable(t.tableId))} ON COMMIT DROP AS SELECT ${t.keyColumns.map(quoteIdent).join(', ')} FROM ${qualify(t.schema, t.name)} WITH NO DATA`;
+}
+
+export function copyIntoKeepSql(t: { tableId: string; keyColumns: string[]; binary?: boolean }): string {
+  return `COPY ${quoteIdent(keepTable(t.tableId))} (${t.keyColumns.map(quoteIdent).join(', ')}) FROM STDIN${copyFormat(t)}`;
+}
+
+/**
+ * A replicated TRUNCATE on a source (step 8), row by row and guarded like any write into a
+ * source (guardedApplySql), so that no table lock is needed: lock every row but the kept
+ * keys (skipping rows another transaction holds), delete those with no local change the
+ * run has not seen. Every key still there afterwards (held by another transaction,
+ * changed locally after the snapshot, or inserted since), and every key changed locally
+ * after the snapshot, is deferred: it goes back to the truncating source as a deletion
+ * at the time of the TRUNCATE, which the next run settles against the local change.
+ * The last result set: the number of deferred keys.
+ */
+export function guardedClearSql(schema: string, t: { tableId: string; schema: string; name: string; keyColumns: string[] }): string {
+  const kp = quoteIdent(keepTable(t.tableId));
+  const ek = quoteIdent(clearLockedTable(t.tableId));
+  const tq = quoteIdent(clearDeferredTable(t.tableId));
+  const tbl = qualify(t.schema, t.name);
+  const delta = qualify(schema, deltaTableName(t.tableId));
+  const keys = t.keyColumns.map(quoteIdent);
+  const on = (a: string, b: string) => t.keyColumns.map((c) => `${a}.${quoteIdent(c)} = ${b}.${quoteIdent(c)}`).join(' AND ');
+  const sel = (a: string) => keys.map((k) => `${a}.${k}`).join(', ');
+  const cur = "(SELECT current_setting('bucardo.cur_snapshot')::pg_snapshot)";
+  const origin = "(SELECT current_setting('bucardo.origin'))";
+  const unseen = `NOT pg_visible_in_snapshot(d._bucardo_txid, ${cur}) AND d._bucardo_origin IS DISTINCT FROM ${origin}`;
+  return [
+    `CREATE TEMP TABLE ${ek} ON COMMIT DROP AS SELECT ${keys.join(', ')}, NULL::oid AS _bucardo_toid, NULL::tid AS _bucardo_tid FROM ${tbl} WITH NO DATA`,
+    `WITH l AS (SELECT ${sel('t')}, t.tableoid, t.ctid FROM ${tbl} t WHERE NOT EXISTS (SELECT 1 FROM ${kp} k WHERE ${on('k', 't')}) FOR UPDATE OF t SKIP LOCKED) INSERT INTO ${ek} SELECT * FROM l`,
+    `DELETE FROM ${tbl} t USING ${ek} l WHERE ${on('t', 'l')} AND t.tableoid = l._bucardo_toid AND t.ctid = l._bucardo_tid AND NOT EXISTS (SELECT 1 FROM ${delta} d WHERE ${on('d', 'l')} AND ${unseen})`,
+    `CREATE TEMP TABLE ${tq} ON COMMIT DROP AS SELECT DISTINCT ${keys.join(', ')} FROM (SELECT ${sel('t')} FROM ${tbl} t UNION ALL SELECT ${sel('d')} FROM ${delta} d WHERE ${unseen}) x
+  WHERE NOT EXISTS (SELECT 1 FROM ${kp} k WHERE ${on('k', 'x')})`,
+    `SELECT count(*)::bigint AS n FROM ${tq}`,
+  ].join(';\n');
+}
+
+/** Before clearDeferredOutSql: $1 the time of the TRUNCATE the deferred deletions stand for. */
+export const TRUNCATE_TS_SETUP_SQL = `SELECT set_config('bucardo.truncate_ts', $1, true)`;
+
+/** The deferred deletions of guardedClearSql, as delta rows of the truncating source (text COPY, into requeueInSql). */
+export function clearDeferredOutSql(t: { tableId: string; keyColumns: string[] }): string {
+  return `COPY (SELECT ${t.keyColumns.map(quoteIdent).join(', ')}, current_setting('bucardo.truncate_ts')::timestamptz, NULL::text FROM ${quoteIdent(clearDeferredTable(t.tableId))}) TO STDOUT`;
+}

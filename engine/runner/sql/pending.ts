@@ -38,16 +38,6 @@ export function probeSql(schema: string, tables: { tableId: string }[], hasLast:
 }
 
 /**
- * Tables with a TRUNCATE pending since watermark $1 ('' none: all) for sync $2, read before
- * the run's snapshot, in the fenced write transaction (snapshot.ts lockTables).
- */
-export function pendingTruncatesSql(schema: string): string {
-  return `SELECT DISTINCT table_id FROM ${qualify(schema, 'truncate_log')}
- WHERE (nullif($1, '') IS NULL OR (_bucardo_txid >= pg_snapshot_xmin(nullif($1, '')::pg_snapshot) AND NOT pg_visible_in_snapshot(_bucardo_txid, nullif($1, '')::pg_snapshot)))
-   AND _bucardo_origin IS DISTINCT FROM $2`;
-}
-
-/**
  * Second pass, for the tables the probe found: CREATE TEMP TABLE ... AS per table, then
  * (table_id, n, max ts) per table as the last result set. `ordered` (the key has a btree
  * index on this source, so its types sort): the keys are written in key order, so that
