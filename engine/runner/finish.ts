@@ -9,7 +9,7 @@
 import type pg from 'pg';
 import type { SyncContext } from './context.js';
 import type { SyncConnections } from './connections.js';
-import { confirmSql, purgeSql, PURGE_SETUP_SQL } from './sql/state.js';
+import { confirmSql, purgeSql, PURGE_SETUP_SQL, pruneHistorySql } from './sql/state.js';
 import { qualify } from '../sql/ident.js';
 import { deltaTableName } from '../names.js';
 
@@ -37,6 +37,21 @@ export async function finishRun(
     }),
   );
   deferMaintenance(ctx, conns, tables, copiedInto);
+  deferHistoryPrune(ctx, conns);
+}
+
+/** When each (topology schema, sync, database) last pruned its run history, in this process. */
+const lastPrune = new Map<string, number>();
+const PRUNE_EVERY_MS = 3600_000;
+
+/** run_history: old runs and conflicts go, at most once an hour per database, off the run's path. */
+export function deferHistoryPrune(ctx: SyncContext, conns: SyncConnections, now = Date.now()): void {
+  for (const d of ctx.databases) {
+    const k = `${ctx.schema}\u0000${ctx.sync.name}\u0000${d.name}`;
+    if (now - (lastPrune.get(k) ?? 0) < PRUNE_EVERY_MS) continue;
+    lastPrune.set(k, now);
+    conns.defer(conns.get(d, 'maintain').then((m) => m.query(pruneHistorySql(ctx.schema), [ctx.sync.name, String(ctx.topology.runHistoryMs)])));
+  }
 }
 
 /**

@@ -10,7 +10,7 @@ import { wholeTableSql } from './sql/pending.js';
 import { WRITE_SETUP_SQL, copyIntoTableSql } from './sql/apply.js';
 import { copyBetween } from './copy.js';
 import { qualify } from '../sql/ident.js';
-import { deferMaintenance } from './finish.js';
+import { deferMaintenance, deferHistoryPrune } from './finish.js';
 import { withIndexesDropped } from './rebuild.js';
 import { commitRun } from './commit.js';
 
@@ -40,5 +40,6 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   await commitRun(inp, { snapshots: { [ctx.sources[0].name]: snap }, rows, rowsByTable, conflicts: 0, conflictRecords: [] });
   const copiedInto = new Map(plan.tables.map((t) => [t.tableId, targets.map((d) => d.name)]));
   deferMaintenance(ctx, conns, plan.tables, copiedInto);
+  deferHistoryPrune(ctx, conns);
   return { sync: sync.name, runId: inp.runId, wrote: true, rowsByTable, rows, conflicts: 0, started: inp.started, finished: new Date(), copied: plan.tables.map((t) => t.display) };
 }

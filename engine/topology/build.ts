@@ -30,6 +30,7 @@ export type RawTopology = unknown;
 /** Every default of the format, in one place. */
 const DEFAULTS = {
   name: 'main',
+  runHistoryMs: 14 * 24 * 3600 * 1000,
   makedelta: false,
   kind: 'delta',
   conflict: { kind: 'latest' } as ConflictStrategy,
@@ -68,10 +69,17 @@ export function buildTopology(raw: RawTopology, file: string, ctx: BuildContext)
   const topology: Topology = {
     file,
     name: name !== undefined && /^[a-z][a-z0-9_]{0,39}$/.test(name) ? name : DEFAULTS.name,
+    runHistoryMs: DEFAULTS.runHistoryMs,
     databases: new Map(),
     relgroups: new Map(),
     syncs: new Map(),
   };
+  if (typeof root.run_history === 'string' || typeof root.run_history === 'number') {
+    const ms = parseDuration(root.run_history);
+    if (ms === null) ctx.report(['run_history'], 'value', `run_history: ${JSON.stringify(root.run_history)} is not a duration`, DURATION_EXAMPLES);
+    else if (ms < 60_000) ctx.report(['run_history'], 'value', `run_history: ${JSON.stringify(root.run_history)} is less than a minute`, 'keep at least a few hours of run history: bucardo status and the conflict log read it');
+    else topology.runHistoryMs = ms;
+  }
   for (const [db, v] of entries(root.databases)) {
     const spec = buildDatabase(db, v, ['databases', db], ctx);
     origins.set(spec, ['databases', db]);

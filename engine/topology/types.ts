@@ -117,6 +117,8 @@ export interface Topology {
   file: string;
   /** Owner of everything apply installs; `main` by default. */
   name: string;
+  /** How long run and conflict history is kept in each database (milliseconds; `run_history`, default 14 days). */
+  runHistoryMs: number;
   databases: Map<string, DatabaseSpec>;
   relgroups: Map<string, RelgroupSpec>;
   syncs: Map<string, SyncSpec>;

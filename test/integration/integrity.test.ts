@@ -273,3 +273,23 @@ test('a onetimecopy and a TRUNCATE on another source in the same run: the TRUNCA
   await assertSame([a, b, c], ['public.items']);
   assert.deepEqual(await ids(a), [6]);
 });
+
+test('run history is kept for run_history (default 14 days), the latest run of each sync always', async () => {
+  const [a, b] = await env.fresh('history', DDL, ['a', 'b']);
+  const file = writeTopology({ ...simpleTopology({ sources: [a], targets: [b], tables: ['public.items'] }), run_history: '2d' });
+  await applyOk(file);
+  await a.query(`INSERT INTO public.items VALUES (1, 'x')`);
+  await runOnce(file);
+  for (const d of [a, b]) {
+    await d.query(`INSERT INTO bucardo_main.run (run_id, sync, started, finished) VALUES ('old', 's1', now() - interval '3 days', now() - interval '3 days'), ('recent', 's1', now() - interval '1 day', now() - interval '1 day')`);
+    await d.query(`INSERT INTO bucardo_main.conflict (run_id, sync, table_schema, table_name, key, at) VALUES ('old', 's1', 'public', 'items', '{}', now() - interval '3 days')`);
+  }
+  await a.query(`INSERT INTO public.items VALUES (2, 'y')`);
+  await runOnce(file);
+  for (const d of [a, b]) {
+    const runs = (await d.query(`SELECT run_id FROM bucardo_main.run WHERE run_id IN ('old', 'recent')`)).rows.map((r: { run_id: string }) => r.run_id);
+    assert.deepEqual(runs, ['recent'], d.name);
+    assert.equal((await d.one(`SELECT count(*)::int AS n FROM bucardo_main.conflict`)).n, 0);
+    assert.ok((await d.one(`SELECT count(*)::int AS n FROM bucardo_main.run WHERE error IS NULL`)).n >= 2);
+  }
+});

@@ -21,7 +21,7 @@ function topo(sync: Partial<SyncSpec> = {}): Topology {
     lockTables: false, analyzeAfterCopy: true, vacuumAfterCopy: false, rebuildIndex: false, hooks: {}, pos, ...sync,
   };
   return {
-    file: 'bucardo.yaml', name: 'main',
+    file: 'bucardo.yaml', name: 'main', runHistoryMs: 14 * 24 * 3600 * 1000,
     databases: new Map([db('a'), db('b'), db('c')]),
     relgroups: new Map([['g', {
       name: 'g', pos, exclude: [],
@@ -73,9 +73,15 @@ test('plan: resumes from the lowest run_seq, brings sequences up, due onetimecop
   assert.deepEqual(plan.setvals.get('b'), [['public', 'ids', '9']]);
   assert.deepEqual(plan.setvals.get('c'), [['public', 'ids', '9']]);
   assert.equal(plan.setvals.get('a'), undefined);
-  // a database that never ran: everything pending
+  // the next run is numbered above every database, whichever is lowest
+  assert.equal(plan.nextSeq, 4);
+  assert.deepEqual([...plan.expectedSeq], [['a', 3], ['b', 2], ['c', 3]]);
+  // a database that never ran (it joined the sync): everything pending, and still max + 1,
+  // so that a run that commits on it but not on b leaves b the lowest
   states.set('c', state('c', { runSeq: 0, snapshots: {} }));
-  assert.deepEqual(makeRunPlan(ctx, states).last, {});
+  const joined = makeRunPlan(ctx, states);
+  assert.deepEqual(joined.last, {});
+  assert.equal(joined.nextSeq, 4);
 });
 
 test('plan: strict reports a missing column; strict false copies the common columns', () => {

@@ -42,7 +42,7 @@ test('validate: problems as FILE:LINE:COL: message, with the path as given, exit
   assert.deepEqual(lines, [
     './other.yaml:6:11: environment variable NO_SUCH_PORT is not set (set NO_SUCH_PORT, or give a default: ${env:NO_SUCH_PORT:-default})',
     './other.yaml:11:24: unknown key "source" in syncs.mm (did you mean "sources"?)',
-    './other.yaml:11:57: syncs.mm.checktime: "30 parsecs" is not a duration (e.g. 30s, 500ms, 5m, 1h, 1m30s, or a number of seconds)',
+    './other.yaml:11:57: syncs.mm.checktime: "30 parsecs" is not a duration (e.g. 30s, 500ms, 5m, 1h, 14d, 1m30s, or a number of seconds)',
     '3 problems found.',
   ]);
   assert.ok(!r.out.includes('hunter2'));

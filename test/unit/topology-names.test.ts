@@ -74,9 +74,10 @@ test('durations', () => {
   assert.equal(parseDuration('1h'), 3_600_000);
   assert.equal(parseDuration('1m30s'), 90_000);
   assert.equal(parseDuration('1h 30m'), 5_400_000);
+  assert.equal(parseDuration('14d'), 14 * 86_400_000);
   assert.equal(parseDuration(45), 45_000);
   assert.equal(parseDuration('45'), 45_000);
-  for (const bad of ['30 parsecs', '5 fortnights', '', 's', '1.5s', '-3s', '30sec', '1d']) assert.equal(parseDuration(bad), null, bad);
+  for (const bad of ['30 parsecs', '5 fortnights', '', 's', '1.5s', '-3s', '30sec', '1w']) assert.equal(parseDuration(bad), null, bad);
   assert.equal(parseDuration(-1), null);
   assert.equal(parseDuration(1.5), null);
 });

@@ -186,6 +186,14 @@ test('the name defaults to main', () => {
   assert.equal(t.relgroups.size, 0);
 });
 
+test('run_history: a duration of a minute or more, 14 days by default', () => {
+  const base = 'version: 1\ndatabases:\n  a: {url: "postgres://x/y"}\n';
+  assert.equal(validateTopologyText(base, 't.yaml', {}).runHistoryMs, 14 * 24 * 3600 * 1000);
+  assert.equal(validateTopologyText(`run_history: 30d\n${base}`, 't.yaml', {}).runHistoryMs, 30 * 24 * 3600 * 1000);
+  assert.deepEqual(at(`run_history: 10s\n${base}`), ['1:14: run_history: "10s" is less than a minute']);
+  assert.match(at(`run_history: forever\n${base}`)[0], /^1:14: run_history: "forever" is not a duration/);
+});
+
 test('several problems are reported at once, each at its exact line and column', () => {
   const text = FULL.replace('    checktime: 1m30s\n', '    checktime: 5 fortnights\n    colour: blue\n')
     .replace('  east:\n    url:', '  east:\n    flavour: vanilla\n    url:')

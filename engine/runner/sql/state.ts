@@ -129,3 +129,16 @@ export function purgeSql(schema: string, tableIds: string[]): string {
   return parts.join(';\n');
 }
 
+
+/**
+ * Run history older than the retention, on one database: $1 sync, $2 retention in
+ * milliseconds. The latest run of the sync stays (bucardo status shows it). Uses the
+ * (sync, started) and (sync, at) indexes.
+ */
+export function pruneHistorySql(schema: string): string {
+  const t = (n: string) => qualify(schema, n);
+  return `WITH latest AS (SELECT run_id FROM ${t('run')} WHERE sync = $1 ORDER BY started DESC LIMIT 1),
+r AS (DELETE FROM ${t('run')} WHERE sync = $1 AND started < now() - $2::bigint * interval '1 millisecond' AND run_id NOT IN (SELECT run_id FROM latest) RETURNING 1),
+c AS (DELETE FROM ${t('conflict')} WHERE sync = $1 AND at < now() - $2::bigint * interval '1 millisecond' RETURNING 1)
+SELECT (SELECT count(*) FROM r)::bigint AS runs, (SELECT count(*) FROM c)::bigint AS conflicts`;
+}
