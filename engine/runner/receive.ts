@@ -23,12 +23,11 @@ import type { SourceRead, TableLocks } from './snapshot.js';
 import { newestTruncater } from './conflicts.js';
 import { copyBetween } from './copy.js';
 import { withIndexesDropped } from './rebuild.js';
-import { qualify, quoteLiteral } from '../sql/ident.js';
 import { winnerRowsSql, wholeTableSql, pendingKeysOnlyOutSql, presentRowsSql } from './sql/pending.js';
 import {
   createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql, guardedApplySql, GUARD_SETUP_SQL,
   createDeleteKeysSql, copyIntoDeleteKeysSql, directDeleteSql, requeueOutSql, requeueInSql,
-  createKeepSql, copyIntoKeepSql, guardedClearSql, TRUNCATE_TS_SETUP_SQL, clearDeferredOutSql,
+  createKeepSql, copyIntoKeepSql, guardedClearSql, TRUNCATE_TS_SETUP_SQL, clearDeferredOutSql, emptinessSql,
 } from './sql/apply.js';
 
 /** Up to this many pending keys, a source's rows are read by one index probe per key (winnerRowsSql). */
@@ -103,12 +102,12 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
   if (plan.tables.some((t) => t.copyInto.length)) {
     await Promise.all(
       ctx.databases.map(async (d) => {
-        const due = plan.tables.filter((t) => t.copyInto.includes(d.name) && copyable(t));
+        // into a source, only a table it holds locked (step 2 left the others unlocked: not empty)
+        const due = plan.tables.filter((t) => t.copyInto.includes(d.name) && copyable(t) && (!isSource(d.name) || locks.locked.get(d.name)?.has(t.tableId)));
         if (!due.length) return;
         let take = due;
         if (ctx.sync.onetimecopy === 'if_empty') {
-          const q = due.map((t) => `SELECT ${quoteLiteral(t.tableId)}::text AS id, EXISTS (SELECT 1 FROM ${qualify(t.schema, t.name)}) AS full`).join(' UNION ALL ');
-          const r = await writers.get(d.name)!.query<{ id: string; full: boolean }>(q);
+          const r = await writers.get(d.name)!.query<{ id: string; full: boolean }>(emptinessSql(due));
           const full = new Set(r.rows.filter((x) => x.full).map((x) => x.id));
           take = due.filter((t) => !full.has(t.tableId));
         } else {

@@ -17,7 +17,7 @@ import type { RunInputs } from './inputs.js';
 import type { DatabaseSpec } from '../topology/types.js';
 import { BucardoError } from '../errors.js';
 import { PENDING_SETUP_SQL, probeSql, pendingSql } from './sql/pending.js';
-import { lockTablesSql } from './sql/apply.js';
+import { lockTablesSql, emptinessSql } from './sql/apply.js';
 
 /** What a run read on one source, in its snapshot. */
 export interface SourceRead {
@@ -46,14 +46,26 @@ export interface TableLocks {
  */
 const TABLE_LOCK_WAIT = '500ms';
 
-/** Step 2: a onetimecopy into a source locks its table there; with `lock_tables`, every table on every source. */
+/**
+ * Step 2: a onetimecopy into a source locks its table there (with `if_empty`, only a table
+ * that is empty: a copy into any other is skipped, and needs no lock); with `lock_tables`,
+ * every table on every source.
+ */
 export async function lockTables(inp: RunInputs): Promise<TableLocks> {
   const { ctx, plan, writers } = inp;
   const locked = new Map<string, Set<string>>();
-  for (const s of ctx.sources) {
-    const ids = plan.tables.filter((t) => ctx.sync.lockTables || t.copyInto.includes(s.name)).map((t) => t.tableId);
-    if (ids.length) locked.set(s.name, new Set(ids));
-  }
+  await Promise.all(
+    ctx.sources.map(async (s) => {
+      let due = plan.tables.filter((t) => t.copyInto.includes(s.name));
+      if (due.length && ctx.sync.onetimecopy === 'if_empty') {
+        const r = await writers.get(s.name)!.query<{ id: string; full: boolean }>(emptinessSql(due));
+        const full = new Set(r.rows.filter((x) => x.full).map((x) => x.id));
+        due = due.filter((t) => !full.has(t.tableId));
+      }
+      const ids = plan.tables.filter((t) => ctx.sync.lockTables || due.includes(t)).map((t) => t.tableId);
+      if (ids.length) locked.set(s.name, new Set(ids));
+    }),
+  );
   await Promise.all(
     [...locked].map(([db, ids]) => writers.get(db)!.query(lockTablesSql(plan.tables.filter((t) => ids.has(t.tableId)), TABLE_LOCK_WAIT))),
   );

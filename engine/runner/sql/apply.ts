@@ -121,6 +121,11 @@ export function lockTablesSql(tables: { schema: string; name: string }[], wait: 
   return `SET LOCAL lock_timeout = ${quoteLiteral(wait)}; LOCK TABLE ${tables.map((t) => qualify(t.schema, t.name)).join(', ')} IN EXCLUSIVE MODE; SET LOCAL lock_timeout TO DEFAULT`;
 }
 
+/** Per table: (table id, whether it has a row). */
+export function emptinessSql(tables: { tableId: string; schema: string; name: string }[]): string {
+  return tables.map((t) => `SELECT ${quoteLiteral(t.tableId)}::text AS id, EXISTS (SELECT 1 FROM ${qualify(t.schema, t.name)}) AS full`).join(' UNION ALL ');
+}
+
 /** Before guardedApplySql on a source: $1 the run's snapshot of this database, which the texts read back. */
 export const GUARD_SETUP_SQL = `SELECT set_config('bucardo.cur_snapshot', $1, true)`;
 
