@@ -25,7 +25,7 @@ import { copyBetween } from './copy.js';
 import { withIndexesDropped } from './rebuild.js';
 import { winnerRowsSql, wholeTableSql, pendingKeysOnlyOutSql, presentRowsSql } from './sql/pending.js';
 import {
-  createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql, guardedApplySql, GUARD_SETUP_SQL,
+  createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql, guardedApplySql, deferAllSql, GUARD_SETUP_SQL,
   createDeleteKeysSql, copyIntoDeleteKeysSql, directDeleteSql, requeueOutSql, requeueInSql,
   createKeepSql, copyIntoKeepSql, guardedClearSql, TRUNCATE_TS_SETUP_SQL, clearDeferredOutSql, emptinessSql,
 } from './sql/apply.js';
@@ -247,7 +247,16 @@ export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Wor
       if (!guarded.length) return;
       await w.query(GUARD_SETUP_SQL, [reads.find((r) => r.db === db)!.snapshot]);
       for (const t of guarded) {
-        const res = (await w.query(guardedApplySql(ctx.schema, { ...shape(t), arbiter: t.keyUniqueOn.includes(db) }))) as unknown as pg.QueryResult<{ src: number; n: string }>[];
+        let res: pg.QueryResult<{ src: number; n: string }>[];
+        try {
+          res = (await w.query(guardedApplySql(ctx.schema, { ...shape(t), arbiter: t.keyUniqueOn.includes(db) }))) as unknown as typeof res;
+        } catch (e) {
+          // the insert waited too long for a local transaction inserting one of the keys (a
+          // prepared transaction may stay for hours): write nothing of this table here, and
+          // hand every key back; the rest of the run goes on
+          if ((e as { code?: string }).code !== '55P03') throw e;
+          res = (await w.query(deferAllSql(t))) as unknown as typeof res;
+        }
         for (const row of res[res.length - 1].rows) {
           const list = deferred.get(db) ?? [];
           list.push({ t, src: row.src, n: Number(row.n) });

@@ -77,8 +77,8 @@ export class SyncWorker {
   /** Resolves when the loop ended: true when (in --once) the sync succeeded. */
   readonly finished: Promise<boolean>;
   private resolveFinished!: (ok: boolean) => void;
-  /** --once: resolves when every sync feeding this one's sources has finished (Runner). */
-  private upstream: Promise<unknown> = Promise.resolve();
+  /** --once: resolves when every sync feeding this one's sources has finished (Runner); null: none. */
+  private upstream: Promise<unknown> | null = null;
 
   constructor(readonly ctx: SyncContext, private readonly runner: string, private readonly once: boolean, private readonly hooks: WorkerHooks) {
     this.conns = new SyncConnections(ctx.sync.name, (e) =>
@@ -136,8 +136,8 @@ export class SyncWorker {
     let failures = 0;
     let busy = 0;
     // --once: a run that starts after this settles counts (see the header)
-    let upstreamDone = false;
-    void this.upstream.then(() => (upstreamDone = true));
+    let upstreamDone = this.upstream === null;
+    void this.upstream?.then(() => (upstreamDone = true));
     this.woken = true; // first run at start: catch up
     let lastStart = 0;
     let interval = MIN_RUN_INTERVAL_MS;
@@ -173,6 +173,7 @@ export class SyncWorker {
           if (this.once) {
             if (counts) return true;
             await this.upstream;
+            upstreamDone = true;
             continue;
           }
           if (r.wrote) {

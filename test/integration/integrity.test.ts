@@ -293,3 +293,34 @@ test('run history is kept for run_history (default 14 days), the latest run of e
     assert.ok((await d.one(`SELECT count(*)::int AS n FROM bucardo_main.run WHERE error IS NULL`)).n >= 2);
   }
 });
+
+test('a prepared transaction holding a key the run writes stalls nothing: the table waits for the next run there', async () => {
+  const [a, b] = await env.fresh('prepstall', `${DDL} CREATE TABLE public.other (id integer PRIMARY KEY, name text);`, ['a', 'b']);
+  const file = writeTopology(simpleTopology({ sources: [a, b], tables: ['public.items', 'public.other'] }));
+  await applyOk(file);
+  await a.query(`INSERT INTO public.items VALUES (1, 'one'), (2, 'two')`);
+  await runOnce(file);
+  const c = await client(a);
+  try {
+    await c.query('BEGIN');
+    await c.query(`INSERT INTO public.items VALUES (50, 'a prepared')`);
+    await c.query(`UPDATE public.items SET name = 'a prepared' WHERE id = 1`);
+    await c.query(`PREPARE TRANSACTION 'bucardo_test_stall'`);
+    await b.query(`INSERT INTO public.items VALUES (50, 'b later')`);
+    await b.query(`UPDATE public.items SET name = 'b later' WHERE id = 1`);
+    await b.query(`UPDATE public.items SET name = 'b two' WHERE id = 2`);
+    await b.query(`INSERT INTO public.other VALUES (7, 'other')`);
+    const r = await runOnce(file); // does not wait for the prepared transaction
+    assert.match(r.stdout, /deferred=public\.items=3/, r.stdout);
+    assert.equal((await a.one(`SELECT name FROM public.other WHERE id = 7`))?.name, 'other', 'the rest of the run went through');
+    assert.equal(await name(a, 2), 'two', 'the whole table waits');
+    await a.query(`COMMIT PREPARED 'bucardo_test_stall'`);
+  } finally {
+    await a.query(`ROLLBACK PREPARED 'bucardo_test_stall'`).catch(() => {});
+    await c.end();
+  }
+  await runOnce(file);
+  await assertSame([a, b], ['public.items']);
+  assert.equal(await name(a, 50), 'b later');
+  assert.equal(await name(a, 1), 'b later');
+});

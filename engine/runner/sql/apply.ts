@@ -165,7 +165,9 @@ export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boole
   const localChange = (a: string) =>
     `EXISTS (SELECT 1 FROM ${delta} d WHERE ${on('d', a)} AND NOT pg_visible_in_snapshot(d._bucardo_txid, ${cur}) AND d._bucardo_origin IS DISTINCT FROM ${origin})`;
   const cols = t.columns.map(quoteIdent).join(', ');
-  const out: string[] = [];
+  // in a savepoint, bounded by lock_timeout: the one wait here is the insert's, for a
+  // local transaction inserting the same key (deferAllSql undoes the table on a timeout)
+  const out: string[] = [`SAVEPOINT bucardo_guard`, `SET LOCAL lock_timeout = ${quoteLiteral(GUARD_INSERT_WAIT)}`];
   if (t.analyze) out.push(`ANALYZE ${st}`);
   out.push(
     `CREATE TEMP TABLE ${lk} ON COMMIT DROP AS SELECT ${keys.join(', ')}, NULL::oid AS _bucardo_toid, NULL::tid AS _bucardo_tid FROM ${st} WITH NO DATA`,
@@ -177,9 +179,29 @@ export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boole
     `DELETE FROM ${tbl} t USING ${lk} l WHERE ${on('t', 'l')} AND t.tableoid = l._bucardo_toid AND t.ctid = l._bucardo_tid AND NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 'l')})`,
     `INSERT INTO ${tbl} (${cols}) OVERRIDING SYSTEM VALUE SELECT ${cols} FROM ${st} s WHERE s.${PRESENT} AND NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 's')})${t.sorted ? ` ORDER BY ${keys.join(', ')}` : ''}${t.arbiter ? ` ON CONFLICT (${keys.join(', ')}) DO NOTHING` : ''}`,
     `INSERT INTO ${rq} SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s WHERE NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 's')}) AND ${localChange('s')}`,
+    `SET LOCAL lock_timeout TO DEFAULT`,
+    `RELEASE SAVEPOINT bucardo_guard`,
     `SELECT ${STAGED_SRC} AS src, count(*)::bigint AS n FROM ${rq} GROUP BY 1`,
   );
   return out.join(';\n');
+}
+
+/** How long guardedApplySql's insert waits for a local transaction that inserts the same key. */
+const GUARD_INSERT_WAIT = '1s';
+
+/**
+ * After guardedApplySql timed out: back to before it (its lock_timeout with it), and every
+ * staged key of the table deferred. Same last result set.
+ */
+export function deferAllSql(t: { tableId: string; keyColumns: string[] }): string {
+  const rq = quoteIdent(deferredTable(t.tableId));
+  const keys = t.keyColumns.map((c) => `s.${quoteIdent(c)}`).join(', ');
+  return [
+    `ROLLBACK TO SAVEPOINT bucardo_guard`,
+    `RELEASE SAVEPOINT bucardo_guard`,
+    `CREATE TEMP TABLE ${rq} ON COMMIT DROP AS SELECT ${keys}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${quoteIdent(stagingTable(t.tableId))} s`,
+    `SELECT ${STAGED_SRC} AS src, count(*)::bigint AS n FROM ${rq} GROUP BY 1`,
+  ].join(';\n');
 }
 
 /** The deferred keys of one sender, with the time of its change, as the sender's delta rows (text COPY). */
