@@ -35,8 +35,8 @@ export function captureFunctionName(id: string): string {
  * The capture triggers of a table: one statement-level trigger per write event, and
  * `keychange`, a row-level trigger that records the old key of an UPDATE that changes it.
  */
-export type CaptureEvent = 'insert' | 'update' | 'delete' | 'truncate' | 'keychange';
-export const CAPTURE_EVENTS: CaptureEvent[] = ['insert', 'update', 'delete', 'truncate', 'keychange'];
+export type CaptureEvent = 'insert' | 'update' | 'delete' | 'truncate' | 'keychange' | 'before_truncate' | 'partition_truncate';
+export const CAPTURE_EVENTS: CaptureEvent[] = ['insert', 'update', 'delete', 'truncate', 'keychange', 'before_truncate', 'partition_truncate'];
 
 /**
  * Trigger on the user's table. Prefixed with the topology so a person reading `\d table`

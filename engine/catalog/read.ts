@@ -24,7 +24,11 @@ export async function readCatalog(c: pg.Client, database: string, topology: stri
                  ELSE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) END AS canrole`,
   );
   const i = info.rows[0];
-  const [tables, sequences, installed] = [await readTables(c), await readSequences(c), await readInstalled(c, topology)];
+  const [tables, sequences, partitionsOf, installed] = [await readTables(c), await readSequences(c), await readPartitions(c), await readInstalled(c, topology)];
+  for (const t of tables) {
+    if (t.kind !== 'p') continue;
+    t.partitions = partitionsOf.filter((p) => p.rootSchema === t.schema && p.rootName === t.name).map(({ schema, name, leaf }) => ({ schema, name, leaf }));
+  }
   return {
     database,
     serverVersion: Number(i.v),
@@ -34,8 +38,21 @@ export async function readCatalog(c: pg.Client, database: string, topology: stri
     canSetReplicationRole: i.canrole,
     tables,
     sequences,
+    partitionsOf,
     installed,
   };
+}
+
+/** Every partition (any level) with the root of its tree (pg_partition_root, PostgreSQL 12+). */
+async function readPartitions(c: pg.Client) {
+  const r = await c.query<{ schema: string; name: string; leaf: boolean; root_schema: string; root_name: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name, c.relkind <> 'p' AS leaf, rn.nspname AS root_schema, rc.relname AS root_name
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_class rc ON rc.oid = pg_partition_root(c.oid) JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+      WHERE c.relispartition AND c.relkind IN ('r', 'p') AND ${USER_SCHEMAS}
+      ORDER BY 1, 2`,
+  );
+  return r.rows.map((p) => ({ schema: p.schema, name: p.name, leaf: p.leaf, rootSchema: p.root_schema, rootName: p.root_name }));
 }
 
 async function readTables(c: pg.Client): Promise<TableInfo[]> {
@@ -105,7 +122,7 @@ async function readInstalled(c: pg.Client, topology: string): Promise<InstalledS
   // Triggers are read even without the schema: a trigger left behind by hand is drift.
   // Clones of a row-level trigger on the partitions of a partitioned table (tgparentid)
   // come and go with their parent: only the parent's is ours to manage.
-  state.triggers = await readTriggers(c, schema, `^bucardo_${topology}_[0-9a-f]{12}_[iudtk]$`);
+  state.triggers = await readTriggers(c, schema, `^bucardo_${topology}_[0-9a-f]{12}_[iudtkbp]$`);
   if (!ns.rows.length) return state;
   state.schemaExists = true;
 

@@ -33,6 +33,16 @@ export interface TableInfo {
   /** pg_class.reltuples (an estimate; -1 when never analysed). */
   estimatedRows: number;
   privileges: TablePrivileges;
+  /** A partitioned table's partitions at every level (sub-partitions too), in name order. */
+  partitions?: PartitionInfo[];
+}
+
+/** One partition of a partitioned table (kept with its root, the table users name). */
+export interface PartitionInfo {
+  schema: string;
+  name: string;
+  /** Holds rows (not itself partitioned). */
+  leaf: boolean;
 }
 
 export interface SequenceInfo {
@@ -123,5 +133,7 @@ export interface DatabaseCatalog {
   canSetReplicationRole: boolean;
   tables: TableInfo[];
   sequences: SequenceInfo[];
+  /** Every partition of the database with its root: a name that is a partition is told apart from a missing table. */
+  partitionsOf: (PartitionInfo & { rootSchema: string; rootName: string })[];
   installed: InstalledState;
 }

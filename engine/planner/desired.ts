@@ -87,7 +87,7 @@ export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: 
   for (const n of needs.values()) {
     const dbName = n.db;
     const makedelta = n.makedelta ?? topology.databases.get(dbName)?.makedelta ?? false;
-    const def = captureDef(topology.name, { schema: n.table.schema, name: n.table.name }, n.table.key, { autokick: n.autokick, makedelta, partitioned: n.table.partitionedOn.includes(dbName) });
+    const def = captureDef(topology.name, { schema: n.table.schema, name: n.table.name }, n.table.key, { autokick: n.autokick, makedelta, partitioned: n.table.partitionedOn.includes(dbName), partitions: n.table.partitions.get(dbName) });
     db(dbName).captures.set(n.table.id, { def, table: n.table, syncs: n.syncs });
   }
   return { dbs, errors };

@@ -26,6 +26,7 @@ const PHASE = {
 /** How a plan names what each trigger captures. */
 const EVENT_LABEL: Record<CaptureEvent, string> = {
   insert: 'INSERT', update: 'UPDATE', delete: 'DELETE', truncate: 'TRUNCATE', keychange: 'UPDATE of the key (old keys)',
+  before_truncate: 'TRUNCATE of the whole partitioned table (before)', partition_truncate: 'TRUNCATE of this partition (its keys, before)',
 };
 
 export function diffDatabase(topologyName: string, desired: DesiredDatabase | undefined, cat: DatabaseCatalog): Change[] {
@@ -138,21 +139,25 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
       });
     }
 
-    // triggers
+    // triggers (on the table, and on each of its partitions)
     for (const trg of def.triggers) {
-      wantedTriggers.add(`${table.schema}\u0000${table.name}\u0000${trg.name}`);
-      const live = inst.triggers.find((t) => t.tableSchema === table.schema && t.tableName === table.name && t.name === trg.name);
-      const obj = `trigger ${displayIdent(trg.name)} on ${tdisp}`;
-      const tStatements = [...trg.ddl.map((text) => ({ text })), reg('trigger', `${trg.name} on ${tdisp}`, trg.fingerprint)];
+      const on = trg.table;
+      const ondisp = displayName(on.schema, on.name);
+      const partition = on.schema !== table.schema || on.name !== table.name;
+      wantedTriggers.add(`${on.schema}\u0000${on.name}\u0000${trg.name}`);
+      const live = inst.triggers.find((t) => t.tableSchema === on.schema && t.tableName === on.name && t.name === trg.name);
+      const obj = `trigger ${displayIdent(trg.name)} on ${ondisp}`;
+      const tStatements = [...trg.ddl.map((text) => ({ text })), reg('trigger', `${trg.name} on ${ondisp}`, trg.fingerprint)];
       if (!live) {
-        add({ action: 'create', objectType: 'trigger', object: obj, reason: `${forWhom}, ${EVENT_LABEL[trg.event]}${wasOurs('trigger', `${trg.name} on ${tdisp}`) ? ' (missing: dropped outside bucardo?)' : ''}`, statements: tStatements, phase: PHASE.trigger });
+        const what = `${forWhom}${partition ? `, partition ${ondisp}` : ''}, ${EVENT_LABEL[trg.event]}`;
+        add({ action: 'create', objectType: 'trigger', object: obj, reason: `${what}${wasOurs('trigger', `${trg.name} on ${ondisp}`) ? ' (missing: dropped outside bucardo?)' : ''}`, statements: tStatements, phase: PHASE.trigger });
         continue;
       }
       const mismatch = triggerMismatch(live, trg, def, schema);
       if (mismatch) {
         add({
           action: 'replace', objectType: 'trigger', object: obj, reason: `definition differs: ${mismatch}`,
-          statements: [{ text: `DROP TRIGGER ${quoteIdent(trg.name)} ON ${qualify(table.schema, table.name)}` }, ...tStatements], phase: PHASE.trigger,
+          statements: [{ text: `DROP TRIGGER ${quoteIdent(trg.name)} ON ${qualify(on.schema, on.name)}` }, ...tStatements], phase: PHASE.trigger,
         });
       } else if (live.enabled !== trg.enabled) {
         const how = trg.enabled === 'A' ? 'ENABLE ALWAYS' : 'ENABLE';
@@ -161,7 +166,7 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
         add({
           action: 'update', objectType: 'trigger', object: obj,
           reason: live.enabled === 'D' ? 'disabled outside bucardo: changes to the table are not being captured' : `is ${state}, wanted ${want}`,
-          statements: [{ text: `ALTER TABLE ${qualify(table.schema, table.name)} ${how} TRIGGER ${quoteIdent(trg.name)}` }, reg('trigger', `${trg.name} on ${tdisp}`, trg.fingerprint)],
+          statements: [{ text: `ALTER TABLE ${qualify(on.schema, on.name)} ${how} TRIGGER ${quoteIdent(trg.name)}` }, reg('trigger', `${trg.name} on ${ondisp}`, trg.fingerprint)],
           phase: PHASE.trigger,
         });
       }
@@ -257,7 +262,7 @@ function triggerMismatch(live: TriggerInfo, want: TriggerDef, def: CaptureDef, s
   const key = want.event === 'keychange';
   if (live.hasWhen !== key) return key ? 'its WHEN condition was removed' : 'a WHEN condition was added';
   if ([...live.columns].sort().join('\u0000') !== [...want.columns].sort().join('\u0000')) {
-    return key ? `fires on UPDATE OF ${live.columns.join(', ')} instead of the key (${want.columns.join(', ')})` : 'a column list was added';
+    return key ? `it fires only on UPDATE OF ${live.columns.join(', ')}, so it misses a key changed by a BEFORE trigger (installed by an earlier bucardo)` : 'a column list was added';
   }
   return null;
 }

@@ -5,7 +5,7 @@
  * the runner will need. Pure: catalogs in, resolved syncs and problems out.
  */
 import type { Topology, SyncSpec, TableEntry, ConflictStrategy, QualifiedName } from '../topology/types.js';
-import type { DatabaseCatalog, TableInfo } from '../catalog/types.js';
+import type { DatabaseCatalog, TableInfo, PartitionInfo } from '../catalog/types.js';
 import type { PlanProblem } from './types.js';
 import type { KeyColumn } from '../sql/capture.js';
 import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN } from '../sql/capture.js';
@@ -26,6 +26,8 @@ export interface ResolvedTable {
   estimatedRows: number;
   /** Databases where the table is partitioned (its capture differs: captureDef). */
   partitionedOn: string[];
+  /** Its partitions there (every level), which carry capture triggers too. */
+  partitions: Map<string, PartitionInfo[]>;
 }
 
 export interface ResolvedSync {
@@ -58,6 +60,15 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
     for (const entry of rg.tables) {
       if (entry.kind === 'name') {
         const t = find(first, entry.table.schema, entry.table.name);
+        const part = t ? undefined : first.partitionsOf.find((p) => p.schema === entry.table.schema && p.name === entry.table.name);
+        if (part) {
+          errors.push({
+            code: 'partition_named', database: first.database, sync: spec.name, object: displayName(entry.table.schema, entry.table.name),
+            message: `table ${displayName(entry.table.schema, entry.table.name)} of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) is a partition of ${displayName(part.rootSchema, part.rootName)} on database ${first.database}`,
+            hint: `list the partitioned table ${displayName(part.rootSchema, part.rootName)} instead: its partitions follow it, writes aimed at any partition included`,
+          });
+          continue;
+        }
         if (!t) {
           errors.push({
             code: 'missing_table', database: first.database, sync: spec.name, object: displayName(entry.table.schema, entry.table.name),
@@ -71,7 +82,16 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
       } else {
         const re = globToRegExp(entry.pattern);
         const hits = first.tables.filter((t) => re.test(`${t.schema}.${t.name}`));
-        if (!hits.length) {
+        const parts = first.partitionsOf.filter((p) => re.test(`${p.schema}.${p.name}`));
+        const roots = [...new Set(parts.map((p) => displayName(p.rootSchema, p.rootName)))].filter((r) => !hits.some((h) => displayName(h.schema, h.name) === r));
+        if (roots.length) {
+          errors.push({
+            code: 'partition_named', database: first.database, sync: spec.name, object: entry.pattern,
+            message: `match "${entry.pattern}" of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) matches partitions of ${roots.join(', ')} on database ${first.database}, but not the partitioned table${roots.length > 1 ? 's' : ''}`,
+            hint: `list ${roots.join(', ')} instead: partitions follow their partitioned table (a match skips partitions)`,
+          });
+        }
+        if (!hits.length && !roots.length) {
           warnings.push({
             code: 'empty_match', database: first.database, sync: spec.name,
             message: `match "${entry.pattern}" of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) matches no table on database ${first.database}`,
@@ -106,6 +126,7 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
       }
       const keyCols: KeyColumn[] = [];
       const partitionedOn: string[] = [];
+      const partitions = new Map<string, PartitionInfo[]>();
       for (const k of keyNames) {
         const col = table.columns.find((c) => c.name === k);
         if (!col) problem('bad_key', first.database, `key column ${k} of table ${display} does not exist on database ${first.database}`, 'fix the `key:` list of that table entry');
@@ -120,7 +141,18 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
           continue;
         }
         if (t !== table) compareColumns(spec, table, t, first.database, dbName, display, problem, warnings);
-        if (t.kind === 'p') partitionedOn.push(dbName);
+        if (t.kind === 'p') {
+          partitionedOn.push(dbName);
+          partitions.set(dbName, t.partitions ?? []);
+        }
+        // a NULL in a key column would make the application's write fail in the change log
+        for (const k of keyNames) {
+          const col = t.columns.find((c) => c.name === k);
+          if (col && !col.notNull && spec.sources.includes(dbName) && spec.kind === 'delta') {
+            problem('nullable_key', dbName, `key column ${k} of table ${display} is nullable on database ${dbName} (sync ${spec.name}): an application's INSERT of a NULL there would fail in bucardo's change log, and a NULL key cannot be matched on the other databases`,
+              `declare it NOT NULL there (ALTER TABLE ${display} ALTER COLUMN ${k} SET NOT NULL), or choose another key`);
+          }
+        }
         const isSource = spec.sources.includes(dbName);
         const receives = spec.kind === 'fullcopy' ? !isSource : spec.sources.length > 1 || !isSource;
         const p = t.privileges;
@@ -133,10 +165,23 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
           if (missing.length) problem('privilege', dbName, `user ${cat.currentUser} lacks ${missing.join(', ')} on ${display} on database ${dbName}`, `GRANT ${missing.join(', ')} ON ${display} TO ${cat.currentUser}`);
         }
       }
+      // a partitioned table: every leaf partition of the first source exists on the others (rows route by partition there)
+      const firstParts = partitions.get(first.database);
+      if (firstParts) {
+        for (const dbName of [...spec.sources, ...spec.targets]) {
+          if (dbName === first.database || !catalogs.get(dbName)!.tables.some((x) => x.schema === table.schema && x.name === table.name)) continue;
+          const theirs = new Set((partitions.get(dbName) ?? []).map((p) => `${p.schema}\u0000${p.name}`));
+          const missing = firstParts.filter((p) => p.leaf && !theirs.has(`${p.schema}\u0000${p.name}`)).map((p) => displayName(p.schema, p.name));
+          if (missing.length) {
+            problem('missing_partition', dbName, `partitioned table ${display} (sync ${spec.name}) lacks partition${missing.length > 1 ? 's' : ''} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''} on database ${dbName}, which database ${first.database} has`,
+              `create ${missing.length > 1 ? 'them' : 'it'} on ${dbName} (rows of ${display} are written there through the partitioned table), then run bucardo plan`);
+          }
+        }
+      }
       if (!ok) continue;
       tables.push({
         schema: table.schema, name: table.name, id: tableId(table.schema, table.name), display, key: keyCols,
-        conflict: entry.conflict, autokick: entry.autokick, makedelta: entry.makedelta, estimatedRows: table.estimatedRows, partitionedOn,
+        conflict: entry.conflict, autokick: entry.autokick, makedelta: entry.makedelta, estimatedRows: table.estimatedRows, partitionedOn, partitions,
       });
     }
 

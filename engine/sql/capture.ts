@@ -175,6 +175,17 @@ export interface CaptureOptions {
    * UPDATE trigger keeps the old rows too, and there is no keychange trigger.
    */
   partitioned?: boolean;
+  /**
+   * Its partitions here (every level). PostgreSQL fires a table's statement-level
+   * triggers only for statements that name that table: a write aimed at a partition fires
+   * the partition's, not the partitioned table's. So every partition carries INSERT,
+   * UPDATE and DELETE triggers of its own, calling the same function (each statement is
+   * captured once, by the table it names). A TRUNCATE of one partition is captured by a
+   * BEFORE TRUNCATE trigger on each leaf, as the deletion of every key it holds; a
+   * TRUNCATE of the partitioned table fires those too, so its own BEFORE TRUNCATE trigger
+   * sets a flag that they honour, and it is logged once, as a TRUNCATE of the table.
+   */
+  partitions?: { schema: string; name: string; leaf: boolean }[];
 }
 
 export interface DeltaTableDef {
@@ -196,6 +207,8 @@ export interface FunctionDef {
 export interface TriggerDef {
   name: string;
   event: CaptureEvent;
+  /** The table it is on: the captured table, or one of its partitions. */
+  table: { schema: string; name: string };
   /** What pg_trigger must show for it: tgtype bits, transition table names, UPDATE OF columns. */
   tgtype: number;
   oldTable: string | null;
@@ -215,8 +228,8 @@ export interface CaptureDef {
   triggers: TriggerDef[];
 }
 
-/** pg_trigger.tgtype bits of each capture trigger: AFTER (no bit), the event, ROW = 1. */
-const TGTYPE: Record<CaptureEvent, number> = { insert: 4, delete: 8, update: 16, truncate: 32, keychange: 1 | 16 };
+/** pg_trigger.tgtype bits of each capture trigger: AFTER (no bit) or BEFORE = 2, the event, ROW = 1. */
+const TGTYPE: Record<CaptureEvent, number> = { insert: 4, delete: 8, update: 16, truncate: 32, keychange: 1 | 16, before_truncate: 2 | 32, partition_truncate: 2 | 32 };
 
 /** The capture objects of one source table. */
 export function captureDef(topology: string, table: { schema: string; name: string }, key: KeyColumn[], opts: CaptureOptions): CaptureDef {
@@ -243,6 +256,10 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
   ];
 
   const cols = key.map((c) => quoteIdent(c.name)).join(', ');
+  const partitions = opts.partitioned ? opts.partitions ?? [] : [];
+  const truncating = quoteLiteral(`bucardo.truncating_${id}`);
+  // the delete of every key of one truncated partition (format() fills in the partition)
+  const partitionKeys = `INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, $1 FROM ONLY %I.%I`.replace(/%(?!I)/g, '%%');
   const lines = [
     '',
     '-- bucardo ' + topology + ': capture of ' + target.replace(/[\r\n]/g, ' '),
@@ -265,7 +282,21 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
           '    RETURN NULL;',
           '  END IF;',
         ]),
-    "  IF TG_OP = 'INSERT' THEN",
+    ...(partitions.length
+      ? [
+          "  IF TG_WHEN = 'BEFORE' THEN",
+          `    IF TG_TABLE_SCHEMA = ${quoteLiteral(table.schema)} AND TG_TABLE_NAME = ${quoteLiteral(table.name)} THEN`,
+          '      -- a TRUNCATE of the partitioned table: logged once, after; its partitions record nothing',
+          `      PERFORM set_config(${truncating}, 'on', true);`,
+          '      RETURN NULL;',
+          `    ELSIF coalesce(current_setting(${truncating}, true), '') = 'on' THEN`,
+          '      RETURN NULL;',
+          '    END IF;',
+          '    -- a TRUNCATE of this partition alone: each key it holds is deleted',
+          `    EXECUTE format(${quoteLiteral(partitionKeys)}, TG_TABLE_SCHEMA, TG_TABLE_NAME) USING bucardo_capture.ts;`,
+          "  ELSIF TG_OP = 'INSERT' THEN",
+        ]
+      : ["  IF TG_OP = 'INSERT' THEN"]),
     `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, bucardo_capture.ts FROM bucardo_new;`,
     "  ELSIF TG_OP = 'UPDATE' THEN",
     opts.partitioned
@@ -275,6 +306,7 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
     `    INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, bucardo_capture.ts FROM bucardo_old;`,
     '  ELSE',
     `    INSERT INTO ${qualify(s, 'truncate_log')} (table_id, ${DELTA_TS}) VALUES (${quoteLiteral(id)}, bucardo_capture.ts);`,
+    ...(partitions.length ? [`    PERFORM set_config(${truncating}, '', true);`] : []),
     '  END IF;',
   ];
   if (opts.autokick) {
@@ -304,26 +336,43 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
   for (let i = 0; body.includes(tag); i++) tag = `$bucardo${i}$`;
   const fnDDL = `CREATE OR REPLACE FUNCTION ${qualify(s, fn)}() RETURNS trigger LANGUAGE plpgsql AS ${tag}${body}${tag}`;
 
-  const events = CAPTURE_EVENTS.filter((e) => e !== 'keychange' || !opts.partitioned);
-  const triggers: TriggerDef[] = events.map((event) => {
+  // the captured table's triggers; a partitioned table also gets a BEFORE TRUNCATE, and
+  // each partition INSERT, UPDATE and DELETE (and, on a leaf, BEFORE TRUNCATE) triggers
+  const onTable: CaptureEvent[] = opts.partitioned
+    ? ['insert', 'update', 'delete', 'truncate', ...(partitions.length ? ['before_truncate' as const] : [])]
+    : ['insert', 'update', 'delete', 'truncate', 'keychange'];
+  const wanted: { event: CaptureEvent; on: { schema: string; name: string } }[] = [
+    ...onTable.map((event) => ({ event, on: table })),
+    ...partitions.flatMap((p) => [
+      ...(['insert', 'update', 'delete'] as const).map((event) => ({ event, on: { schema: p.schema, name: p.name } })),
+      ...(p.leaf ? [{ event: 'partition_truncate' as const, on: { schema: p.schema, name: p.name } }] : []),
+    ]),
+  ];
+  const triggers: TriggerDef[] = wanted.map(({ event, on }) => {
     const name = captureTriggerName(topology, id, event);
     const oldTable = event === 'delete' || (event === 'update' && opts.partitioned) ? 'bucardo_old' : null;
     const newTable = event === 'insert' || event === 'update' ? 'bucardo_new' : null;
     const ref = oldTable || newTable ? ` REFERENCING${oldTable ? ` OLD TABLE AS ${oldTable}` : ''}${newTable ? ` NEW TABLE AS ${newTable}` : ''}` : '';
     const keyCols = key.map((c) => quoteIdent(c.name));
+    const onTbl = qualify(on.schema, on.name);
+    // keychange: considered for every UPDATE (not UPDATE OF the key: a BEFORE trigger of
+    // the application's may change the key of a row whose UPDATE never named it), and
+    // queued only for a row whose key did change (WHEN, evaluated as the row is updated)
     const create =
       event === 'keychange'
-        ? `CREATE TRIGGER ${quoteIdent(name)} AFTER UPDATE OF ${keyCols.join(', ')} ON ${target} FOR EACH ROW WHEN (${keyCols.map((c) => `OLD.${c} IS DISTINCT FROM NEW.${c}`).join(' OR ')}) EXECUTE FUNCTION ${qualify(s, fn)}()`
-        : `CREATE TRIGGER ${quoteIdent(name)} AFTER ${event.toUpperCase()} ON ${target}${ref} FOR EACH STATEMENT EXECUTE FUNCTION ${qualify(s, fn)}()`;
+        ? `CREATE TRIGGER ${quoteIdent(name)} AFTER UPDATE ON ${onTbl} FOR EACH ROW WHEN (${keyCols.map((c) => `OLD.${c} IS DISTINCT FROM NEW.${c}`).join(' OR ')}) EXECUTE FUNCTION ${qualify(s, fn)}()`
+        : event === 'before_truncate' || event === 'partition_truncate'
+          ? `CREATE TRIGGER ${quoteIdent(name)} BEFORE TRUNCATE ON ${onTbl} FOR EACH STATEMENT EXECUTE FUNCTION ${qualify(s, fn)}()`
+          : `CREATE TRIGGER ${quoteIdent(name)} AFTER ${event.toUpperCase()} ON ${onTbl}${ref} FOR EACH STATEMENT EXECUTE FUNCTION ${qualify(s, fn)}()`;
     const ddl = [create];
     const enabled = opts.makedelta ? 'A' : 'O';
-    if (enabled === 'A') ddl.push(`ALTER TABLE ${target} ENABLE ALWAYS TRIGGER ${quoteIdent(name)}`);
+    if (enabled === 'A') ddl.push(`ALTER TABLE ${onTbl} ENABLE ALWAYS TRIGGER ${quoteIdent(name)}`);
     return {
-      name, event, enabled, ddl, fingerprint: fingerprint(ddl.join(';\n')),
+      name, event, table: on, enabled, ddl, fingerprint: fingerprint(ddl.join(';\n')),
       tgtype: TGTYPE[event],
       oldTable,
       newTable,
-      columns: event === 'keychange' ? key.map((c) => c.name) : [],
+      columns: [],
     };
   });
 

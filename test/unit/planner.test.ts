@@ -33,7 +33,7 @@ function table(name: string, opts: Partial<TableInfo> = {}): TableInfo {
 function catalog(database: string, tables: TableInfo[]): DatabaseCatalog {
   return {
     database, serverVersion: 170000, currentUser: 'u', isSuperuser: true, canCreateSchema: true, canSetReplicationRole: true,
-    tables, sequences: [],
+    tables, sequences: [], partitionsOf: [],
     installed: { schema: 'bucardo_main', schemaExists: false, meta: {}, tables: new Map(), functions: new Map(), triggers: [], registry: [], syncs: [], syncRelations: [] },
   };
 }
@@ -86,9 +86,9 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
     for (const t of d.triggers) {
       inst.triggers.push({
         tableSchema: 'public', tableName: d.table.name, name: t.name, enabled: 'O', functionSchema: 'bucardo_main', functionName: d.function.name,
-        type: { insert: 4, delete: 8, update: 16, truncate: 32, keychange: 17 }[t.event], oldTable: t.event === 'delete' ? 'bucardo_old' : null,
+        type: { insert: 4, delete: 8, update: 16, truncate: 32, keychange: 17, before_truncate: 34, partition_truncate: 34 }[t.event], oldTable: t.event === 'delete' ? 'bucardo_old' : null,
         newTable: t.event === 'update' || t.event === 'insert' ? 'bucardo_new' : null,
-        hasWhen: t.event === 'keychange', hasColumns: t.event === 'keychange', columns: t.event === 'keychange' ? ['id'] : [], definition: '',
+        hasWhen: t.event === 'keychange', hasColumns: false, columns: [], definition: '',
       });
     }
   }
@@ -105,16 +105,17 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
     ['update', `trigger ${inst.triggers[1].name} on public.items`],
   ]);
   // an UPDATE trigger that still keeps the old rows (an earlier capture design), and a
-  // key-change trigger on other columns than the key, are replaced
+  // key-change trigger limited to UPDATE OF some columns (another earlier design), are replaced
   inst.triggers.pop();
   inst.triggers[1].enabled = 'O';
   inst.triggers[1].oldTable = 'bucardo_old';
   const kc = inst.triggers.find((t) => t.tableName === 'audit_log' && t.name.endsWith('_k'))!;
-  kc.columns = ['v'];
+  kc.columns = ['id'];
+  kc.hasColumns = true;
   const p2 = computePlan(topo(), new Map([['a', ok(a)], ['b', b()]]));
   const replaced = p2.changes.filter((c) => c.database === 'a' && c.action === 'replace');
   assert.deepEqual(replaced.map((c) => [c.object, c.reason]).sort(), [
     [`trigger ${inst.triggers[1].name} on public.items`, 'definition differs: it keeps the old rows too (installed by an earlier bucardo)'],
-    [`trigger ${kc.name} on public.audit_log`, 'definition differs: fires on UPDATE OF v instead of the key (id)'],
+    [`trigger ${kc.name} on public.audit_log`, 'definition differs: it fires only on UPDATE OF id, so it misses a key changed by a BEFORE trigger (installed by an earlier bucardo)'],
   ].sort());
 });
