@@ -3,7 +3,7 @@
  * tables with their keys and the columns to copy, the watermark to resume from, the
  * onetimecopies due, and the sequence values to bring up. Pure: no pg here.
  */
-import type { DatabaseState, RelationInfo } from './types.js';
+import type { DatabaseState, RelationInfo, SequenceShape } from './types.js';
 import type { SyncContext } from './context.js';
 import { BucardoError } from '../errors.js';
 import { displayName } from '../sql/ident.js';
@@ -115,21 +115,27 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
   const last = lowest && lowest.runSeq > 0 ? lowest.snapshots : {};
 
   const setvals = new Map<string, [string, string, string][]>();
+  const sourceNames = new Set(ctx.sources.map((s) => s.name));
   for (const seq of ctx.sequences) {
     const k = seqKey(seq);
-    let max: bigint | null = null;
+    const shape = (db: string) => states.get(db)!.sequenceShapes?.[k] ?? DEFAULT_SHAPE;
+    // the furthest value any source handed out (ascending: the highest)
+    const up = BigInt(shape(ctx.sources[0].name).inc) > 0n;
+    if (ctx.databases.some((d) => states.get(d.name)!.sequences[k] !== undefined && BigInt(shape(d.name).inc) > 0n !== up)) continue; // mixed directions: leave alone
+    let far: bigint | null = null;
     for (const s of ctx.sources) {
       const v = states.get(s.name)!.sequences[k];
-      if (v != null && (max === null || BigInt(v) > max)) max = BigInt(v);
+      if (v != null && (far === null || (up ? BigInt(v) > far : BigInt(v) < far))) far = BigInt(v);
     }
-    if (max === null) continue;
+    if (far === null) continue;
     for (const d of ctx.databases) {
-      const v = states.get(d.name)!.sequences[k];
-      if (v == null || BigInt(v) < max) {
-        const list = setvals.get(d.name) ?? [];
-        list.push([seq.schema, seq.name, max.toString()]);
-        setvals.set(d.name, list);
-      }
+      const cur = states.get(d.name)!.sequences[k];
+      if (cur === undefined) continue; // missing here: plan reports it
+      const to = sequenceTarget(far, shape(d.name), cur, sourceNames.has(d.name));
+      if (to === null) continue;
+      const list = setvals.get(d.name) ?? [];
+      list.push([seq.schema, seq.name, to.toString()]);
+      setvals.set(d.name, list);
     }
   }
   return { tables, last, lastSeq: lowest?.runSeq ?? 0, nextSeq: highest + 1, expectedSeq, setvals };
@@ -139,4 +145,37 @@ function missingTable(ctx: SyncContext, rel: RelationInfo, db: string): BucardoE
   return new BucardoError('missing_table', `table ${displayName(rel.schema, rel.name)} of sync ${ctx.sync.name} does not exist in database ${db}`, {
     hint: 'create it (every database of a sync has the same tables), then run bucardo plan and apply',
   });
+}
+
+const DEFAULT_SHAPE: SequenceShape = { start: '1', min: '1', max: '9223372036854775807', inc: '1' };
+
+/**
+ * Where one database's sequence must go so that it never hands out `far` (the furthest
+ * value any source handed out) or anything before it again, or null to leave it alone.
+ *
+ * A target follows the sources: `far` itself, where its bounds allow. A source is moved
+ * only to a value it could have handed out itself: the first one at or past `far` that is
+ * congruent to its own start modulo its increment and within its MINVALUE/MAXVALUE. So
+ * sources stepping by 2 from different starts keep to their own parity, and a source
+ * with a range of its own is left alone when `far` is outside it (no such value exists):
+ * per-source ranges keep working, and a source never hands out another source's values.
+ */
+export function sequenceTarget(far: bigint, shape: SequenceShape, current: string | null, isSource: boolean): bigint | null {
+  const inc = BigInt(shape.inc);
+  const min = BigInt(shape.min);
+  const max = BigInt(shape.max);
+  const up = inc > 0n;
+  const start = BigInt(shape.start);
+  // its next value is already past far
+  const next = current === null ? start : BigInt(current) + inc;
+  if (up ? next > far : next < far) return null;
+  let to = far;
+  if (isSource) {
+    const step = up ? inc : -inc;
+    const d = up ? far - start : start - far;
+    const k = d <= 0n ? 0n : (d + step - 1n) / step; // ceil: the first of its own values at or past far
+    to = up ? start + k * step : start - k * step;
+  }
+  if (to < min || to > max) return null;
+  return to;
 }

@@ -71,9 +71,19 @@ export interface DatabaseState {
   relations: RelationInfo[];
   /** Sequence `schema.name` (display) -> last_value text, null when never called. */
   sequences: Record<string, string | null>;
+  /** Sequence -> what it can hand out here (absent: ascending by 1 from 1, unbounded). */
+  sequenceShapes?: Record<string, SequenceShape>;
   registered: boolean;
   /** pg_control_system().system_identifier of the database's cluster now. */
   systemIdentifier: string | null;
   /** The one a run recorded in meta when it last wrote here (a restored dump carries the old one). */
   recordedSystemIdentifier: string | null;
+}
+
+/** What values a sequence hands out in one database (pg_sequences), as decimal text. */
+export interface SequenceShape {
+  start: string;
+  min: string;
+  max: string;
+  inc: string;
 }

@@ -33,3 +33,30 @@ test('writing into a source: locks skip held rows, unseen local changes are defe
   assert.doesNotMatch(guardedApplySql('bucardo_main', { ...t, arbiter: false }), /ON CONFLICT/);
   assert.match(guardedClearSql('bucardo_main', t), /WHERE NOT EXISTS \(SELECT 1 FROM "bucardo_kp_abc" k WHERE k\."id" = t\."id"\) FOR UPDATE OF t SKIP LOCKED/);
 });
+
+test('sequences: targets follow the furthest value; a source only moves to a value of its own, else stays', async () => {
+  const { sequenceTarget } = await import('../../engine/runner/plan.js');
+  const plain = { start: '1', min: '1', max: '9223372036854775807', inc: '1' };
+  const odd = { start: '1', min: '1', max: '9223372036854775807', inc: '2' };
+  const even = { start: '2', min: '1', max: '9223372036854775807', inc: '2' };
+  // a target takes the furthest value; nothing to do where it is already there
+  assert.equal(sequenceTarget(101n, plain, '7', false), 101n);
+  assert.equal(sequenceTarget(101n, plain, '101', false), null);
+  assert.equal(sequenceTarget(101n, plain, null, false), 101n);
+  // INCREMENT BY 2 from different starts: each source keeps its own parity
+  assert.equal(sequenceTarget(101n, even, '40', true), 102n);
+  assert.equal(sequenceTarget(102n, odd, '41', true), 103n);
+  assert.equal(sequenceTarget(101n, odd, '101', true), null);
+  // a range of its own: left alone when the furthest value is outside it
+  const low = { start: '1', min: '1', max: '1000000', inc: '1' };
+  const high = { start: '1000001', min: '1000001', max: '2000000', inc: '1' };
+  assert.equal(sequenceTarget(1000050n, low, '500', true), null);
+  assert.equal(sequenceTarget(500n, high, '1000010', true), null);
+  assert.equal(sequenceTarget(500n, high, null, true), null, 'its first value is past it anyway');
+  // descending sequences go the other way
+  const down = { start: '-1', min: '-9223372036854775808', max: '-1', inc: '-1' };
+  assert.equal(sequenceTarget(-50n, down, '-10', false), -50n);
+  assert.equal(sequenceTarget(-50n, { ...down, inc: '-3' }, '-10', true), -52n);
+  // beyond a target's bounds: left alone rather than failing every run
+  assert.equal(sequenceTarget(5000n, { ...plain, max: '1000' }, '10', false), null);
+});

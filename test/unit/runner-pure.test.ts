@@ -63,7 +63,7 @@ test('plan: resumes from the lowest run_seq, brings sequences up, due onetimecop
   const states = new Map([
     ['a', state('a', { sequences: { [seqKey({ schema: 'public', name: 'ids' })]: '9' } })],
     ['b', state('b', { runSeq: 2, snapshots: { a: '5:5:', b: '6:6:' } })],
-    ['c', state('c', { relations: [{ ...rel, copyPending: true }], sequences: {} })],
+    ['c', state('c', { relations: [{ ...rel, copyPending: true }], sequences: { [seqKey({ schema: 'public', name: 'ids' })]: null } })],
   ]);
   const plan = makeRunPlan(ctx, states);
   assert.deepEqual(plan.last, { a: '5:5:', b: '6:6:' });

@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { qualify } from '../../sql/ident.js';
-import type { DatabaseState, RelationInfo } from '../types.js';
+import type { DatabaseState, RelationInfo, SequenceShape } from '../types.js';
 import type { QualifiedName } from '../../topology/types.js';
 import { BucardoError, describePgError } from '../../errors.js';
 
@@ -34,7 +34,8 @@ function prepareSql(schema: string): string {
      LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = r.table_schema
      LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = r.table_name AND c.relkind IN ('r', 'p')
     WHERE r.sync = $1) AS relations,
-  (SELECT coalesce(json_agg(json_build_object('schema', s.schemaname, 'name', s.sequencename, 'value', s.last_value::text)), '[]')
+  (SELECT coalesce(json_agg(json_build_object('schema', s.schemaname, 'name', s.sequencename, 'value', s.last_value::text,
+       'start', s.start_value::text, 'min', s.min_value::text, 'max', s.max_value::text, 'inc', s.increment_by::text)), '[]')
      FROM pg_catalog.pg_sequences s
      JOIN unnest($2::text[], $3::text[]) AS q(sch, nam) ON q.sch = s.schemaname AND q.nam = s.sequencename) AS sequences,
   (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS system_identifier,
@@ -45,7 +46,7 @@ interface Row {
   state: { run_seq: string; snapshots: Record<string, string> } | null;
   registered: boolean;
   relations: RelationInfo[];
-  sequences: { schema: string; name: string; value: string | null }[];
+  sequences: ({ schema: string; name: string; value: string | null } & SequenceShape)[];
   system_identifier: string | null;
   recorded_system_identifier: string | null;
 }
@@ -70,7 +71,11 @@ export async function readDatabaseState(c: pg.Client, database: string, schema: 
     throw new BucardoError('query_failed', `reading the state of sync ${sync} in database ${database} failed: ${describePgError(e)}`, { cause: e });
   }
   const seqs: Record<string, string | null> = {};
-  for (const s of row.sequences) seqs[seqKey(s)] = s.value;
+  const shapes: Record<string, SequenceShape> = {};
+  for (const s of row.sequences) {
+    seqs[seqKey(s)] = s.value;
+    shapes[seqKey(s)] = { start: s.start, min: s.min, max: s.max, inc: s.inc };
+  }
   return {
     database,
     registered: row.registered,
@@ -78,6 +83,7 @@ export async function readDatabaseState(c: pg.Client, database: string, schema: 
     snapshots: row.state?.snapshots ?? {},
     relations: row.relations,
     sequences: seqs,
+    sequenceShapes: shapes,
     systemIdentifier: row.system_identifier,
     recordedSystemIdentifier: row.recorded_system_identifier,
   };
