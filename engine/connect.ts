@@ -1,14 +1,27 @@
 /**
  * Connections to the topology's databases. Every session bucardo opens gets the same
  * fixed settings, so values travel as exact text whatever the server's or database's
- * defaults are (TimeZone, DateStyle, IntervalStyle, extra_float_digits, client_encoding).
+ * defaults are (TimeZone, DateStyle, IntervalStyle, extra_float_digits, client_encoding),
+ * and so that no server default meant for applications changes what bucardo does:
+ *
+ * - jit=off: a run is dozens of short statements, and a plan over a partitioned table can
+ *   cross jit_above_cost: Debian's PostgreSQL JIT-compiled the runner's join over a
+ *   55-partition table on every run, 0.8-1.2 s per run instead of under 1 ms (issue 10).
+ * - statement_timeout=0, lock_timeout=0, idle_in_transaction_session_timeout=0: a
+ *   timeout tuned for web requests must not cut a large copy, and a run's read transaction
+ *   idles while the run works on other databases (the runner sets its own lock waits).
+ * - row_security=off: a replication session must read every row; with a policy in the way
+ *   PostgreSQL then fails the query instead of silently leaving rows out.
  */
 import pg from 'pg';
 import type { DatabaseSpec, ConnectionSpec } from './topology/types.js';
 import { BucardoError, describePgError } from './errors.js';
 
 /** Session settings for every bucardo connection. */
-export const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3 -c client_encoding=UTF8';
+export const SESSION_OPTIONS = [
+  '-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3 -c client_encoding=UTF8',
+  '-c jit=off -c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c row_security=off',
+].join(' ');
 
 /** Connection settings for pg, from a URL or the discrete fields; libpq's env/pgpass rules for what is absent. */
 export function clientConfig(db: DatabaseSpec, applicationName = 'bucardo'): pg.ClientConfig {

@@ -13,6 +13,14 @@ const find = (dir) => (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: tru
 const filter = process.argv.slice(2);
 let files = [...find(path.join(root, 'dist/test/unit')), ...find(path.join(root, 'dist/test/integration'))];
 if (filter.length) files = files.filter((f) => filter.some((p) => f.includes(p)));
+// *.stock.test files need a stock PostgreSQL server from the machine's packages (JIT on,
+// as users run it); without one they are left out, and said so in one line
+const { stockBinDir } = await import(path.join(root, 'dist/test/helpers/stock.js'));
+const stock = files.filter((f) => f.endsWith('.stock.test.js'));
+if (stock.length && !stockBinDir()) {
+  files = files.filter((f) => !stock.includes(f));
+  console.log(`not run: ${stock.map((f) => path.basename(f, '.js')).join(', ')} (no stock PostgreSQL server in /usr/lib/postgresql; apt-get install postgresql, as .ci/run does)`);
+}
 const child = spawn(process.execPath, ['--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   cwd: root,

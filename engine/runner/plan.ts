@@ -17,6 +17,14 @@ export interface RunTable {
   keyColumns: string[];
   /** Columns copied (attribute order of the first source). */
   columns: string[];
+  /**
+   * Per database, the type of each copied column there (format_type), in `columns` order:
+   * a temp table for this table's rows is declared with them rather than made from the
+   * table (`CREATE TEMP TABLE AS SELECT ... FROM table` would lock the table, and on a
+   * source whose read snapshot is still open an application's queued TRUNCATE would then
+   * make the run wait for itself).
+   */
+  types: Record<string, string[]>;
   /** Databases where a onetimecopy of this table is due. */
   copyInto: string[];
   /** Databases whose copy_pending flag is cleared by this run (copyInto, plus flags to drop). */
@@ -100,7 +108,9 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
     for (const k of rel.keyColumns) {
       if (!columns.includes(k)) throw new BucardoError('bad_key', `key column ${JSON.stringify(k)} of table ${displayName(rel.schema, rel.name)} is not a copied column in every database of sync ${ctx.sync.name}`);
     }
-    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, copyInto, copyClear, keyIndexedOn, keyUniqueOn, binary });
+    const types: Record<string, string[]> = {};
+    for (const d of ctx.databases) types[d.name] = columns.map((c) => { const x = typeOf(states.get(d.name)!, c)!; return x.base ?? x.type; });
+    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, types, copyInto, copyClear, keyIndexedOn, keyUniqueOn, binary });
   }
 
   let lowest: DatabaseState | null = null;

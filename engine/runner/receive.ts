@@ -140,14 +140,14 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
 export async function stage(inp: RunInputs, reads: SourceRead[], work: Work): Promise<void> {
   const { plan, writers } = inp;
   await Promise.all(
-    [...work.staged].map(([db, m]) => writers.get(db)!.query(createStagingSql(plan.tables.filter((t) => m.has(t.tableId))))),
+    [...work.staged].map(([db, m]) => writers.get(db)!.query(createStagingSql(db, plan.tables.filter((t) => m.has(t.tableId))))),
   );
   // a source taking a TRUNCATE keeps the keys whose own change won step 4
   for (const [db, list] of work.toClear) {
     const w = writers.get(db)!;
     const r = reads.find((x) => x.db === db)!;
     for (const { t } of list) {
-      await w.query(createKeepSql(t));
+      await w.query(createKeepSql(db, t));
       if ((r.pending.get(t.tableId)?.n ?? 0) > 0) await copyBetween(r.client, pendingKeysOnlyOutSql(t), [{ client: w, sql: copyIntoKeepSql(t) }]);
     }
   }

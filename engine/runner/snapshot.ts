@@ -17,7 +17,7 @@ import type { RunInputs } from './inputs.js';
 import type { DatabaseSpec } from '../topology/types.js';
 import { BucardoError } from '../errors.js';
 import { PENDING_SETUP_SQL, probeSql, pendingSql } from './sql/pending.js';
-import { lockTablesSql, emptinessSql } from './sql/apply.js';
+import { lockTablesSql, emptinessSql, probeInSavepoint } from './sql/apply.js';
 
 /** What a run read on one source, in its snapshot. */
 export interface SourceRead {
@@ -58,8 +58,10 @@ export async function lockTables(inp: RunInputs): Promise<TableLocks> {
     ctx.sources.map(async (s) => {
       let due = plan.tables.filter((t) => t.copyInto.includes(s.name));
       if (due.length && ctx.sync.onetimecopy === 'if_empty') {
-        const r = await writers.get(s.name)!.query<{ id: string; full: boolean }>(emptinessSql(due));
-        const full = new Set(r.rows.filter((x) => x.full).map((x) => x.id));
+        // in a savepoint rolled back at once: the look must not keep the tables' locks for the
+        // run (an application's TRUNCATE queued behind them would block the run's own reads)
+        const res = (await writers.get(s.name)!.query(probeInSavepoint(emptinessSql(due)))) as unknown as pg.QueryResult<{ id: string; full: boolean }>[];
+        const full = new Set(res[1].rows.filter((x) => x.full).map((x) => x.id));
         due = due.filter((t) => !full.has(t.tableId));
       }
       const ids = plan.tables.filter((t) => ctx.sync.lockTables || due.includes(t)).map((t) => t.tableId);

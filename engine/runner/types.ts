@@ -45,6 +45,8 @@ export interface ColumnInfo {
   type: string;
   /** A type of PostgreSQL itself (oid below 16384): its binary COPY form is the same in every database. */
   builtin?: boolean;
+  /** For a domain, its base type: what a temp table of the runner's declares (a domain's NOT NULL would refuse a deleted row's NULLs). */
+  base?: string | null;
 }
 
 /** A table of a sync as one database's `sync_relation` and catalog describe it. */

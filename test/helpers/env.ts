@@ -35,10 +35,18 @@ export interface TestEnv {
 }
 
 export function useClusters(names: string[], opts: ClusterOptions = {}): TestEnv {
+  return useGroup(names, () => startClusters(names, opts));
+}
+
+/**
+ * Clusters from `start` (embedded ones, or test/helpers/stock.ts's), started before the
+ * file's tests and stopped after; `names` are the keys of those to make databases on.
+ */
+export function useGroup(names: string[], start: () => Promise<ClusterGroup>): TestEnv {
   let group: ClusterGroup | null = null;
   let seq = 0;
   before(async () => {
-    group = await startClusters(names, opts);
+    group = await start();
   }, { timeout: 180_000 });
   after(async () => {
     await group?.stopAll();

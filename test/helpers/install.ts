@@ -40,7 +40,7 @@ export async function assertSame(dbs: TestDb[], tables: string[], context = ''):
     for (const o of others) {
       const f = await tableFingerprint(o, t);
       if (f !== f0) {
-        const rows = async (d: TestDb) => (await d.query(`SELECT t::text AS r FROM ${t} t ORDER BY r COLLATE "C" LIMIT 20`)).rows.map((x: { r: string }) => x.r);
+        const rows = async (d: TestDb) => (await d.query(`SELECT t::text AS r FROM ${t} t ORDER BY t::text COLLATE "C" LIMIT 20`)).rows.map((x: { r: string }) => x.r);
         assert.fail(`${context ? context + ': ' : ''}${t} differs between ${ref.name} (${f0}) and ${o.name} (${f})\n${ref.name}: ${JSON.stringify(await rows(ref))}\n${o.name}: ${JSON.stringify(await rows(o))}`);
       }
     }

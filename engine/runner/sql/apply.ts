@@ -17,11 +17,17 @@ export const STAGED_TS = '_bucardo_ts';
 
 export const WRITE_SETUP_SQL = `SELECT set_config('session_replication_role', 'replica', true), set_config('bucardo.origin', $1, true)`;
 
-export function createStagingSql(tables: { tableId: string; schema: string; name: string; columns: string[] }[]): string {
+/** Column definitions of `columns` with the receiver's types (RunTable.types: no lock on the user's table). */
+function columnDefs(columns: string[], types: string[]): string {
+  return columns.map((c, i) => `${quoteIdent(c)} ${types[i]}`).join(', ');
+}
+
+/** Per table, the staging table on receiver `db`: its columns with their types there. */
+export function createStagingSql(db: string, tables: { tableId: string; columns: string[]; types: Record<string, string[]> }[]): string {
   return tables
     .map(
       (t) =>
-        `CREATE TEMP TABLE ${quoteIdent(stagingTable(t.tableId))} ON COMMIT DROP AS SELECT ${t.columns.map(quoteIdent).join(', ')}, true AS ${PRESENT}, NULL::timestamptz AS ${STAGED_TS}, NULL::int AS ${STAGED_SRC} FROM ${qualify(t.schema, t.name)} WITH NO DATA`,
+        `CREATE TEMP TABLE ${quoteIdent(stagingTable(t.tableId))} (${columnDefs(t.columns, t.types[db])}, ${PRESENT} boolean, ${STAGED_TS} timestamptz, ${STAGED_SRC} integer) ON COMMIT DROP`,
     )
     .join(';\n');
 }
@@ -119,6 +125,11 @@ export function directDeleteSql(t: { tableId: string; schema: string; name: stri
  */
 export function lockTablesSql(tables: { schema: string; name: string }[], wait: string): string {
   return `SET LOCAL lock_timeout = ${quoteLiteral(wait)}; LOCK TABLE ${tables.map((t) => qualify(t.schema, t.name)).join(', ')} IN EXCLUSIVE MODE; SET LOCAL lock_timeout TO DEFAULT`;
+}
+
+/** A read-only look whose locks are let go at once (results: [savepoint, the look, rollback, release]). */
+export function probeInSavepoint(sql: string): string {
+  return `SAVEPOINT bucardo_probe; ${sql}; ROLLBACK TO SAVEPOINT bucardo_probe; RELEASE SAVEPOINT bucardo_probe`;
 }
 
 /** Per table: (table id, whether it has a row). */
@@ -223,8 +234,9 @@ const clearLockedTable = (tableId: string) => `bucardo_ek_${tableId}`;
 export const clearDeferredTable = (tableId: string) => `bucardo_tq_${tableId}`;
 
 /** The keys a source keeps when it takes a replicated TRUNCATE: its own pending changes that won step 4 (filled by COPY). */
-export function createKeepSql(t: { tableId: string; schema: string; name: string; keyColumns: string[] }): string {
-  return `CREATE TEMP TABLE ${quoteIdent(keepTable(t.tableId))} ON COMMIT DROP AS SELECT ${t.keyColumns.map(quoteIdent).join(', ')} FROM ${qualify(t.schema, t.name)} WITH NO DATA`;
+export function createKeepSql(db: string, t: { tableId: string; keyColumns: string[]; columns: string[]; types: Record<string, string[]> }): string {
+  const types = t.keyColumns.map((k) => t.types[db][t.columns.indexOf(k)]);
+  return `CREATE TEMP TABLE ${quoteIdent(keepTable(t.tableId))} (${columnDefs(t.keyColumns, types)}) ON COMMIT DROP`;
 }
 
 export function copyIntoKeepSql(t: { tableId: string; keyColumns: string[]; binary?: boolean }): string {

@@ -20,9 +20,15 @@ function pendingWhere(hasLast: boolean): string {
   return `_bucardo_txid >= pg_snapshot_xmin(${LAST}) AND NOT pg_visible_in_snapshot(_bucardo_txid, ${LAST}) AND ${origin}`;
 }
 
-/** Parameters to send first: `SELECT pg_current_snapshot()::text, set_config(...)` */
+/**
+ * Parameters to send first: `SELECT pg_current_snapshot()::text, set_config(...)`. The
+ * read transaction waits at most READ_LOCK_WAIT for a lock: it needs only ACCESS SHARE,
+ * which only DDL or a TRUNCATE contends for, and such an application statement may itself
+ * wait for a lock the run holds on another of its connections, a cycle PostgreSQL cannot
+ * see; the run then fails and is retried, and the application's statement goes through.
+ */
 export const PENDING_SETUP_SQL = `SELECT pg_current_snapshot()::text AS snapshot,
-  set_config('bucardo.last_snapshot', $1, true), set_config('bucardo.sync', $2, true)`;
+  set_config('bucardo.last_snapshot', $1, true), set_config('bucardo.sync', $2, true), set_config('lock_timeout', '5s', true)`;
 
 /**
  * First pass, one simple-protocol text and two result sets: the tables with at least one

@@ -24,8 +24,9 @@ function prepareSql(schema: string): string {
   (SELECT coalesce(json_agg(json_build_object(
        'tableId', r.table_id, 'schema', r.table_schema, 'name', r.table_name,
        'keyColumns', r.key_columns, 'copyPending', r.copy_pending,
-       'columns', (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'builtin', a.atttypid < 16384) ORDER BY a.attnum)
-                     FROM pg_catalog.pg_attribute a
+       'columns', (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'builtin', a.atttypid < 16384,
+                                     'base', CASE WHEN ty.typtype = 'd' THEN format_type(ty.typbasetype, ty.typtypmod) END) ORDER BY a.attnum)
+                     FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
        'keyIndexed', EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND ${KEY_INDEX}),
        'keyUnique', EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND i.indimmediate AND ${KEY_INDEX}))
