@@ -36,7 +36,8 @@ export const syncTableKey = (sync: string, tableId: string) => `${sync}\u0000${t
 /** The sync's definition as stored in the sync row (no positions, no passwords). */
 function syncDetail(s: ResolvedSync): Record<string, unknown> {
   const { pos: _pos, ...spec } = s.spec;
-  return { ...spec, tables: s.tables.map((t) => ({ schema: t.schema, name: t.name, key: t.key.map((k) => k.name) })), sequences: s.sequences };
+  const tables = s.tables.map((t) => ({ schema: t.schema, name: t.name, key: t.key.map((k) => k.name), ...(t.conflict ? { conflict: t.conflict } : {}) }));
+  return { ...spec, tables, sequences: s.sequences };
 }
 
 export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: Map<string, DesiredDatabase>; errors: PlanProblem[] } {

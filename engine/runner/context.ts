@@ -27,6 +27,8 @@ export interface SyncContext {
   doneChannel: string;
   /** The strategy of one table: its relgroup entry's override, else the sync's. */
   strategyFor(schema: string, name: string): ConflictStrategy;
+  /** Fingerprint of the registered definition it was built from (null: built from the file). */
+  fingerprint?: string | null;
 }
 
 /** Advisory lock of one sync: (LOCK_NAMESPACE, 31-bit hash of topology NUL sync). */
@@ -74,6 +76,55 @@ export function makeSyncContext(topology: Topology, syncName: string): SyncConte
       }
       return sync.conflict;
     },
+  };
+}
+
+/**
+ * What apply registered for a sync (the `detail` of bucardo_<name>.sync, planner/desired.ts
+ * syncDetail): the sync's definition without positions, its resolved tables with their
+ * per-table overrides, its sequences.
+ */
+export interface RegisteredSync {
+  fingerprint: string;
+  detail: Omit<SyncSpec, 'pos'> & {
+    tables?: { schema: string; name: string; conflict?: ConflictStrategy }[];
+    sequences?: QualifiedName[];
+  };
+}
+
+/**
+ * A sync's context from what apply installed rather than from the file the runner started
+ * with: a running runner follows every apply (docs/protocol.md). The file still gives the
+ * databases' connections.
+ */
+export function makeRegisteredContext(topology: Topology, reg: RegisteredSync): SyncContext {
+  const d = reg.detail;
+  const sync: SyncSpec = { ...d, hooks: d.hooks ?? {}, pos: topology.syncs.get(d.name)?.pos ?? { line: 0, col: 0 } };
+  const db = (n: string): DatabaseSpec => {
+    const x = topology.databases.get(n);
+    if (!x) {
+      throw new BucardoError('unknown_database', `sync ${sync.name}, as installed, names database ${n}, which is not in ${topology.file}`, {
+        hint: 'start the runner with the topology file that apply used',
+      });
+    }
+    return x;
+  };
+  const sources = sync.sources.map(db);
+  const targets = sync.targets.filter((t) => !sync.sources.includes(t)).map(db);
+  const overrides = new Map((d.tables ?? []).filter((t) => t.conflict).map((t) => [`${t.schema}\u0000${t.name}`, t.conflict!]));
+  return {
+    topology,
+    sync,
+    schema: schemaName(topology.name),
+    databases: [...sources, ...targets],
+    sources,
+    targets,
+    lockKey: syncLockKey(topology.name, sync.name),
+    sequences: d.sequences ?? [],
+    kickChannel: kickChannel(topology.name),
+    doneChannel: doneChannel(topology.name),
+    fingerprint: reg.fingerprint,
+    strategyFor: (schema, name) => overrides.get(`${schema}\u0000${name}`) ?? sync.conflict,
   };
 }
 

@@ -13,6 +13,8 @@ export type LogEntry =
   | { event: 'listen_error'; level: 'warn'; database: string; error: string; retryMs: number }
   | { event: 'maintenance_failed'; level: 'warn'; sync: string; error: string }
   | { event: 'start'; level: 'info'; syncs: string[]; once: boolean }
+  | { event: 'reload'; level: 'info'; sync: string; change: 'added' | 'removed' | 'enabled' | 'disabled' | 'changed'; detail: string }
+  | { event: 'reload_failed'; level: 'warn'; sync: string; error: string }
   | { event: 'stop'; level: 'info'; reason: string };
 
 export type LogFormat = 'text' | 'json';
@@ -47,6 +49,10 @@ export function formatLog(e: LogEntry, format: LogFormat, now = new Date()): str
       return `${time} WARN  listen database=${e.database}: ${e.error} (reconnecting in ${(e.retryMs / 1000).toFixed(1)}s)`;
     case 'maintenance_failed':
       return `${time} WARN  maintenance sync=${e.sync}: ${e.error} (the next run does it again)`;
+    case 'reload':
+      return `${time} INFO  reload sync=${e.sync}: ${e.change} (${e.detail})`;
+    case 'reload_failed':
+      return `${time} WARN  reload sync=${e.sync}: ${e.error}`;
     case 'start':
       return `${time} INFO  runner started: ${e.syncs.length ? e.syncs.join(', ') : 'no enabled syncs'}${e.once ? ' (--once)' : ''}`;
     case 'stop':
