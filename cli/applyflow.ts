@@ -30,11 +30,13 @@ export interface FlowOptions {
   destroy: boolean;
   autoApprove: boolean;
   planFile?: string;
+  /** --no-color */
+  noColor?: boolean;
 }
 
 export async function applyFlow(topology: Topology, file: string, opts: FlowOptions): Promise<number> {
   const verb = opts.destroy ? 'destroy' : 'apply';
-  const color = useColor(process.stdout);
+  const color = useColor(process.stdout, opts.noColor);
   let session: ApplySession;
   if (opts.planFile) {
     const pf = readPlanFile(opts.planFile);

@@ -9,8 +9,9 @@ export function register(program: Command): void {
     .description('make the databases match the topology: one transaction per database; asks on a terminal unless --auto-approve')
     .argument('[planfile]', 'a plan saved with `plan -o`: do exactly it, or refuse if any database changed since')
     .option('--auto-approve', 'do not ask for approval (needed when there is no terminal)')
-    .action(action(async (planFile: string | undefined, opts: { file?: string; autoApprove?: boolean }) => {
+    .option('--no-color', 'no colours (also when not on a terminal or with NO_COLOR)')
+    .action(action(async (planFile: string | undefined, opts: { file?: string; autoApprove?: boolean; color?: boolean }) => {
       const file = topologyPath(opts);
-      return applyFlow(loadTopology(file), file, { destroy: false, autoApprove: Boolean(opts.autoApprove) || Boolean(planFile), planFile });
+      return applyFlow(loadTopology(file), file, { destroy: false, autoApprove: Boolean(opts.autoApprove) || Boolean(planFile), planFile, noColor: opts.color === false });
     }));
 }

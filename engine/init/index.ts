@@ -139,7 +139,17 @@ export function renderStarterTopology(source: InitSource, src: SourceUrl, opts: 
   L.push(`  ${k}:`);
   if (tables.length) {
     L.push('    tables:');
-    for (const t of tables) L.push(`      - ${yamlScalar(t)}`);
+    for (const t of keyed) {
+      const parts = t.kind === 'p' ? t.partitions ?? [] : [];
+      const note = t.kind === 'p'
+        ? `   # partitioned: its ${parts.length} partition${parts.length === 1 ? '' : 's'} follow${parts.length === 1 ? 's' : ''} it, writes aimed at a partition included`
+        : '';
+      L.push(`      - ${yamlScalar(displayName(t.schema, t.name))}${note}`);
+    }
+    if (keyed.some((t) => t.kind === 'p')) {
+      L.push('    # Create a new partition on every database of the sync, then run bucardo plan and apply:');
+      L.push('    # plan lists it (its capture triggers), and refuses a partition a receiver lacks.');
+    }
   } else {
     L.push('    tables: []   # no table with a usable key matched');
   }
@@ -160,6 +170,13 @@ export function renderStarterTopology(source: InitSource, src: SourceUrl, opts: 
   L.push('    # For multi-source, list both databases under sources: and pick a conflict strategy:');
   L.push(`    # sources: [${k}, target]`);
   L.push('    # conflict: latest          # latest | latest_table | latest_sync | {priority: [...]} | random | skip | abort');
+  const views = source.views.filter((v) => wanted(v.schema, v.name));
+  if (views.length) {
+    L.push('');
+    L.push('# Not replicated: views and materialized views hold no rows of their own. Create them on every');
+    L.push('# database (pg_dump --schema-only); refresh a materialized view where it is read.');
+    for (const v of views) L.push(`#   ${commentSafe(displayName(v.schema, v.name))}${v.materialized ? ' (materialized view)' : ' (view)'}`);
+  }
   if (keyless.length) {
     L.push('');
     L.push('# Tables without a usable key (a primary key, or a unique index on NOT NULL columns).');

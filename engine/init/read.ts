@@ -28,6 +28,8 @@ export interface InitSource {
   catalog: DatabaseCatalog;
   sequences: SequenceOwner[];
   unusableIndexes: UnusableIndex[];
+  /** Views and materialized views: never replicated (init says so). */
+  views: { schema: string; name: string; materialized: boolean }[];
 }
 
 export async function readInitSource(c: pg.Client, database: string): Promise<InitSource> {
@@ -59,7 +61,14 @@ export async function readInitSource(c: pg.Client, database: string): Promise<In
     const unusableIndexes = idx.rows.map((r) => ({
       schema: r.schema, table: r.tname, index: r.iname, partial: r.partial, expression: r.expr, invalid: r.invalid, nullableColumns: r.nullable ?? [],
     }));
-    return { catalog, sequences, unusableIndexes };
+    const v = await c.query<{ schema: string; name: string; materialized: boolean }>(
+      `SELECT n.nspname AS schema, c.relname AS name, c.relkind = 'm' AS materialized
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'
+          AND coalesce(obj_description(n.oid, 'pg_namespace'), '') NOT LIKE 'bucardo topology %'
+        ORDER BY 1, 2`,
+    );
+    return { catalog, sequences, unusableIndexes, views: v.rows };
   } finally {
     await c.query('ROLLBACK').catch(() => {});
   }

@@ -18,6 +18,12 @@ export interface RenderContext {
 }
 
 export function summaryLine(plan: Plan): string {
+  // with a blocking problem (an unreachable database, ...) "No changes." would be a claim
+  // about databases that were never read
+  if (plan.errors.length) {
+    const n = plan.errors.length;
+    return `No plan: ${n} problem${n === 1 ? '' : 's'} (below) block${n === 1 ? 's' : ''} it${plan.changes.length ? `; ${plan.changes.length} change${plan.changes.length === 1 ? ' is' : 's are'} known so far` : ''}.`;
+  }
   if (!plan.changes.length) return 'No changes.';
   const s = summarize(plan.changes);
   return `Plan: ${s.add} to add, ${s.change} to change, ${s.destroy} to destroy.`;

@@ -7,8 +7,8 @@ import type { RunResult, ConflictRecord } from './types.js';
 export type LogEntry =
   | { event: 'run'; level: 'info'; result: RunResult }
   | { event: 'run_failed'; level: 'error'; sync: string; runId: string; error: string; code: string; retryMs: number | null; durationMs: number }
-  | { event: 'conflict'; level: 'info'; sync: string; conflict: ConflictRecord }
-  | { event: 'conflicts_more'; level: 'info'; sync: string; more: number }
+  | { event: 'conflict'; level: 'warn'; sync: string; conflict: ConflictRecord }
+  | { event: 'conflicts_more'; level: 'warn'; sync: string; more: number }
   | { event: 'busy'; level: 'info'; sync: string }
   | { event: 'listen_error'; level: 'warn'; database: string; error: string; retryMs: number }
   | { event: 'maintenance_failed'; level: 'warn'; sync: string; error: string }
@@ -39,10 +39,10 @@ export function formatLog(e: LogEntry, format: LogFormat, now = new Date()): str
       return `${time} ERROR run sync=${e.sync} failed after ${e.durationMs}ms: ${e.error}${e.retryMs !== null ? ` (retry in ${(e.retryMs / 1000).toFixed(1)}s)` : ''}`;
     case 'conflict': {
       const c = e.conflict;
-      return `${time} INFO  conflict sync=${e.sync} table=${c.table} key=${JSON.stringify(c.key)} winner=${c.winner ?? '(skipped)'} changed_on=${c.changed.map((x) => x.database).join(',')}`;
+      return `${time} WARN  conflict sync=${e.sync} table=${c.table} key=${JSON.stringify(c.key)} winner=${c.winner ?? '(skipped)'} changed_on=${c.changed.map((x) => x.database).join(',')}`;
     }
     case 'conflicts_more':
-      return `${time} INFO  conflict sync=${e.sync} ... and ${e.more} more conflicts (recorded in the conflict table up to ${CONFLICT_DETAIL_CAP} per run)`;
+      return `${time} WARN  conflict sync=${e.sync} ... and ${e.more} more conflicts (recorded in the conflict table up to ${CONFLICT_DETAIL_CAP} per run)`;
     case 'busy':
       return `${time} INFO  busy sync=${e.sync}: another runner is running it; trying again later`;
     case 'listen_error':

@@ -225,7 +225,7 @@ export class SyncWorker {
   private logRun(r: RunResult): void {
     this.hooks.log({ event: 'run', level: 'info', result: r });
     const recs = r.conflictRecords ?? [];
-    for (const c of recs.slice(0, CONFLICT_LOG_CAP)) this.hooks.log({ event: 'conflict', level: 'info', sync: r.sync, conflict: c });
-    if (r.conflicts > CONFLICT_LOG_CAP) this.hooks.log({ event: 'conflicts_more', level: 'info', sync: r.sync, more: r.conflicts - CONFLICT_LOG_CAP });
+    for (const c of recs.slice(0, CONFLICT_LOG_CAP)) this.hooks.log({ event: 'conflict', level: 'warn', sync: r.sync, conflict: c });
+    if (r.conflicts > CONFLICT_LOG_CAP) this.hooks.log({ event: 'conflicts_more', level: 'warn', sync: r.sync, more: r.conflicts - CONFLICT_LOG_CAP });
   }
 }

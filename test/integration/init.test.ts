@@ -30,6 +30,11 @@ const DDL = `
   CREATE SEQUENCE invoice_no;
   CREATE SCHEMA archive;
   CREATE TABLE archive.old_orders (id int PRIMARY KEY);
+  CREATE TABLE archive.payments (id int, paid date, PRIMARY KEY (id, paid)) PARTITION BY RANGE (paid);
+  CREATE TABLE archive.payments_2024 PARTITION OF archive.payments FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+  CREATE TABLE archive.payments_2025 PARTITION OF archive.payments FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+  CREATE VIEW public.big_orders AS SELECT * FROM orders WHERE total > 100;
+  CREATE MATERIALIZED VIEW public.order_totals AS SELECT customer_id, sum(total) FROM orders GROUP BY 1;
 `;
 
 test('keyed tables in the relgroup, keyless ones explained, no password, valid as written', async () => {
@@ -38,7 +43,7 @@ test('keyed tables in the relgroup, keyless ones explained, no password, valid a
   const out = path.join(dir, 'bucardo.yaml');
   const r = await runCli(['init', '--from', a.url, '-o', out]);
   assert.equal(r.code, 0, r.out);
-  assert.match(r.stderr, /Wrote .*bucardo\.yaml: 5 tables, 3 sequences; 4 tables without a usable key/);
+  assert.match(r.stderr, /Wrote .*bucardo\.yaml: 6 tables, 3 sequences; 4 tables without a usable key/);
   const text = fs.readFileSync(out, 'utf8');
   assert.match(text.split('\n')[0]!, /^# yaml-language-server: \$schema=\S*schemas\/topology\.schema\.json$/);
   assert.ok(!text.includes(SUPERPASS), 'the password is not in the file');
@@ -51,6 +56,11 @@ test('keyed tables in the relgroup, keyless ones explained, no password, valid a
   assert.match(text, /^# {3}public\.emails: no primary key; unique index emails_addr is on nullable column addr$/m);
   assert.match(text, /^# {3}public\.partial: no primary key; unique index partial_live is partial$/m);
   assert.match(text, /^# {3}"Sales EU"\.notes: no primary key and no unique index$/m);
+  // a partitioned table is listed once, its partitions explained; views are said not to replicate
+  assert.match(text, /^ {6}- archive\.payments {3}# partitioned: its 2 partitions follow it, writes aimed at a partition included$/m);
+  assert.doesNotMatch(text, /payments_2024/);
+  assert.match(text, /^# {3}public\.big_orders \(view\)$/m);
+  assert.match(text, /^# {3}public\.order_totals \(materialized view\)$/m);
 
   const v = await runCli(['validate', '-f', out]);
   assert.equal(v.code, 0, v.out);

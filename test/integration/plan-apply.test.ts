@@ -286,7 +286,15 @@ test('problems that block apply are errors with exit 1: missing table, no key, c
     const r4 = await cli(['plan', '-f', f4, '--format', format], 1);
     assert.match(r4.out, /cannot connect to database gone \(repl@127\.0\.0\.1:1\/nowhere\)/);
     assert.ok(!r4.out.includes('Sup3rS3cret'), show(r4));
+    // nothing is claimed about databases that were not read
+    if (format === 'text') {
+      assert.doesNotMatch(r4.out, /No changes/);
+      assert.match(lastLine(r4.stdout), /^No plan: 1 problem \(below\) blocks it/);
+    }
   }
+  // apply takes --no-color as plan does
+  const nc = await cli(['apply', '-f', f4, '--no-color', '--auto-approve'], 1);
+  assert.doesNotMatch(nc.out, /unknown option/);
 });
 
 test('two topologies share a database without touching each other; makedelta and autokick shape the capture', async () => {
