@@ -137,6 +137,7 @@ test('abort: the run fails before any write, reports the keys, and status says f
   // the operator settles the row by hand on b (same value as a), switches strategy: the next run succeeds
   await b.query(`UPDATE public.items SET name = 'a1' WHERE id = 1`);
   const file2 = writeTopology(simpleTopology({ sources: [a, b], targets: [c], tables: TABLES, sync: { conflict: 'latest' } }));
+  await applyOk(file2); // the runner runs what apply installed
   await runOnce(file2);
   await assertSame([a, b, c], TABLES);
   const st2 = JSON.parse((await runCli(['status', '-f', file2, '--format', 'json'])).stdout).syncs[0];
