@@ -230,6 +230,14 @@ export async function startClusters(names: string[], opts: ClusterOptions = {}):
   const baseDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bucardo-pg-'));
   await fs.chmod(baseDir, 0o755);
   const clusters = names.map((n) => new Cluster(n, baseDir, opts));
+  return startGroup(baseDir, clusters, async () => {
+    await Promise.all(clusters.map((c) => c.init()));
+    for (let i = 0; i < clusters.length; i += 2) await Promise.all(clusters.slice(i, i + 2).map((c) => c.start()));
+  });
+}
+
+/** A group of clusters started by `start`; on any failure everything started so far is stopped and `baseDir` removed. */
+export async function startGroup(baseDir: string, clusters: Cluster[], start: () => Promise<void>): Promise<ClusterGroup> {
   let stopped = false;
   const group: ClusterGroup = {
     baseDir,
@@ -243,8 +251,7 @@ export async function startClusters(names: string[], opts: ClusterOptions = {}):
     },
   };
   try {
-    await Promise.all(clusters.map((c) => c.init()));
-    for (let i = 0; i < clusters.length; i += 2) await Promise.all(clusters.slice(i, i + 2).map((c) => c.start()));
+    await start();
   } catch (e) {
     await group.stopAll();
     throw e;

@@ -54,10 +54,24 @@ export function makeSyncContext(topology: Topology, syncName: string): SyncConte
     if (!d) throw new BucardoError('unknown_database', `sync ${sync.name} names database ${n}, which is not in ${topology.file}`);
     return d;
   };
-  const sources = sync.sources.map(db);
-  const targets = sync.targets.filter((t) => !sync.sources.includes(t)).map(db);
   const relgroup = topology.relgroups.get(sync.relgroup);
   const entries: TableEntry[] = relgroup?.tables ?? [];
+  return contextOf(topology, sync, db, (relgroup?.sequences ?? []).map((s) => s.seq), null, (schema, name) => {
+    for (const e of entries) {
+      if (!e.conflict) continue;
+      if (e.kind === 'name' ? e.table.schema === schema && e.table.name === name : globMatch(e.pattern, `${schema}.${name}`)) return e.conflict;
+    }
+    return sync.conflict;
+  });
+}
+
+/** The context of `sync`, with its databases looked up by `db`. */
+function contextOf(
+  topology: Topology, sync: SyncSpec, db: (name: string) => DatabaseSpec, sequences: QualifiedName[], fingerprint: string | null,
+  strategyFor: SyncContext['strategyFor'],
+): SyncContext {
+  const sources = sync.sources.map(db);
+  const targets = sync.targets.filter((t) => !sync.sources.includes(t)).map(db);
   return {
     topology,
     sync,
@@ -66,16 +80,11 @@ export function makeSyncContext(topology: Topology, syncName: string): SyncConte
     sources,
     targets,
     lockKey: syncLockKey(topology.name, sync.name),
-    sequences: (relgroup?.sequences ?? []).map((s) => s.seq),
+    sequences,
     kickChannel: kickChannel(topology.name),
     doneChannel: doneChannel(topology.name),
-    strategyFor(schema, name) {
-      for (const e of entries) {
-        if (!e.conflict) continue;
-        if (e.kind === 'name' ? e.table.schema === schema && e.table.name === name : globMatch(e.pattern, `${schema}.${name}`)) return e.conflict;
-      }
-      return sync.conflict;
-    },
+    fingerprint,
+    strategyFor,
   };
 }
 
@@ -109,23 +118,8 @@ export function makeRegisteredContext(topology: Topology, reg: RegisteredSync): 
     }
     return x;
   };
-  const sources = sync.sources.map(db);
-  const targets = sync.targets.filter((t) => !sync.sources.includes(t)).map(db);
   const overrides = new Map((d.tables ?? []).filter((t) => t.conflict).map((t) => [`${t.schema}\u0000${t.name}`, t.conflict!]));
-  return {
-    topology,
-    sync,
-    schema: schemaName(topology.name),
-    databases: [...sources, ...targets],
-    sources,
-    targets,
-    lockKey: syncLockKey(topology.name, sync.name),
-    sequences: d.sequences ?? [],
-    kickChannel: kickChannel(topology.name),
-    doneChannel: doneChannel(topology.name),
-    fingerprint: reg.fingerprint,
-    strategyFor: (schema, name) => overrides.get(`${schema}\u0000${name}`) ?? sync.conflict,
-  };
+  return contextOf(topology, sync, db, d.sequences ?? [], reg.fingerprint, (schema, name) => overrides.get(`${schema}\u0000${name}`) ?? sync.conflict);
 }
 
 /** The relgroup glob, with the topology's own syntax (`*`, `?`, backslash escapes). */

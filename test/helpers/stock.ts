@@ -13,7 +13,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { Cluster, freePort, SUPERUSER, SUPERPASS, type ClusterGroup } from '../../engine/embedded.js';
+import { Cluster, freePort, startGroup, SUPERUSER, SUPERPASS, type ClusterGroup } from '../../engine/embedded.js';
 
 /** The newest /usr/lib/postgresql/N/bin that has initdb, pg_ctl and postgres, or null. */
 export function stockBinDir(): string | null {
@@ -94,24 +94,8 @@ export async function startStockClusters(names: string[], settings: Record<strin
   const baseDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'bucardo-stock-'));
   await fsp.chmod(baseDir, 0o755);
   const clusters = names.map((n) => new StockCluster(n, baseDir, binDir, settings));
-  let stopped = false;
-  const group: ClusterGroup = {
-    baseDir,
-    clusters,
-    byName: Object.fromEntries(clusters.map((c) => [c.name, c])),
-    async stopAll() {
-      if (stopped) return;
-      stopped = true;
-      await Promise.all(clusters.map((c) => c.stop().catch(() => {})));
-      await fsp.rm(baseDir, { recursive: true, force: true }).catch(() => {});
-    },
-  };
-  try {
+  return startGroup(baseDir, clusters, async () => {
     for (const c of clusters) await c.init();
     for (const c of clusters) await c.start();
-  } catch (e) {
-    await group.stopAll();
-    throw e;
-  }
-  return group;
+  });
 }

@@ -162,19 +162,33 @@ export const deferredTable = (tableId: string) => `bucardo_rq_${tableId}`;
  * 4. ... whose delta then defers the key too.
  * The last result set: deferred keys per sending source.
  */
+/**
+ * The pieces the guarded writes into a source share: the table, its delta table, the key
+ * columns, and `unseen`, a condition on delta rows `d`: a local change that the run's
+ * snapshot (GUARD_SETUP_SQL) does not show and that does not come from this sync.
+ */
+function guardParts(schema: string, t: { tableId: string; schema: string; name: string; keyColumns: string[] }) {
+  const keys = t.keyColumns.map(quoteIdent);
+  const cur = "(SELECT current_setting('bucardo.cur_snapshot')::pg_snapshot)";
+  const origin = "(SELECT current_setting('bucardo.origin'))";
+  return {
+    tbl: qualify(t.schema, t.name),
+    delta: qualify(schema, deltaTableName(t.tableId)),
+    keys,
+    on: (a: string, b: string) => t.keyColumns.map((c) => `${a}.${quoteIdent(c)} = ${b}.${quoteIdent(c)}`).join(' AND '),
+    sel: (a: string) => keys.map((k) => `${a}.${k}`).join(', '),
+    cur,
+    unseen: `NOT pg_visible_in_snapshot(d._bucardo_txid, ${cur}) AND d._bucardo_origin IS DISTINCT FROM ${origin}`,
+    origin,
+  };
+}
+
 export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boolean }): string {
   const st = quoteIdent(stagingTable(t.tableId));
   const lk = quoteIdent(lockedTable(t.tableId));
   const rq = quoteIdent(deferredTable(t.tableId));
-  const tbl = qualify(t.schema, t.name);
-  const delta = qualify(schema, deltaTableName(t.tableId));
-  const keys = t.keyColumns.map(quoteIdent);
-  const on = (a: string, b: string) => t.keyColumns.map((c) => `${a}.${quoteIdent(c)} = ${b}.${quoteIdent(c)}`).join(' AND ');
-  const sel = (a: string) => keys.map((k) => `${a}.${k}`).join(', ');
-  const cur = "(SELECT current_setting('bucardo.cur_snapshot')::pg_snapshot)";
-  const origin = "(SELECT current_setting('bucardo.origin'))";
-  const localChange = (a: string) =>
-    `EXISTS (SELECT 1 FROM ${delta} d WHERE ${on('d', a)} AND NOT pg_visible_in_snapshot(d._bucardo_txid, ${cur}) AND d._bucardo_origin IS DISTINCT FROM ${origin})`;
+  const { tbl, delta, keys, on, sel, cur, unseen, origin } = guardParts(schema, t);
+  const localChange = (a: string) => `EXISTS (SELECT 1 FROM ${delta} d WHERE ${on('d', a)} AND ${unseen})`;
   const cols = t.columns.map(quoteIdent).join(', ');
   // in a savepoint, bounded by lock_timeout: the one wait here is the insert's, for a
   // local transaction inserting the same key (deferAllSql undoes the table on a timeout)
@@ -257,14 +271,7 @@ export function guardedClearSql(schema: string, t: { tableId: string; schema: st
   const kp = quoteIdent(keepTable(t.tableId));
   const ek = quoteIdent(clearLockedTable(t.tableId));
   const tq = quoteIdent(clearDeferredTable(t.tableId));
-  const tbl = qualify(t.schema, t.name);
-  const delta = qualify(schema, deltaTableName(t.tableId));
-  const keys = t.keyColumns.map(quoteIdent);
-  const on = (a: string, b: string) => t.keyColumns.map((c) => `${a}.${quoteIdent(c)} = ${b}.${quoteIdent(c)}`).join(' AND ');
-  const sel = (a: string) => keys.map((k) => `${a}.${k}`).join(', ');
-  const cur = "(SELECT current_setting('bucardo.cur_snapshot')::pg_snapshot)";
-  const origin = "(SELECT current_setting('bucardo.origin'))";
-  const unseen = `NOT pg_visible_in_snapshot(d._bucardo_txid, ${cur}) AND d._bucardo_origin IS DISTINCT FROM ${origin}`;
+  const { tbl, delta, keys, on, sel, unseen } = guardParts(schema, t);
   return [
     `CREATE TEMP TABLE ${ek} ON COMMIT DROP AS SELECT ${keys.join(', ')}, NULL::oid AS _bucardo_toid, NULL::tid AS _bucardo_tid FROM ${tbl} WITH NO DATA`,
     `WITH l AS (SELECT ${sel('t')}, t.tableoid, t.ctid FROM ${tbl} t WHERE NOT EXISTS (SELECT 1 FROM ${kp} k WHERE ${on('k', 't')}) FOR UPDATE OF t SKIP LOCKED) INSERT INTO ${ek} SELECT * FROM l`,
