@@ -23,6 +23,7 @@ import { lockTables, readSources } from './snapshot.js';
 import { resolveConflicts } from './conflicts.js';
 import { planWork, stage, loadTargets, loadSources, applyStaged, requeue } from './receive.js';
 import { commitRun } from './commit.js';
+import { checkForeignKeys } from './constraints.js';
 import { finishRun } from './finish.js';
 import { WRITE_SETUP_SQL } from './sql/apply.js';
 import { setvalSql } from './sql/state.js';
@@ -58,6 +59,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   await loadTargets(inp, reads, work);
   await loadSources(inp, reads, work);
   const deferred = await applyStaged(inp, reads, work, locks);
+  await checkForeignKeys(inp, work);
   await requeue(inp, deferred);
 
   const rows = Object.values(work.rowsByTable).reduce((a, b) => a + b, 0);

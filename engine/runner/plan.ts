@@ -8,6 +8,7 @@ import type { SyncContext } from './context.js';
 import { BucardoError } from '../errors.js';
 import { displayName } from '../sql/ident.js';
 import { seqKey } from './sql/prepare.js';
+import type { ForeignKey } from './sql/constraints.js';
 
 export interface RunTable {
   tableId: string;
@@ -33,6 +34,8 @@ export interface RunTable {
   keyIndexedOn: string[];
   /** ... a unique, immediate one there (it arbitrates INSERT ... ON CONFLICT on a receiver that has writers). */
   keyUniqueOn: string[];
+  /** Per database, its foreign keys there (this table the child): checked after the run writes (constraints.ts). */
+  fks: Record<string, ForeignKey[]>;
   /**
    * COPY in binary: every copied column has the same built-in type in every database.
    * (A user-defined type's binary form embeds its oid, which differs between databases.)
@@ -108,9 +111,14 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
     for (const k of rel.keyColumns) {
       if (!columns.includes(k)) throw new BucardoError('bad_key', `key column ${JSON.stringify(k)} of table ${displayName(rel.schema, rel.name)} is not a copied column in every database of sync ${ctx.sync.name}`);
     }
+    const fks: Record<string, ForeignKey[]> = {};
+    for (const d of ctx.databases) {
+      const mine = states.get(d.name)!.relations.find((r) => r.tableId === rel.tableId);
+      fks[d.name] = (mine?.fks ?? []).map((f) => ({ name: f.name, child: { schema: rel.schema, name: rel.name }, childCols: f.childCols, parent: { schema: f.parentSchema, name: f.parentName }, parentCols: f.parentCols }));
+    }
     const types: Record<string, string[]> = {};
     for (const d of ctx.databases) types[d.name] = columns.map((c) => { const x = typeOf(states.get(d.name)!, c)!; return x.base ?? x.type; });
-    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, types, copyInto, copyClear, keyIndexedOn, keyUniqueOn, binary });
+    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, types, fks, copyInto, copyClear, keyIndexedOn, keyUniqueOn, binary });
   }
 
   let lowest: DatabaseState | null = null;

@@ -21,6 +21,7 @@ import type { RunInputs } from './inputs.js';
 import type { RunTable } from './plan.js';
 import type { SourceRead, TableLocks } from './snapshot.js';
 import { newestTruncater } from './conflicts.js';
+import { uniqueViolation } from './constraints.js';
 import { copyBetween } from './copy.js';
 import { withIndexesDropped } from './rebuild.js';
 import { winnerRowsSql, wholeTableSql, pendingKeysOnlyOutSql, presentRowsSql } from './sql/pending.js';
@@ -243,7 +244,15 @@ export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Wor
       const held = locks.locked.get(db);
       const guarded = isSource(db) ? tables.filter((t) => !held?.has(t.tableId)) : [];
       const plain = tables.filter((t) => !guarded.includes(t));
-      if (plain.length) await w.query(plain.flatMap((t) => applyStagingSql(shape(t))).join(';\n'));
+      if (plain.length) {
+        try {
+          await w.query(['SAVEPOINT bucardo_plain', ...plain.flatMap((t) => applyStagingSql(shape(t))), 'RELEASE SAVEPOINT bucardo_plain'].join(';\n'));
+        } catch (e) {
+          if ((e as { code?: string }).code !== '23505') throw e;
+          await w.query('ROLLBACK TO SAVEPOINT bucardo_plain; RELEASE SAVEPOINT bucardo_plain');
+          throw await uniqueViolation(inp, db, w, plain, e);
+        }
+      }
       if (!guarded.length) return;
       await w.query(GUARD_SETUP_SQL, [reads.find((r) => r.db === db)!.snapshot]);
       for (const t of guarded) {
@@ -254,6 +263,10 @@ export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Wor
           // the insert waited too long for a local transaction inserting one of the keys (a
           // prepared transaction may stay for hours): write nothing of this table here, and
           // hand every key back; the rest of the run goes on
+          if ((e as { code?: string }).code === '23505') {
+            await w.query('ROLLBACK TO SAVEPOINT bucardo_guard; RELEASE SAVEPOINT bucardo_guard');
+            throw await uniqueViolation(inp, db, w, [t], e);
+          }
           if ((e as { code?: string }).code !== '55P03') throw e;
           res = (await w.query(deferAllSql(t))) as unknown as typeof res;
         }

@@ -62,6 +62,8 @@ export interface RelationInfo {
   keyIndexed?: boolean;
   /** ... and it is unique and not deferrable: it can arbitrate INSERT ... ON CONFLICT. */
   keyUnique?: boolean;
+  /** Foreign keys of this table (as the child) here. */
+  fks?: { name: string; parentSchema: string; parentName: string; childCols: string[]; parentCols: string[] }[];
 }
 
 /** What the prepare query returns for one database. */

@@ -29,7 +29,12 @@ function prepareSql(schema: string): string {
                      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
        'keyIndexed', EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND ${KEY_INDEX}),
-       'keyUnique', EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND i.indimmediate AND ${KEY_INDEX}))
+       'keyUnique', EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND i.indimmediate AND ${KEY_INDEX}),
+       'fks', (SELECT coalesce(json_agg(json_build_object('name', con.conname, 'parentSchema', pn.nspname, 'parentName', pc.relname,
+           'childCols', (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(n, ord) JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n),
+           'parentCols', (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY k(n, ord) JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n))), '[]')
+         FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class pc ON pc.oid = con.confrelid JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
+        WHERE con.conrelid = c.oid AND con.contype = 'f' AND con.conparentid = 0))
      ORDER BY r.table_schema, r.table_name), '[]')
      FROM ${t('sync_relation')} r
      LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = r.table_schema
