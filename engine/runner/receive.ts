@@ -258,7 +258,8 @@ export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Wor
       for (const t of guarded) {
         let res: pg.QueryResult<{ src: number; n: string }>[];
         try {
-          res = (await w.query(guardedApplySql(ctx.schema, { ...shape(t), arbiter: t.keyUniqueOn.includes(db) }))) as unknown as typeof res;
+          const latest = ctx.strategyFor(t.schema, t.name).kind === 'latest';
+          res = (await w.query(guardedApplySql(ctx.schema, { ...shape(t), arbiter: t.keyUniqueOn.includes(db), latest }))) as unknown as typeof res;
         } catch (e) {
           // the insert waited too long for a local transaction inserting one of the keys (a
           // prepared transaction may stay for hours): write nothing of this table here, and

@@ -25,12 +25,13 @@ test('a TRUNCATE competes for every key pending elsewhere, its time as a paramet
 
 test('writing into a source: locks skip held rows, unseen local changes are deferred, the arbiter only with a unique key', () => {
   const t = { tableId: 'abc', schema: 'public', name: 'items', keyColumns: ['id'], columns: ['id', 'v'], analyze: false, sorted: false };
-  const sql = guardedApplySql('bucardo_main', { ...t, arbiter: true });
+  const sql = guardedApplySql('bucardo_main', { ...t, arbiter: true, latest: false });
   assert.match(sql, /FOR UPDATE OF t SKIP LOCKED/);
   assert.match(sql, /NOT pg_visible_in_snapshot\(d\._bucardo_txid, \(SELECT current_setting\('bucardo\.cur_snapshot'\)::pg_snapshot\)\)/);
   assert.match(sql, /truncate_log/);
   assert.match(sql, /ON CONFLICT \("id"\) DO NOTHING/);
-  assert.doesNotMatch(guardedApplySql('bucardo_main', { ...t, arbiter: false }), /ON CONFLICT/);
+  assert.doesNotMatch(guardedApplySql('bucardo_main', { ...t, arbiter: false, latest: false }), /ON CONFLICT/);
+  assert.match(guardedApplySql('bucardo_main', { ...t, arbiter: true, latest: true }), /d\._bucardo_ts >= s\._bucardo_ts/);
   assert.match(guardedClearSql('bucardo_main', t), /WHERE NOT EXISTS \(SELECT 1 FROM "bucardo_kp_abc" k WHERE k\."id" = t\."id"\) FOR UPDATE OF t SKIP LOCKED/);
 });
 

@@ -183,12 +183,17 @@ function guardParts(schema: string, t: { tableId: string; schema: string; name: 
   };
 }
 
-export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boolean }): string {
+export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boolean; latest: boolean }): string {
   const st = quoteIdent(stagingTable(t.tableId));
   const lk = quoteIdent(lockedTable(t.tableId));
   const rq = quoteIdent(deferredTable(t.tableId));
   const { tbl, delta, keys, on, sel, cur, unseen, origin } = guardParts(schema, t);
-  const localChange = (a: string) => `EXISTS (SELECT 1 FROM ${delta} d WHERE ${on('d', a)} AND ${unseen})`;
+  const anyChange = (a: string) => `EXISTS (SELECT 1 FROM ${delta} d WHERE ${on('d', a)} AND ${unseen})`;
+  // With `latest`, a local change older than the sender's would lose the next run's
+  // conflict anyway: the run writes over it now (it stays pending here and carries the
+  // winner's row on), and only a newer (or equal) one is deferred. Keys hot on both sides
+  // then settle in the run that finds them instead of being deferred run after run.
+  const localChange = (a: string) => (t.latest ? `EXISTS (SELECT 1 FROM ${delta} d WHERE ${on('d', a)} AND ${unseen} AND d._bucardo_ts >= ${a}.${STAGED_TS})` : anyChange(a));
   const cols = t.columns.map(quoteIdent).join(', ');
   // in a savepoint, bounded by lock_timeout: the one wait here is the insert's, for a
   // local transaction inserting the same key (deferAllSql undoes the table on a timeout)
@@ -208,7 +213,8 @@ export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boole
      AND ((NOT EXISTS (SELECT 1 FROM ${lk} l WHERE ${on('l', 's')}) AND EXISTS (SELECT 1 FROM ${tbl} t WHERE ${on('t', 's')})) OR ${localChange('s')})`,
     `DELETE FROM ${tbl} t USING ${lk} l WHERE ${on('t', 'l')} AND t.tableoid = l._bucardo_toid AND t.ctid = l._bucardo_tid AND NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 'l')})`,
     `INSERT INTO ${tbl} (${cols}) OVERRIDING SYSTEM VALUE SELECT ${cols} FROM ${st} s WHERE s.${PRESENT} AND NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 's')})${t.sorted ? ` ORDER BY ${keys.join(', ')}` : ''}${t.arbiter ? ` ON CONFLICT (${keys.join(', ')}) DO NOTHING` : ''}`,
-    `INSERT INTO ${rq} SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s WHERE NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 's')}) AND ${localChange('s')}`,
+    // a key that had no row to lock, whose insert a local transaction beat (its insert skipped)
+    `INSERT INTO ${rq} SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s WHERE NOT ${deferred('s')} AND NOT EXISTS (SELECT 1 FROM ${lk} l WHERE ${on('l', 's')}) AND ${anyChange('s')}`,
     `SET LOCAL lock_timeout TO DEFAULT`,
     `RELEASE SAVEPOINT bucardo_guard`,
     `SELECT ${STAGED_SRC} AS src, count(*)::bigint AS n FROM ${rq} GROUP BY 1`,
