@@ -200,21 +200,25 @@ export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boole
   const out: string[] = [`SAVEPOINT bucardo_guard`, `SET LOCAL lock_timeout = ${quoteLiteral(GUARD_INSERT_WAIT)}`];
   if (t.analyze) out.push(`ANALYZE ${st}`);
   const deferred = (a: string) => `EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', a)})`;
+  const defer = (where: string) => `INSERT INTO ${rq} SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s WHERE NOT ${deferred('s')} AND ${where}`;
+  // Each condition is its own statement: ANDed EXISTS become hash semi- and anti-joins,
+  // where an OR of them is a subplan per staged row (100k rows x the delta table).
   out.push(
+    // the table was truncated here since the snapshot: every key (an InitPlan, once)
+    `CREATE TEMP TABLE ${rq} ON COMMIT DROP AS SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s
+  WHERE EXISTS (SELECT 1 FROM ${qualify(schema, 'truncate_log')} g WHERE g.table_id = ${quoteLiteral(t.tableId)} AND NOT pg_visible_in_snapshot(g._bucardo_txid, ${cur}) AND g._bucardo_origin IS DISTINCT FROM ${origin})`,
     // keys already known to be changed here since the snapshot are never locked: the
     // applications writing them (hot rows) do not wait for this run over rows it will not touch
-    `CREATE TEMP TABLE ${rq} ON COMMIT DROP AS SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s
-  WHERE EXISTS (SELECT 1 FROM ${qualify(schema, 'truncate_log')} g WHERE g.table_id = ${quoteLiteral(t.tableId)} AND NOT pg_visible_in_snapshot(g._bucardo_txid, ${cur}) AND g._bucardo_origin IS DISTINCT FROM ${origin})
-     OR ${localChange('s')}`,
+    defer(localChange('s')),
     `CREATE TEMP TABLE ${lk} ON COMMIT DROP AS SELECT ${keys.join(', ')}, NULL::oid AS _bucardo_toid, NULL::tid AS _bucardo_tid FROM ${st} WITH NO DATA`,
     `WITH l AS (SELECT ${sel('t')}, t.tableoid, t.ctid FROM ${tbl} t JOIN ${st} s ON ${on('t', 's')} WHERE NOT ${deferred('s')} FOR UPDATE OF t SKIP LOCKED) INSERT INTO ${lk} SELECT * FROM l`,
-    // rows held by another transaction, and changes that committed while the locks were taken
-    `INSERT INTO ${rq} SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s WHERE NOT ${deferred('s')}
-     AND ((NOT EXISTS (SELECT 1 FROM ${lk} l WHERE ${on('l', 's')}) AND EXISTS (SELECT 1 FROM ${tbl} t WHERE ${on('t', 's')})) OR ${localChange('s')})`,
+    // rows another transaction holds, and changes that committed while the locks were taken
+    defer(`NOT EXISTS (SELECT 1 FROM ${lk} l WHERE ${on('l', 's')}) AND EXISTS (SELECT 1 FROM ${tbl} t WHERE ${on('t', 's')})`),
+    defer(localChange('s')),
     `DELETE FROM ${tbl} t USING ${lk} l WHERE ${on('t', 'l')} AND t.tableoid = l._bucardo_toid AND t.ctid = l._bucardo_tid AND NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 'l')})`,
     `INSERT INTO ${tbl} (${cols}) OVERRIDING SYSTEM VALUE SELECT ${cols} FROM ${st} s WHERE s.${PRESENT} AND NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 's')})${t.sorted ? ` ORDER BY ${keys.join(', ')}` : ''}${t.arbiter ? ` ON CONFLICT (${keys.join(', ')}) DO NOTHING` : ''}`,
     // a key that had no row to lock, whose insert a local transaction beat (its insert skipped)
-    `INSERT INTO ${rq} SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s WHERE NOT ${deferred('s')} AND NOT EXISTS (SELECT 1 FROM ${lk} l WHERE ${on('l', 's')}) AND ${anyChange('s')}`,
+    defer(`NOT EXISTS (SELECT 1 FROM ${lk} l WHERE ${on('l', 's')}) AND ${anyChange('s')}`),
     `SET LOCAL lock_timeout TO DEFAULT`,
     `RELEASE SAVEPOINT bucardo_guard`,
     `SELECT ${STAGED_SRC} AS src, count(*)::bigint AS n FROM ${rq} GROUP BY 1`,
