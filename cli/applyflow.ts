@@ -8,12 +8,12 @@ import { Listr, type ListrTaskWrapper, type DefaultRenderer, type SimpleRenderer
 import type { Topology } from '../engine/topology/types.js';
 import type { Change } from '../engine/planner/types.js';
 import { summarize } from '../engine/planner/types.js';
-import { makePlan, openApply, type ApplySession } from '../engine/applier/index.js';
+import { readCatalogsAndPlan, openApply, type ApplySession } from '../engine/applier/index.js';
 import { renderText, renderErrors, MARK } from '../engine/planner/render.js';
 import { BucardoError } from '../engine/errors.js';
 import { useColor, EXIT } from './common.js';
 import { renderContext } from './commands/plan.js';
-import { readPlanFile, fileSha } from './planfile.js';
+import { readPlanFile, fileSha, planFileMatches } from './planfile.js';
 
 
 async function confirm(question: string): Promise<boolean> {
@@ -44,15 +44,13 @@ export async function applyFlow(topology: Topology, file: string, opts: FlowOpti
       throw new BucardoError('stale_plan', `the plan file ${opts.planFile} was made from another version of ${file}; nothing was changed`, { hint: 'run bucardo plan -o again' });
     }
     session = await openApply(topology, { expectedFingerprints: pf.fingerprints, file });
-    const a = pf.changes.map((c) => `${c.database} ${c.action} ${c.object}`).join('\n');
-    const b = session.changes.map((c) => `${c.database} ${c.action} ${c.object}`).join('\n');
-    if (a !== b) {
+    if (!planFileMatches(pf, session.changes)) {
       await session.rollbackAll();
       await session.close();
       throw new BucardoError('stale_plan', `the plan file ${opts.planFile} no longer matches what apply would do; nothing was changed`, { hint: 'run bucardo plan -o again' });
     }
   } else {
-    const plan = await makePlan(topology, { destroy: opts.destroy });
+    const plan = await readCatalogsAndPlan(topology, { destroy: opts.destroy });
     const ctx = renderContext(topology, file, color);
     process.stdout.write(renderText(plan, ctx));
     if (plan.errors.length) {

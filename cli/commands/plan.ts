@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { fileOption, topologyPath, action, useColor, EXIT } from '../common.js';
 import { loadTopology } from '../../engine/topology/load.js';
-import { makePlan } from '../../engine/applier/index.js';
+import { readCatalogsAndPlan } from '../../engine/applier/index.js';
 import { renderText, renderJson, renderMarkdown, renderErrors, type RenderContext } from '../../engine/planner/render.js';
 import { writePlanFile } from '../planfile.js';
 import { describeDatabase } from '../../engine/connect.js';
@@ -41,7 +41,7 @@ export function register(program: Command): void {
       }
       const file = topologyPath(opts);
       const topology = loadTopology(file);
-      const plan = await makePlan(topology);
+      const plan = await readCatalogsAndPlan(topology);
       const ctx = renderContext(topology, file, useColor(process.stdout, !opts.color));
       if (opts.format === 'json') process.stdout.write(renderJson(plan));
       else if (opts.format === 'markdown') process.stdout.write(renderMarkdown(plan, ctx));

@@ -17,7 +17,7 @@ import { readCatalog } from '../catalog/read.js';
 import { connect } from '../connect.js';
 import { BucardoError, describePgError } from '../errors.js';
 import { LOCK_NAMESPACE, schemaName } from '../names.js';
-import { setMeta } from '../sql/steps.js';
+import { toStatements } from '../sql/steps.js';
 
 /** How long apply waits for another apply/destroy of the same topology on a database. */
 export const LOCK_WAIT = '60s';
@@ -47,7 +47,8 @@ export async function readCatalogs(topology: Topology, names = databasesInUse(to
   return new Map(results);
 }
 
-export async function makePlan(topology: Topology, opts: { destroy?: boolean } = {}): Promise<Plan> {
+/** Reads every catalog (I/O), then plans with the pure computePlan. */
+export async function readCatalogsAndPlan(topology: Topology, opts: { destroy?: boolean } = {}): Promise<Plan> {
   return computePlan(topology, await readCatalogs(topology), opts);
 }
 
@@ -150,7 +151,7 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
       replanned,
       async execute(change) {
         const c = clients.get(change.database)!;
-        for (const st of change.statements) {
+        for (const st of change.steps.flatMap(toStatements)) {
           try {
             await c.query(st.text, st.values as unknown[] | undefined);
           } catch (e) {
@@ -165,8 +166,9 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
         const changed = plan.changes.some((ch) => ch.database === database);
         const schemaStays = !opts.destroy && !plan.changes.some((ch) => ch.database === database && ch.objectType === 'schema' && ch.action === 'destroy');
         if (changed && schemaStays) {
-          const st = setMeta(schema, 'last_apply', JSON.stringify({ at: new Date().toISOString(), file: file ?? null }));
-          await c.query(st.text, st.values as unknown[]);
+          for (const st of toStatements({ kind: 'set_meta', schema, key: 'last_apply', value: JSON.stringify({ at: new Date().toISOString(), file: file ?? null }) })) {
+            await c.query(st.text, st.values);
+          }
         }
         await c.query('COMMIT');
       },

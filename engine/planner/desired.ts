@@ -23,9 +23,16 @@ export interface DesiredSync {
   detail: Record<string, unknown>;
 }
 
+/** The capture objects of one table in one source database, and the syncs they serve. */
+export interface DesiredCapture {
+  def: CaptureDef;
+  table: ResolvedTable;
+  syncs: string[];
+}
+
 export interface DesiredDatabase {
   database: string;
-  captures: Map<string, { def: CaptureDef; table: ResolvedTable; syncs: string[] }>;
+  captures: Map<string, DesiredCapture>;
   syncs: Map<string, DesiredSync>;
   syncTables: Map<string, DesiredSyncTable>;
 }

@@ -3,19 +3,20 @@
  * match. Drift (an object dropped, disabled or edited by hand) is found here because the
  * comparison is with pg_catalog, not with the memory of the last apply; the registry
  * (bucardo_<name>.installed) only says what was ours, so that objects no longer wanted are
- * destroyed and nothing of another topology is touched.
+ * destroyed and nothing of another topology is touched. Each change carries its typed
+ * steps; their SQL is engine/sql/steps.ts's.
  */
 import { createTwoFilesPatch } from 'diff';
-import type { DatabaseCatalog, TriggerInfo } from '../catalog/types.js';
-import type { Change, Statement } from './types.js';
+import type { DatabaseCatalog, RegistryRow, TriggerInfo } from '../catalog/types.js';
+import type { Change } from './types.js';
 import { approxRows } from './types.js';
-import type { DesiredDatabase } from './desired.js';
+import type { DesiredDatabase, DesiredCapture } from './desired.js';
 import { syncTableKey } from './desired.js';
 import type { CaptureDef, TriggerDef } from '../sql/capture.js';
-import { metadataFingerprint, METADATA_VERSION } from '../sql/capture.js';
-import { qualify, quoteIdent, displayName, displayIdent, fingerprint as fingerprintOf } from '../sql/ident.js';
+import { metadataFingerprint, METADATA_OBJECTS, METADATA_VERSION } from '../sql/metadata.js';
+import type { Step } from '../sql/steps.js';
+import { displayName, displayIdent, fingerprint as fingerprintOf } from '../sql/ident.js';
 import { schemaName, type CaptureEvent } from '../names.js';
-import * as sql from '../sql/steps.js';
 
 /** Execution order inside a database's transaction. */
 const PHASE = {
@@ -29,151 +30,204 @@ const EVENT_LABEL: Record<CaptureEvent, string> = {
   before_truncate: 'TRUNCATE of the whole partitioned table (before)', partition_truncate: 'TRUNCATE of this partition (its keys, before)',
 };
 
-export function diffDatabase(topologyName: string, desired: DesiredDatabase | undefined, cat: DatabaseCatalog): Change[] {
-  const schema = schemaName(topologyName);
-  const inst = cat.installed;
-  const changes: Change[] = [];
-  const database = cat.database;
-  const add = (c: Omit<Change, 'database'>) => changes.push({ database, ...c });
-  const registered = new Map(inst.registry.map((r) => [`${r.objectType}\u0000${r.objectName}`, r]));
-  const wasOurs = (type: string, name: string) => registered.has(`${type}\u0000${name}`);
+/** What the diff of one database shares: where its changes go and what the registry says was ours. */
+interface DiffContext {
+  topology: string;
+  schema: string;
+  cat: DatabaseCatalog;
+  registered: Map<string, RegistryRow>;
+  add(c: Omit<Change, 'database'>): void;
+}
 
-  // ---- nothing wanted here: remove all that is ours ----
+export function diffDatabase(topologyName: string, desired: DesiredDatabase | undefined, cat: DatabaseCatalog): Change[] {
+  const changes: Change[] = [];
+  const ctx: DiffContext = {
+    topology: topologyName,
+    schema: schemaName(topologyName),
+    cat,
+    registered: new Map(cat.installed.registry.map((r) => [`${r.objectType}\u0000${r.objectName}`, r])),
+    add: (c) => changes.push({ database: cat.database, ...c }),
+  };
   if (!desired) {
-    for (const t of inst.triggers) {
-      // the schema (and with it the registry) goes as a whole: only the DROP TRIGGER
-      const d = destroyTrigger(schema, t, 'not in the topology any more');
-      add({ ...d, statements: d.statements.slice(0, 1) });
-    }
-    if (inst.schemaExists) {
-      for (const name of inst.functions.keys()) {
-        add({ action: 'destroy', objectType: 'function', object: `function ${schema}.${name}()`, reason: 'not in the topology any more', statements: [], phase: PHASE.dropFunction });
-      }
-      for (const name of inst.tables.keys()) {
-        if (!name.startsWith('delta_')) continue;
-        add({ action: 'destroy', objectType: 'delta_table', object: `table ${schema}.${name}`, reason: 'not in the topology any more; pending changes in it are dropped', statements: [], phase: PHASE.dropDelta });
-      }
-      for (const s of inst.syncs) add({ action: 'destroy', objectType: 'sync', object: `sync ${s.name}`, reason: 'not in the topology any more', statements: [], phase: PHASE.dropSync });
-      add({ action: 'destroy', objectType: 'schema', object: `schema ${schema}`, reason: `no sync of topology ${topologyName} uses this database; its metadata and run history go too`, statements: [sql.dropSchemaStatement(schema)], phase: PHASE.dropSchema });
-    }
+    removeAll(ctx);
     return changes;
   }
+  diffMetadata(ctx);
+  for (const capture of desired.captures.values()) {
+    diffDeltaTable(ctx, capture);
+    diffFunction(ctx, capture);
+    diffTriggers(ctx, capture);
+  }
+  removeUnwantedCapture(ctx, desired);
+  diffSyncs(ctx, desired);
+  return changes;
+}
 
-  // ---- schema and metadata tables ----
-  const metaFp = metadataFingerprint(topologyName);
+const wasOurs = (ctx: DiffContext, type: string, name: string) => ctx.registered.has(`${type}\u0000${name}`);
+
+/** Nothing wanted here: all that is ours goes; the schema (and with it the registry) as a whole. */
+function removeAll(ctx: DiffContext): void {
+  const { schema, add } = ctx;
+  const inst = ctx.cat.installed;
+  for (const t of inst.triggers) {
+    // only the DROP TRIGGER: its registry row goes with the schema
+    const d = destroyTrigger(schema, t, 'not in the topology any more');
+    add({ ...d, steps: d.steps.slice(0, 1) });
+  }
+  if (!inst.schemaExists) return;
+  for (const name of inst.functions.keys()) {
+    add({ action: 'destroy', objectType: 'function', object: `function ${schema}.${name}()`, reason: 'not in the topology any more', steps: [], phase: PHASE.dropFunction });
+  }
+  for (const name of inst.tables.keys()) {
+    if (!name.startsWith('delta_')) continue;
+    add({ action: 'destroy', objectType: 'delta_table', object: `table ${schema}.${name}`, reason: 'not in the topology any more; pending changes in it are dropped', steps: [], phase: PHASE.dropDelta });
+  }
+  for (const s of inst.syncs) add({ action: 'destroy', objectType: 'sync', object: `sync ${s.name}`, reason: 'not in the topology any more', steps: [], phase: PHASE.dropSync });
+  add({ action: 'destroy', objectType: 'schema', object: `schema ${schema}`, reason: `no sync of topology ${ctx.topology} uses this database; its metadata and run history go too`, steps: [{ kind: 'drop_schema', schema }], phase: PHASE.dropSchema });
+}
+
+/** The schema and bucardo's metadata tables in it. */
+function diffMetadata(ctx: DiffContext): void {
+  const { topology, schema, add } = ctx;
+  const inst = ctx.cat.installed;
   if (!inst.schemaExists) {
     add({
       action: 'create', objectType: 'schema', object: `schema ${schema}`,
-      reason: `metadata of topology ${topologyName} (installed objects, syncs, watermarks, run history)`,
-      statements: [...sql.createSchemaStatements(topologyName, schema), sql.registryUpsert(schema, { type: 'schema', name: schema, fingerprint: metaFp })],
+      reason: `metadata of topology ${topology} (installed objects, syncs, watermarks, run history)`,
+      steps: [
+        { kind: 'create_schema', schema, topology },
+        ...METADATA_OBJECTS.map((o): Step => ({ kind: 'create_metadata_table', schema, table: o.name })),
+        { kind: 'init_meta', schema, topology, version: METADATA_VERSION },
+        { kind: 'register_object', schema, objectType: 'schema', objectName: schema, table: null, fingerprint: metadataFingerprint(topology), detail: {} },
+      ],
       phase: PHASE.schema,
     });
-  } else {
-    // an install by an earlier bucardo lacks what later versions added; anything else missing was dropped by hand
-    const older = inst.meta.schema_version !== undefined && inst.meta.schema_version !== METADATA_VERSION;
-    let added = false;
-    for (const t of sql.metadataTableNames(topologyName, schema)) {
-      if (inst.tables.has(t)) continue;
-      const statements = sql.metadataTableStatements(topologyName, schema, t);
-      const kind = statements[0]?.text.startsWith('CREATE SEQUENCE') ? 'sequence' : 'table';
+    return;
+  }
+  // an install by an earlier bucardo lacks what later versions added; anything else missing was dropped by hand
+  const older = inst.meta.schema_version !== undefined && inst.meta.schema_version !== METADATA_VERSION;
+  let added = false;
+  for (const { name, kind } of METADATA_OBJECTS) {
+    if (inst.tables.has(name)) continue;
+    const create: Step = { kind: 'create_metadata_table', schema, table: name };
+    add({
+      action: 'create', objectType: 'metadata_table', object: `${kind} ${schema}.${name}`,
+      reason: older ? `metadata ${kind} added by this version of bucardo (metadata version ${inst.meta.schema_version} -> ${METADATA_VERSION})` : `metadata ${kind} missing (dropped outside bucardo?)`,
+      steps: added ? [create] : [create, { kind: 'set_meta', schema, key: 'schema_version', value: METADATA_VERSION }], phase: PHASE.metadata,
+    });
+    added = true;
+  }
+}
+
+/** "capture of T for sync(s) ..." */
+const forWhom = ({ table, syncs }: DesiredCapture) => `capture of ${table.display} for sync${syncs.length > 1 ? 's' : ''} ${syncs.join(', ')}`;
+
+/** The registry row of one capture object, recording the table and the syncs it serves. */
+function register(ctx: DiffContext, { def, table, syncs }: DesiredCapture, type: string, name: string, fp: string): Step {
+  return { kind: 'register_object', schema: ctx.schema, objectType: type, objectName: name, table: { schema: table.schema, name: table.name }, fingerprint: fp, detail: { table_id: def.id, syncs } };
+}
+
+function diffDeltaTable(ctx: DiffContext, capture: DesiredCapture): void {
+  const { def, table } = capture;
+  const { schema, add } = ctx;
+  const dName = `${schema}.${def.deltaTable.name}`;
+  const delta = { schema, name: def.deltaTable.name };
+  const liveCols = ctx.cat.installed.tables.get(def.deltaTable.name);
+  const steps: Step[] = [
+    { kind: 'create_delta_table', topology: ctx.topology, table: delta, captured: def.table, key: def.deltaTable.key },
+    register(ctx, capture, 'delta_table', dName, def.deltaTable.fingerprint),
+  ];
+  if (!liveCols) {
+    add({ action: 'create', objectType: 'delta_table', object: `table ${dName}`, reason: `delta storage of ${table.display}${wasOurs(ctx, 'delta_table', dName) ? ' (missing: dropped outside bucardo?)' : ''}`, steps, phase: PHASE.delta });
+    return;
+  }
+  const live = liveCols.map((c) => `${c.name} ${c.type}`).join(', ');
+  const want = def.deltaTable.columns.map((c) => `${c.name} ${c.type}`).join(', ');
+  if (live === want) return;
+  add({
+    action: 'replace', objectType: 'delta_table', object: `table ${dName}`,
+    reason: `columns are (${live}) but the key of ${table.display} needs (${want}); changes still pending in it are dropped`,
+    steps: [{ kind: 'drop_table', table: delta, ifExists: false }, ...steps], phase: PHASE.delta,
+  });
+}
+
+function diffFunction(ctx: DiffContext, capture: DesiredCapture): void {
+  const { def } = capture;
+  const { schema, add } = ctx;
+  const fName = `${schema}.${def.function.name}()`;
+  const fn = { schema, name: def.function.name };
+  const liveFn = ctx.cat.installed.functions.get(def.function.name);
+  const steps: Step[] = [{ kind: 'install_function', function: fn, body: def.function.body }, register(ctx, capture, 'function', fName, def.function.fingerprint)];
+  if (!liveFn) {
+    add({ action: 'create', objectType: 'function', object: `function ${fName}`, reason: `${forWhom(capture)}${wasOurs(ctx, 'function', fName) ? ' (missing: dropped outside bucardo?)' : ''}`, steps, phase: PHASE.function });
+  } else if (liveFn.language !== 'plpgsql' || liveFn.returnType !== 'trigger' || liveFn.argCount !== 0) {
+    add({
+      action: 'replace', objectType: 'function', object: `function ${fName}`,
+      reason: `is a ${liveFn.language} function returning ${liveFn.returnType}, not bucardo's capture function`,
+      steps: [{ kind: 'drop_function', function: fn, ifExists: false }, ...steps], phase: PHASE.function,
+    });
+  } else if (liveFn.body !== def.function.body) {
+    const reg = ctx.registered.get(`function\u0000${fName}`);
+    const why = reg && reg.fingerprint !== def.function.fingerprint && isLastInstalled(reg.fingerprint, liveFn.body)
+      ? `capture options changed (${forWhom(capture)})`
+      : 'body differs from what bucardo installed (edited outside bucardo?)';
+    add({
+      action: 'update', objectType: 'function', object: `function ${fName}`, reason: why,
+      diff: createTwoFilesPatch(`${fName} (live)`, `${fName} (wanted)`, liveFn.body, def.function.body, undefined, undefined, { context: 3 }),
+      steps, phase: PHASE.function,
+    });
+  }
+}
+
+/** The triggers of one captured table: on the table, and on each of its partitions. */
+function diffTriggers(ctx: DiffContext, capture: DesiredCapture): void {
+  const { def, table } = capture;
+  const { schema, add } = ctx;
+  for (const trg of def.triggers) {
+    const on = trg.table;
+    const ondisp = displayName(on.schema, on.name);
+    const partition = on.schema !== table.schema || on.name !== table.name;
+    const live = ctx.cat.installed.triggers.find((t) => t.tableSchema === on.schema && t.tableName === on.name && t.name === trg.name);
+    const obj = `trigger ${displayIdent(trg.name)} on ${ondisp}`;
+    const regName = `${trg.name} on ${ondisp}`;
+    const steps: Step[] = [createTrigger(trg), register(ctx, capture, 'trigger', regName, trg.fingerprint)];
+    if (!live) {
+      const what = `${forWhom(capture)}${partition ? `, partition ${ondisp}` : ''}, ${EVENT_LABEL[trg.event]}`;
+      add({ action: 'create', objectType: 'trigger', object: obj, reason: `${what}${wasOurs(ctx, 'trigger', regName) ? ' (missing: dropped outside bucardo?)' : ''}`, steps, phase: PHASE.trigger });
+      continue;
+    }
+    const mismatch = triggerMismatch(live, trg, def, schema);
+    if (mismatch) {
       add({
-        action: 'create', objectType: 'metadata_table', object: `${kind} ${schema}.${t}`,
-        reason: older ? `metadata ${kind} added by this version of bucardo (metadata version ${inst.meta.schema_version} -> ${METADATA_VERSION})` : `metadata ${kind} missing (dropped outside bucardo?)`,
-        statements: added ? statements : [...statements, sql.setMeta(schema, 'schema_version', METADATA_VERSION)], phase: PHASE.metadata,
+        action: 'replace', objectType: 'trigger', object: obj, reason: `definition differs: ${mismatch}`,
+        steps: [{ kind: 'drop_trigger', table: on, name: trg.name, ifExists: false }, ...steps], phase: PHASE.trigger,
       });
-      added = true;
+    } else if (live.enabled !== trg.enabled) {
+      const state = { D: 'disabled', O: 'enabled', R: 'enabled for replica only', A: 'enabled always' }[live.enabled] ?? live.enabled;
+      const want = trg.enabled === 'A' ? 'enabled always (makedelta)' : 'enabled';
+      add({
+        action: 'update', objectType: 'trigger', object: obj,
+        reason: live.enabled === 'D' ? 'disabled outside bucardo: changes to the table are not being captured' : `is ${state}, wanted ${want}`,
+        steps: [{ kind: 'enable_trigger', table: on, name: trg.name, always: trg.enabled === 'A' }, register(ctx, capture, 'trigger', regName, trg.fingerprint)],
+        phase: PHASE.trigger,
+      });
     }
   }
+}
 
-  // ---- capture objects ----
-  const wantedTriggers = new Set<string>();
-  const wantedFunctions = new Set<string>();
-  const wantedDeltas = new Set<string>();
-  for (const { def, table, syncs } of desired.captures.values()) {
-    wantedFunctions.add(def.function.name);
-    wantedDeltas.add(def.deltaTable.name);
-    const tdisp = table.display;
-    const forWhom = `capture of ${tdisp} for sync${syncs.length > 1 ? 's' : ''} ${syncs.join(', ')}`;
-    const reg = (type: string, name: string, fp: string): Statement =>
-      sql.registryUpsert(schema, { type, name, tableSchema: table.schema, tableName: table.name, fingerprint: fp, detail: { table_id: def.id, syncs } });
+/** The step creating a capture trigger: what its DDL is made from, not what is only compared. */
+function createTrigger(t: TriggerDef): Step {
+  return { kind: 'create_trigger', name: t.name, event: t.event, table: t.table, function: t.function, keyColumns: t.keyColumns, oldTable: t.oldTable, newTable: t.newTable, enabled: t.enabled };
+}
 
-    // delta table
-    const dName = `${schema}.${def.deltaTable.name}`;
-    const liveCols = inst.tables.get(def.deltaTable.name);
-    const deltaStatements = [...def.deltaTable.ddl.map((text) => ({ text })), reg('delta_table', dName, def.deltaTable.fingerprint)];
-    if (!liveCols) {
-      add({ action: 'create', objectType: 'delta_table', object: `table ${dName}`, reason: `delta storage of ${tdisp}${wasOurs('delta_table', dName) ? ' (missing: dropped outside bucardo?)' : ''}`, statements: deltaStatements, phase: PHASE.delta });
-    } else {
-      const live = liveCols.map((c) => `${c.name} ${c.type}`).join(', ');
-      const want = def.deltaTable.columns.map((c) => `${c.name} ${c.type}`).join(', ');
-      if (live !== want) {
-        add({
-          action: 'replace', objectType: 'delta_table', object: `table ${dName}`,
-          reason: `columns are (${live}) but the key of ${tdisp} needs (${want}); changes still pending in it are dropped`,
-          statements: [{ text: `DROP TABLE ${qualify(schema, def.deltaTable.name)}` }, ...deltaStatements], phase: PHASE.delta,
-        });
-      }
-    }
-
-    // function
-    const fName = `${schema}.${def.function.name}()`;
-    const liveFn = inst.functions.get(def.function.name);
-    const fnStatements = [{ text: def.function.ddl }, reg('function', fName, def.function.fingerprint)];
-    if (!liveFn) {
-      add({ action: 'create', objectType: 'function', object: `function ${fName}`, reason: `${forWhom}${wasOurs('function', fName) ? ' (missing: dropped outside bucardo?)' : ''}`, statements: fnStatements, phase: PHASE.function });
-    } else if (liveFn.language !== 'plpgsql' || liveFn.returnType !== 'trigger' || liveFn.argCount !== 0) {
-      add({
-        action: 'replace', objectType: 'function', object: `function ${fName}`,
-        reason: `is a ${liveFn.language} function returning ${liveFn.returnType}, not bucardo's capture function`,
-        statements: [{ text: `DROP FUNCTION ${qualify(schema, def.function.name)} CASCADE` }, ...fnStatements], phase: PHASE.function,
-      });
-    } else if (liveFn.body !== def.function.body) {
-      const reg0 = registered.get(`function\u0000${fName}`);
-      const why = reg0 && reg0.fingerprint !== def.function.fingerprint && wasEditedByUs(reg0.fingerprint, liveFn.body)
-        ? `capture options changed (${forWhom})`
-        : 'body differs from what bucardo installed (edited outside bucardo?)';
-      add({
-        action: 'update', objectType: 'function', object: `function ${fName}`, reason: why,
-        diff: createTwoFilesPatch(`${fName} (live)`, `${fName} (wanted)`, liveFn.body, def.function.body, undefined, undefined, { context: 3 }),
-        statements: fnStatements, phase: PHASE.function,
-      });
-    }
-
-    // triggers (on the table, and on each of its partitions)
-    for (const trg of def.triggers) {
-      const on = trg.table;
-      const ondisp = displayName(on.schema, on.name);
-      const partition = on.schema !== table.schema || on.name !== table.name;
-      wantedTriggers.add(`${on.schema}\u0000${on.name}\u0000${trg.name}`);
-      const live = inst.triggers.find((t) => t.tableSchema === on.schema && t.tableName === on.name && t.name === trg.name);
-      const obj = `trigger ${displayIdent(trg.name)} on ${ondisp}`;
-      const tStatements = [...trg.ddl.map((text) => ({ text })), reg('trigger', `${trg.name} on ${ondisp}`, trg.fingerprint)];
-      if (!live) {
-        const what = `${forWhom}${partition ? `, partition ${ondisp}` : ''}, ${EVENT_LABEL[trg.event]}`;
-        add({ action: 'create', objectType: 'trigger', object: obj, reason: `${what}${wasOurs('trigger', `${trg.name} on ${ondisp}`) ? ' (missing: dropped outside bucardo?)' : ''}`, statements: tStatements, phase: PHASE.trigger });
-        continue;
-      }
-      const mismatch = triggerMismatch(live, trg, def, schema);
-      if (mismatch) {
-        add({
-          action: 'replace', objectType: 'trigger', object: obj, reason: `definition differs: ${mismatch}`,
-          statements: [{ text: `DROP TRIGGER ${quoteIdent(trg.name)} ON ${qualify(on.schema, on.name)}` }, ...tStatements], phase: PHASE.trigger,
-        });
-      } else if (live.enabled !== trg.enabled) {
-        const how = trg.enabled === 'A' ? 'ENABLE ALWAYS' : 'ENABLE';
-        const state = { D: 'disabled', O: 'enabled', R: 'enabled for replica only', A: 'enabled always' }[live.enabled] ?? live.enabled;
-        const want = trg.enabled === 'A' ? 'enabled always (makedelta)' : 'enabled';
-        add({
-          action: 'update', objectType: 'trigger', object: obj,
-          reason: live.enabled === 'D' ? 'disabled outside bucardo: changes to the table are not being captured' : `is ${state}, wanted ${want}`,
-          statements: [{ text: `ALTER TABLE ${qualify(on.schema, on.name)} ${how} TRIGGER ${quoteIdent(trg.name)}` }, reg('trigger', `${trg.name} on ${ondisp}`, trg.fingerprint)],
-          phase: PHASE.trigger,
-        });
-      }
-    }
-  }
-
-  // ---- capture objects no longer wanted ----
+/** Capture objects of tables no longer captured here. */
+function removeUnwantedCapture(ctx: DiffContext, desired: DesiredDatabase): void {
+  const { schema, add } = ctx;
+  const inst = ctx.cat.installed;
+  const captures = [...desired.captures.values()];
+  const wantedTriggers = new Set(captures.flatMap(({ def }) => def.triggers.map((t) => `${t.table.schema}\u0000${t.table.name}\u0000${t.name}`)));
+  const wantedFunctions = new Set(captures.map(({ def }) => def.function.name));
+  const wantedDeltas = new Set(captures.map(({ def }) => def.deltaTable.name));
   for (const t of inst.triggers) {
     if (!wantedTriggers.has(`${t.tableSchema}\u0000${t.tableName}\u0000${t.name}`)) add(destroyTrigger(schema, t, 'its table is no longer captured by any sync of this database'));
   }
@@ -182,7 +236,7 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
     const fName = `${schema}.${name}()`;
     add({
       action: 'destroy', objectType: 'function', object: `function ${fName}`, reason: 'its table is no longer captured here',
-      statements: [{ text: `DROP FUNCTION IF EXISTS ${qualify(schema, name)}() CASCADE` }, sql.registryDelete(schema, 'function', fName)], phase: PHASE.dropFunction,
+      steps: [{ kind: 'drop_function', function: { schema, name }, ifExists: true }, { kind: 'unregister_object', schema, objectType: 'function', objectName: fName }], phase: PHASE.dropFunction,
     });
   }
   for (const name of inst.tables.keys()) {
@@ -190,24 +244,28 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
     const dName = `${schema}.${name}`;
     add({
       action: 'destroy', objectType: 'delta_table', object: `table ${dName}`, reason: 'its table is no longer captured here; changes still pending in it are dropped',
-      statements: [{ text: `DROP TABLE IF EXISTS ${qualify(schema, name)}` }, sql.registryDelete(schema, 'delta_table', dName)], phase: PHASE.dropDelta,
+      steps: [{ kind: 'drop_table', table: { schema, name }, ifExists: true }, { kind: 'unregister_object', schema, objectType: 'delta_table', objectName: dName }], phase: PHASE.dropDelta,
     });
   }
+}
 
-  // ---- syncs and their tables ----
+/** Syncs and their tables as registered in this database. */
+function diffSyncs(ctx: DiffContext, desired: DesiredDatabase): void {
+  const { schema, add } = ctx;
+  const inst = ctx.cat.installed;
   const liveSyncs = new Map(inst.syncs.map((s) => [s.name, s]));
   for (const [name, s] of desired.syncs) {
     const live = liveSyncs.get(name);
-    const st = sql.upsertSync(schema, { name, kind: s.spec.kind, role: s.role, fingerprint: s.fingerprint, detail: s.detail });
+    const step: Step = { kind: 'register_sync', schema, sync: name, syncKind: s.spec.kind, role: s.role, fingerprint: s.fingerprint, detail: s.detail };
     if (!live) {
-      add({ action: 'create', objectType: 'sync', object: `sync ${name}`, reason: `${s.spec.kind} sync, this database is a ${s.role}`, statements: [st], phase: PHASE.sync });
+      add({ action: 'create', objectType: 'sync', object: `sync ${name}`, reason: `${s.spec.kind} sync, this database is a ${s.role}`, steps: [step], phase: PHASE.sync });
     } else if (live.fingerprint !== s.fingerprint || live.role !== s.role || live.kind !== s.spec.kind) {
-      add({ action: 'update', objectType: 'sync', object: `sync ${name}`, reason: live.role !== s.role ? `role changes from ${live.role} to ${s.role}` : 'definition changed', statements: [st], phase: PHASE.sync });
+      add({ action: 'update', objectType: 'sync', object: `sync ${name}`, reason: live.role !== s.role ? `role changes from ${live.role} to ${s.role}` : 'definition changed', steps: [step], phase: PHASE.sync });
     }
   }
   for (const s of inst.syncs) {
     if (desired.syncs.has(s.name)) continue;
-    add({ action: 'destroy', objectType: 'sync', object: `sync ${s.name}`, reason: 'not in the topology any more; its watermark goes too', statements: sql.deleteSync(schema, s.name), phase: PHASE.dropSync });
+    add({ action: 'destroy', objectType: 'sync', object: `sync ${s.name}`, reason: 'not in the topology any more; its watermark goes too', steps: [{ kind: 'unregister_sync', schema, sync: s.name }], phase: PHASE.dropSync });
   }
   const liveRel = new Map(inst.syncRelations.map((r) => [syncTableKey(r.sync, r.tableId), r]));
   for (const [k, st] of desired.syncTables) {
@@ -216,19 +274,18 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
     const obj = `sync ${st.sync}: table ${st.table.display}`;
     if (!live) {
       const copy = st.copyOnCreate;
-      const rows = st.table.estimatedRows;
       const reason = copy
-        ? `new in the sync; onetimecopy ${copy}: the next run copies it from ${st.copyFrom} (${approxRows(rows)})`
+        ? `new in the sync; onetimecopy ${copy}: the next run copies it from ${st.copyFrom} (${approxRows(st.table.estimatedRows)})`
         : 'new in the sync';
       add({
         action: 'create', objectType: 'sync_table', object: obj, reason,
-        statements: [sql.insertSyncRelation(schema, { sync: st.sync, tableId: st.table.id, tableSchema: st.table.schema, tableName: st.table.name, keyColumns: keyCols, copyPending: Boolean(copy) })],
+        steps: [{ kind: 'register_table', schema, sync: st.sync, tableId: st.table.id, table: { schema: st.table.schema, name: st.table.name }, keyColumns: keyCols, copyPending: Boolean(copy) }],
         phase: PHASE.syncTable,
       });
     } else if (live.keyColumns.join('\u0000') !== keyCols.join('\u0000')) {
       add({
         action: 'update', objectType: 'sync_table', object: obj, reason: `replication key changes from (${live.keyColumns.join(', ')}) to (${keyCols.join(', ')})`,
-        statements: [sql.updateSyncRelationKey(schema, st.sync, st.table.id, keyCols)], phase: PHASE.syncTable,
+        steps: [{ kind: 'set_table_key', schema, sync: st.sync, tableId: st.table.id, keyColumns: keyCols }], phase: PHASE.syncTable,
       });
     }
   }
@@ -236,17 +293,19 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
     if (desired.syncTables.has(syncTableKey(r.sync, r.tableId)) || !desired.syncs.has(r.sync)) continue;
     add({
       action: 'destroy', objectType: 'sync_table', object: `sync ${r.sync}: table ${displayName(r.tableSchema, r.tableName)}`, reason: 'removed from the sync',
-      statements: [sql.deleteSyncRelation(schema, r.sync, r.tableId)], phase: PHASE.dropSyncTable,
+      steps: [{ kind: 'unregister_table', schema, sync: r.sync, tableId: r.tableId }], phase: PHASE.dropSyncTable,
     });
   }
-  return changes;
 }
 
 function destroyTrigger(schema: string, t: TriggerInfo, reason: string): Omit<Change, 'database'> {
   const tdisp = displayName(t.tableSchema, t.tableName);
   return {
     action: 'destroy', objectType: 'trigger', object: `trigger ${displayIdent(t.name)} on ${tdisp}`, reason,
-    statements: [{ text: `DROP TRIGGER IF EXISTS ${quoteIdent(t.name)} ON ${qualify(t.tableSchema, t.tableName)}` }, sql.registryDelete(schema, 'trigger', `${t.name} on ${tdisp}`)],
+    steps: [
+      { kind: 'drop_trigger', table: { schema: t.tableSchema, name: t.tableName }, name: t.name, ifExists: true },
+      { kind: 'unregister_object', schema, objectType: 'trigger', objectName: `${t.name} on ${tdisp}` },
+    ],
     phase: PHASE.dropTrigger,
   };
 }
@@ -273,7 +332,10 @@ function describeType(t: number): string {
   return `${when} ${ev} FOR EACH ${t & 1 ? 'ROW' : 'STATEMENT'}`;
 }
 
-/** The registry's fingerprint is of the body we last installed: equal to the live body means only options changed. */
-function wasEditedByUs(registeredFp: string, liveBody: string): boolean {
+/**
+ * The registry keeps the fingerprint of the body bucardo installed last: a live body with
+ * that fingerprint is still the one bucardo installed (nobody edited it since).
+ */
+function isLastInstalled(registeredFp: string, liveBody: string): boolean {
   return registeredFp === fingerprintOf(liveBody);
 }

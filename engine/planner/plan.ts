@@ -6,7 +6,7 @@ import type { Topology } from '../topology/types.js';
 import type { DatabaseCatalog } from '../catalog/types.js';
 import type { Plan, PlanProblem, CopyNote } from './types.js';
 import { resolveSyncs } from './resolve.js';
-import { desiredState } from './desired.js';
+import { desiredState, syncTableKey } from './desired.js';
 import { diffDatabase } from './diff.js';
 import { fingerprint } from '../sql/ident.js';
 import { schemaName } from '../names.js';
@@ -61,12 +61,10 @@ export function computePlan(topology: Topology, results: Map<string, CatalogResu
 
   const copies: CopyNote[] = [];
   for (const c of changes) {
-    if (c.objectType !== 'sync_table' || c.action !== 'create') continue;
-    const want = desired.dbs.get(c.database);
-    for (const st of want?.syncTables.values() ?? []) {
-      if (st.copyOnCreate && c.object === `sync ${st.sync}: table ${st.table.display}`) {
-        copies.push({ sync: st.sync, table: st.table.display, from: st.copyFrom, to: c.database, mode: st.copyOnCreate, estimatedRows: st.table.estimatedRows });
-      }
+    for (const step of c.steps) {
+      if (step.kind !== 'register_table' || !step.copyPending) continue;
+      const st = desired.dbs.get(c.database)?.syncTables.get(syncTableKey(step.sync, step.tableId));
+      if (st?.copyOnCreate) copies.push({ sync: st.sync, table: st.table.display, from: st.copyFrom, to: c.database, mode: st.copyOnCreate, estimatedRows: st.table.estimatedRows });
     }
   }
   const fingerprints: Record<string, string> = {};

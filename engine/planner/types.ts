@@ -1,14 +1,9 @@
 /** The planner's output: typed changes per database, and the problems that block apply. */
+import type { Step } from '../sql/steps.js';
 
 export type Action = 'create' | 'update' | 'replace' | 'destroy';
 
 export type ObjectType = 'schema' | 'metadata_table' | 'delta_table' | 'function' | 'trigger' | 'sync' | 'sync_table';
-
-/** One SQL statement; values are always bind parameters. */
-export interface Statement {
-  text: string;
-  values?: unknown[];
-}
 
 export interface Change {
   database: string;
@@ -20,8 +15,8 @@ export interface Change {
   reason: string;
   /** Unified diff (live -> wanted) of a function body, for updates of functions. */
   diff?: string;
-  /** Executed in order inside the database's apply transaction. */
-  statements: Statement[];
+  /** What apply does, in order, inside the database's transaction (engine/sql/steps.ts makes the SQL). */
+  steps: Step[];
   /** Execution order within a database: lower first. */
   phase: number;
 }

@@ -1,8 +1,10 @@
 /**
- * DDL of everything bucardo installs in a database: the per-topology schema with its
- * metadata tables, and per captured table a delta table, a capture function, four
- * statement-level triggers and one row-level trigger for key-changing updates. Pure text
- * generation: no pg here.
+ * The capture objects bucardo installs for each captured table of a source database: a
+ * delta table, a capture function, four statement-level triggers and one row-level
+ * trigger for key-changing updates (partitioned tables: see CaptureOptions). captureDef
+ * describes them as data; the DDL functions at the end make their text, for
+ * engine/sql/steps.ts and for the fingerprints. bucardo's metadata tables are
+ * engine/sql/metadata.ts's. Pure text generation: no pg here.
  *
  * Capture design (measured goal: the smallest cost to the source's writes):
  * - AFTER ... FOR EACH STATEMENT triggers with transition tables write one set-based
@@ -30,6 +32,7 @@
  *   be one more write on the source's hot path. (xid8 has no BRIN operator class.)
  */
 import { quoteIdent, qualify, quoteLiteral, fingerprint, shortHash } from './ident.js';
+import type { QualifiedName } from '../topology/types.js';
 import {
   LOCK_NAMESPACE,
   schemaName,
@@ -66,96 +69,10 @@ export function doorbellKey(topology: string): [number, number] {
 /** The sequence a writer bumps when it rings the doorbell instead of notifying. */
 export const KICK_SEQUENCE = 'kick_seq';
 
-/** Version of the metadata layout below; stored in meta('schema_version'). */
-export const METADATA_VERSION = '2';
-
 /** Columns that bucardo adds to a delta table; a key column may not use these names. */
 export const DELTA_TXID = '_bucardo_txid';
 export const DELTA_TS = '_bucardo_ts';
 export const DELTA_ORIGIN = '_bucardo_origin';
-
-/** Statements creating the topology schema and its metadata tables (in order). */
-export function metadataDDL(topology: string): string[] {
-  const s = quoteIdent(schemaName(topology));
-  return [
-    `CREATE SCHEMA ${s}`,
-    `COMMENT ON SCHEMA ${s} IS ${quoteLiteral(`bucardo topology ${topology}: installed by bucardo apply, removed by bucardo destroy`)}`,
-    // key/value facts: topology name, metadata version, last apply
-    `CREATE TABLE ${s}.meta (key text PRIMARY KEY, value text NOT NULL)`,
-    // every object apply installed, with the fingerprint of its definition
-    `CREATE TABLE ${s}.installed (
-  object_type text NOT NULL,
-  object_name text NOT NULL,
-  table_schema text,
-  table_name text,
-  fingerprint text NOT NULL,
-  detail jsonb NOT NULL DEFAULT '{}',
-  applied_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (object_type, object_name))`,
-    // syncs this database takes part in, as registered by apply
-    `CREATE TABLE ${s}.sync (
-  name text PRIMARY KEY,
-  kind text NOT NULL,
-  role text NOT NULL CHECK (role IN ('source', 'target')),
-  fingerprint text NOT NULL,
-  detail jsonb NOT NULL DEFAULT '{}',
-  applied_at timestamptz NOT NULL DEFAULT now())`,
-    // tables of each sync; copy_pending: onetimecopy still to do into this database
-    `CREATE TABLE ${s}.sync_relation (
-  sync text NOT NULL REFERENCES ${s}.sync (name) ON DELETE CASCADE,
-  table_id text NOT NULL,
-  table_schema text NOT NULL,
-  table_name text NOT NULL,
-  key_columns text[] NOT NULL,
-  copy_pending boolean NOT NULL DEFAULT false,
-  added_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (sync, table_id))`,
-    // the runner's consumption watermark per sync (docs/protocol.md)
-    `CREATE TABLE ${s}.sync_state (
-  sync text PRIMARY KEY,
-  run_seq bigint NOT NULL DEFAULT 0,
-  snapshots jsonb NOT NULL DEFAULT '{}',
-  confirmed jsonb NOT NULL DEFAULT '{}',
-  updated_at timestamptz NOT NULL DEFAULT now())`,
-    // run history, one row per run and database that took part
-    `CREATE TABLE ${s}.run (
-  run_id text NOT NULL,
-  sync text NOT NULL,
-  started timestamptz NOT NULL,
-  finished timestamptz,
-  rows bigint NOT NULL DEFAULT 0,
-  rows_by_table jsonb NOT NULL DEFAULT '{}',
-  conflicts integer NOT NULL DEFAULT 0,
-  error text,
-  runner text,
-  PRIMARY KEY (run_id))`,
-    `CREATE INDEX ON ${s}.run (sync, started DESC)`,
-    `CREATE TABLE ${s}.conflict (
-  run_id text NOT NULL,
-  sync text NOT NULL,
-  table_schema text NOT NULL,
-  table_name text NOT NULL,
-  key jsonb NOT NULL,
-  winner text,
-  detail jsonb NOT NULL DEFAULT '{}',
-  at timestamptz NOT NULL DEFAULT now())`,
-    `CREATE INDEX ON ${s}.conflict (sync, at DESC)`,
-    // TRUNCATE of captured tables, consumed like deltas
-    `CREATE TABLE ${s}.truncate_log (
-  table_id text NOT NULL,
-  ${DELTA_TXID} xid8 NOT NULL DEFAULT pg_current_xact_id(),
-  ${DELTA_TS} timestamptz NOT NULL DEFAULT now(),
-  ${DELTA_ORIGIN} text DEFAULT current_setting('bucardo.origin', true))`,
-    `CREATE INDEX ON ${s}.truncate_log (${DELTA_TXID})`,
-    // bumped by writers that cannot notify (two-phase commit): see doorbellKey
-    `CREATE SEQUENCE ${s}.${KICK_SEQUENCE} AS bigint CYCLE`,
-  ];
-}
-
-/** Fingerprint of the metadata layout: a changed layout shows as an update of the schema. */
-export function metadataFingerprint(topology: string): string {
-  return fingerprint(METADATA_VERSION + '\n' + metadataDDL(topology).join(';\n'));
-}
 
 /** One replication key column, with its type as format_type() prints it. */
 export interface KeyColumn {
@@ -185,14 +102,15 @@ export interface CaptureOptions {
    * TRUNCATE of the partitioned table fires those too, so its own BEFORE TRUNCATE trigger
    * sets a flag that they honour, and it is logged once, as a TRUNCATE of the table.
    */
-  partitions?: { schema: string; name: string; leaf: boolean }[];
+  partitions?: (QualifiedName & { leaf: boolean })[];
 }
 
 export interface DeltaTableDef {
   name: string;
+  /** The replication key: the delta table's first columns. */
+  key: KeyColumn[];
   /** Columns in order, name and type (the key columns, then the three bucardo columns). */
   columns: KeyColumn[];
-  ddl: string[];
   fingerprint: string;
 }
 
@@ -200,29 +118,36 @@ export interface FunctionDef {
   name: string;
   /** Exactly the text PostgreSQL will keep in pg_proc.prosrc. */
   body: string;
-  ddl: string;
   fingerprint: string;
 }
 
-export interface TriggerDef {
+/** What CREATE TRIGGER of a capture trigger is made from (triggerDDL). */
+export interface TriggerSpec {
   name: string;
   event: CaptureEvent;
   /** The table it is on: the captured table, or one of its partitions. */
-  table: { schema: string; name: string };
-  /** What pg_trigger must show for it: tgtype bits, transition table names, UPDATE OF columns. */
-  tgtype: number;
+  table: QualifiedName;
+  /** The capture function it calls. */
+  function: QualifiedName;
+  /** The replication key: a keychange trigger fires for a row where one of these changed. */
+  keyColumns: string[];
+  /** Transition table names (REFERENCING OLD TABLE / NEW TABLE), or null. */
   oldTable: string | null;
   newTable: string | null;
-  columns: string[];
   /** pg_trigger.tgenabled wanted: 'O' (origin/local only) or 'A' (always). */
   enabled: 'O' | 'A';
-  ddl: string[];
+}
+
+export interface TriggerDef extends TriggerSpec {
+  /** What pg_trigger must show for it besides the above: tgtype bits, UPDATE OF columns. */
+  tgtype: number;
+  columns: string[];
   fingerprint: string;
 }
 
 export interface CaptureDef {
   id: string;
-  table: { schema: string; name: string };
+  table: QualifiedName;
   deltaTable: DeltaTableDef;
   function: FunctionDef;
   triggers: TriggerDef[];
@@ -231,30 +156,34 @@ export interface CaptureDef {
 /** pg_trigger.tgtype bits of each capture trigger: AFTER (no bit) or BEFORE = 2, the event, ROW = 1. */
 const TGTYPE: Record<CaptureEvent, number> = { insert: 4, delete: 8, update: 16, truncate: 32, keychange: 1 | 16, before_truncate: 2 | 32, partition_truncate: 2 | 32 };
 
-/** The capture objects of one source table. */
-export function captureDef(topology: string, table: { schema: string; name: string }, key: KeyColumn[], opts: CaptureOptions): CaptureDef {
+/** The capture objects of one source table, as data; their DDL is made by the functions below. */
+export function captureDef(topology: string, table: QualifiedName, key: KeyColumn[], opts: CaptureOptions): CaptureDef {
   const s = schemaName(topology);
   const id = tableId(table.schema, table.name);
   const delta = deltaTableName(id);
-  const fn = captureFunctionName(id);
-  const target = qualify(table.schema, table.name);
-  const qDelta = qualify(s, delta);
-
+  const fn = { schema: s, name: captureFunctionName(id) };
   const columns: KeyColumn[] = [
     ...key,
     { name: DELTA_TXID, type: 'xid8' },
     { name: DELTA_TS, type: 'timestamp with time zone' },
     { name: DELTA_ORIGIN, type: 'text' },
   ];
-  const deltaDDL = [
-    `CREATE TABLE ${qDelta} (
-${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
-  ${DELTA_TXID} xid8 NOT NULL DEFAULT pg_current_xact_id(),
-  ${DELTA_TS} timestamptz NOT NULL DEFAULT now(),
-  ${DELTA_ORIGIN} text DEFAULT current_setting('bucardo.origin', true))`,
-    `COMMENT ON TABLE ${qDelta} IS ${quoteLiteral(`bucardo ${topology}: changed keys of ${target}`)}`,
-  ];
+  const body = captureBody(topology, table, key, opts);
+  return {
+    id,
+    table,
+    deltaTable: { name: delta, key, columns, fingerprint: fingerprint(deltaTableDDL(topology, { schema: s, name: delta }, table, key).join(';\n')) },
+    function: { name: fn.name, body, fingerprint: fingerprint(body) },
+    triggers: captureTriggers(topology, table, fn, key, opts),
+  };
+}
 
+/** The body of the capture function of one table (PL/pgSQL, as pg_proc.prosrc keeps it). */
+function captureBody(topology: string, table: QualifiedName, key: KeyColumn[], opts: CaptureOptions): string {
+  const s = schemaName(topology);
+  const id = tableId(table.schema, table.name);
+  const target = qualify(table.schema, table.name);
+  const qDelta = qualify(s, deltaTableName(id));
   const cols = key.map((c) => quoteIdent(c.name)).join(', ');
   const partitions = opts.partitioned ? opts.partitions ?? [] : [];
   const truncating = quoteLiteral(`bucardo.truncating_${id}`);
@@ -330,57 +259,81 @@ ${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
     );
   }
   lines.push('  RETURN NULL;', 'END', '');
-  // The header comment must not break the dollar quoting; pick a tag absent from the body.
-  const body = lines.join('\n');
-  let tag = '$bucardo$';
-  for (let i = 0; body.includes(tag); i++) tag = `$bucardo${i}$`;
-  const fnDDL = `CREATE OR REPLACE FUNCTION ${qualify(s, fn)}() RETURNS trigger LANGUAGE plpgsql AS ${tag}${body}${tag}`;
+  return lines.join('\n');
+}
 
-  // the captured table's triggers; a partitioned table also gets a BEFORE TRUNCATE, and
-  // each partition INSERT, UPDATE and DELETE (and, on a leaf, BEFORE TRUNCATE) triggers
+/**
+ * The captured table's triggers; a partitioned table also gets a BEFORE TRUNCATE, and
+ * each partition INSERT, UPDATE and DELETE (and, on a leaf, BEFORE TRUNCATE) triggers.
+ */
+function captureTriggers(topology: string, table: QualifiedName, fn: QualifiedName, key: KeyColumn[], opts: CaptureOptions): TriggerDef[] {
+  const id = tableId(table.schema, table.name);
+  const partitions = opts.partitioned ? opts.partitions ?? [] : [];
   const onTable: CaptureEvent[] = opts.partitioned
     ? ['insert', 'update', 'delete', 'truncate', ...(partitions.length ? ['before_truncate' as const] : [])]
     : ['insert', 'update', 'delete', 'truncate', 'keychange'];
-  const wanted: { event: CaptureEvent; on: { schema: string; name: string } }[] = [
+  const wanted: { event: CaptureEvent; on: QualifiedName }[] = [
     ...onTable.map((event) => ({ event, on: table })),
     ...partitions.flatMap((p) => [
       ...(['insert', 'update', 'delete'] as const).map((event) => ({ event, on: { schema: p.schema, name: p.name } })),
       ...(p.leaf ? [{ event: 'partition_truncate' as const, on: { schema: p.schema, name: p.name } }] : []),
     ]),
   ];
-  const triggers: TriggerDef[] = wanted.map(({ event, on }) => {
-    const name = captureTriggerName(topology, id, event);
-    const oldTable = event === 'delete' || (event === 'update' && opts.partitioned) ? 'bucardo_old' : null;
-    const newTable = event === 'insert' || event === 'update' ? 'bucardo_new' : null;
-    const ref = oldTable || newTable ? ` REFERENCING${oldTable ? ` OLD TABLE AS ${oldTable}` : ''}${newTable ? ` NEW TABLE AS ${newTable}` : ''}` : '';
-    const keyCols = key.map((c) => quoteIdent(c.name));
-    const onTbl = qualify(on.schema, on.name);
-    // keychange: considered for every UPDATE (not UPDATE OF the key: a BEFORE trigger of
-    // the application's may change the key of a row whose UPDATE never named it), and
-    // queued only for a row whose key did change (WHEN, evaluated as the row is updated)
-    const create =
-      event === 'keychange'
-        ? `CREATE TRIGGER ${quoteIdent(name)} AFTER UPDATE ON ${onTbl} FOR EACH ROW WHEN (${keyCols.map((c) => `OLD.${c} IS DISTINCT FROM NEW.${c}`).join(' OR ')}) EXECUTE FUNCTION ${qualify(s, fn)}()`
-        : event === 'before_truncate' || event === 'partition_truncate'
-          ? `CREATE TRIGGER ${quoteIdent(name)} BEFORE TRUNCATE ON ${onTbl} FOR EACH STATEMENT EXECUTE FUNCTION ${qualify(s, fn)}()`
-          : `CREATE TRIGGER ${quoteIdent(name)} AFTER ${event.toUpperCase()} ON ${onTbl}${ref} FOR EACH STATEMENT EXECUTE FUNCTION ${qualify(s, fn)}()`;
-    const ddl = [create];
-    const enabled = opts.makedelta ? 'A' : 'O';
-    if (enabled === 'A') ddl.push(`ALTER TABLE ${onTbl} ENABLE ALWAYS TRIGGER ${quoteIdent(name)}`);
-    return {
-      name, event, table: on, enabled, ddl, fingerprint: fingerprint(ddl.join(';\n')),
-      tgtype: TGTYPE[event],
-      oldTable,
-      newTable,
-      columns: [],
+  return wanted.map(({ event, on }) => {
+    const spec: TriggerSpec = {
+      name: captureTriggerName(topology, id, event),
+      event,
+      table: on,
+      function: fn,
+      keyColumns: key.map((c) => c.name),
+      oldTable: event === 'delete' || (event === 'update' && opts.partitioned) ? 'bucardo_old' : null,
+      newTable: event === 'insert' || event === 'update' ? 'bucardo_new' : null,
+      enabled: opts.makedelta ? 'A' : 'O',
     };
+    return { ...spec, tgtype: TGTYPE[event], columns: [], fingerprint: fingerprint(triggerDDL(spec).join(';\n')) };
   });
+}
 
-  return {
-    id,
-    table,
-    deltaTable: { name: delta, columns, ddl: deltaDDL, fingerprint: fingerprint(deltaDDL.join(';\n')) },
-    function: { name: fn, body, ddl: fnDDL, fingerprint: fingerprint(body) },
-    triggers,
-  };
+/** CREATE TABLE of a delta table, and its comment naming the captured table. */
+export function deltaTableDDL(topology: string, delta: QualifiedName, captured: QualifiedName, key: KeyColumn[]): string[] {
+  const qDelta = qualify(delta.schema, delta.name);
+  return [
+    `CREATE TABLE ${qDelta} (
+${key.map((c) => `  ${quoteIdent(c.name)} ${c.type} NOT NULL,`).join('\n')}
+  ${DELTA_TXID} xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  ${DELTA_TS} timestamptz NOT NULL DEFAULT now(),
+  ${DELTA_ORIGIN} text DEFAULT current_setting('bucardo.origin', true))`,
+    `COMMENT ON TABLE ${qDelta} IS ${quoteLiteral(`bucardo ${topology}: changed keys of ${qualify(captured.schema, captured.name)}`)}`,
+  ];
+}
+
+/** CREATE OR REPLACE FUNCTION of a capture function with this body. */
+export function functionDDL(fn: QualifiedName, body: string): string {
+  // The header comment must not break the dollar quoting; pick a tag absent from the body.
+  let tag = '$bucardo$';
+  for (let i = 0; body.includes(tag); i++) tag = `$bucardo${i}$`;
+  return `CREATE OR REPLACE FUNCTION ${qualify(fn.schema, fn.name)}() RETURNS trigger LANGUAGE plpgsql AS ${tag}${body}${tag}`;
+}
+
+/** CREATE TRIGGER of a capture trigger, then ENABLE ALWAYS with makedelta. */
+export function triggerDDL(t: TriggerSpec): string[] {
+  const on = qualify(t.table.schema, t.table.name);
+  const fn = `${qualify(t.function.schema, t.function.name)}()`;
+  const ref = t.oldTable || t.newTable ? ` REFERENCING${t.oldTable ? ` OLD TABLE AS ${t.oldTable}` : ''}${t.newTable ? ` NEW TABLE AS ${t.newTable}` : ''}` : '';
+  const keyCols = t.keyColumns.map(quoteIdent);
+  // keychange: considered for every UPDATE (not UPDATE OF the key: a BEFORE trigger of
+  // the application's may change the key of a row whose UPDATE never named it), and
+  // queued only for a row whose key did change (WHEN, evaluated as the row is updated)
+  const create =
+    t.event === 'keychange'
+      ? `CREATE TRIGGER ${quoteIdent(t.name)} AFTER UPDATE ON ${on} FOR EACH ROW WHEN (${keyCols.map((c) => `OLD.${c} IS DISTINCT FROM NEW.${c}`).join(' OR ')}) EXECUTE FUNCTION ${fn}`
+      : t.event === 'before_truncate' || t.event === 'partition_truncate'
+        ? `CREATE TRIGGER ${quoteIdent(t.name)} BEFORE TRUNCATE ON ${on} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`
+        : `CREATE TRIGGER ${quoteIdent(t.name)} AFTER ${t.event.toUpperCase()} ON ${on}${ref} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`;
+  return t.enabled === 'A' ? [create, enableTriggerDDL(t.table, t.name, true)] : [create];
+}
+
+/** ENABLE (fires for origin/local sessions) or ENABLE ALWAYS (for the runner's too: makedelta). */
+export function enableTriggerDDL(table: QualifiedName, name: string, always: boolean): string {
+  return `ALTER TABLE ${qualify(table.schema, table.name)} ${always ? 'ENABLE ALWAYS' : 'ENABLE'} TRIGGER ${quoteIdent(name)}`;
 }

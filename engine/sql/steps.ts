@@ -1,100 +1,138 @@
 /**
- * SQL text of every change the planner can make, names quoted, values as parameters.
- * Registry statements keep bucardo_<name>.installed in step with what was done, in the
- * same transaction.
+ * The steps of a plan, as data, and `toStatements(step)`: the one way from a step to SQL
+ * (names quoted, values as parameters). The planner (engine/planner) decides which steps
+ * a change takes; this module alone turns them into statements, for apply to run in the
+ * database's transaction. Steps are plain JSON (plan files carry them, and apply compares
+ * a saved plan's steps with fresh ones as data). Registry steps keep
+ * bucardo_<name>.installed in step with what was done, in the same transaction.
  */
 import { qualify, quoteIdent } from './ident.js';
-import { metadataDDL, METADATA_VERSION } from './capture.js';
-import type { Statement } from '../planner/types.js';
+import { schemaDDL, metadataObjectDDL } from './metadata.js';
+import { deltaTableDDL, functionDDL, triggerDDL, enableTriggerDDL, type KeyColumn, type TriggerSpec } from './capture.js';
+import type { QualifiedName } from '../topology/types.js';
 
-export function registryUpsert(schema: string, o: { type: string; name: string; tableSchema?: string; tableName?: string; fingerprint: string; detail?: Record<string, unknown> }): Statement {
-  return {
-    text: `INSERT INTO ${qualify(schema, 'installed')} (object_type, object_name, table_schema, table_name, fingerprint, detail, applied_at)
+/** One SQL statement; values are always bind parameters. */
+export interface Statement {
+  text: string;
+  values?: unknown[];
+}
+
+/** Steps on bucardo's schema and its metadata tables (engine/sql/metadata.ts). */
+export type MetadataStep =
+  /** The topology's schema, with the comment that marks it as bucardo's. */
+  | { kind: 'create_schema'; schema: string; topology: string }
+  /** One metadata table (with its indexes) or sequence. */
+  | { kind: 'create_metadata_table'; schema: string; table: string }
+  /** The facts a new schema starts with: its topology and metadata version. */
+  | { kind: 'init_meta'; schema: string; topology: string; version: string }
+  | { kind: 'set_meta'; schema: string; key: string; value: string }
+  /** The schema and all in it: metadata, delta tables, capture functions (and so their triggers). */
+  | { kind: 'drop_schema'; schema: string };
+
+/**
+ * Steps on the capture objects (engine/sql/capture.ts). A drop with ifExists removes an
+ * object of ours that may be gone already; without, it clears what stands in the way of
+ * a replacement (a function: whatever its arguments, as there may be one of that name only).
+ */
+export type CaptureStep =
+  | { kind: 'create_delta_table'; topology: string; table: QualifiedName; captured: QualifiedName; key: KeyColumn[] }
+  | { kind: 'drop_table'; table: QualifiedName; ifExists: boolean }
+  | { kind: 'install_function'; function: QualifiedName; body: string }
+  | { kind: 'drop_function'; function: QualifiedName; ifExists: boolean }
+  | ({ kind: 'create_trigger' } & TriggerSpec)
+  | { kind: 'enable_trigger'; table: QualifiedName; name: string; always: boolean }
+  | { kind: 'drop_trigger'; table: QualifiedName; name: string; ifExists: boolean };
+
+/** Steps on bucardo's records in the schema: the registry of installed objects, syncs and their tables. */
+export type RegistryStep =
+  /** An installed object, with the fingerprint of its definition (upsert). */
+  | { kind: 'register_object'; schema: string; objectType: string; objectName: string; table: QualifiedName | null; fingerprint: string; detail: Record<string, unknown> }
+  | { kind: 'unregister_object'; schema: string; objectType: string; objectName: string }
+  /** A sync this database takes part in, with its definition (upsert). */
+  | { kind: 'register_sync'; schema: string; sync: string; syncKind: string; role: string; fingerprint: string; detail: unknown }
+  /** Removes a sync's registration, tables and watermark; its run history goes with it. */
+  | { kind: 'unregister_sync'; schema: string; sync: string }
+  /** A table of a sync; copyPending marks the onetimecopy the next run does into this database. */
+  | { kind: 'register_table'; schema: string; sync: string; tableId: string; table: QualifiedName; keyColumns: string[]; copyPending: boolean }
+  | { kind: 'set_table_key'; schema: string; sync: string; tableId: string; keyColumns: string[] }
+  | { kind: 'unregister_table'; schema: string; sync: string; tableId: string };
+
+export type Step = MetadataStep | CaptureStep | RegistryStep;
+
+const ddl = (texts: string[]): Statement[] => texts.map((text) => ({ text }));
+
+export function toStatements(step: Step): Statement[] {
+  switch (step.kind) {
+    case 'create_schema':
+      return ddl(schemaDDL(step.topology, step.schema));
+    case 'create_metadata_table':
+      return ddl(metadataObjectDDL(step.schema, step.table));
+    case 'init_meta':
+      return [{ text: `INSERT INTO ${qualify(step.schema, 'meta')} (key, value) VALUES ('topology', $1), ('schema_version', $2)`, values: [step.topology, step.version] }];
+    case 'set_meta':
+      return [{
+        text: `INSERT INTO ${qualify(step.schema, 'meta')} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+        values: [step.key, step.value],
+      }];
+    case 'drop_schema':
+      return [{ text: `DROP SCHEMA IF EXISTS ${quoteIdent(step.schema)} CASCADE` }];
+    case 'create_delta_table':
+      return ddl(deltaTableDDL(step.topology, step.table, step.captured, step.key));
+    case 'drop_table':
+      return [{ text: `DROP TABLE ${step.ifExists ? 'IF EXISTS ' : ''}${qualify(step.table.schema, step.table.name)}` }];
+    case 'install_function':
+      return [{ text: functionDDL(step.function, step.body) }];
+    case 'drop_function': {
+      const fn = qualify(step.function.schema, step.function.name);
+      return [{ text: step.ifExists ? `DROP FUNCTION IF EXISTS ${fn}() CASCADE` : `DROP FUNCTION ${fn} CASCADE` }];
+    }
+    case 'create_trigger': {
+      const { kind: _kind, ...spec } = step;
+      return ddl(triggerDDL(spec));
+    }
+    case 'enable_trigger':
+      return [{ text: enableTriggerDDL(step.table, step.name, step.always) }];
+    case 'drop_trigger':
+      return [{ text: `DROP TRIGGER ${step.ifExists ? 'IF EXISTS ' : ''}${quoteIdent(step.name)} ON ${qualify(step.table.schema, step.table.name)}` }];
+    case 'register_object':
+      return [{
+        text: `INSERT INTO ${qualify(step.schema, 'installed')} (object_type, object_name, table_schema, table_name, fingerprint, detail, applied_at)
 VALUES ($1, $2, $3, $4, $5, $6::jsonb, now())
 ON CONFLICT (object_type, object_name) DO UPDATE
   SET table_schema = EXCLUDED.table_schema, table_name = EXCLUDED.table_name, fingerprint = EXCLUDED.fingerprint,
       detail = EXCLUDED.detail, applied_at = EXCLUDED.applied_at`,
-    values: [o.type, o.name, o.tableSchema ?? null, o.tableName ?? null, o.fingerprint, JSON.stringify(o.detail ?? {})],
-  };
-}
-
-export function registryDelete(schema: string, type: string, name: string): Statement {
-  return { text: `DELETE FROM ${qualify(schema, 'installed')} WHERE object_type = $1 AND object_name = $2`, values: [type, name] };
-}
-
-/** The schema and every metadata table, with the facts of meta. */
-export function createSchemaStatements(topology: string, schema: string): Statement[] {
-  return [
-    ...metadataDDL(topology).map((text) => ({ text })),
-    {
-      text: `INSERT INTO ${qualify(schema, 'meta')} (key, value) VALUES ('topology', $1), ('schema_version', $2)`,
-      values: [topology, METADATA_VERSION],
-    },
-  ];
-}
-
-/** Metadata DDL statements that belong to one metadata table (CREATE TABLE and its indexes). */
-export function metadataTableStatements(topology: string, schema: string, table: string): Statement[] {
-  // metadataDDL writes these names as "schema".name (they are plain lower-case words)
-  const q = `${quoteIdent(schema)}.${table}`;
-  return metadataDDL(topology)
-    .filter((s) => s.startsWith(`CREATE TABLE ${q} `) || s.startsWith(`CREATE SEQUENCE ${q} `) || s.includes(` ON ${q} `))
-    .map((text) => ({ text }));
-}
-
-/** Names of the metadata tables and sequences, in creation order. */
-export function metadataTableNames(topology: string, schema: string): string[] {
-  const names: string[] = [];
-  for (const kind of ['TABLE', 'SEQUENCE']) {
-    const prefix = `CREATE ${kind} ${quoteIdent(schema)}.`;
-    for (const s of metadataDDL(topology)) if (s.startsWith(prefix)) names.push(s.slice(prefix.length).split(' ')[0]);
-  }
-  return names;
-}
-
-export function dropSchemaStatement(schema: string): Statement {
-  return { text: `DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE` };
-}
-
-export function upsertSync(schema: string, s: { name: string; kind: string; role: string; fingerprint: string; detail: unknown }): Statement {
-  return {
-    text: `INSERT INTO ${qualify(schema, 'sync')} (name, kind, role, fingerprint, detail, applied_at) VALUES ($1, $2, $3, $4, $5::jsonb, now())
+        values: [step.objectType, step.objectName, step.table?.schema ?? null, step.table?.name ?? null, step.fingerprint, JSON.stringify(step.detail)],
+      }];
+    case 'unregister_object':
+      return [{ text: `DELETE FROM ${qualify(step.schema, 'installed')} WHERE object_type = $1 AND object_name = $2`, values: [step.objectType, step.objectName] }];
+    case 'register_sync':
+      return [{
+        text: `INSERT INTO ${qualify(step.schema, 'sync')} (name, kind, role, fingerprint, detail, applied_at) VALUES ($1, $2, $3, $4, $5::jsonb, now())
 ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, role = EXCLUDED.role, fingerprint = EXCLUDED.fingerprint,
   detail = EXCLUDED.detail, applied_at = EXCLUDED.applied_at`,
-    values: [s.name, s.kind, s.role, s.fingerprint, JSON.stringify(s.detail)],
-  };
-}
-
-/** Removes a sync's registration, tables and watermark; its run history goes with it. */
-export function deleteSync(schema: string, name: string): Statement[] {
-  return [
-    { text: `DELETE FROM ${qualify(schema, 'sync_state')} WHERE sync = $1`, values: [name] },
-    { text: `DELETE FROM ${qualify(schema, 'sync')} WHERE name = $1`, values: [name] },
-  ];
-}
-
-export function insertSyncRelation(schema: string, r: { sync: string; tableId: string; tableSchema: string; tableName: string; keyColumns: string[]; copyPending: boolean }): Statement {
-  return {
-    text: `INSERT INTO ${qualify(schema, 'sync_relation')} (sync, table_id, table_schema, table_name, key_columns, copy_pending)
+        values: [step.sync, step.syncKind, step.role, step.fingerprint, JSON.stringify(step.detail)],
+      }];
+    case 'unregister_sync':
+      return [
+        { text: `DELETE FROM ${qualify(step.schema, 'sync_state')} WHERE sync = $1`, values: [step.sync] },
+        { text: `DELETE FROM ${qualify(step.schema, 'sync')} WHERE name = $1`, values: [step.sync] },
+      ];
+    case 'register_table':
+      return [{
+        text: `INSERT INTO ${qualify(step.schema, 'sync_relation')} (sync, table_id, table_schema, table_name, key_columns, copy_pending)
 VALUES ($1, $2, $3, $4, $5::text[], $6)`,
-    values: [r.sync, r.tableId, r.tableSchema, r.tableName, r.keyColumns, r.copyPending],
-  };
-}
-
-export function updateSyncRelationKey(schema: string, sync: string, tableId: string, keyColumns: string[]): Statement {
-  return {
-    text: `UPDATE ${qualify(schema, 'sync_relation')} SET key_columns = $3::text[] WHERE sync = $1 AND table_id = $2`,
-    values: [sync, tableId, keyColumns],
-  };
-}
-
-export function deleteSyncRelation(schema: string, sync: string, tableId: string): Statement {
-  return { text: `DELETE FROM ${qualify(schema, 'sync_relation')} WHERE sync = $1 AND table_id = $2`, values: [sync, tableId] };
-}
-
-export function setMeta(schema: string, key: string, value: string): Statement {
-  return {
-    text: `INSERT INTO ${qualify(schema, 'meta')} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
-    values: [key, value],
-  };
+        values: [step.sync, step.tableId, step.table.schema, step.table.name, step.keyColumns, step.copyPending],
+      }];
+    case 'set_table_key':
+      return [{
+        text: `UPDATE ${qualify(step.schema, 'sync_relation')} SET key_columns = $3::text[] WHERE sync = $1 AND table_id = $2`,
+        values: [step.sync, step.tableId, step.keyColumns],
+      }];
+    case 'unregister_table':
+      return [{ text: `DELETE FROM ${qualify(step.schema, 'sync_relation')} WHERE sync = $1 AND table_id = $2`, values: [step.sync, step.tableId] }];
+    default: {
+      const never: never = step;
+      throw new Error(`unknown step ${JSON.stringify(never)}`);
+    }
+  }
 }
