@@ -22,7 +22,7 @@ import { compareSync } from '../../engine/compare/index.js';
 import { renderCompareText } from '../../engine/compare/render.js';
 import { clientConfig } from '../../engine/connect.js';
 import { qualify } from '../../engine/sql/ident.js';
-import { schemaName } from '../../engine/names.js';
+import { schemaName } from '../../engine/objectnames.js';
 import type { Topology } from '../../engine/topology/types.js';
 
 interface DemoOptions {

@@ -16,7 +16,7 @@ import { computePlan, databasesInUse, type CatalogResult } from '../planner/plan
 import { readCatalog } from '../catalog/read.js';
 import { connect } from '../connect.js';
 import { BucardoError, describePgError } from '../errors.js';
-import { LOCK_NAMESPACE, schemaName } from '../names.js';
+import { LOCK_NAMESPACE, schemaName } from '../objectnames.js';
 import { setMeta } from '../sql/steps.js';
 
 /** How long apply waits for another apply/destroy of the same topology on a database. */

@@ -9,7 +9,7 @@ import YAML from 'yaml';
 import { withClient } from '../connect.js';
 import { BucardoError } from '../errors.js';
 import { displayName } from '../sql/ident.js';
-import { globToRegExp } from '../topology/names.js';
+import { globToRegExp } from '../topology/relnames.js';
 import type { DatabaseSpec } from '../topology/types.js';
 import type { TableInfo } from '../catalog/types.js';
 import { readInitSource, type InitSource } from './read.js';

@@ -14,7 +14,7 @@ import { syncTableKey } from './desired.js';
 import type { CaptureDef, TriggerDef } from '../sql/capture.js';
 import { metadataFingerprint, METADATA_VERSION } from '../sql/capture.js';
 import { qualify, quoteIdent, displayName, displayIdent, fingerprint as fingerprintOf } from '../sql/ident.js';
-import { schemaName, type CaptureEvent } from '../names.js';
+import { schemaName, type CaptureEvent } from '../objectnames.js';
 import * as sql from '../sql/steps.js';
 
 /** Execution order inside a database's transaction. */

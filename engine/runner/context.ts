@@ -5,10 +5,10 @@
  * themselves come from `sync_relation`, written by apply.
  */
 import type { Topology, SyncSpec, DatabaseSpec, ConflictStrategy, QualifiedName, TableEntry } from '../topology/types.js';
-import { schemaName, kickChannel, LOCK_NAMESPACE } from '../names.js';
+import { schemaName, kickChannel, LOCK_NAMESPACE } from '../objectnames.js';
 import { shortHash } from '../sql/ident.js';
 import { BucardoError } from '../errors.js';
-import { globToRegExp } from '../topology/names.js';
+import { globToRegExp } from '../topology/relnames.js';
 
 export interface SyncContext {
   topology: Topology;

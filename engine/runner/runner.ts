@@ -28,7 +28,7 @@ import { kickGateKey, doorbellKey } from '../sql/capture.js';
 import { Doorbell } from './doorbell.js';
 import { connect } from '../connect.js';
 import { qualify } from '../sql/ident.js';
-import { schemaName, kickChannel } from '../names.js';
+import { schemaName, kickChannel } from '../objectnames.js';
 
 /** How often a daemon reads the registrations again (an apply takes effect within this). */
 const RELOAD_MS = 5_000;
