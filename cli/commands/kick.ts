@@ -17,7 +17,7 @@ export function register(program: Command): void {
       let wait: number | null = null;
       if (opts.wait !== undefined && opts.wait !== false) {
         wait = opts.wait === true ? DEFAULT_WAIT_SECONDS : Number(opts.wait);
-        if (!Number.isFinite(wait) || wait <= 0) throw new BucardoError('bad_option', `--wait ${String(opts.wait)} is not a number of seconds`);
+        if (!Number.isFinite(wait) || wait <= 0) throw new BucardoError('bad_flag', `--wait ${String(opts.wait)} is not a number of seconds`);
       }
       const r = await kick(loadTopology(topologyPath(opts)), sync, wait);
       if (!r.waited) {

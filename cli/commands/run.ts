@@ -36,7 +36,7 @@ async function runCommand(opts: RunOpts): Promise<number> {
   let port: number | null = null;
   if (opts.metricsPort !== undefined) {
     port = Number(opts.metricsPort);
-    if (!/^\d+$/.test(opts.metricsPort) || port > 65535) throw new BucardoError('bad_option', `--metrics-port ${opts.metricsPort} is not a port number (0-65535)`);
+    if (!/^\d+$/.test(opts.metricsPort) || port > 65535) throw new BucardoError('bad_flag', `--metrics-port ${opts.metricsPort} is not a port number (0-65535)`);
   }
   let metrics: Metrics | null = null;
   const runner = new Runner({
