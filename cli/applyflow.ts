@@ -11,7 +11,7 @@ import { summarize } from '../engine/planner/types.js';
 import { makePlan, openApply, type ApplySession } from '../engine/applier/index.js';
 import { renderText, renderErrors, MARK } from '../engine/planner/render.js';
 import { BucardoError } from '../engine/errors.js';
-import { useColor, EXIT } from './common.js';
+import { useColor, printStderr, EXIT } from './common.js';
 import { renderContext } from './commands/plan.js';
 import { readPlanFile, fileSha } from './planfile.js';
 
@@ -56,8 +56,8 @@ export async function applyFlow(topology: Topology, file: string, opts: FlowOpti
     const ctx = renderContext(topology, file, color);
     process.stdout.write(renderText(plan, ctx));
     if (plan.errors.length) {
-      process.stderr.write(renderErrors(plan));
-      process.stderr.write(`${plan.errors.length} problem${plan.errors.length === 1 ? '' : 's'} block ${verb}; nothing was changed.\n`);
+      printStderr(renderErrors(plan));
+      printStderr(`${plan.errors.length} problem${plan.errors.length === 1 ? '' : 's'} block ${verb}; nothing was changed.\n`);
       return EXIT.error;
     }
     if (!plan.changes.length) return EXIT.ok;
@@ -69,12 +69,12 @@ export async function applyFlow(topology: Topology, file: string, opts: FlowOpti
       }
       const ok = await confirm(`\nDo you want to ${verb === 'destroy' ? 'remove these objects' : 'perform these actions'}? Only 'yes' will be accepted: `);
       if (!ok) {
-        process.stderr.write(`${verb} cancelled; nothing was changed.\n`);
+        printStderr(`${verb} cancelled; nothing was changed.\n`);
         return EXIT.error;
       }
     }
     session = await openApply(topology, { destroy: opts.destroy, shown: plan, autoApprove: opts.autoApprove, file });
-    if (session.replanned) process.stderr.write('note: the databases changed since the plan above was computed; applying the current plan.\n');
+    if (session.replanned) printStderr('note: the databases changed since the plan above was computed; applying the current plan.\n');
   }
 
   if (!session.changes.length) {
