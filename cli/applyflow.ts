@@ -1,10 +1,14 @@
 /**
  * The shared flow of apply and destroy: show the plan, ask (on a terminal only), then
  * carry it out as a listr2 task list: a task per database, a subtask per change, then the
- * commits.
+ * commits. On a terminal the list redraws in place; in a log (no TTY: listr2's simple
+ * renderer) each task is one line, written when it has finished.
  */
 import readline from 'node:readline/promises';
-import { Listr, type ListrTaskWrapper, type DefaultRenderer, type SimpleRenderer } from 'listr2';
+import {
+  Listr, ListrLogger, ListrLogLevels, LISTR_LOGGER_STDERR_LEVELS,
+  type ListrTaskWrapper, type DefaultRenderer, type SimpleRenderer, type LoggerFieldOptions,
+} from 'listr2';
 import type { Topology } from '../engine/topology/types.js';
 import type { Change } from '../engine/planner/types.js';
 import { summarize } from '../engine/planner/types.js';
@@ -15,6 +19,16 @@ import { useColor, printStderr, EXIT } from './common.js';
 import { renderContext } from './commands/plan.js';
 import { readPlanFile, fileSha } from './planfile.js';
 
+/**
+ * The simple renderer's logger without its STARTED lines: a start line and an end line for
+ * every object doubled the log of an apply and told nothing the end line does not (the
+ * changes run one at a time, and a failure is logged as FAILED with the object).
+ */
+class FinishedTaskLogger extends ListrLogger<ListrLogLevels> {
+  override log(level: ListrLogLevels, message: string, options?: LoggerFieldOptions): void {
+    if (level !== ListrLogLevels.STARTED) super.log(level, message, options);
+  }
+}
 
 async function confirm(question: string): Promise<boolean> {
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
@@ -102,7 +116,10 @@ export async function applyFlow(topology: Topology, file: string, opts: FlowOpti
         },
       },
     ],
-    { concurrent: false, exitOnError: true, renderer: 'default', fallbackRenderer: 'simple', rendererOptions: { collapseSubtasks: false } },
+    {
+      concurrent: false, exitOnError: true, renderer: 'default', fallbackRenderer: 'simple', rendererOptions: { collapseSubtasks: false },
+      fallbackRendererOptions: { logger: new FinishedTaskLogger({ useIcons: true, toStderr: LISTR_LOGGER_STDERR_LEVELS }) },
+    },
   );
   try {
     await tasks.run();
