@@ -40,7 +40,8 @@ export function register(program: Command): void {
 const ERROR_WIDTH = 60;
 
 /** The table and the notes under it. */
-export function renderStatusText(report: StatusReport, now = Date.now()): string {
+export function renderStatusText(report: StatusReport): string {
+  const now = Date.now();
   const syncs = report.syncs;
   if (!syncs.length) return 'No syncs in the topology.\n';
   const header = ['SYNC', 'STATE', 'LAST RUN', 'AGE', 'ROWS', 'CONFLICTS', 'PENDING', 'LAG', 'LAST ERROR'];
