@@ -19,9 +19,9 @@ export function noColorOption(): Option {
   return new Option('--no-color', 'no colours (also when not on a terminal or with NO_COLOR)');
 }
 
-/** `--format <format>`, one of `formats`, default the first. */
-export function formatOption(formats: readonly string[], description: string): Option {
-  return new Option('--format <format>', description).choices(formats).default(formats[0]);
+/** `--format <format>` (or another flag of that shape): one of `formats`, default the first. */
+export function formatOption(formats: readonly string[], description: string, flags = '--format <format>'): Option {
+  return new Option(flags, description).choices(formats).default(formats[0]);
 }
 
 /** A repeatable flag: each use adds its value (`--sync a --sync b`). */

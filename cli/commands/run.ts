@@ -3,9 +3,9 @@
  * SIGINT/SIGTERM lets current runs finish or roll back and exits 0; a second one exits at
  * once (graphile-worker's src/signals.ts does the same).
  */
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { topologyPath, action, EXIT } from '../common.js';
-import { fileOption, collectValues, parsePort } from '../flags.js';
+import { fileOption, formatOption, collectValues, parsePort } from '../flags.js';
 import { loadTopology } from '../../engine/topology/load.js';
 import { Runner } from '../../engine/runner/runner.js';
 import { formatLog, type LogFormat } from '../../engine/runner/log.js';
@@ -26,7 +26,7 @@ export function register(program: Command): void {
     .description('run the syncs: replicate changes as they come (every enabled sync, or those named with --sync)')
     .option('--once', 'run each selected sync until nothing is pending, then exit (1 if a sync failed)')
     .option('--sync <name>', 'run only this sync (repeatable)', collectValues, [] as string[])
-    .addOption(new Option('--log-format <format>', 'log lines as text or JSON').choices(['text', 'json']).default('text'))
+    .addOption(formatOption(['text', 'json'], 'log lines as text or JSON', '--log-format <format>'))
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port: GET /metrics, and GET /healthz (200 up; 503 shutting down or every sync failing); see docs/metrics.md', parsePort('--metrics-port'))
     .action(action(runCommand));
 }
