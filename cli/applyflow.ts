@@ -1,20 +1,34 @@
 /**
  * The shared flow of apply and destroy: show the plan, ask (on a terminal only), then
  * carry it out as a listr2 task list: a task per database, a subtask per change, then the
- * commits.
+ * commits. On a terminal the list redraws in place; in a log (no TTY: listr2's simple
+ * renderer) each task is one line, written when it has finished.
  */
 import readline from 'node:readline/promises';
-import { Listr, type ListrTaskWrapper, type DefaultRenderer, type SimpleRenderer } from 'listr2';
+import {
+  Listr, ListrLogger, ListrLogLevels, LISTR_LOGGER_STDERR_LEVELS,
+  type ListrTaskWrapper, type DefaultRenderer, type SimpleRenderer, type LoggerFieldOptions,
+} from 'listr2';
 import type { Topology } from '../engine/topology/types.js';
 import type { Change } from '../engine/planner/types.js';
 import { summarize } from '../engine/planner/types.js';
 import { readCatalogsAndPlan, openApply, type ApplySession } from '../engine/applier/index.js';
 import { renderText, renderErrors, MARK } from '../engine/planner/render.js';
 import { BucardoError } from '../engine/errors.js';
-import { useColor, EXIT } from './common.js';
+import { useColor, printStderr, EXIT } from './common.js';
 import { renderContext } from './commands/plan.js';
 import { readPlanFile, fileSha, planFileMatches } from './planfile.js';
 
+/**
+ * The simple renderer's logger without its STARTED lines: a start line and an end line for
+ * every object doubled the log of an apply and told nothing the end line does not (the
+ * changes run one at a time, and a failure is logged as FAILED with the object).
+ */
+class FinishedTaskLogger extends ListrLogger<ListrLogLevels> {
+  override log(level: ListrLogLevels, message: string, options?: LoggerFieldOptions): void {
+    if (level !== ListrLogLevels.STARTED) super.log(level, message, options);
+  }
+}
 
 async function confirm(question: string): Promise<boolean> {
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
@@ -54,8 +68,8 @@ export async function applyFlow(topology: Topology, file: string, opts: FlowOpti
     const ctx = renderContext(topology, file, color);
     process.stdout.write(renderText(plan, ctx));
     if (plan.errors.length) {
-      process.stderr.write(renderErrors(plan));
-      process.stderr.write(`${plan.errors.length} problem${plan.errors.length === 1 ? '' : 's'} block ${verb}; nothing was changed.\n`);
+      printStderr(renderErrors(plan));
+      printStderr(`${plan.errors.length} problem${plan.errors.length === 1 ? '' : 's'} block ${verb}; nothing was changed.\n`);
       return EXIT.error;
     }
     if (!plan.changes.length) return EXIT.ok;
@@ -67,12 +81,12 @@ export async function applyFlow(topology: Topology, file: string, opts: FlowOpti
       }
       const ok = await confirm(`\nDo you want to ${verb === 'destroy' ? 'remove these objects' : 'perform these actions'}? Only 'yes' will be accepted: `);
       if (!ok) {
-        process.stderr.write(`${verb} cancelled; nothing was changed.\n`);
+        printStderr(`${verb} cancelled; nothing was changed.\n`);
         return EXIT.error;
       }
     }
     session = await openApply(topology, { destroy: opts.destroy, shown: plan, autoApprove: opts.autoApprove, file });
-    if (session.replanned) process.stderr.write('note: the databases changed since the plan above was computed; applying the current plan.\n');
+    if (session.replanned) printStderr('note: the databases changed since the plan above was computed; applying the current plan.\n');
   }
 
   if (!session.changes.length) {
@@ -100,7 +114,10 @@ export async function applyFlow(topology: Topology, file: string, opts: FlowOpti
         },
       },
     ],
-    { concurrent: false, exitOnError: true, renderer: 'default', fallbackRenderer: 'simple', rendererOptions: { collapseSubtasks: false } },
+    {
+      concurrent: false, exitOnError: true, renderer: 'default', fallbackRenderer: 'simple', rendererOptions: { collapseSubtasks: false },
+      fallbackRendererOptions: { logger: new FinishedTaskLogger({ useIcons: true, toStderr: LISTR_LOGGER_STDERR_LEVELS }) },
+    },
   );
   try {
     await tasks.run();

@@ -1,39 +1,41 @@
 /**
- * Shared CLI plumbing: which topology file, how errors are printed, exit codes.
- * The engine never prints; commands print what the engine returns.
+ * Shared CLI plumbing: which topology file, how errors are printed, exit codes (the
+ * shared flags are in flags.ts). The engine never prints; commands print what the engine
+ * returns.
  */
-import type { Command } from 'commander';
 import { BucardoError, TopologyError } from '../engine/errors.js';
 import { redactSecrets } from '../engine/connect.js';
 
 /** Exit codes shared by every command (SPEC section 3). */
 export const EXIT = { ok: 0, error: 1, changes: 2, differences: 2 } as const;
 
-/** Adds `-f/--file PATH` to a command. */
-export function fileOption(cmd: Command): Command {
-  return cmd.option('-f, --file <path>', 'topology file (default: $BUCARDO_FILE, else ./bucardo.yaml)');
-}
-
 /** The topology path as the user gave it: flag > BUCARDO_FILE > ./bucardo.yaml. */
 export function topologyPath(opts: { file?: string }): string {
   return opts.file ?? process.env.BUCARDO_FILE ?? 'bucardo.yaml';
+}
+
+/**
+ * Writes to stderr with any password taken out: every error, warning and note, commander's
+ * own errors included (main.ts), goes through here.
+ */
+export function printStderr(text: string): void {
+  process.stderr.write(redactSecrets(text));
 }
 
 /** Prints an error the way users see it: one sentence, a hint, no stack unless BUCARDO_DEBUG=1. */
 export function printError(e: unknown): void {
   const debug = process.env.BUCARDO_DEBUG === '1';
   if (e instanceof TopologyError) {
-    process.stderr.write(e.message + '\n');
-    process.stderr.write(`${e.problems.length} problem${e.problems.length === 1 ? '' : 's'} found.\n`);
+    printStderr(e.message + '\n');
+    printStderr(`${e.problems.length} problem${e.problems.length === 1 ? '' : 's'} found.\n`);
   } else if (e instanceof BucardoError) {
-    process.stderr.write(`error: ${redactSecrets(e.message)}\n`);
-    if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
+    printStderr(`error: ${e.message}\n`);
+    if (e.hint) printStderr(`hint: ${e.hint}\n`);
   } else {
-    const msg = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`error: ${redactSecrets(msg)}\n`);
-    if (!debug) process.stderr.write('hint: this looks like a bug in bucardo; rerun with BUCARDO_DEBUG=1 for details and report it\n');
+    printStderr(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (!debug) printStderr('hint: this looks like a bug in bucardo; rerun with BUCARDO_DEBUG=1 for details and report it\n');
   }
-  if (debug && e instanceof Error && e.stack) process.stderr.write(redactSecrets(e.stack) + '\n');
+  if (debug && e instanceof Error && e.stack) printStderr(e.stack + '\n');
 }
 
 /**

@@ -6,7 +6,7 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { packageRoot } from '../engine/paths.js';
-import { printError } from './common.js';
+import { printError, printStderr } from './common.js';
 import * as validate from './commands/validate.js';
 import * as plan from './commands/plan.js';
 import * as apply from './commands/apply.js';
@@ -24,7 +24,7 @@ const program = new Command('bucardo')
   .description('Asynchronous, trigger-based, multi-source PostgreSQL replication, as config-as-code')
   .version(pkg.version, '-V, --version')
   .showHelpAfterError('(run with --help for usage)')
-  .configureOutput({ outputError: (s, write) => write(s) });
+  .configureOutput({ outputError: (s) => printStderr(s) });
 
 for (const m of [validate, plan, apply, destroy, run, kick, status, compare, demo, init]) m.register(program);
 

@@ -50,7 +50,7 @@ export function writePlanFile(out: string, topologyFile: string, topology: Topol
   try {
     fs.writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
   } catch (e) {
-    throw new BucardoError('io', `cannot write the plan file ${out}: ${(e as Error).message}`);
+    throw new BucardoError('write_failed', `cannot write the plan file ${out}: ${(e as Error).message}`);
   }
 }
 

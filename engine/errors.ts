@@ -1,17 +1,65 @@
 /**
  * One error type for everything the engine reports to a person. The CLI prints
  * `message` (and `hint`) without a stack trace unless BUCARDO_DEBUG=1; anything that is
- * not a BucardoError is a bug and is printed with its stack.
+ * not a BucardoError is a bug and is printed with its stack. PostgreSQL's own error codes
+ * are named in ./sqlstate.ts.
  */
+
+/**
+ * Every code a BucardoError carries: snake_case and stable, since tests match on them and
+ * `run --log-format json` prints a failed run's code. One code per kind of problem; a new
+ * one goes here, so near-duplicates are seen.
+ */
+export type ErrorCode =
+  // the topology file
+  | 'invalid_topology'
+  | 'topology_not_found'
+  | 'topology_unreadable'
+  | 'bad_name'
+  | 'bad_url'
+  // the command line and the files it names
+  | 'bad_flag'
+  | 'bad_plan_file'
+  | 'stale_plan'
+  | 'needs_approval'
+  | 'file_exists'
+  | 'write_failed'
+  | 'missing_package'
+  | 'metrics_port'
+  | 'demo_failed'
+  // databases and what is installed in them
+  | 'unreachable'
+  | 'unknown_sync'
+  | 'unknown_database'
+  | 'sync_disabled'
+  | 'not_installed'
+  | 'missing_table'
+  | 'bad_key'
+  | 'column_mismatch'
+  | 'query_failed'
+  | 'compare_failed'
+  // apply
+  | 'plan_errors'
+  | 'apply_locked'
+  | 'apply_failed'
+  // runs
+  | 'run_failed'
+  | 'kick_timeout'
+  | 'conflict_abort'
+  | 'constraint_violation'
+  | 'state_changed'
+  | 'source_replaced'
+  | 'not_supported';
+
 export class BucardoError extends Error {
-  /** snake_case, stable: tests and JSON output match on it. */
-  readonly code: string;
+  /** What kind of problem; see ErrorCode. */
+  readonly code: ErrorCode;
   /** What to do next, one sentence, when the message alone does not say it. */
   readonly hint?: string;
   /** JSON-safe details (never a password). */
   readonly details?: Record<string, unknown>;
 
-  constructor(code: string, message: string, opts: { hint?: string; details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, opts: { hint?: string; details?: Record<string, unknown>; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'BucardoError';
     this.code = code;
@@ -20,7 +68,17 @@ export class BucardoError extends Error {
   }
 }
 
-/** A problem found in a topology file, with its position (1-based line and column). */
+/**
+ * A sync name that the topology file does not define (kick, status, compare, run --sync):
+ * one message wherever it is met, listing the syncs that are there.
+ */
+export function makeUnknownSyncError(topology: { file: string; syncs: ReadonlyMap<string, unknown> }, name: string): BucardoError {
+  const known = [...topology.syncs.keys()].join(', ') || 'none';
+  return new BucardoError('unknown_sync', `sync ${name} is not in ${topology.file} (syncs: ${known})`, {
+    hint: 'check the name, or run bucardo status to list the syncs',
+  });
+}
+
 export interface Problem {
   file: string;
   line: number;

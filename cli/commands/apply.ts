@@ -1,6 +1,7 @@
 /** `bucardo apply [PLANFILE]`: make the databases match the topology. */
 import type { Command } from 'commander';
-import { fileOption, topologyPath, action } from '../common.js';
+import { topologyPath, action } from '../common.js';
+import { fileOption, noColorOption } from '../flags.js';
 import { loadTopology } from '../../engine/topology/load.js';
 import { applyFlow } from '../applyflow.js';
 
@@ -9,7 +10,7 @@ export function register(program: Command): void {
     .description('make the databases match the topology: one transaction per database; asks on a terminal unless --auto-approve')
     .argument('[planfile]', 'a plan saved with `plan -o`: do exactly it, or refuse if any database changed since')
     .option('--auto-approve', 'do not ask for approval (needed when there is no terminal)')
-    .option('--no-color', 'no colours (also when not on a terminal or with NO_COLOR)')
+    .addOption(noColorOption())
     .action(action(async (planFile: string | undefined, opts: { file?: string; autoApprove?: boolean; color?: boolean }) => {
       const file = topologyPath(opts);
       return applyFlow(loadTopology(file), file, { destroy: false, autoApprove: Boolean(opts.autoApprove) || Boolean(planFile), planFile, noColor: opts.color === false });

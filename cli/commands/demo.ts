@@ -10,9 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { action, EXIT } from '../common.js';
+import { parseCount, parseSeconds } from '../flags.js';
 import { BucardoError } from '../../engine/errors.js';
-import { startClusters, releaseSignals, type ClusterGroup } from '../../engine/embedded.js';
-import { SHOP_DDL, SHOP_SEED, shopTopology, WriteDriver } from '../../engine/demo/shop.js';
+import { startClusters, releaseSignals, type ClusterGroup } from '../demo/clusters.js';
+import { SHOP_DDL, SHOP_SEED, shopTopology, WriteDriver } from '../demo/shop.js';
 import { topologySchemaPath } from '../../engine/paths.js';
 import { loadTopology } from '../../engine/topology/load.js';
 import { applyFlow } from '../applyflow.js';
@@ -22,13 +23,13 @@ import { compareSync } from '../../engine/compare/index.js';
 import { renderCompareText } from '../../engine/compare/render.js';
 import { clientConfig } from '../../engine/connect.js';
 import { qualify } from '../../engine/sql/ident.js';
-import { schemaName } from '../../engine/names.js';
+import { schemaName } from '../../engine/objectnames.js';
 import type { Topology } from '../../engine/topology/types.js';
 
 interface DemoOptions {
   keep?: boolean;
-  duration: string;
-  rate: string;
+  duration: number;
+  rate: number;
 }
 
 const SYNC = 'shop_mm';
@@ -37,8 +38,8 @@ export function register(program: Command): void {
   program
     .command('demo')
     .description('watch multi-source replication on three throw-away embedded PostgreSQL clusters (nothing to install)')
-    .option('--duration <seconds>', 'how long to drive writes before the compare verdict', '30')
-    .option('--rate <n>', 'writes per second on each source', '40')
+    .option('--duration <seconds>', 'how long to drive writes before the compare verdict', parseSeconds('--duration', 'a number of seconds >= 1', 1), 30)
+    .option('--rate <n>', 'writes per second on each source', parseCount('--rate', 'a whole number of writes per second >= 1'), 40)
     .option('--keep', 'leave the clusters and the runner up at the end, print how to connect, and wait for Ctrl-C')
     .action(action((opts: DemoOptions) => demo(opts)));
 }
@@ -46,10 +47,7 @@ export function register(program: Command): void {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function demo(opts: DemoOptions): Promise<number> {
-  const duration = Number(opts.duration);
-  const rate = Number(opts.rate);
-  if (!Number.isFinite(duration) || duration < 1) throw new BucardoError('bad_flag', `--duration must be a number of seconds >= 1, not "${opts.duration}"`);
-  if (!Number.isFinite(rate) || rate < 1) throw new BucardoError('bad_flag', `--rate must be a number of writes per second >= 1, not "${opts.rate}"`);
+  const { duration, rate } = opts;
   const tty = Boolean(process.stdout.isTTY);
   const say = (s: string) => process.stdout.write(s + '\n');
 

@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
-import { action, EXIT } from '../common.js';
+import { action, printStderr, EXIT } from '../common.js';
+import { collectValues } from '../flags.js';
 import { makeStarterTopology } from '../../engine/init/index.js';
 import { topologySchemaPath } from '../../engine/paths.js';
 import { BucardoError } from '../../engine/errors.js';
@@ -24,8 +25,7 @@ export function register(program: Command): void {
     .command('init')
     .description('write a starter topology from an existing database: every table with a usable key, and a note on those without')
     .requiredOption('--from <url>', 'the database to read, as postgres://user[:password]@host[:port]/dbname (the password is never written)')
-    .option('--tables <pattern>', 'only tables whose schema.table matches this glob (* any run, ? one character); repeatable',
-      (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--tables <pattern>', 'only tables whose schema.table matches this glob (* any run, ? one character); repeatable', collectValues, [] as string[])
     .option('-o, --out <file>', 'write the topology to this file (never overwritten) instead of stdout')
     .addHelpText('after', '\nExit codes: 0 ok, 1 error.')
     .action(action(async (opts: InitOpts) => {
@@ -45,9 +45,9 @@ export function register(program: Command): void {
         throw new BucardoError('write_failed', `cannot write ${opts.out} (${code ?? String(e)})`, { hint: 'check the folder exists and is writable' });
       }
       const n = (c: number, w: string) => `${c} ${w}${c === 1 ? '' : 's'}`;
-      process.stderr.write(`Wrote ${opts.out}: ${n(r.tables.length, 'table')}, ${n(r.sequences.length, 'sequence')}` +
+      printStderr(`Wrote ${opts.out}: ${n(r.tables.length, 'table')}, ${n(r.sequences.length, 'sequence')}` +
         (r.keyless.length ? `; ${n(r.keyless.length, 'table')} without a usable key listed at its end` : '') + '.\n');
-      process.stderr.write(`Next: set the target in ${opts.out}, then bucardo validate -f ${opts.out} && bucardo plan -f ${opts.out}\n`);
+      printStderr(`Next: set the target in ${opts.out}, then bucardo validate -f ${opts.out} && bucardo plan -f ${opts.out}\n`);
       return EXIT.ok;
     }));
 }

@@ -1,18 +1,18 @@
 /** `bucardo plan`: what apply would change, from the live catalogs. */
 import type { Command } from 'commander';
-import { fileOption, topologyPath, action, useColor, EXIT } from '../common.js';
+import { topologyPath, action, useColor, printStderr, EXIT } from '../common.js';
+import { fileOption, noColorOption, formatOption } from '../flags.js';
 import { loadTopology } from '../../engine/topology/load.js';
 import { readCatalogsAndPlan } from '../../engine/applier/index.js';
 import { renderText, renderJson, renderMarkdown, renderErrors, type RenderContext } from '../../engine/planner/render.js';
 import { writePlanFile } from '../planfile.js';
 import { describeDatabase } from '../../engine/connect.js';
-import { BucardoError } from '../../engine/errors.js';
 import type { Topology } from '../../engine/topology/types.js';
 
 export interface PlanOptions {
   file?: string;
   out?: string;
-  format: string;
+  format: 'text' | 'json' | 'markdown';
   detailedExitcode?: boolean;
   color: boolean;
 }
@@ -32,13 +32,10 @@ export function register(program: Command): void {
   fileOption(program.command('plan'))
     .description("show what apply would change, computed from the databases' live catalogs")
     .option('-o, --out <planfile>', 'save the plan, with a fingerprint of the state it was computed from, for `apply PLANFILE`')
-    .option('--format <format>', 'text, json or markdown', 'text')
+    .addOption(formatOption(['text', 'json', 'markdown'], 'text, json or markdown'))
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are (1 on error)')
-    .option('--no-color', 'no colours (also when not on a terminal or with NO_COLOR)')
+    .addOption(noColorOption())
     .action(action(async (opts: PlanOptions) => {
-      if (!['text', 'json', 'markdown'].includes(opts.format)) {
-        throw new BucardoError('bad_flag', `--format must be text, json or markdown, not "${opts.format}"`);
-      }
       const file = topologyPath(opts);
       const topology = loadTopology(file);
       const plan = await readCatalogsAndPlan(topology);
@@ -47,13 +44,13 @@ export function register(program: Command): void {
       else if (opts.format === 'markdown') process.stdout.write(renderMarkdown(plan, ctx));
       else process.stdout.write(renderText(plan, ctx));
       if (plan.errors.length) {
-        if (opts.format === 'text') process.stderr.write(renderErrors(plan));
-        process.stderr.write(`${plan.errors.length} problem${plan.errors.length === 1 ? '' : 's'} block apply.\n`);
+        if (opts.format === 'text') printStderr(renderErrors(plan));
+        printStderr(`${plan.errors.length} problem${plan.errors.length === 1 ? '' : 's'} block apply.\n`);
         return EXIT.error;
       }
       if (opts.out) {
         writePlanFile(opts.out, file, topology, plan);
-        process.stderr.write(`Saved the plan to ${opts.out}; apply it with: bucardo apply -f ${file} ${opts.out}\n`);
+        printStderr(`Saved the plan to ${opts.out}; apply it with: bucardo apply -f ${file} ${opts.out}\n`);
       }
       if (opts.detailedExitcode && plan.changes.length) return EXIT.changes;
       return EXIT.ok;

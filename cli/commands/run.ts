@@ -3,8 +3,9 @@
  * SIGINT/SIGTERM lets current runs finish or roll back and exits 0; a second one exits at
  * once (graphile-worker's src/signals.ts does the same).
  */
-import { Command, Option } from 'commander';
-import { fileOption, topologyPath, action, EXIT } from '../common.js';
+import type { Command } from 'commander';
+import { topologyPath, action, EXIT } from '../common.js';
+import { fileOption, formatOption, collectValues, parsePort } from '../flags.js';
 import { loadTopology } from '../../engine/topology/load.js';
 import { Runner } from '../../engine/runner/runner.js';
 import { formatLog, type LogFormat } from '../../engine/runner/log.js';
@@ -17,27 +18,23 @@ interface RunOpts {
   once?: boolean;
   sync: string[];
   logFormat: LogFormat;
-  metricsPort?: string;
+  metricsPort?: number;
 }
 
 export function register(program: Command): void {
   fileOption(program.command('run'))
     .description('run the syncs: replicate changes as they come (every enabled sync, or those named with --sync)')
     .option('--once', 'run each selected sync until nothing is pending, then exit (1 if a sync failed)')
-    .option('--sync <name>', 'run only this sync (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .addOption(new Option('--log-format <format>', 'log lines as text or JSON').choices(['text', 'json']).default('text'))
-    .option('--metrics-port <port>', 'serve Prometheus metrics on this port: GET /metrics, and GET /healthz (200 up; 503 shutting down or every sync failing); see docs/metrics.md')
+    .option('--sync <name>', 'run only this sync (repeatable)', collectValues, [] as string[])
+    .addOption(formatOption(['text', 'json'], 'log lines as text or JSON', '--log-format <format>'))
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this port: GET /metrics, and GET /healthz (200 up; 503 shutting down or every sync failing); see docs/metrics.md', parsePort('--metrics-port'))
     .action(action(runCommand));
 }
 
 async function runCommand(opts: RunOpts): Promise<number> {
   const topology = loadTopology(topologyPath(opts));
   const write = (line: string) => process.stdout.write(redactSecrets(line) + '\n');
-  let port: number | null = null;
-  if (opts.metricsPort !== undefined) {
-    port = Number(opts.metricsPort);
-    if (!/^\d+$/.test(opts.metricsPort) || port > 65535) throw new BucardoError('bad_option', `--metrics-port ${opts.metricsPort} is not a port number (0-65535)`);
-  }
+  const port = opts.metricsPort ?? null;
   let metrics: Metrics | null = null;
   const runner = new Runner({
     topology,

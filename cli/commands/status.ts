@@ -1,6 +1,7 @@
 /** `bucardo status [SYNC]`: state, last run, pending changes and lag per sync, and what looks wrong. */
-import { Option, type Command } from 'commander';
-import { fileOption, topologyPath, action, EXIT } from '../common.js';
+import type { Command } from 'commander';
+import { topologyPath, action, printStderr, EXIT } from '../common.js';
+import { fileOption, formatOption } from '../flags.js';
 import { loadTopology } from '../../engine/topology/load.js';
 import { readStatus, formatDuration, type StatusReport, type StaleSync } from '../../engine/runner/status.js';
 import { redactSecrets } from '../../engine/connect.js';
@@ -24,13 +25,13 @@ export function register(program: Command): void {
   fileOption(program.command('status'))
     .description('per sync: state, last run (start, end, rows, conflicts, error), pending changes and lag')
     .argument('[sync]', 'only this sync')
-    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addOption(formatOption(['text', 'json'], 'output format'))
     .addHelpText('after', HELP)
     .action(action(async (sync: string | undefined, opts: { file?: string; format: 'text' | 'json' }) => {
       const { report, problems } = await readStatus(loadTopology(topologyPath(opts)), sync);
       if (opts.format === 'json') process.stdout.write(redactSecrets(JSON.stringify(report, null, 2)) + '\n');
       else process.stdout.write(redactSecrets(renderStatusText(report)));
-      for (const p of problems) process.stderr.write(`warning: ${redactSecrets(p)}\n`);
+      for (const p of problems) printStderr(`warning: ${p}\n`);
       return problems.length ? EXIT.error : EXIT.ok;
     }));
 }
@@ -39,7 +40,8 @@ export function register(program: Command): void {
 const ERROR_WIDTH = 60;
 
 /** The table and the notes under it. */
-export function renderStatusText(report: StatusReport, now = Date.now()): string {
+export function renderStatusText(report: StatusReport): string {
+  const now = Date.now();
   const syncs = report.syncs;
   if (!syncs.length) return 'No syncs in the topology.\n';
   const header = ['SYNC', 'STATE', 'LAST RUN', 'AGE', 'ROWS', 'CONFLICTS', 'PENDING', 'LAG', 'LAST ERROR'];

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { fileOption, topologyPath, action, EXIT } from '../common.js';
+import { topologyPath, action, EXIT } from '../common.js';
+import { fileOption } from '../flags.js';
 import { loadTopology } from '../../engine/topology/load.js';
 
 export function register(program: Command): void {

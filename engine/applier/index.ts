@@ -16,8 +16,9 @@ import { computePlan, databasesInUse, type CatalogResult } from '../planner/plan
 import { readCatalog } from '../catalog/read.js';
 import { connect } from '../connect.js';
 import { BucardoError, describePgError } from '../errors.js';
-import { LOCK_NAMESPACE, schemaName } from '../names.js';
+import { LOCK_NAMESPACE, schemaName } from '../objectnames.js';
 import { toStatements } from '../sql/steps.js';
+import { SQLSTATE } from '../sqlstate.js';
 
 /** How long apply waits for another apply/destroy of the same topology on a database. */
 export const LOCK_WAIT = '60s';
@@ -105,7 +106,7 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
       try {
         await c.query(LOCK_SQL, [LOCK_NAMESPACE, `apply:${topology.name}`]);
       } catch (e) {
-        if ((e as { code?: string }).code === '55P03') {
+        if ((e as { code?: string }).code === SQLSTATE.lock_not_available) {
           throw new BucardoError('apply_locked', `another bucardo apply or destroy of topology ${topology.name} has held database ${name} for over ${LOCK_WAIT}`, {
             hint: 'wait for it to finish, then run this command again',
           });
@@ -156,7 +157,7 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
             await c.query(st.text, st.values as unknown[] | undefined);
           } catch (e) {
             const code = (e as { code?: string }).code;
-            const hint = code === '55P03' ? `a long transaction holds a lock on that table; retry when it has finished (apply waits ${DDL_LOCK_TIMEOUT})` : undefined;
+            const hint = code === SQLSTATE.lock_not_available ? `a long transaction holds a lock on that table; retry when it has finished (apply waits ${DDL_LOCK_TIMEOUT})` : undefined;
             throw new BucardoError('apply_failed', `${change.action} of ${change.object} on database ${change.database} failed: ${describePgError(e)}`, { hint, cause: e });
           }
         }

@@ -5,7 +5,7 @@
  * parameters; names come back exact.
  */
 import type pg from 'pg';
-import { schemaName } from '../names.js';
+import { schemaName } from '../objectnames.js';
 import { qualify } from '../sql/ident.js';
 import type { DatabaseCatalog, InstalledState, TableInfo, ColumnInfo, TriggerInfo, FunctionInfo } from './types.js';
 

@@ -19,7 +19,7 @@ import type pg from 'pg';
 import { connect } from '../connect.js';
 import { readCatalog } from '../catalog/read.js';
 import { resolveSyncs } from '../planner/resolve.js';
-import { BucardoError, describePgError } from '../errors.js';
+import { BucardoError, describePgError, makeUnknownSyncError } from '../errors.js';
 import { displayName } from '../sql/ident.js';
 import type { Topology } from '../topology/types.js';
 import type { DatabaseCatalog, TableInfo } from '../catalog/types.js';
@@ -45,10 +45,7 @@ export async function compareSync(topology: Topology, syncName: string, options:
   const opts = { ...DEFAULTS, ...options };
   const spec = topology.syncs.get(syncName);
   if (!spec) {
-    const known = [...topology.syncs.keys()];
-    throw new BucardoError('unknown_sync', `sync ${syncName} is not defined in ${topology.file}`, {
-      hint: known.length ? `the syncs there are: ${known.join(', ')}` : 'add it under syncs:',
-    });
+    throw makeUnknownSyncError(topology, syncName);
   }
   const names = [...spec.sources, ...spec.targets];
   const clients = new Map<string, pg.Client>();

@@ -9,7 +9,7 @@ import YAML from 'yaml';
 import { withClient } from '../connect.js';
 import { BucardoError } from '../errors.js';
 import { displayName } from '../sql/ident.js';
-import { globToRegExp } from '../topology/names.js';
+import { globToRegExp } from '../topology/relnames.js';
 import type { DatabaseSpec } from '../topology/types.js';
 import type { TableInfo } from '../catalog/types.js';
 import { readInitSource, type InitSource } from './read.js';
@@ -19,8 +19,6 @@ export interface InitOptions {
   tables?: string[];
   /** What goes after `$schema=` on the first line. */
   schemaRef: string;
-  /** For the header comment; default now. */
-  now?: Date;
 }
 
 export interface StarterTopology {
@@ -111,7 +109,7 @@ export function renderStarterTopology(source: InitSource, src: SourceUrl, opts: 
   const tables = keyed.map((t) => displayName(t.schema, t.name));
   const k = src.key;
   const rows = keyed.reduce((n, t) => n + Math.max(0, t.estimatedRows), 0);
-  const now = (opts.now ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z');
+  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 
   const L: string[] = [];
   L.push(`# yaml-language-server: $schema=${opts.schemaRef}`);

@@ -16,7 +16,7 @@ import type { CaptureDef, TriggerDef } from '../sql/capture.js';
 import { metadataFingerprint, METADATA_OBJECTS, METADATA_VERSION } from '../sql/metadata.js';
 import type { Step } from '../sql/steps.js';
 import { displayName, displayIdent, fingerprint as fingerprintOf } from '../sql/ident.js';
-import { schemaName, type CaptureEvent } from '../names.js';
+import { schemaName, type CaptureEvent } from '../objectnames.js';
 
 /** Execution order inside a database's transaction. */
 const PHASE = {

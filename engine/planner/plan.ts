@@ -9,7 +9,7 @@ import { resolveSyncs } from './resolve.js';
 import { desiredState, syncTableKey } from './desired.js';
 import { diffDatabase } from './diff.js';
 import { fingerprint } from '../sql/ident.js';
-import { schemaName } from '../names.js';
+import { schemaName } from '../objectnames.js';
 
 /** Per database: its catalog, or the reason it could not be read (unreachable...). */
 export type CatalogResult = { ok: true; catalog: DatabaseCatalog } | { ok: false; error: PlanProblem };

@@ -10,8 +10,8 @@ import type { PlanProblem } from './types.js';
 import type { KeyColumn } from '../sql/capture.js';
 import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN } from '../sql/capture.js';
 import { displayName } from '../sql/ident.js';
-import { tableId } from '../names.js';
-import { globToRegExp } from '../topology/names.js';
+import { tableId } from '../objectnames.js';
+import { globToRegExp } from '../topology/relnames.js';
 
 export interface ResolvedTable {
   schema: string;

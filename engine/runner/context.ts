@@ -5,10 +5,10 @@
  * themselves come from `sync_relation`, written by apply.
  */
 import type { Topology, SyncSpec, DatabaseSpec, ConflictStrategy, QualifiedName, TableEntry } from '../topology/types.js';
-import { schemaName, kickChannel, LOCK_NAMESPACE } from '../names.js';
+import { schemaName, kickChannel, LOCK_NAMESPACE } from '../objectnames.js';
 import { shortHash } from '../sql/ident.js';
-import { BucardoError } from '../errors.js';
-import { globToRegExp } from '../topology/names.js';
+import { BucardoError, makeUnknownSyncError } from '../errors.js';
+import { globToRegExp } from '../topology/relnames.js';
 
 export interface SyncContext {
   topology: Topology;
@@ -44,10 +44,7 @@ export function doneChannel(topology: string): string {
 export function makeSyncContext(topology: Topology, syncName: string): SyncContext {
   const sync = topology.syncs.get(syncName);
   if (!sync) {
-    const known = [...topology.syncs.keys()].join(', ') || 'none';
-    throw new BucardoError('unknown_sync', `sync ${syncName} is not in ${topology.file} (syncs: ${known})`, {
-      hint: 'check the name, or run bucardo status to list the syncs',
-    });
+    throw makeUnknownSyncError(topology, syncName);
   }
   const db = (n: string): DatabaseSpec => {
     const d = topology.databases.get(n);

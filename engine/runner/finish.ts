@@ -11,7 +11,7 @@ import type { SyncContext } from './context.js';
 import type { SyncConnections } from './connections.js';
 import { confirmSql, purgeSql, PURGE_SETUP_SQL, pruneHistorySql } from './sql/state.js';
 import { qualify } from '../sql/ident.js';
-import { deltaTableName } from '../names.js';
+import { deltaTableName } from '../objectnames.js';
 
 /** A purge that removes more rows than this from a delta table is followed by a VACUUM of it (off the run's path). */
 const VACUUM_AFTER_PURGE = 10_000;

@@ -30,6 +30,7 @@ import {
   createDeleteKeysSql, copyIntoDeleteKeysSql, directDeleteSql, requeueOutSql, requeueInSql,
   createKeepSql, copyIntoKeepSql, guardedClearSql, TRUNCATE_TS_SETUP_SQL, clearDeferredOutSql, emptinessSql,
 } from './sql/apply.js';
+import { SQLSTATE } from '../sqlstate.js';
 
 /** Up to this many pending keys, a source's rows are read by one index probe per key (winnerRowsSql). */
 const BY_KEY_MAX = 10_000;
@@ -248,7 +249,7 @@ export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Wor
         try {
           await w.query(['SAVEPOINT bucardo_plain', ...plain.flatMap((t) => applyStagingSql(shape(t))), 'RELEASE SAVEPOINT bucardo_plain'].join(';\n'));
         } catch (e) {
-          if ((e as { code?: string }).code !== '23505') throw e;
+          if ((e as { code?: string }).code !== SQLSTATE.unique_violation) throw e;
           await w.query('ROLLBACK TO SAVEPOINT bucardo_plain; RELEASE SAVEPOINT bucardo_plain');
           throw await uniqueViolation(inp, db, w, plain, e);
         }
@@ -264,11 +265,11 @@ export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Wor
           // the insert waited too long for a local transaction inserting one of the keys (a
           // prepared transaction may stay for hours): write nothing of this table here, and
           // hand every key back; the rest of the run goes on
-          if ((e as { code?: string }).code === '23505') {
+          if ((e as { code?: string }).code === SQLSTATE.unique_violation) {
             await w.query('ROLLBACK TO SAVEPOINT bucardo_guard; RELEASE SAVEPOINT bucardo_guard');
             throw await uniqueViolation(inp, db, w, [t], e);
           }
-          if ((e as { code?: string }).code !== '55P03') throw e;
+          if ((e as { code?: string }).code !== SQLSTATE.lock_not_available) throw e;
           res = (await w.query(deferAllSql(t))) as unknown as typeof res;
         }
         for (const row of res[res.length - 1].rows) {
@@ -314,7 +315,7 @@ export async function emptyTables(c: pg.Client, tables: { schema: string; name: 
   try {
     await c.query(first);
   } catch (e) {
-    if (!fallback || (e as { code?: string }).code !== '0A000') throw e;
+    if (!fallback || (e as { code?: string }).code !== SQLSTATE.feature_not_supported) throw e;
     await c.query(fallback);
   }
 }

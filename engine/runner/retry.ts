@@ -4,32 +4,33 @@
  * jittered, growing delay; these tables only decide whether `--once` retries too.
  */
 import { BucardoError } from '../errors.js';
+import { SQLSTATE } from '../sqlstate.js';
 
 /**
  * SQLSTATEs that say "try again later" rather than "something is wrong with the setup".
  * (graphile-worker keeps the same kind of table: src/lib.ts RETRYABLE_ERROR_CODES.)
  */
 export const RETRYABLE_SQLSTATES: Record<string, string> = {
-  '40001': 'serialization_failure: a concurrent write under SERIALIZABLE; the run is redone',
-  '40P01': 'deadlock_detected: with a user transaction; the run is redone',
-  '55P03': 'lock_not_available: lock_timeout hit on a user table',
-  '57014': 'query_canceled: statement_timeout or a cancel from an operator',
-  '57P01': 'admin_shutdown: the server is shutting down (fast/smart stop)',
-  '57P02': 'crash_shutdown: another backend crashed, the server restarts',
-  '57P03': 'cannot_connect_now: the server is starting up or in recovery',
-  '53000': 'insufficient_resources',
-  '53100': 'disk_full',
-  '53200': 'out_of_memory',
-  '53300': 'too_many_connections',
-  '08000': 'connection_exception',
-  '08001': 'sqlclient_unable_to_establish_sqlconnection',
-  '08003': 'connection_does_not_exist',
-  '08004': 'sqlserver_rejected_establishment_of_sqlconnection',
-  '08006': 'connection_failure',
-  '08P01': 'protocol_violation: usually a connection cut mid-message',
-  '58000': 'system_error',
-  '58030': 'io_error',
-  XX000: 'internal_error: rare, but a retry usually gets past it',
+  [SQLSTATE.serialization_failure]: 'serialization_failure: a concurrent write under SERIALIZABLE; the run is redone',
+  [SQLSTATE.deadlock_detected]: 'deadlock_detected: with a user transaction; the run is redone',
+  [SQLSTATE.lock_not_available]: 'lock_not_available: lock_timeout hit on a user table',
+  [SQLSTATE.query_canceled]: 'query_canceled: statement_timeout or a cancel from an operator',
+  [SQLSTATE.admin_shutdown]: 'admin_shutdown: the server is shutting down (fast/smart stop)',
+  [SQLSTATE.crash_shutdown]: 'crash_shutdown: another backend crashed, the server restarts',
+  [SQLSTATE.cannot_connect_now]: 'cannot_connect_now: the server is starting up or in recovery',
+  [SQLSTATE.insufficient_resources]: 'insufficient_resources',
+  [SQLSTATE.disk_full]: 'disk_full',
+  [SQLSTATE.out_of_memory]: 'out_of_memory',
+  [SQLSTATE.too_many_connections]: 'too_many_connections',
+  [SQLSTATE.connection_exception]: 'connection_exception',
+  [SQLSTATE.sqlclient_unable_to_establish_sqlconnection]: 'sqlclient_unable_to_establish_sqlconnection',
+  [SQLSTATE.connection_does_not_exist]: 'connection_does_not_exist',
+  [SQLSTATE.sqlserver_rejected_establishment_of_sqlconnection]: 'sqlserver_rejected_establishment_of_sqlconnection',
+  [SQLSTATE.connection_failure]: 'connection_failure',
+  [SQLSTATE.protocol_violation]: 'protocol_violation: usually a connection cut mid-message',
+  [SQLSTATE.system_error]: 'system_error',
+  [SQLSTATE.io_error]: 'io_error',
+  [SQLSTATE.internal_error]: 'internal_error: rare, but a retry usually gets past it',
 };
 
 /** Node-level errors of a socket that went away or never came. */
@@ -52,7 +53,7 @@ export function isRetryable(e: unknown): boolean {
 }
 
 /** SQLSTATEs of contention with other transactions: the run lost a race, not a resource. */
-const CONTENTION_SQLSTATES = new Set(['40P01', '40001', '55P03']);
+const CONTENTION_SQLSTATES = new Set<string>([SQLSTATE.deadlock_detected, SQLSTATE.serialization_failure, SQLSTATE.lock_not_available]);
 
 /**
  * True for a deadlock, serialization failure or lock timeout: retried at once for the

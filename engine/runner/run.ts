@@ -19,13 +19,14 @@ import { runFullcopy } from './fullcopy.js';
 import { failedRunSql } from './sql/state.js';
 import { withClient } from '../connect.js';
 import { BucardoError, describePgError } from '../errors.js';
+import { SQLSTATE } from '../sqlstate.js';
 
 export type RunOutcome = { kind: 'done'; result: RunResult } | { kind: 'busy' };
 
 /** A run that failed, with what to show and record. */
 export class RunError extends BucardoError {
   constructor(readonly sync: string, readonly runId: string, readonly started: Date, cause: unknown) {
-    const missing = ['42P01', '3F000', '42703', '42883'].includes(String((cause as { code?: unknown })?.code));
+    const missing = ([SQLSTATE.undefined_table, SQLSTATE.invalid_schema_name, SQLSTATE.undefined_column, SQLSTATE.undefined_function] as string[]).includes(String((cause as { code?: unknown })?.code));
     super(
       cause instanceof BucardoError ? cause.code : 'run_failed',
       cause instanceof BucardoError ? cause.message : `sync ${sync} failed: ${describePgError(cause)}`,

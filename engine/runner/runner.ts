@@ -21,14 +21,15 @@ import { SyncWorker, type KickRequest } from './worker.js';
 import { Listener } from './listener.js';
 import type { LogEntry } from './log.js';
 import type { RunResult } from './types.js';
-import { BucardoError, describePgError } from '../errors.js';
+import { describePgError, makeUnknownSyncError } from '../errors.js';
 import { parseKickPayload } from './kick.js';
 import { KickGate } from './gate.js';
 import { kickGateKey, doorbellKey } from '../sql/capture.js';
 import { Doorbell } from './doorbell.js';
 import { connect } from '../connect.js';
 import { qualify } from '../sql/ident.js';
-import { schemaName, kickChannel } from '../names.js';
+import { schemaName, kickChannel } from '../objectnames.js';
+import { SQLSTATE } from '../sqlstate.js';
 
 /** How often a daemon reads the registrations again (an apply takes effect within this). */
 const RELOAD_MS = 5_000;
@@ -60,7 +61,7 @@ export class Runner {
     const topo = opts.topology;
     for (const n of opts.syncs ?? []) {
       if (!topo.syncs.has(n)) {
-        throw new BucardoError('unknown_sync', `sync ${n} is not in ${topo.file} (syncs: ${[...topo.syncs.keys()].join(', ') || 'none'})`, { hint: 'check the --sync name' });
+        throw makeUnknownSyncError(topo, n);
       }
     }
     // until the registrations are read (start), the file's view
@@ -230,7 +231,7 @@ export class Runner {
           const c = this.registryClients.get(db.name);
           this.registryClients.delete(db.name);
           c?.end().catch(() => {});
-          if ((e as { code?: string }).code === '42P01' || (e as { code?: string }).code === '3F000') answered++; // not installed here
+          if ((e as { code?: string }).code === SQLSTATE.undefined_table || (e as { code?: string }).code === SQLSTATE.invalid_schema_name) answered++; // not installed here
         }
       }),
     );

@@ -17,7 +17,8 @@ import { makeSyncContext, type SyncContext } from './context.js';
 import { withClient } from '../connect.js';
 import { ROLES, runnerAppName } from './connections.js';
 import { historySql, RUNNING_SQL, RUNNER_ACTIVITY_SQL, pendingCountSql } from './sql/status.js';
-import { BucardoError } from '../errors.js';
+import { makeUnknownSyncError } from '../errors.js';
+import { SQLSTATE } from '../sqlstate.js';
 
 export interface LastRun {
   started: string;
@@ -100,7 +101,7 @@ interface DbHistory {
 /** The report, and the problems met on the way (unreachable databases...), as sentences. */
 export async function readStatus(topology: Topology, only?: string): Promise<{ report: StatusReport; problems: string[] }> {
   if (only && !topology.syncs.has(only)) {
-    throw new BucardoError('unknown_sync', `sync ${only} is not in ${topology.file} (syncs: ${[...topology.syncs.keys()].join(', ') || 'none'})`);
+    throw makeUnknownSyncError(topology, only);
   }
   const names = only ? [only] : [...topology.syncs.keys()];
   const unreadable: UnreadableDatabase[] = [];
@@ -123,7 +124,7 @@ async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], st
     ctx.databases.map((d) =>
       withClient(d, async (c) => {
         const h = await readHistory(c, ctx, appNames).catch(async (e: { code?: string }) => {
-          if (e.code !== '42P01' && e.code !== '3F000') throw e;
+          if (e.code !== SQLSTATE.undefined_table && e.code !== SQLSTATE.invalid_schema_name) throw e;
           // not installed here (yet): only the runner's activity
           const a = (await c.query(RUNNER_ACTIVITY_SQL, [ctx.sync.name, appNames])).rows[0];
           return { last_run: null, conflicts_total: '0', state: null, tables: [], registered: false, ...a } as Omit<DbHistory, 'db'>;

@@ -43,7 +43,7 @@ import {
   captureTriggerName,
   type CaptureEvent,
   CAPTURE_EVENTS,
-} from '../names.js';
+} from '../objectnames.js';
 
 /**
  * The kick gate of a topology in each source database (engine/runner/gate.ts): an advisory

@@ -5,7 +5,7 @@
  * engine/sql/capture.ts's. Pure text generation: no pg here.
  */
 import { quoteIdent, quoteLiteral, fingerprint } from './ident.js';
-import { schemaName } from '../names.js';
+import { schemaName } from '../objectnames.js';
 import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN, KICK_SEQUENCE } from './capture.js';
 
 /** Version of the metadata layout below; stored in meta('schema_version'). */

@@ -6,7 +6,7 @@
  */
 import { BucardoError } from '../errors.js';
 import { parseDuration, DURATION_EXAMPLES } from './duration.js';
-import { assertIdentifierLength, exactGlob, isGlob, parseQualifiedName } from './names.js';
+import { assertIdentifierLength, exactGlob, isGlob, parseQualifiedName } from './relnames.js';
 import { formatPath, type Path } from './source.js';
 import type {
   ConflictStrategy,

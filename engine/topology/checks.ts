@@ -5,7 +5,7 @@
  * all reported in one go.
  */
 import type { BuildContext, Origins } from './build.js';
-import { globToRegExp } from './names.js';
+import { globToRegExp } from './relnames.js';
 import type { Path } from './source.js';
 import { didYouMean } from './suggest.js';
 import type { ConflictStrategy, RelgroupSpec, SyncSpec, TableEntry, Topology } from './types.js';

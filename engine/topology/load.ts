@@ -15,13 +15,8 @@ import type { Topology } from './types.js';
 /** Alias expansions yaml allows per node before it refuses the document (its default is 100). */
 const MAX_ALIAS_COUNT = 1000;
 
-export interface LoadOptions {
-  /** Where `${env:NAME}` is looked up; default process.env. */
-  env?: NodeJS.ProcessEnv;
-}
-
 /** Reads and validates a topology file. `file` is kept as given, for messages. */
-export function loadTopology(file: string, opts: LoadOptions = {}): Topology {
+export function loadTopology(file: string): Topology {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -35,7 +30,7 @@ export function loadTopology(file: string, opts: LoadOptions = {}): Topology {
     if (code === 'EISDIR') throw new BucardoError('topology_unreadable', `topology file ${file} is a directory, not a file`);
     throw new BucardoError('topology_unreadable', `cannot read topology file ${file} (${code ?? String(e)})`, { hint: 'check the path and its permissions' });
   }
-  return validateTopologyText(text, file, opts.env);
+  return validateTopologyText(text, file);
 }
 
 /** Validates topology text; `file` only names it in problems. Throws TopologyError with every problem. */

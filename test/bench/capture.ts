@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startClusters, type ClusterGroup } from '../../engine/embedded.js';
+import { startClusters, type ClusterGroup } from '../../cli/demo/clusters.js';
 import { captureDef } from '../../engine/sql/capture.js';
 import { TABLES_DDL, dataSql, KEYS_DDL } from './schema.js';
 import { CLUSTER_SETTINGS } from './config.js';

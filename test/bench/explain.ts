@@ -7,7 +7,7 @@
  * statistics) and after ANALYZE of the temp table.
  */
 import pg from 'pg';
-import { startClusters, type ClusterGroup } from '../../engine/embedded.js';
+import { startClusters, type ClusterGroup } from '../../cli/demo/clusters.js';
 import { winnerRowsSql } from '../../engine/runner/sql/pending.js';
 import { TABLES_DDL, dataSql, KEYS_DDL } from './schema.js';
 import { CLUSTER_SETTINGS } from './config.js';

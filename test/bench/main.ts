@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { startClusters, type ClusterGroup } from '../../engine/embedded.js';
+import { startClusters, type ClusterGroup } from '../../cli/demo/clusters.js';
 import { runCli } from '../helpers/cli.js';
 import { parseArgs, CLUSTER_SETTINGS } from './config.js';
 import { TABLES, TABLES_DDL, dataSql, KEYS_DDL, BENCHCTL_DDL, ARRIVAL_TRIGGER_DDL } from './schema.js';

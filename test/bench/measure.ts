@@ -13,7 +13,7 @@
 import pg from 'pg';
 import { pipeline } from 'node:stream/promises';
 import { to as copyTo, from as copyFrom } from 'pg-copy-streams';
-import type { Cluster } from '../../engine/embedded.js';
+import type { Cluster } from '../../cli/demo/clusters.js';
 import type { BenchConfig } from './config.js';
 import { type RunnerProcess, type RunLine, cpuSeconds } from './runner.js';
 import { type Scope, now, sleep } from './scope.js';

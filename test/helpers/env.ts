@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { startClusters, type Cluster, type ClusterGroup, type ClusterOptions } from '../../engine/embedded.js';
+import { startClusters, type Cluster, type ClusterGroup, type ClusterOptions } from '../../cli/demo/clusters.js';
 
 /** One fresh database on one cluster. `name` is its key in topologies. */
 export class TestDb {

@@ -13,7 +13,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { Cluster, freePort, startGroup, SUPERUSER, SUPERPASS, type ClusterGroup } from '../../engine/embedded.js';
+import { Cluster, freePort, startGroup, SUPERUSER, SUPERPASS, type ClusterGroup } from '../../cli/demo/clusters.js';
 
 /** The newest /usr/lib/postgresql/N/bin that has initdb, pg_ctl and postgres, or null. */
 export function stockBinDir(): string | null {

@@ -157,7 +157,7 @@ test('an unknown sync or an unreachable database is an error (exit 1), without a
   const { file } = await setup('cmp_err', false);
   const r = await runCli(['compare', 'nope', '-f', file]);
   assert.equal(r.code, 1, r.out);
-  assert.match(r.stderr, /sync nope is not defined in .*bucardo\.yaml/);
+  assert.match(r.stderr, /sync nope is not in .*bucardo\.yaml \(syncs: s1\)/);
   assert.match(r.stderr, /s1/);
 
   const bad = writeTopology({

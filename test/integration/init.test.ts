@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { useClusters, tempDir } from '../helpers/env.js';
 import { runCli } from '../helpers/cli.js';
-import { SUPERPASS } from '../../engine/embedded.js';
+import { SUPERPASS } from '../../cli/demo/clusters.js';
 
 const env = useClusters(['a', 'b']);
 

@@ -9,7 +9,7 @@ import { useClusters, simpleTopology, writeTopology, waitFor } from '../helpers/
 import { applyOk } from '../helpers/install.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
 import { Metrics, escapeLabelValue } from '../../engine/runner/metrics.js';
-import { freePort } from '../../engine/embedded.js';
+import { freePort } from '../../cli/demo/clusters.js';
 
 const env = useClusters(['a', 'b']);
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { useClusters, writeTopology, simpleTopology, tempDir, type TestDb } from '../helpers/env.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
-import { SUPERPASS } from '../../engine/embedded.js';
+import { SUPERPASS } from '../../cli/demo/clusters.js';
 
 const env = useClusters(['a', 'b']);
 

@@ -171,7 +171,7 @@ test('a per-table conflict override beats the sync strategy; metrics are served'
   await b.query(`UPDATE public.items SET name = 'b1' WHERE id = 1`); // later, but a has priority for items
   await a.query(`UPDATE public.tags SET label = 'a' WHERE code = 't1'`);
   await b.query(`UPDATE public.tags SET label = 'b' WHERE code = 't1'`); // later: latest for tags
-  const { freePort } = await import('../../engine/embedded.js');
+  const { freePort } = await import('../../cli/demo/clusters.js');
   const port = await freePort();
   const { spawnCli } = await import('../helpers/cli.js');
   const { waitFor } = await import('../helpers/env.js');

@@ -1,5 +1,5 @@
 /**
- * The examples folder never rots: every topology in it loads with loadTopology (its
+ * The examples folder never rots: every topology in it validates (its
  * ${env:...} variables set to placeholders), starts with the yaml-language-server line
  * pointing at the schema by a relative path, and names its databases by ${env:...};
  * every other YAML file in it parses.
@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { packageRoot } from '../../engine/paths.js';
-import { loadTopology } from '../../engine/topology/load.js';
+import { validateTopologyText } from '../../engine/topology/load.js';
 
 const root = packageRoot();
 const examples = path.join(root, 'examples');
@@ -54,7 +54,7 @@ for (const file of topologies) {
     assert.equal(path.resolve(path.dirname(file), m[1]!), path.join(root, 'schemas', 'topology.schema.json'));
 
     const env = placeholderEnv(text);
-    const t = loadTopology(file, { env });
+    const t = validateTopologyText(text, file, env);
     assert.ok(t.databases.size >= 1 && t.syncs.size >= 1);
     for (const db of t.databases.values()) {
       assert.ok(db.connection.url, `database ${db.name} has a url`);
@@ -67,7 +67,7 @@ for (const file of topologies) {
     }
     // An unset variable is named by validation.
     const missing = Object.keys(env)[0]!;
-    assert.throws(() => loadTopology(file, { env: { ...env, [missing]: undefined } }), new RegExp(missing));
+    assert.throws(() => validateTopologyText(text, file, { ...env, [missing]: undefined }), new RegExp(missing));
   });
 }
 

@@ -11,6 +11,7 @@ import { parseKickPayload, kickPayload } from '../../engine/runner/kick.js';
 import { Metrics } from '../../engine/runner/metrics.js';
 import { BucardoError } from '../../engine/errors.js';
 import type { DatabaseState } from '../../engine/runner/types.js';
+import { SQLSTATE } from '../../engine/sqlstate.js';
 
 const pos = { line: 1, col: 1 };
 function topo(sync: Partial<SyncSpec> = {}): Topology {
@@ -104,11 +105,11 @@ test('log lines: text and JSON', () => {
 });
 
 test('retryable failures and backoff', () => {
-  assert.ok(isRetryable(Object.assign(new Error('x'), { code: '57P01' })));
+  assert.ok(isRetryable(Object.assign(new Error('x'), { code: SQLSTATE.admin_shutdown })));
   assert.ok(isRetryable(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })));
   assert.ok(isRetryable(new BucardoError('unreachable', 'cannot connect')));
-  assert.ok(isRetryable(new Error('wrapped', { cause: Object.assign(new Error('y'), { code: '40001' }) })));
-  assert.ok(!isRetryable(Object.assign(new Error('x'), { code: '42P01' })));
+  assert.ok(isRetryable(new Error('wrapped', { cause: Object.assign(new Error('y'), { code: SQLSTATE.serialization_failure }) })));
+  assert.ok(!isRetryable(Object.assign(new Error('x'), { code: SQLSTATE.undefined_table })));
   assert.ok(!isRetryable(new BucardoError('conflict_abort', 'abort')));
   for (let i = 1; i < 20; i++) assert.ok(backoffMs(i) <= 39_000 && backoffMs(i) >= 350);
 });

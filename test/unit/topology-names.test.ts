@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseQualifiedName, globToRegExp, exactGlob, isGlob, formatQualifiedName } from '../../engine/topology/names.js';
+import { parseQualifiedName, globToRegExp, exactGlob, isGlob, formatQualifiedName } from '../../engine/topology/relnames.js';
 import { parseDuration } from '../../engine/topology/duration.js';
 import { didYouMean, editDistance } from '../../engine/topology/suggest.js';
 import { BucardoError } from '../../engine/errors.js';

@@ -6,7 +6,7 @@
  * checks: the rows are already consistent on their source) and the origin mark.
  */
 import { quoteIdent, qualify, quoteLiteral } from '../../sql/ident.js';
-import { deltaTableName } from '../../names.js';
+import { deltaTableName } from '../../objectnames.js';
 import { copyFormat } from './pending.js';
 
 export const stagingTable = (tableId: string) => `bucardo_st_${tableId}`;

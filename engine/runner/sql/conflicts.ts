@@ -5,7 +5,7 @@
  * sync's `sources`), or NULL for `skip`. Only generated integers and hex are spliced.
  */
 import { quoteIdent, quoteLiteral, qualify } from '../../sql/ident.js';
-import { deltaTableName } from '../../names.js';
+import { deltaTableName } from '../../objectnames.js';
 import { pendingTable } from './pending.js';
 
 export const shippedTable = (src: number, tableId: string) => `bucardo_px_${src}_${tableId}`;

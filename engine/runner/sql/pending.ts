@@ -6,7 +6,7 @@
  * InitPlan, evaluated once), never spliced into the text.
  */
 import { quoteIdent, qualify, quoteLiteral } from '../../sql/ident.js';
-import { deltaTableName } from '../../names.js';
+import { deltaTableName } from '../../objectnames.js';
 
 /** Temp table of a table's pending keys on a source's read connection. */
 export const pendingTable = (tableId: string) => `bucardo_pk_${tableId}`;

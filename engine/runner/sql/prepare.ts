@@ -8,6 +8,7 @@ import { qualify } from '../../sql/ident.js';
 import type { DatabaseState, RelationInfo, SequenceShape } from '../types.js';
 import type { QualifiedName } from '../../topology/types.js';
 import { BucardoError, describePgError } from '../../errors.js';
+import { SQLSTATE } from '../../sqlstate.js';
 
 /** A btree index `i` whose key columns are exactly the replication key (as a set): lookups and order by key. */
 const KEY_INDEX = `i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
@@ -68,7 +69,7 @@ export async function readDatabaseState(c: pg.Client, database: string, schema: 
     const r = await c.query<Row>(prepareSql(schema), [sync, sequences.map((s) => s.schema), sequences.map((s) => s.name)]);
     row = r.rows[0];
   } catch (e) {
-    if ((e as { code?: string }).code === '42P01' || (e as { code?: string }).code === '3F000') {
+    if ((e as { code?: string }).code === SQLSTATE.undefined_table || (e as { code?: string }).code === SQLSTATE.invalid_schema_name) {
       throw new BucardoError('not_installed', `sync ${sync} is not installed in database ${database} (schema ${schema} is missing or incomplete)`, {
         hint: 'run bucardo apply first',
         cause: e,

@@ -4,7 +4,7 @@
  * follows once every database committed (docs/protocol.md, steps 6 and 8).
  */
 import { qualify, quoteLiteral } from '../../sql/ident.js';
-import { deltaTableName } from '../../names.js';
+import { deltaTableName } from '../../objectnames.js';
 
 /**
  * $1 sync, $2 run_seq, $3 snapshots jsonb, $4 run_id, $5 started, $6 rows, $7 rows_by_table,

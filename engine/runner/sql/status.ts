@@ -3,7 +3,7 @@
  * poller (one query per source database, every few seconds).
  */
 import { qualify, quoteLiteral } from '../../sql/ident.js';
-import { deltaTableName } from '../../names.js';
+import { deltaTableName } from '../../objectnames.js';
 
 /**
  * $1 sync, $2 application names of the sync's runner connections: the latest run, the

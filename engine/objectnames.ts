@@ -1,8 +1,10 @@
 /**
- * Names of everything bucardo installs, derived from the topology name and the user's
- * table names. PostgreSQL truncates identifiers at 63 bytes, so nothing derived embeds a
- * user name: tables are identified by a short hash of their exact schema and name, and
- * the full names are kept in the metadata (bucardo_<name>.installed, .sync_relation).
+ * Names of the objects bucardo installs in a database (schema, delta tables, capture
+ * functions and triggers) and of its channels and lock keys, derived from the topology
+ * name and the user's table names (the names users write are in topology/relnames.ts).
+ * PostgreSQL truncates identifiers at 63 bytes, so nothing derived embeds a user name:
+ * tables are identified by a short hash of their exact schema and name, and the full
+ * names are kept in the metadata (bucardo_<name>.installed, .sync_relation).
  */
 import { shortHash } from './sql/ident.js';
 

@@ -1,8 +1,9 @@
 /**
- * Table and sequence names as users write them in the topology file, and the globs of
- * `match:` / `exclude:`. Names in SQL syntax follow PostgreSQL's own rules
+ * Relation (table and sequence) names as users write them in the topology file, and the
+ * globs of `match:` / `exclude:`. Names in SQL syntax follow PostgreSQL's own rules
  * (scan.l / scansup.c `downcase_identifier`), so what a user types here means what it
- * would mean in psql.
+ * would mean in psql. (The names bucardo derives for what it installs are in
+ * ../objectnames.ts.)
  */
 import { BucardoError } from '../errors.js';
 import { byteLength, displayName } from '../sql/ident.js';

