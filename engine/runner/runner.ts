@@ -17,7 +17,7 @@ import os from 'node:os';
 import type pg from 'pg';
 import type { Topology, DatabaseSpec } from '../topology/types.js';
 import { makeSyncContext, makeRegisteredContext, type SyncContext, type RegisteredSync } from './context.js';
-import { SyncWorker, type KickRequest } from './worker.js';
+import { SyncWorker, type KickRequest, type WorkerState } from './worker.js';
 import { Listener } from './listener.js';
 import type { LogEntry } from './log.js';
 import type { RunResult } from './types.js';
@@ -45,7 +45,7 @@ export interface RunnerOptions {
 
 export class Runner {
   readonly name = `${os.hostname()}:${process.pid}`;
-  readonly workers = new Map<string, SyncWorker>();
+  private readonly workers = new Map<string, SyncWorker>();
   private listeners = new Map<string, Listener>();
   private gates = new Map<string, KickGate>();
   private doorbells: Doorbell[] = [];
@@ -80,6 +80,11 @@ export class Runner {
       onRun: (s, r, e) => this.opts.onRun?.(s, r, e),
       replyKicks: (c, k, ok, err) => this.replyKicks(c, k, ok, err),
     });
+  }
+
+  /** Each sync this runner runs and where its loop is now: a copy, taken at the call. */
+  state(): ReadonlyMap<string, WorkerState> {
+    return new Map([...this.workers].map(([name, w]) => [name, w.state]));
   }
 
   /** The contexts of the syncs this runner runs. */
