@@ -7,9 +7,9 @@
 import type { RunResult } from './types.js';
 import type { RunInputs } from './inputs.js';
 import { wholeTableSql } from './sql/pending.js';
-import { WRITE_SETUP_SQL, copyIntoTableSql } from './sql/apply.js';
+import { WRITE_SETUP_SQL, copyIntoTableSql, fullcopyEmptySql } from './sql/apply.js';
+import { beginReadSql, CURRENT_SNAPSHOT_SQL, ROLLBACK_SQL } from './sql/transaction.js';
 import { copyBetween } from './copy.js';
-import { qualify } from '../sql/ident.js';
 import { deferMaintenance, deferHistoryPrune } from './finish.js';
 import { withIndexesDropped } from './rebuild.js';
 import { commitRun } from './commit.js';
@@ -18,15 +18,16 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   const { ctx, conns, plan, writers } = inp;
   const sync = ctx.sync;
   const read = await conns.get(ctx.sources[0], 'read');
-  await read.query(sync.isolation === 'serializable' ? 'BEGIN ISOLATION LEVEL SERIALIZABLE' : 'BEGIN ISOLATION LEVEL REPEATABLE READ');
-  const snap = (await read.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')).rows[0].s;
+  // The snapshot's transaction, ended once every table is copied. On a failure the run's
+  // error path closes the connection instead (run.ts): a ROLLBACK sent after a COPY cut
+  // short would never be answered (pg-copy-streams stops reading the connection).
+  await read.query(beginReadSql(sync.isolation));
+  const snap = (await read.query<{ snapshot: string }>(CURRENT_SNAPSHOT_SQL)).rows[0].snapshot;
   const targets = ctx.databases.slice(1);
   const tw = targets.map((d) => writers.get(d.name)!);
   await Promise.all(tw.map((w) => w.query(WRITE_SETUP_SQL, [sync.name])));
-  const names = plan.tables.map((t) => qualify(t.schema, t.name));
-  if (names.length) {
-    // one statement for every table, so foreign keys between them do not stop a TRUNCATE
-    const empty = sync.deletemethod === 'delete' ? names.map((n) => `DELETE FROM ${n}`).join(';\n') : `TRUNCATE ${names.join(', ')}${sync.deletemethod === 'truncate_cascade' ? ' CASCADE' : ''}`;
+  if (plan.tables.length) {
+    const empty = fullcopyEmptySql(plan.tables, sync.deletemethod);
     await Promise.all(tw.map((w) => w.query(empty)));
   }
   const rowsByTable: Record<string, number> = {};
@@ -35,7 +36,7 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
     // rebuild_index: load without the indexes, build them after (the table was emptied above)
     rowsByTable[t.display] = await (sync.rebuildIndex ? withIndexesDropped(tw, t, copy) : copy());
   }
-  await read.query('ROLLBACK');
+  await read.query(ROLLBACK_SQL);
   const rows = Object.values(rowsByTable).reduce((a, b) => a + b, 0);
   await commitRun(inp, { snapshots: { [ctx.sources[0].name]: snap }, rows, rowsByTable, conflicts: 0, conflictRecords: [] });
   const copiedInto = new Map(plan.tables.map((t) => [t.tableId, targets.map((d) => d.name)]));

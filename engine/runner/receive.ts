@@ -29,7 +29,9 @@ import {
   createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql, guardedApplySql, deferAllSql, GUARD_SETUP_SQL,
   createDeleteKeysSql, copyIntoDeleteKeysSql, directDeleteSql, requeueOutSql, requeueInSql,
   createKeepSql, copyIntoKeepSql, guardedClearSql, TRUNCATE_TS_SETUP_SQL, clearDeferredOutSql, emptinessSql,
+  plainApplySql, UNDO_PLAIN_APPLY_SQL, UNDO_GUARDED_APPLY_SQL, WRITE_SETUP_SQL,
 } from './sql/apply.js';
+import { ROLLBACK_SQL } from './sql/transaction.js';
 
 /** Up to this many pending keys, a source's rows are read by one index probe per key (winnerRowsSql). */
 const BY_KEY_MAX = 10_000;
@@ -73,9 +75,10 @@ function receiversOf(inp: RunInputs, work: Work, t: RunTable, from: string): str
   return inp.ctx.databases.map((d) => d.name).filter((db) => db !== from || emptied(db));
 }
 
-/** Step 5. */
+/** Step 5: every write transaction writes as `replica` with the sync as origin; then what each database receives. */
 export async function planWork(inp: RunInputs, reads: SourceRead[], locks: TableLocks): Promise<Work> {
   const { ctx, plan, writers } = inp;
+  await Promise.all(ctx.databases.map((d) => writers.get(d.name)!.query(WRITE_SETUP_SQL, [ctx.sync.name])));
   const isSource = isSourceOf(inp);
   const work: Work = { toEmpty: new Map(), toClear: new Map(), copyTargets: new Map(), staged: new Map(), direct: new Map(), rowsByTable: {}, copied: [], deferred: {} };
   const push = (db: string, t: RunTable) => work.toEmpty.set(db, [...(work.toEmpty.get(db) ?? []).filter((x) => x !== t), t]);
@@ -184,10 +187,10 @@ export async function loadTargets(inp: RunInputs, reads: SourceRead[], work: Wor
  */
 export async function loadSources(inp: RunInputs, reads: SourceRead[], work: Work): Promise<void> {
   const [first, ...others] = reads;
-  await Promise.all(others.map((r) => r.client.query('ROLLBACK')));
+  await Promise.all(others.map((r) => r.client.query(ROLLBACK_SQL)));
   for (const r of others) await emptySource(inp, r, work);
   await copyWhole(inp, first, work, others.map((r) => r.db));
-  await first.client.query('ROLLBACK');
+  await first.client.query(ROLLBACK_SQL);
   await emptySource(inp, first, work);
 }
 
@@ -246,10 +249,10 @@ export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Wor
       const plain = tables.filter((t) => !guarded.includes(t));
       if (plain.length) {
         try {
-          await w.query(['SAVEPOINT bucardo_plain', ...plain.flatMap((t) => applyStagingSql(shape(t))), 'RELEASE SAVEPOINT bucardo_plain'].join(';\n'));
+          await w.query(plainApplySql(plain.flatMap((t) => applyStagingSql(shape(t)))));
         } catch (e) {
           if ((e as { code?: string }).code !== '23505') throw e;
-          await w.query('ROLLBACK TO SAVEPOINT bucardo_plain; RELEASE SAVEPOINT bucardo_plain');
+          await w.query(UNDO_PLAIN_APPLY_SQL);
           throw await uniqueViolation(inp, db, w, plain, e);
         }
       }
@@ -265,7 +268,7 @@ export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Wor
           // prepared transaction may stay for hours): write nothing of this table here, and
           // hand every key back; the rest of the run goes on
           if ((e as { code?: string }).code === '23505') {
-            await w.query('ROLLBACK TO SAVEPOINT bucardo_guard; RELEASE SAVEPOINT bucardo_guard');
+            await w.query(UNDO_GUARDED_APPLY_SQL);
             throw await uniqueViolation(inp, db, w, [t], e);
           }
           if ((e as { code?: string }).code !== '55P03') throw e;

@@ -27,7 +27,7 @@ import { KickGate } from './gate.js';
 import { kickGateKey, doorbellKey } from '../sql/capture.js';
 import { Doorbell } from './doorbell.js';
 import { connect } from '../connect.js';
-import { qualify } from '../sql/ident.js';
+import { registrationsSql } from './sql/registrations.js';
 import { schemaName, kickChannel } from '../names.js';
 
 /** How often a daemon reads the registrations again (an apply takes effect within this). */
@@ -226,9 +226,7 @@ export class Runner {
             client.on('error', () => this.registryClients.delete(db.name));
             this.registryClients.set(db.name, c);
           }
-          const r = await c.query<{ name: string; fingerprint: string; detail: RegisteredSync['detail'] }>(
-            `SELECT name, fingerprint, detail FROM ${qualify(schemaName(topo.name), 'sync')} WHERE role = 'source' ORDER BY name`,
-          );
+          const r = await c.query<{ name: string; fingerprint: string; detail: RegisteredSync['detail'] }>(registrationsSql(schemaName(topo.name)));
           answered++;
           for (const row of r.rows) if (!out.has(row.name)) out.set(row.name, { fingerprint: row.fingerprint, detail: row.detail });
         } catch (e) {

@@ -18,6 +18,7 @@ import type { DatabaseSpec } from '../topology/types.js';
 import { BucardoError } from '../errors.js';
 import { PENDING_SETUP_SQL, probeSql, pendingSql } from './sql/pending.js';
 import { lockTablesSql, emptinessSql, probeInSavepoint } from './sql/apply.js';
+import { beginReadSql } from './sql/transaction.js';
 
 /** What a run read on one source, in its snapshot. */
 export interface SourceRead {
@@ -74,15 +75,19 @@ export async function lockTables(inp: RunInputs): Promise<TableLocks> {
   return { locked };
 }
 
-/** Step 3: every source in parallel: BEGIN REPEATABLE READ, the snapshot, the pending keys. */
-export async function readSources(inp: RunInputs): Promise<SourceRead[]> {
+/**
+ * Step 3: every source in parallel: BEGIN REPEATABLE READ, the snapshot, the pending keys.
+ * The read transactions stay open for the steps that read from them (4 to 8), which end
+ * them (receive.ts loadSources; delta.ts when there is nothing to do); a failed run closes
+ * the connections instead.
+ */
+export async function takeSnapshots(inp: RunInputs): Promise<SourceRead[]> {
   const { ctx, conns, plan } = inp;
   const sync = ctx.sync;
-  const begin = sync.isolation === 'serializable' ? 'BEGIN ISOLATION LEVEL SERIALIZABLE' : 'BEGIN ISOLATION LEVEL REPEATABLE READ';
   const reads = await Promise.all(
     ctx.sources.map(async (db, index): Promise<SourceRead> => {
       const client = await conns.get(db, 'read');
-      await client.query(begin);
+      await client.query(beginReadSql(sync.isolation));
       const lastSnap = plan.last[db.name] ?? '';
       const setup = await client.query<{ snapshot: string }>(PENDING_SETUP_SQL, [lastSnap, sync.name]);
       const probe = (await client.query(probeSql(ctx.schema, plan.tables, lastSnap !== ''))) as unknown as pg.QueryResult[];
