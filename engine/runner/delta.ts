@@ -33,13 +33,13 @@ import { finishRun } from './finish.js';
 export type { RunInputs } from './inputs.js';
 
 export async function runDelta(inp: RunInputs): Promise<RunResult> {
-  const { ctx, conns, plan, writers } = inp;
+  const { ctx, conns, scope, writers } = inp;
   const sync = ctx.sync;
   const locks = await lockTables(inp);
   const reads = await takeSnapshots(inp);
 
   const anyPending = reads.some((r) => [...r.pending.values()].some((p) => p.n > 0) || r.truncates.size > 0);
-  const anyCopy = plan.tables.some((t) => t.copyClear.length > 0);
+  const anyCopy = scope.tables.some((t) => t.copyClear.length > 0);
   if (!anyPending && !anyCopy) {
     await commitIdle(inp, reads);
     return { sync: sync.name, runId: inp.runId, wrote: false, rowsByTable: {}, rows: 0, conflicts: 0, started: inp.started, finished: new Date(), copied: [] };
@@ -57,7 +57,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   const rows = Object.values(work.rowsByTable).reduce((a, b) => a + b, 0);
   const snapshots = Object.fromEntries(reads.map((r) => [r.db, r.snapshot]));
   await commitRun(inp, { snapshots, rows, rowsByTable: work.rowsByTable, conflicts: conflicts.count, conflictRecords: conflicts.records });
-  await finishRun(ctx, conns, writers, snapshots, plan.nextSeq, plan.tables, work.copyTargets);
+  await finishRun(ctx, conns, writers, snapshots, scope.nextSeq, scope.tables, work.copyTargets);
   return {
     sync: sync.name, runId: inp.runId, wrote: true, rowsByTable: work.rowsByTable, rows, conflicts: conflicts.count,
     conflictRecords: conflicts.records, started: inp.started, finished: new Date(), copied: work.copied,

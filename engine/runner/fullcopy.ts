@@ -15,7 +15,7 @@ import { withIndexesDropped } from './rebuild.js';
 import { commitRun } from './commit.js';
 
 export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
-  const { ctx, conns, plan, writers } = inp;
+  const { ctx, conns, scope, writers } = inp;
   const sync = ctx.sync;
   const read = await conns.get(ctx.sources[0], 'read');
   // The snapshot's transaction, ended once every table is copied. On a failure the run's
@@ -26,12 +26,12 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   const targets = ctx.databases.slice(1);
   const tw = targets.map((d) => writers.get(d.name)!);
   await Promise.all(tw.map((w) => w.query(WRITE_SETUP_SQL, [sync.name])));
-  if (plan.tables.length) {
-    const empty = fullcopyEmptySql(plan.tables, sync.deletemethod);
+  if (scope.tables.length) {
+    const empty = fullcopyEmptySql(scope.tables, sync.deletemethod);
     await Promise.all(tw.map((w) => w.query(empty)));
   }
   const rowsByTable: Record<string, number> = {};
-  for (const t of plan.tables) {
+  for (const t of scope.tables) {
     const copy = () => copyBetween(read, wholeTableSql(t, t.columns), tw.map((client) => ({ client, sql: copyIntoTableSql(t, t.columns) })));
     // rebuild_index: load without the indexes, build them after (the table was emptied above)
     rowsByTable[t.display] = await (sync.rebuildIndex ? withIndexesDropped(tw, t, copy) : copy());
@@ -39,8 +39,8 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   await read.query(ROLLBACK_SQL);
   const rows = Object.values(rowsByTable).reduce((a, b) => a + b, 0);
   await commitRun(inp, { snapshots: { [ctx.sources[0].name]: snap }, rows, rowsByTable, conflicts: 0, conflictRecords: [] });
-  const copiedInto = new Map(plan.tables.map((t) => [t.tableId, targets.map((d) => d.name)]));
-  deferMaintenance(ctx, conns, plan.tables, copiedInto);
+  const copiedInto = new Map(scope.tables.map((t) => [t.tableId, targets.map((d) => d.name)]));
+  deferMaintenance(ctx, conns, scope.tables, copiedInto);
   deferHistoryPrune(ctx, conns);
-  return { sync: sync.name, runId: inp.runId, wrote: true, rowsByTable, rows, conflicts: 0, started: inp.started, finished: new Date(), copied: plan.tables.map((t) => t.display) };
+  return { sync: sync.name, runId: inp.runId, wrote: true, rowsByTable, rows, conflicts: 0, started: inp.started, finished: new Date(), copied: scope.tables.map((t) => t.display) };
 }

@@ -18,7 +18,7 @@
  */
 import type pg from 'pg';
 import type { RunInputs } from './inputs.js';
-import type { RunTable } from './plan.js';
+import type { RunTable } from './scope.js';
 import type { SourceRead, TableLocks } from './snapshot.js';
 import { newestTruncater } from './conflicts.js';
 import { uniqueViolation } from './constraints.js';
@@ -77,7 +77,7 @@ function receiversOf(inp: RunInputs, work: Work, t: RunTable, from: string): str
 
 /** Step 5: every write transaction writes as `replica` with the sync as origin; then what each database receives. */
 export async function planWork(inp: RunInputs, reads: SourceRead[], locks: TableLocks): Promise<Work> {
-  const { ctx, plan, writers } = inp;
+  const { ctx, scope, writers } = inp;
   await Promise.all(ctx.databases.map((d) => writers.get(d.name)!.query(WRITE_SETUP_SQL, [ctx.sync.name])));
   const isSource = isSourceOf(inp);
   const work: Work = { toEmpty: new Map(), toClear: new Map(), copyTargets: new Map(), staged: new Map(), direct: new Map(), rowsByTable: {}, copied: [], deferred: {} };
@@ -85,7 +85,7 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
   // a replicated TRUNCATE empties every database but the one that truncated last; every
   // change that beat it in step 4 is pending still and goes (back) everywhere. A source
   // empties row by row, keeping its winning changes, unless it holds the table locked.
-  for (const t of plan.tables) {
+  for (const t of scope.tables) {
     const last = newestTruncater(reads, t.tableId);
     if (!last) continue;
     for (const d of ctx.databases) {
@@ -103,11 +103,11 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
     const tr = newestTruncater(reads, t.tableId);
     return !tr || tr === reads[0];
   };
-  if (plan.tables.some((t) => t.copyInto.length)) {
+  if (scope.tables.some((t) => t.copyInto.length)) {
     await Promise.all(
       ctx.databases.map(async (d) => {
         // into a source, only a table it holds locked (step 2 left the others unlocked: not empty)
-        const due = plan.tables.filter((t) => t.copyInto.includes(d.name) && copyable(t) && (!isSource(d.name) || locks.locked.get(d.name)?.has(t.tableId)));
+        const due = scope.tables.filter((t) => t.copyInto.includes(d.name) && copyable(t) && (!isSource(d.name) || locks.locked.get(d.name)?.has(t.tableId)));
         if (!due.length) return;
         let take = due;
         if (ctx.sync.onetimecopy === 'if_empty') {
@@ -121,7 +121,7 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
       }),
     );
   }
-  for (const t of plan.tables) {
+  for (const t of scope.tables) {
     const senders = reads.filter((r) => (r.pending.get(t.tableId)?.n ?? 0) > 0);
     if (!senders.length) continue;
     work.rowsByTable[t.display] = senders.reduce((a, r) => a + r.pending.get(t.tableId)!.n, 0);
@@ -142,9 +142,9 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
 
 /** Step 6: every winning source's rows of every staged table, read once, into every receiver's staging table. */
 export async function stage(inp: RunInputs, reads: SourceRead[], work: Work): Promise<void> {
-  const { plan, writers } = inp;
+  const { scope, writers } = inp;
   await Promise.all(
-    [...work.staged].map(([db, m]) => writers.get(db)!.query(createStagingSql(db, plan.tables.filter((t) => m.has(t.tableId))))),
+    [...work.staged].map(([db, m]) => writers.get(db)!.query(createStagingSql(db, scope.tables.filter((t) => m.has(t.tableId))))),
   );
   // a source taking a TRUNCATE keeps the keys whose own change won step 4
   for (const [db, list] of work.toClear) {
@@ -155,7 +155,7 @@ export async function stage(inp: RunInputs, reads: SourceRead[], work: Work): Pr
       if ((r.pending.get(t.tableId)?.n ?? 0) > 0) await copyBetween(r.client, pendingKeysOnlyOutSql(t), [{ client: w, sql: copyIntoKeepSql(t) }]);
     }
   }
-  for (const t of plan.tables) {
+  for (const t of scope.tables) {
     if (work.direct.has(t.tableId)) continue;
     for (const r of reads) {
       if ((r.pending.get(t.tableId)?.n ?? 0) === 0) continue;
@@ -173,7 +173,7 @@ export async function loadTargets(inp: RunInputs, reads: SourceRead[], work: Wor
   const targets = inp.ctx.databases.map((d) => d.name).filter((db) => !isSource(db));
   await Promise.all(targets.filter((db) => work.toEmpty.has(db)).map((db) => emptyTables(inp.writers.get(db)!, work.toEmpty.get(db)!, false)));
   await copyWhole(inp, reads[0], work, targets);
-  for (const t of inp.plan.tables) {
+  for (const t of inp.scope.tables) {
     const r = work.direct.get(t.tableId);
     if (r) await applyDirect(r, t, receiversOf(inp, work, t, r.db).map((db) => inp.writers.get(db)!));
   }
@@ -219,9 +219,9 @@ async function emptySource(inp: RunInputs, r: SourceRead, work: Work): Promise<v
  * a source's table is locked by this run, and a copy into it is rare.
  */
 async function copyWhole(inp: RunInputs, first: SourceRead, work: Work, into: string[]): Promise<void> {
-  const { ctx, plan, writers } = inp;
+  const { ctx, scope, writers } = inp;
   const isSource = isSourceOf(inp);
-  for (const t of plan.tables) {
+  for (const t of scope.tables) {
     const dbs = (work.copyTargets.get(t.tableId) ?? []).filter((db) => into.includes(db));
     if (!dbs.length) continue;
     const copy = () => copyBetween(first.client, wholeTableSql(t, t.columns), dbs.map((db) => ({ client: writers.get(db)!, sql: copyIntoTableSql(t, t.columns) })));
@@ -236,13 +236,13 @@ export type Deferred = Map<string, { t: RunTable; src: number; n: number }[]>;
 
 /** Step 9: the staged rows, as is or guarded. */
 export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Work, locks: TableLocks): Promise<Deferred> {
-  const { ctx, plan, writers } = inp;
+  const { ctx, scope, writers } = inp;
   const isSource = isSourceOf(inp);
   const deferred: Deferred = new Map();
   await Promise.all(
     [...work.staged].map(async ([db, m]) => {
       const w = writers.get(db)!;
-      const tables = plan.tables.filter((t) => m.has(t.tableId));
+      const tables = scope.tables.filter((t) => m.has(t.tableId));
       const shape = (t: RunTable) => ({ ...t, analyze: m.get(t.tableId)! > ANALYZE_STAGING_ROWS, sorted: m.get(t.tableId)! > SORT_STAGING_ROWS && t.keyIndexedOn.includes(db) });
       const held = locks.locked.get(db);
       const guarded = isSource(db) ? tables.filter((t) => !held?.has(t.tableId)) : [];

@@ -1,7 +1,7 @@
 /**
  * One run of one sync, whatever its kind (docs/protocol.md, steps 1 and 12): fence the
  * run in every database of the sync (busy: another runner has it; skip), read every
- * database's state in its fenced transaction, plan, run. A failure rolls everything back
+ * database's state in its fenced transaction, derive the run's scope, run. A failure rolls everything back
  * (the sync's connections are closed, which is also what makes a half-done run
  * impossible to commit) and is recorded in the `run` table of every database that can
  * still be reached.
@@ -13,7 +13,7 @@ import type { SyncConnections } from './connections.js';
 import type { DatabaseState, RunResult } from './types.js';
 import { readDatabaseState } from './sql/prepare.js';
 import { fenceSql } from './sql/fence.js';
-import { makeRunPlan } from './plan.js';
+import { makeRunScope } from './scope.js';
 import { runDelta } from './delta.js';
 import { runFullcopy } from './fullcopy.js';
 import { failedRunSql } from './sql/state.js';
@@ -46,8 +46,8 @@ export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runn
     const fenced = await fence(ctx, conns);
     if (!fenced) return { kind: 'busy' };
     const { writers, states } = fenced;
-    const plan = makeRunPlan(ctx, states);
-    const inputs = { ctx, conns, plan, states, writers, runId, started, runner };
+    const scope = makeRunScope(ctx, states);
+    const inputs = { ctx, conns, scope, states, writers, runId, started, runner };
     const result = ctx.sync.kind === 'fullcopy' ? await runFullcopy(inputs) : await runDelta(inputs);
     return { kind: 'done', result };
   } catch (e) {

@@ -1,7 +1,8 @@
 /**
- * What a run works on, derived from what every database told us when it started: the
- * tables with their keys and the columns to copy, the watermark to resume from, the
- * onetimecopies due, and the sequence values to bring up. Pure: no pg here.
+ * A run's scope: what it works on, derived from what every database told us when it
+ * started: the tables with their keys and the columns to copy, the watermark to resume
+ * from, the onetimecopies due, and the sequence values to bring up. Pure: no pg here.
+ * (Not a plan in the planner's sense, engine/planner: nothing here is a step to apply.)
  */
 import type { DatabaseState, RelationInfo, SequenceShape } from './types.js';
 import type { SyncContext } from './context.js';
@@ -43,7 +44,8 @@ export interface RunTable {
   binary: boolean;
 }
 
-export interface RunPlan {
+/** A run's tables, watermark, numbering and sequences, as the fenced databases state them. */
+export interface RunScope {
   tables: RunTable[];
   /** The watermark vector of the database with the lowest run_seq. */
   last: Record<string, string>;
@@ -60,8 +62,8 @@ export interface RunPlan {
   setvals: Map<string, [string, string, string][]>;
 }
 
-/** Builds the plan; throws a clear error when a database is not ready for this sync. */
-export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>): RunPlan {
+/** Builds the run's scope; throws a clear error when a database is not ready for this sync. */
+export function makeRunScope(ctx: SyncContext, states: Map<string, DatabaseState>): RunScope {
   for (const d of ctx.databases) {
     const st = states.get(d.name)!;
     if (!st.registered) {
@@ -148,7 +150,7 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
     if (far === null) continue;
     for (const d of ctx.databases) {
       const cur = states.get(d.name)!.sequences[k];
-      if (cur === undefined) continue; // missing here: plan reports it
+      if (cur === undefined) continue; // missing here: bucardo plan reports it
       const to = sequenceTarget(far, shape(d.name), cur, sourceNames.has(d.name));
       if (to === null) continue;
       const list = setvals.get(d.name) ?? [];
