@@ -123,16 +123,14 @@ export function makeRunScope(ctx: SyncContext, states: Map<string, DatabaseState
     tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, types, fks, copyInto, copyClear, keyIndexedOn, keyUniqueOn, binary });
   }
 
-  let lowest: DatabaseState | null = null;
   let highest = 0;
   const expectedSeq = new Map<string, number>();
   for (const d of ctx.databases) {
     const st = states.get(d.name)!;
-    if (!lowest || st.runSeq < lowest.runSeq) lowest = st;
     highest = Math.max(highest, st.runSeq);
     expectedSeq.set(d.name, st.runSeq);
   }
-  const last = lowest && lowest.runSeq > 0 ? lowest.snapshots : {};
+  const resume = resumeWatermark(ctx.databases.map((d) => states.get(d.name)!));
 
   const setvals = new Map<string, [string, string, string][]>();
   const sourceNames = new Set(ctx.sources.map((s) => s.name));
@@ -158,7 +156,18 @@ export function makeRunScope(ctx: SyncContext, states: Map<string, DatabaseState
       setvals.set(d.name, list);
     }
   }
-  return { tables, last, lastSeq: lowest?.runSeq ?? 0, nextSeq: highest + 1, expectedSeq, setvals };
+  return { tables, last: resume.snapshots, lastSeq: resume.runSeq, nextSeq: highest + 1, expectedSeq, setvals };
+}
+
+/**
+ * The watermark a run resumes from (docs/protocol.md, "Watermarks"): the vector of the
+ * database with the lowest run_seq, the oldest one; none ({}: everything pending) when
+ * that database has no row yet (0). `bucardo status` counts pending changes from it too.
+ */
+export function resumeWatermark(states: { runSeq: number; snapshots: Record<string, string> }[]): { runSeq: number; snapshots: Record<string, string> } {
+  let lowest: { runSeq: number; snapshots: Record<string, string> } | null = null;
+  for (const st of states) if (!lowest || st.runSeq < lowest.runSeq) lowest = st;
+  return { runSeq: lowest?.runSeq ?? 0, snapshots: lowest && lowest.runSeq > 0 ? lowest.snapshots : {} };
 }
 
 function missingTable(ctx: SyncContext, rel: RelationInfo, db: string): BucardoError {
