@@ -70,6 +70,21 @@ export function makeRunScope(ctx: SyncContext, states: Map<string, DatabaseState
       throw new BucardoError('not_installed', `sync ${ctx.sync.name} is not registered in database ${d.name}`, { hint: 'run bucardo apply first' });
     }
   }
+  const tables = scopeTables(ctx, states);
+
+  let highest = 0;
+  const expectedSeq = new Map<string, number>();
+  for (const d of ctx.databases) {
+    const st = states.get(d.name)!;
+    highest = Math.max(highest, st.runSeq);
+    expectedSeq.set(d.name, st.runSeq);
+  }
+  const resume = resumeWatermark(ctx.databases.map((d) => states.get(d.name)!));
+  return { tables, last: resume.snapshots, lastSeq: resume.runSeq, nextSeq: highest + 1, expectedSeq, setvals: setvalsOf(ctx, states) };
+}
+
+/** The tables of the first source's sync_relation, each checked and described in every database (RunTable). */
+function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunTable[] {
   const first = states.get(ctx.sources[0].name)!;
   const tables: RunTable[] = [];
   for (const rel of first.relations) {
@@ -122,16 +137,11 @@ export function makeRunScope(ctx: SyncContext, states: Map<string, DatabaseState
     for (const d of ctx.databases) types[d.name] = columns.map((c) => { const x = typeOf(states.get(d.name)!, c)!; return x.base ?? x.type; });
     tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, types, fks, copyInto, copyClear, keyIndexedOn, keyUniqueOn, binary });
   }
+  return tables;
+}
 
-  let highest = 0;
-  const expectedSeq = new Map<string, number>();
-  for (const d of ctx.databases) {
-    const st = states.get(d.name)!;
-    highest = Math.max(highest, st.runSeq);
-    expectedSeq.set(d.name, st.runSeq);
-  }
-  const resume = resumeWatermark(ctx.databases.map((d) => states.get(d.name)!));
-
+/** setval per database: every sequence of the relgroup brought up to the furthest value a source handed out. */
+function setvalsOf(ctx: SyncContext, states: Map<string, DatabaseState>): Map<string, [string, string, string][]> {
   const setvals = new Map<string, [string, string, string][]>();
   const sourceNames = new Set(ctx.sources.map((s) => s.name));
   for (const seq of ctx.sequences) {
@@ -156,7 +166,7 @@ export function makeRunScope(ctx: SyncContext, states: Map<string, DatabaseState
       setvals.set(d.name, list);
     }
   }
-  return { tables, last: resume.snapshots, lastSeq: resume.runSeq, nextSeq: highest + 1, expectedSeq, setvals };
+  return setvals;
 }
 
 /**
