@@ -1,10 +1,10 @@
 /**
  * One run of one sync, whatever its kind (docs/protocol.md, steps 1 and 12): fence the
  * run in every database of the sync (busy: another runner has it; skip), read every
- * database's state in its fenced transaction, derive the run's scope, run. A failure rolls everything back
- * (the sync's connections are closed, which is also what makes a half-done run
- * impossible to commit) and is recorded in the `run` table of every database that can
- * still be reached.
+ * database's state in its fenced transaction, derive the run's scope, run. A failure
+ * rolls everything back (the sync's connections are closed, which is also what makes a
+ * half-done run impossible to commit) and is recorded in the `run` table of every
+ * database that can still be reached.
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';

@@ -58,7 +58,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** Sync -> whether its latest run failed (for /healthz; the gauge says the same to Prometheus). */
+  /** Every sync declared, and whether its latest run failed (for /healthz; bucardo_sync_failing says the same to Prometheus). */
   private readonly failing = new Map<string, boolean>();
   /** Sync -> its context: its sources (setPending), its receivers (bucardo_database_rows_total). */
   private readonly contexts = new Map<string, SyncContext>();
@@ -71,7 +71,7 @@ export class Metrics {
     this.up.set(1);
     this.about.set({ topology: info.topology ?? '', runner: info.runner ?? '' }, 1);
     this.startTime.set(Date.now() / 1000);
-    // process_cpu_seconds_total, process_resident_memory_bytes, process_start_time_seconds, nodejs_*...
+    // prom-client's process metrics: process_cpu_seconds_total, process_resident_memory_bytes, process_start_time_seconds, nodejs_*...
     collectDefaultMetrics({ register: this.registry });
   }
 
