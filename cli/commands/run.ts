@@ -51,7 +51,7 @@ async function runCommand(opts: RunOpts): Promise<number> {
   let poller: PendingPoller | null = null;
   if (port !== null) {
     metrics = new Metrics({ topology: topology.name, runner: runner.name });
-    metrics.addSyncs(runner.contexts(), () => new Map([...runner.workers].map(([n, w]) => [n, w.state])));
+    metrics.addSyncs(runner.contexts(), () => runner.state());
     try {
       server = await serveMetrics(metrics, port);
     } catch (e) {

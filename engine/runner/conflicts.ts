@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { RunInputs } from './inputs.js';
 import type { SourceRead } from './snapshot.js';
-import type { RunTable } from './plan.js';
+import type { RunTable } from './scope.js';
 import type { ConflictRecord } from './types.js';
 import type { ConflictStrategy } from '../topology/types.js';
 import type { SyncContext } from './context.js';
@@ -34,13 +34,13 @@ export function newestTruncater(reads: SourceRead[], tableId: string): SourceRea
 }
 
 export async function resolveConflicts(inp: RunInputs, reads: SourceRead[]): Promise<Conflicts> {
-  const { ctx, plan } = inp;
+  const { ctx, scope } = inp;
   const out: Conflicts = { count: 0, records: [] };
   if (reads.length < 2) return out;
   const hub = reads[0];
-  const seed = createHash('sha256').update(JSON.stringify([ctx.sync.name, plan.lastSeq, plan.last])).digest('hex').slice(0, 16);
+  const seed = createHash('sha256').update(JSON.stringify([ctx.sync.name, scope.lastSeq, scope.last])).digest('hex').slice(0, 16);
   const names = ctx.sources.map((s) => s.name);
-  for (const t of plan.tables) {
+  for (const t of scope.tables) {
     const having = reads.filter((r) => (r.pending.get(t.tableId)?.n ?? 0) > 0);
     const truncers = reads.filter((r) => r.truncates.has(t.tableId));
     const involved = new Set([...having, ...truncers]);

@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import { connect } from '../connect.js';
 import type { DatabaseSpec } from '../topology/types.js';
+import { sessionMemorySql, clientCheckIntervalSql } from './sql/session.js';
 
 /**
  * read: a source's REPEATABLE READ snapshot; write: each database's apply transaction;
@@ -72,11 +73,11 @@ export class SyncConnections {
     // Runs hold changed keys and rows in temp tables and join them by hash: give them room
     // (temp_buffers must be set before the session's first temp table). Measured on 1M
     // changed rows (1 source, 1 target, 2 cores) the first run went from 12.1 s to 8.7 s.
-    await fresh.query(`SET temp_buffers = '${SESSION_TEMP_BUFFERS}'; SET work_mem = '${SESSION_WORK_MEM}'`).catch(() => {});
+    await fresh.query(sessionMemorySql(SESSION_TEMP_BUFFERS, SESSION_WORK_MEM)).catch(() => {});
     // A runner that dies mid-statement (SIGKILL, OOM) must not keep its run's fence and
     // locks until that statement ends: the server checks the client's socket this often
     // while a statement runs (PostgreSQL 14+; an older server has no such check).
-    await fresh.query(`SET client_connection_check_interval = '${CLIENT_CHECK_INTERVAL}'`).catch(() => {});
+    await fresh.query(clientCheckIntervalSql(CLIENT_CHECK_INTERVAL)).catch(() => {});
     fresh.on('error', () => this.broken.add(fresh));
     fresh.on('end', () => this.broken.add(fresh));
     return fresh;

@@ -8,7 +8,7 @@
  */
 import type pg from 'pg';
 import type { RunInputs } from './inputs.js';
-import type { RunTable } from './plan.js';
+import type { RunTable } from './scope.js';
 import type { Work } from './receive.js';
 import { BucardoError } from '../errors.js';
 import { displayName } from '../sql/ident.js';
@@ -39,14 +39,14 @@ export async function uniqueViolation(inp: RunInputs, db: string, w: pg.Client, 
 
 /** Foreign keys of the tables the run wrote on each database, checked before commit. */
 export async function checkForeignKeys(inp: RunInputs, work: Work): Promise<void> {
-  const { plan, writers, ctx } = inp;
+  const { scope, writers, ctx } = inp;
   await Promise.all(
     [...work.staged].map(async ([db, m]) => {
-      const staged = (t: { schema: string; name: string }) => plan.tables.find((x) => x.schema === t.schema && x.name === t.name && m.has(x.tableId));
+      const staged = (t: { schema: string; name: string }) => scope.tables.find((x) => x.schema === t.schema && x.name === t.name && m.has(x.tableId));
       // every FK of this database whose child or parent table took staged rows
-      const fks = plan.tables.flatMap((t) => t.fks[db] ?? []).filter((fk) => staged(fk.child) || staged(fk.parent));
+      const fks = scope.tables.flatMap((t) => t.fks[db] ?? []).filter((fk) => staged(fk.child) || staged(fk.parent));
       for (const fk of fks) {
-        const child = plan.tables.find((x) => x.schema === fk.child.schema && x.name === fk.child.name)!;
+        const child = scope.tables.find((x) => x.schema === fk.child.schema && x.name === fk.child.name)!;
         const parent = staged(fk.parent);
         const sql = orphansSql(fk, child.keyColumns, staged(fk.child) ? stagingTable(child.tableId) : null, parent ? { table: stagingTable(parent.tableId), keyColumns: parent.keyColumns } : null);
         const rows = (await writers.get(db)!.query<{ key: unknown }>(sql)).rows;

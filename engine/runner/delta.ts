@@ -1,59 +1,51 @@
 /**
- * One run of a delta sync, in the steps of docs/protocol.md (run.ts did step 1, the fence,
- * and read every database's state):
+ * One run of a delta sync, in the steps of docs/protocol.md, each a function named after
+ * its step (run.ts did step 1, `fence`, and reads every database's state under it; step
+ * 12, `recordFailure`, is run.ts's too):
  *
- *   2. lockTables      snapshot.ts  tables a onetimecopy loads into a source (lock_tables: all)
- *   3. readSources     snapshot.ts  REPEATABLE READ snapshot and pending keys per source
- *   4. resolveConflicts conflicts.ts keys pending on several sources get one winner
- *   5. planWork        receive.ts   what each database empties, copies, stages
- *   6. stage           receive.ts   the winners' rows into staging on every receiver
- *   7. loadTargets     receive.ts   targets: empty, onetimecopy, direct apply
- *   8. loadSources     receive.ts   sources: reads end, then empty, onetimecopy
- *   9. applyStaged     receive.ts   staged rows in; on sources guarded, deferring keys
- *                                   with a local change the run has not seen (requeue)
- *  10. commitRun       commit.ts    watermark (compare and set) and history, commit
- *  11. finishRun       finish.ts    confirm on the sources; purge, ANALYZE off the run's path
+ *   2. lockTables        snapshot.ts   tables a onetimecopy loads into a source (lock_tables: all)
+ *   3. takeSnapshots     snapshot.ts   REPEATABLE READ snapshot and pending keys per source;
+ *      commitIdle        commit.ts     nothing to do: sequences up, commit, done
+ *   4. resolveConflicts  conflicts.ts  keys pending on several sources get one winner
+ *   5. planWork          receive.ts    replica role and origin; what each database empties, copies, stages
+ *   6. stage             receive.ts    the winners' rows into staging on every receiver
+ *   7. loadTargets       receive.ts    targets: empty, onetimecopy, direct apply
+ *   8. loadSources       receive.ts    sources: reads end, then empty, onetimecopy
+ *   9. applyStaged       receive.ts    staged rows in; on sources guarded, deferring keys
+ *                                      with a local change the run has not seen;
+ *      checkForeignKeys  constraints.ts  no child row left without its parent
+ *      requeue           receive.ts    deferred keys back to their senders
+ *  10. commitRun         commit.ts     watermark (compare and set) and history, commit
+ *  11. finishRun         finish.ts     confirm on the sources; purge, ANALYZE off the run's path
  *
  * Nothing here holds rows in Node memory: keys and rows flow database to database as COPY
  * streams; only counts, snapshots and at most CONFLICT_DETAIL_CAP conflict records come back.
  */
 import type { RunResult } from './types.js';
 import type { RunInputs } from './inputs.js';
-import { lockTables, readSources } from './snapshot.js';
+import { lockTables, takeSnapshots } from './snapshot.js';
 import { resolveConflicts } from './conflicts.js';
 import { planWork, stage, loadTargets, loadSources, applyStaged, requeue } from './receive.js';
-import { commitRun } from './commit.js';
+import { commitRun, commitIdle } from './commit.js';
 import { checkForeignKeys } from './constraints.js';
 import { finishRun } from './finish.js';
-import { WRITE_SETUP_SQL } from './sql/apply.js';
-import { setvalSql } from './sql/state.js';
 
 export type { RunInputs } from './inputs.js';
 
 export async function runDelta(inp: RunInputs): Promise<RunResult> {
-  const { ctx, conns, plan, writers } = inp;
+  const { ctx, conns, scope, writers } = inp;
   const sync = ctx.sync;
   const locks = await lockTables(inp);
-  const reads = await readSources(inp);
+  const reads = await takeSnapshots(inp);
 
   const anyPending = reads.some((r) => [...r.pending.values()].some((p) => p.n > 0) || r.truncates.size > 0);
-  const anyCopy = plan.tables.some((t) => t.copyClear.length > 0);
+  const anyCopy = scope.tables.some((t) => t.copyClear.length > 0);
   if (!anyPending && !anyCopy) {
-    // nothing to do: sequences may still need bringing up; nothing else is written
-    await Promise.all(reads.map((r) => r.client.query('ROLLBACK')));
-    await Promise.all(
-      ctx.databases.map(async (d) => {
-        const w = writers.get(d.name)!;
-        const sv = plan.setvals.get(d.name);
-        if (sv) await w.query(setvalSql(), [sv.map((s) => s[0]), sv.map((s) => s[1]), sv.map((s) => s[2])]);
-        await w.query('COMMIT');
-      }),
-    );
+    await commitIdle(inp, reads);
     return { sync: sync.name, runId: inp.runId, wrote: false, rowsByTable: {}, rows: 0, conflicts: 0, started: inp.started, finished: new Date(), copied: [] };
   }
 
   const conflicts = await resolveConflicts(inp, reads);
-  await Promise.all(ctx.databases.map((d) => writers.get(d.name)!.query(WRITE_SETUP_SQL, [sync.name])));
   const work = await planWork(inp, reads, locks);
   await stage(inp, reads, work);
   await loadTargets(inp, reads, work);
@@ -65,7 +57,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   const rows = Object.values(work.rowsByTable).reduce((a, b) => a + b, 0);
   const snapshots = Object.fromEntries(reads.map((r) => [r.db, r.snapshot]));
   await commitRun(inp, { snapshots, rows, rowsByTable: work.rowsByTable, conflicts: conflicts.count, conflictRecords: conflicts.records });
-  await finishRun(ctx, conns, writers, snapshots, plan.nextSeq, plan.tables, work.copyTargets);
+  await finishRun(ctx, conns, writers, snapshots, scope.nextSeq, scope.tables, work.copyTargets);
   return {
     sync: sync.name, runId: inp.runId, wrote: true, rowsByTable: work.rowsByTable, rows, conflicts: conflicts.count,
     conflictRecords: conflicts.records, started: inp.started, finished: new Date(), copied: work.copied,

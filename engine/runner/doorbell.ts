@@ -20,8 +20,7 @@
 import type pg from 'pg';
 import { connect } from '../connect.js';
 import type { DatabaseSpec } from '../topology/types.js';
-import { qualify } from '../sql/ident.js';
-import { KICK_SEQUENCE } from '../sql/capture.js';
+import { MAX_PREPARED_SQL, doorbellPollSql } from './sql/wake.js';
 import { backoffMs } from './retry.js';
 
 /** Poll period while a sync waits for wake-ups: the latency a prepared or doorbell-ringing write adds at most. */
@@ -65,7 +64,7 @@ export class Doorbell {
         const c = await connect(this.db, 'bucardo:doorbell');
         c.on('error', () => this.drop(c));
         this.client = c;
-        const r = await c.query<{ m: string }>(`SELECT current_setting('max_prepared_transactions') AS m`);
+        const r = await c.query<{ m: string }>(MAX_PREPARED_SQL);
         this.needed = r.rows[0].m !== '0';
         if (!this.needed) {
           await this.close();
@@ -73,11 +72,7 @@ export class Doorbell {
         }
       }
       if (this.active()) {
-        const r = await this.client.query<{ held: boolean; n: string }>(
-          `SELECT CASE WHEN pg_try_advisory_lock($1::int, $2::int) THEN NOT pg_advisory_unlock($1::int, $2::int) ELSE true END AS held,
-                  (SELECT last_value::text FROM ${qualify(this.schema, KICK_SEQUENCE)}) AS n`,
-          this.key,
-        );
+        const r = await this.client.query<{ held: boolean; n: string }>(doorbellPollSql(this.schema), this.key);
         const { held, n } = r.rows[0];
         const flag = held || (this.lastCount !== null && n !== this.lastCount);
         if (flag || this.lastFlag) this.ring();

@@ -10,8 +10,7 @@ import type pg from 'pg';
 import type { SyncContext } from './context.js';
 import type { SyncConnections } from './connections.js';
 import { confirmSql, purgeSql, PURGE_SETUP_SQL, pruneHistorySql } from './sql/state.js';
-import { qualify } from '../sql/ident.js';
-import { deltaTableName } from '../objectnames.js';
+import { vacuumDeltasSql, afterCopySql } from './sql/maintain.js';
 
 /** A purge that removes more rows than this from a delta table is followed by a VACUUM of it (off the run's path). */
 const VACUUM_AFTER_PURGE = 10_000;
@@ -64,7 +63,7 @@ async function purge(ctx: SyncContext, m: pg.Client, db: string, tables: { table
   const res = (await m.query(purgeSql(ctx.schema, tables.map((t) => t.tableId)))) as unknown as pg.QueryResult[] | pg.QueryResult;
   const list = Array.isArray(res) ? res : [res];
   const big = tables.filter((_, i) => (list[i]?.rowCount ?? 0) > VACUUM_AFTER_PURGE);
-  if (big.length) await m.query(`VACUUM ${big.map((t) => qualify(ctx.schema, deltaTableName(t.tableId))).join(', ')}`);
+  if (big.length) await m.query(vacuumDeltasSql(ctx.schema, big.map((t) => t.tableId)));
 }
 
 /** maintainCopied on the maintenance connections of the databases a copy loaded, deferred. */
@@ -93,13 +92,12 @@ async function maintainCopied(
   tables: { tableId: string; schema: string; name: string }[],
   copiedInto: Map<string, string[]>,
 ): Promise<void> {
-  const perDb = new Map<string, string[]>();
-  for (const t of tables) for (const db of copiedInto.get(t.tableId) ?? []) perDb.set(db, [...(perDb.get(db) ?? []), qualify(t.schema, t.name)]);
+  const perDb = new Map<string, { schema: string; name: string }[]>();
+  for (const t of tables) for (const db of copiedInto.get(t.tableId) ?? []) perDb.set(db, [...(perDb.get(db) ?? []), t]);
   await Promise.all(
-    [...perDb].map(async ([db, names]) => {
-      const c = clients.get(db)!;
-      if (ctx.sync.vacuumAfterCopy) await c.query(`VACUUM ${ctx.sync.analyzeAfterCopy ? '(ANALYZE) ' : ''}${names.join(', ')}`);
-      else if (ctx.sync.analyzeAfterCopy) await c.query(`ANALYZE ${names.join(', ')}`);
+    [...perDb].map(async ([db, loaded]) => {
+      const sql = afterCopySql(loaded, { analyze: ctx.sync.analyzeAfterCopy, vacuum: ctx.sync.vacuumAfterCopy });
+      if (sql) await clients.get(db)!.query(sql);
     }),
   );
 }

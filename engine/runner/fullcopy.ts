@@ -7,39 +7,40 @@
 import type { RunResult } from './types.js';
 import type { RunInputs } from './inputs.js';
 import { wholeTableSql } from './sql/pending.js';
-import { WRITE_SETUP_SQL, copyIntoTableSql } from './sql/apply.js';
+import { WRITE_SETUP_SQL, copyIntoTableSql, fullcopyEmptySql } from './sql/apply.js';
+import { beginReadSql, CURRENT_SNAPSHOT_SQL, ROLLBACK_SQL } from './sql/transaction.js';
 import { copyBetween } from './copy.js';
-import { qualify } from '../sql/ident.js';
 import { deferMaintenance, deferHistoryPrune } from './finish.js';
 import { withIndexesDropped } from './rebuild.js';
 import { commitRun } from './commit.js';
 
 export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
-  const { ctx, conns, plan, writers } = inp;
+  const { ctx, conns, scope, writers } = inp;
   const sync = ctx.sync;
   const read = await conns.get(ctx.sources[0], 'read');
-  await read.query(sync.isolation === 'serializable' ? 'BEGIN ISOLATION LEVEL SERIALIZABLE' : 'BEGIN ISOLATION LEVEL REPEATABLE READ');
-  const snap = (await read.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')).rows[0].s;
+  // The snapshot's transaction, ended once every table is copied. On a failure the run's
+  // error path closes the connection instead (run.ts): a ROLLBACK sent after a COPY cut
+  // short would never be answered (pg-copy-streams stops reading the connection).
+  await read.query(beginReadSql(sync.isolation));
+  const snap = (await read.query<{ snapshot: string }>(CURRENT_SNAPSHOT_SQL)).rows[0].snapshot;
   const targets = ctx.databases.slice(1);
   const tw = targets.map((d) => writers.get(d.name)!);
   await Promise.all(tw.map((w) => w.query(WRITE_SETUP_SQL, [sync.name])));
-  const names = plan.tables.map((t) => qualify(t.schema, t.name));
-  if (names.length) {
-    // one statement for every table, so foreign keys between them do not stop a TRUNCATE
-    const empty = sync.deletemethod === 'delete' ? names.map((n) => `DELETE FROM ${n}`).join(';\n') : `TRUNCATE ${names.join(', ')}${sync.deletemethod === 'truncate_cascade' ? ' CASCADE' : ''}`;
+  if (scope.tables.length) {
+    const empty = fullcopyEmptySql(scope.tables, sync.deletemethod);
     await Promise.all(tw.map((w) => w.query(empty)));
   }
   const rowsByTable: Record<string, number> = {};
-  for (const t of plan.tables) {
+  for (const t of scope.tables) {
     const copy = () => copyBetween(read, wholeTableSql(t, t.columns), tw.map((client) => ({ client, sql: copyIntoTableSql(t, t.columns) })));
     // rebuild_index: load without the indexes, build them after (the table was emptied above)
     rowsByTable[t.display] = await (sync.rebuildIndex ? withIndexesDropped(tw, t, copy) : copy());
   }
-  await read.query('ROLLBACK');
+  await read.query(ROLLBACK_SQL);
   const rows = Object.values(rowsByTable).reduce((a, b) => a + b, 0);
   await commitRun(inp, { snapshots: { [ctx.sources[0].name]: snap }, rows, rowsByTable, conflicts: 0, conflictRecords: [] });
-  const copiedInto = new Map(plan.tables.map((t) => [t.tableId, targets.map((d) => d.name)]));
-  deferMaintenance(ctx, conns, plan.tables, copiedInto);
+  const copiedInto = new Map(scope.tables.map((t) => [t.tableId, targets.map((d) => d.name)]));
+  deferMaintenance(ctx, conns, scope.tables, copiedInto);
   deferHistoryPrune(ctx, conns);
-  return { sync: sync.name, runId: inp.runId, wrote: true, rowsByTable, rows, conflicts: 0, started: inp.started, finished: new Date(), copied: plan.tables.map((t) => t.display) };
+  return { sync: sync.name, runId: inp.runId, wrote: true, rowsByTable, rows, conflicts: 0, started: inp.started, finished: new Date(), copied: scope.tables.map((t) => t.display) };
 }

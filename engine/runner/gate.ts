@@ -22,6 +22,7 @@ import type pg from 'pg';
 import { connect } from '../connect.js';
 import type { DatabaseSpec } from '../topology/types.js';
 import { backoffMs } from './retry.js';
+import { GATE_LOCK_SQL, GATE_UNLOCK_SQL } from './sql/wake.js';
 
 export class KickGate {
   private client: pg.Client | null = null;
@@ -74,7 +75,7 @@ export class KickGate {
         this.client = c;
       }
       // waits until every writer holding the shared lock (one that skipped its NOTIFY) has ended
-      await this.client.query('SELECT pg_advisory_lock($1::int, $2::int)', this.key);
+      await this.client.query(GATE_LOCK_SQL, this.key);
       this.held = true;
       this.grantedAt = performance.now();
       this.attempt = 0;
@@ -99,7 +100,7 @@ export class KickGate {
     if (!this.held || this.wanted.size > 0 || !this.client) return;
     this.held = false;
     try {
-      await this.client.query('SELECT pg_advisory_unlock($1::int, $2::int)', this.key);
+      await this.client.query(GATE_UNLOCK_SQL, this.key);
     } catch {
       this.drop();
     }

@@ -1,14 +1,14 @@
-/** What every step of a run works with: the sync, its connections, the plan, and the fenced write transactions. */
+/** What every step of a run works with: the sync, its connections, the run's scope, and the fenced write transactions. */
 import type pg from 'pg';
 import type { SyncContext } from './context.js';
 import type { SyncConnections } from './connections.js';
-import type { RunPlan } from './plan.js';
+import type { RunScope } from './scope.js';
 import type { DatabaseState } from './types.js';
 
 export interface RunInputs {
   ctx: SyncContext;
   conns: SyncConnections;
-  plan: RunPlan;
+  scope: RunScope;
   /** What each database said when the run started (read under the fence). */
   states: Map<string, DatabaseState>;
   /** Each database's write transaction, open and fenced (run.ts). */

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect } from '../connect.js';
-import { quoteIdent } from '../sql/ident.js';
+import { listenSql, NOTIFY_SQL } from './sql/wake.js';
 import type { Topology } from '../topology/types.js';
 import { makeSyncContext } from './context.js';
 import { BucardoError } from '../errors.js';
@@ -42,7 +42,7 @@ export async function kick(topology: Topology, syncName: string, waitSeconds: nu
   const c = await connect(db, 'bucardo:kick');
   try {
     if (waitSeconds === null) {
-      await c.query('SELECT pg_notify($1, $2)', [ctx.kickChannel, kickPayload(syncName, null)]);
+      await c.query(NOTIFY_SQL, [ctx.kickChannel, kickPayload(syncName, null)]);
       return { ok: true, waited: false };
     }
     const id = randomUUID();
@@ -56,8 +56,8 @@ export async function kick(topology: Topology, syncName: string, waitSeconds: nu
         }
       });
     });
-    await c.query(`LISTEN ${quoteIdent(ctx.doneChannel)}`);
-    await c.query('SELECT pg_notify($1, $2)', [ctx.kickChannel, kickPayload(syncName, id)]);
+    await c.query(listenSql(ctx.doneChannel));
+    await c.query(NOTIFY_SQL, [ctx.kickChannel, kickPayload(syncName, id)]);
     let timer: NodeJS.Timeout | null = null;
     const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), waitSeconds * 1000)));
     const r = await Promise.race([reply, timeout]);

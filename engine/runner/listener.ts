@@ -6,9 +6,9 @@
  */
 import type pg from 'pg';
 import { connect } from '../connect.js';
-import { quoteIdent } from '../sql/ident.js';
 import type { DatabaseSpec } from '../topology/types.js';
 import { backoffMs } from './retry.js';
+import { listenSql, NOTIFY_SQL } from './sql/wake.js';
 
 export class Listener {
   private client: pg.Client | null = null;
@@ -39,7 +39,7 @@ export class Listener {
       client.on('notification', (n) => this.onNotify(n.channel, n.payload ?? ''));
       client.on('error', () => this.lost(client));
       client.on('end', () => this.lost(client));
-      for (const ch of this.channels) await client.query(`LISTEN ${quoteIdent(ch)}`);
+      for (const ch of this.channels) await client.query(listenSql(ch));
       if (this.stopped) {
         await client.end().catch(() => {});
         return;
@@ -77,7 +77,7 @@ export class Listener {
     const c = this.client;
     if (!c) return false;
     try {
-      await c.query('SELECT pg_notify($1, $2)', [channel, payload]);
+      await c.query(NOTIFY_SQL, [channel, payload]);
       return true;
     } catch {
       return false;

@@ -18,7 +18,7 @@
  */
 import type pg from 'pg';
 import type { RunInputs } from './inputs.js';
-import type { RunTable } from './plan.js';
+import type { RunTable } from './scope.js';
 import type { SourceRead, TableLocks } from './snapshot.js';
 import { newestTruncater } from './conflicts.js';
 import { uniqueViolation } from './constraints.js';
@@ -29,8 +29,10 @@ import {
   createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql, guardedApplySql, deferAllSql, GUARD_SETUP_SQL,
   createDeleteKeysSql, copyIntoDeleteKeysSql, directDeleteSql, requeueOutSql, requeueInSql,
   createKeepSql, copyIntoKeepSql, guardedClearSql, TRUNCATE_TS_SETUP_SQL, clearDeferredOutSql, emptinessSql,
+  plainApplySql, UNDO_PLAIN_APPLY_SQL, UNDO_GUARDED_APPLY_SQL, WRITE_SETUP_SQL,
 } from './sql/apply.js';
 import { SQLSTATE } from '../sqlstate.js';
+import { ROLLBACK_SQL } from './sql/transaction.js';
 
 /** Up to this many pending keys, a source's rows are read by one index probe per key (winnerRowsSql). */
 const BY_KEY_MAX = 10_000;
@@ -74,16 +76,17 @@ function receiversOf(inp: RunInputs, work: Work, t: RunTable, from: string): str
   return inp.ctx.databases.map((d) => d.name).filter((db) => db !== from || emptied(db));
 }
 
-/** Step 5. */
+/** Step 5: every write transaction writes as `replica` with the sync as origin; then what each database receives. */
 export async function planWork(inp: RunInputs, reads: SourceRead[], locks: TableLocks): Promise<Work> {
-  const { ctx, plan, writers } = inp;
+  const { ctx, scope, writers } = inp;
+  await Promise.all(ctx.databases.map((d) => writers.get(d.name)!.query(WRITE_SETUP_SQL, [ctx.sync.name])));
   const isSource = isSourceOf(inp);
   const work: Work = { toEmpty: new Map(), toClear: new Map(), copyTargets: new Map(), staged: new Map(), direct: new Map(), rowsByTable: {}, copied: [], deferred: {} };
   const push = (db: string, t: RunTable) => work.toEmpty.set(db, [...(work.toEmpty.get(db) ?? []).filter((x) => x !== t), t]);
   // a replicated TRUNCATE empties every database but the one that truncated last; every
   // change that beat it in step 4 is pending still and goes (back) everywhere. A source
   // empties row by row, keeping its winning changes, unless it holds the table locked.
-  for (const t of plan.tables) {
+  for (const t of scope.tables) {
     const last = newestTruncater(reads, t.tableId);
     if (!last) continue;
     for (const d of ctx.databases) {
@@ -101,11 +104,11 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
     const tr = newestTruncater(reads, t.tableId);
     return !tr || tr === reads[0];
   };
-  if (plan.tables.some((t) => t.copyInto.length)) {
+  if (scope.tables.some((t) => t.copyInto.length)) {
     await Promise.all(
       ctx.databases.map(async (d) => {
         // into a source, only a table it holds locked (step 2 left the others unlocked: not empty)
-        const due = plan.tables.filter((t) => t.copyInto.includes(d.name) && copyable(t) && (!isSource(d.name) || locks.locked.get(d.name)?.has(t.tableId)));
+        const due = scope.tables.filter((t) => t.copyInto.includes(d.name) && copyable(t) && (!isSource(d.name) || locks.locked.get(d.name)?.has(t.tableId)));
         if (!due.length) return;
         let take = due;
         if (ctx.sync.onetimecopy === 'if_empty') {
@@ -119,7 +122,7 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
       }),
     );
   }
-  for (const t of plan.tables) {
+  for (const t of scope.tables) {
     const senders = reads.filter((r) => (r.pending.get(t.tableId)?.n ?? 0) > 0);
     if (!senders.length) continue;
     work.rowsByTable[t.display] = senders.reduce((a, r) => a + r.pending.get(t.tableId)!.n, 0);
@@ -140,9 +143,9 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
 
 /** Step 6: every winning source's rows of every staged table, read once, into every receiver's staging table. */
 export async function stage(inp: RunInputs, reads: SourceRead[], work: Work): Promise<void> {
-  const { plan, writers } = inp;
+  const { scope, writers } = inp;
   await Promise.all(
-    [...work.staged].map(([db, m]) => writers.get(db)!.query(createStagingSql(db, plan.tables.filter((t) => m.has(t.tableId))))),
+    [...work.staged].map(([db, m]) => writers.get(db)!.query(createStagingSql(db, scope.tables.filter((t) => m.has(t.tableId))))),
   );
   // a source taking a TRUNCATE keeps the keys whose own change won step 4
   for (const [db, list] of work.toClear) {
@@ -153,7 +156,7 @@ export async function stage(inp: RunInputs, reads: SourceRead[], work: Work): Pr
       if ((r.pending.get(t.tableId)?.n ?? 0) > 0) await copyBetween(r.client, pendingKeysOnlyOutSql(t), [{ client: w, sql: copyIntoKeepSql(t) }]);
     }
   }
-  for (const t of plan.tables) {
+  for (const t of scope.tables) {
     if (work.direct.has(t.tableId)) continue;
     for (const r of reads) {
       if ((r.pending.get(t.tableId)?.n ?? 0) === 0) continue;
@@ -171,7 +174,7 @@ export async function loadTargets(inp: RunInputs, reads: SourceRead[], work: Wor
   const targets = inp.ctx.databases.map((d) => d.name).filter((db) => !isSource(db));
   await Promise.all(targets.filter((db) => work.toEmpty.has(db)).map((db) => emptyTables(inp.writers.get(db)!, work.toEmpty.get(db)!, false)));
   await copyWhole(inp, reads[0], work, targets);
-  for (const t of inp.plan.tables) {
+  for (const t of inp.scope.tables) {
     const r = work.direct.get(t.tableId);
     if (r) await applyDirect(r, t, receiversOf(inp, work, t, r.db).map((db) => inp.writers.get(db)!));
   }
@@ -185,10 +188,10 @@ export async function loadTargets(inp: RunInputs, reads: SourceRead[], work: Wor
  */
 export async function loadSources(inp: RunInputs, reads: SourceRead[], work: Work): Promise<void> {
   const [first, ...others] = reads;
-  await Promise.all(others.map((r) => r.client.query('ROLLBACK')));
+  await Promise.all(others.map((r) => r.client.query(ROLLBACK_SQL)));
   for (const r of others) await emptySource(inp, r, work);
   await copyWhole(inp, first, work, others.map((r) => r.db));
-  await first.client.query('ROLLBACK');
+  await first.client.query(ROLLBACK_SQL);
   await emptySource(inp, first, work);
 }
 
@@ -217,9 +220,9 @@ async function emptySource(inp: RunInputs, r: SourceRead, work: Work): Promise<v
  * a source's table is locked by this run, and a copy into it is rare.
  */
 async function copyWhole(inp: RunInputs, first: SourceRead, work: Work, into: string[]): Promise<void> {
-  const { ctx, plan, writers } = inp;
+  const { ctx, scope, writers } = inp;
   const isSource = isSourceOf(inp);
-  for (const t of plan.tables) {
+  for (const t of scope.tables) {
     const dbs = (work.copyTargets.get(t.tableId) ?? []).filter((db) => into.includes(db));
     if (!dbs.length) continue;
     const copy = () => copyBetween(first.client, wholeTableSql(t, t.columns), dbs.map((db) => ({ client: writers.get(db)!, sql: copyIntoTableSql(t, t.columns) })));
@@ -234,23 +237,23 @@ export type Deferred = Map<string, { t: RunTable; src: number; n: number }[]>;
 
 /** Step 9: the staged rows, as is or guarded. */
 export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Work, locks: TableLocks): Promise<Deferred> {
-  const { ctx, plan, writers } = inp;
+  const { ctx, scope, writers } = inp;
   const isSource = isSourceOf(inp);
   const deferred: Deferred = new Map();
   await Promise.all(
     [...work.staged].map(async ([db, m]) => {
       const w = writers.get(db)!;
-      const tables = plan.tables.filter((t) => m.has(t.tableId));
+      const tables = scope.tables.filter((t) => m.has(t.tableId));
       const shape = (t: RunTable) => ({ ...t, analyze: m.get(t.tableId)! > ANALYZE_STAGING_ROWS, sorted: m.get(t.tableId)! > SORT_STAGING_ROWS && t.keyIndexedOn.includes(db) });
       const held = locks.locked.get(db);
       const guarded = isSource(db) ? tables.filter((t) => !held?.has(t.tableId)) : [];
       const plain = tables.filter((t) => !guarded.includes(t));
       if (plain.length) {
         try {
-          await w.query(['SAVEPOINT bucardo_plain', ...plain.flatMap((t) => applyStagingSql(shape(t))), 'RELEASE SAVEPOINT bucardo_plain'].join(';\n'));
+          await w.query(plainApplySql(plain.flatMap((t) => applyStagingSql(shape(t)))));
         } catch (e) {
           if ((e as { code?: string }).code !== SQLSTATE.unique_violation) throw e;
-          await w.query('ROLLBACK TO SAVEPOINT bucardo_plain; RELEASE SAVEPOINT bucardo_plain');
+          await w.query(UNDO_PLAIN_APPLY_SQL);
           throw await uniqueViolation(inp, db, w, plain, e);
         }
       }
@@ -266,7 +269,7 @@ export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Wor
           // prepared transaction may stay for hours): write nothing of this table here, and
           // hand every key back; the rest of the run goes on
           if ((e as { code?: string }).code === SQLSTATE.unique_violation) {
-            await w.query('ROLLBACK TO SAVEPOINT bucardo_guard; RELEASE SAVEPOINT bucardo_guard');
+            await w.query(UNDO_GUARDED_APPLY_SQL);
             throw await uniqueViolation(inp, db, w, [t], e);
           }
           if ((e as { code?: string }).code !== SQLSTATE.lock_not_available) throw e;

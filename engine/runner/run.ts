@@ -1,10 +1,10 @@
 /**
  * One run of one sync, whatever its kind (docs/protocol.md, steps 1 and 12): fence the
  * run in every database of the sync (busy: another runner has it; skip), read every
- * database's state in its fenced transaction, plan, run. A failure rolls everything back
- * (the sync's connections are closed, which is also what makes a half-done run
- * impossible to commit) and is recorded in the `run` table of every database that can
- * still be reached.
+ * database's state in its fenced transaction, derive the run's scope, run. A failure
+ * rolls everything back (the sync's connections are closed, which is also what makes a
+ * half-done run impossible to commit) and is recorded in the `run` table of every
+ * database that can still be reached.
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
@@ -13,10 +13,11 @@ import type { SyncConnections } from './connections.js';
 import type { DatabaseState, RunResult } from './types.js';
 import { readDatabaseState } from './sql/prepare.js';
 import { fenceSql } from './sql/fence.js';
-import { makeRunPlan } from './plan.js';
+import { makeRunScope } from './scope.js';
 import { runDelta } from './delta.js';
 import { runFullcopy } from './fullcopy.js';
 import { failedRunSql } from './sql/state.js';
+import { ROLLBACK_SQL } from './sql/transaction.js';
 import { withClient } from '../connect.js';
 import { BucardoError, describePgError } from '../errors.js';
 import { SQLSTATE } from '../sqlstate.js';
@@ -43,27 +44,11 @@ export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runn
   const runId = randomUUID();
   const started = new Date();
   try {
-    // 1. the fence: every database's write transaction takes the sync's lock, or nobody runs
-    const writers = await conns.all(ctx.databases, 'write');
-    const fenced = await Promise.all(
-      ctx.databases.map(async (d) => {
-        const res = (await writers.get(d.name)!.query(fenceSql(ctx.lockKey))) as unknown as pg.QueryResult<{ ok: boolean }>[];
-        return res[1].rows[0].ok;
-      }),
-    );
-    if (!fenced.every(Boolean)) {
-      await Promise.all([...writers.values()].map((w) => w.query('ROLLBACK')));
-      return { kind: 'busy' };
-    }
-    // read under the fence: no other run can change what is read until this one ends
-    const states = new Map<string, DatabaseState>();
-    await Promise.all(
-      ctx.databases.map(async (d) => {
-        states.set(d.name, await readDatabaseState(writers.get(d.name)!, d.name, ctx.schema, ctx.sync.name, ctx.sequences));
-      }),
-    );
-    const plan = makeRunPlan(ctx, states);
-    const inputs = { ctx, conns, plan, states, writers, runId, started, runner };
+    const fenced = await fence(ctx, conns);
+    if (!fenced) return { kind: 'busy' };
+    const { writers, states } = fenced;
+    const scope = makeRunScope(ctx, states);
+    const inputs = { ctx, conns, scope, states, writers, runId, started, runner };
     const result = ctx.sync.kind === 'fullcopy' ? await runFullcopy(inputs) : await runDelta(inputs);
     return { kind: 'done', result };
   } catch (e) {
@@ -76,7 +61,34 @@ export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runn
   }
 }
 
-/** Writes the failed run into every reachable database of the sync (best effort, short timeouts). */
+/**
+ * Step 1: every database's write transaction takes the sync's lock, or nobody runs (null:
+ * busy, every transaction rolled back); then each database's state, read under the fence,
+ * where no other run can change it until this one ends. The write transactions stay open
+ * for the whole run: commit.ts ends them, or, on a failure, closing the connections does.
+ */
+async function fence(ctx: SyncContext, conns: SyncConnections): Promise<{ writers: Map<string, pg.Client>; states: Map<string, DatabaseState> } | null> {
+  const writers = await conns.all(ctx.databases, 'write');
+  const locked = await Promise.all(
+    ctx.databases.map(async (d) => {
+      const res = (await writers.get(d.name)!.query(fenceSql(ctx.lockKey))) as unknown as pg.QueryResult<{ ok: boolean }>[];
+      return res[1].rows[0].ok;
+    }),
+  );
+  if (!locked.every(Boolean)) {
+    await Promise.all([...writers.values()].map((w) => w.query(ROLLBACK_SQL)));
+    return null;
+  }
+  const states = new Map<string, DatabaseState>();
+  await Promise.all(
+    ctx.databases.map(async (d) => {
+      states.set(d.name, await readDatabaseState(writers.get(d.name)!, d.name, ctx.schema, ctx.sync.name, ctx.sequences));
+    }),
+  );
+  return { writers, states };
+}
+
+/** Step 12: writes the failed run into every reachable database of the sync (best effort, short timeouts). */
 async function recordFailure(ctx: SyncContext, runId: string, started: Date, runner: string, e: unknown): Promise<void> {
   const message = e instanceof BucardoError ? e.message : describePgError(e);
   await Promise.all(

@@ -17,7 +17,7 @@ import os from 'node:os';
 import type pg from 'pg';
 import type { Topology, DatabaseSpec } from '../topology/types.js';
 import { makeSyncContext, makeRegisteredContext, type SyncContext, type RegisteredSync } from './context.js';
-import { SyncWorker, type KickRequest } from './worker.js';
+import { SyncWorker, type KickRequest, type WorkerState } from './worker.js';
 import { Listener } from './listener.js';
 import type { LogEntry } from './log.js';
 import type { RunResult } from './types.js';
@@ -27,9 +27,9 @@ import { KickGate } from './gate.js';
 import { kickGateKey, doorbellKey } from '../sql/capture.js';
 import { Doorbell } from './doorbell.js';
 import { connect } from '../connect.js';
-import { qualify } from '../sql/ident.js';
 import { schemaName, kickChannel } from '../objectnames.js';
 import { SQLSTATE } from '../sqlstate.js';
+import { registrationsSql } from './sql/registrations.js';
 
 /** How often a daemon reads the registrations again (an apply takes effect within this). */
 const RELOAD_MS = 5_000;
@@ -46,7 +46,7 @@ export interface RunnerOptions {
 
 export class Runner {
   readonly name = `${os.hostname()}:${process.pid}`;
-  readonly workers = new Map<string, SyncWorker>();
+  private readonly workers = new Map<string, SyncWorker>();
   private listeners = new Map<string, Listener>();
   private gates = new Map<string, KickGate>();
   private doorbells: Doorbell[] = [];
@@ -81,6 +81,11 @@ export class Runner {
       onRun: (s, r, e) => this.opts.onRun?.(s, r, e),
       replyKicks: (c, k, ok, err) => this.replyKicks(c, k, ok, err),
     });
+  }
+
+  /** Each sync this runner runs and where its loop is now: a copy, taken at the call. */
+  state(): ReadonlyMap<string, WorkerState> {
+    return new Map([...this.workers].map(([name, w]) => [name, w.state]));
   }
 
   /** The contexts of the syncs this runner runs. */
@@ -222,9 +227,7 @@ export class Runner {
             client.on('error', () => this.registryClients.delete(db.name));
             this.registryClients.set(db.name, c);
           }
-          const r = await c.query<{ name: string; fingerprint: string; detail: RegisteredSync['detail'] }>(
-            `SELECT name, fingerprint, detail FROM ${qualify(schemaName(topo.name), 'sync')} WHERE role = 'source' ORDER BY name`,
-          );
+          const r = await c.query<{ name: string; fingerprint: string; detail: RegisteredSync['detail'] }>(registrationsSql(schemaName(topo.name)));
           answered++;
           for (const row of r.rows) if (!out.has(row.name)) out.set(row.name, { fingerprint: row.fingerprint, detail: row.detail });
         } catch (e) {

@@ -18,6 +18,7 @@ import type { DatabaseSpec } from '../topology/types.js';
 import { BucardoError } from '../errors.js';
 import { PENDING_SETUP_SQL, probeSql, pendingSql } from './sql/pending.js';
 import { lockTablesSql, emptinessSql, probeInSavepoint } from './sql/apply.js';
+import { beginReadSql } from './sql/transaction.js';
 
 /** What a run read on one source, in its snapshot. */
 export interface SourceRead {
@@ -52,11 +53,11 @@ const TABLE_LOCK_WAIT = '500ms';
  * every table on every source.
  */
 export async function lockTables(inp: RunInputs): Promise<TableLocks> {
-  const { ctx, plan, writers } = inp;
+  const { ctx, scope, writers } = inp;
   const locked = new Map<string, Set<string>>();
   await Promise.all(
     ctx.sources.map(async (s) => {
-      let due = plan.tables.filter((t) => t.copyInto.includes(s.name));
+      let due = scope.tables.filter((t) => t.copyInto.includes(s.name));
       if (due.length && ctx.sync.onetimecopy === 'if_empty') {
         // in a savepoint rolled back at once: the look must not keep the tables' locks for the
         // run (an application's TRUNCATE queued behind them would block the run's own reads)
@@ -64,33 +65,37 @@ export async function lockTables(inp: RunInputs): Promise<TableLocks> {
         const full = new Set(res[1].rows.filter((x) => x.full).map((x) => x.id));
         due = due.filter((t) => !full.has(t.tableId));
       }
-      const ids = plan.tables.filter((t) => ctx.sync.lockTables || due.includes(t)).map((t) => t.tableId);
+      const ids = scope.tables.filter((t) => ctx.sync.lockTables || due.includes(t)).map((t) => t.tableId);
       if (ids.length) locked.set(s.name, new Set(ids));
     }),
   );
   await Promise.all(
-    [...locked].map(([db, ids]) => writers.get(db)!.query(lockTablesSql(plan.tables.filter((t) => ids.has(t.tableId)), TABLE_LOCK_WAIT))),
+    [...locked].map(([db, ids]) => writers.get(db)!.query(lockTablesSql(scope.tables.filter((t) => ids.has(t.tableId)), TABLE_LOCK_WAIT))),
   );
   return { locked };
 }
 
-/** Step 3: every source in parallel: BEGIN REPEATABLE READ, the snapshot, the pending keys. */
-export async function readSources(inp: RunInputs): Promise<SourceRead[]> {
-  const { ctx, conns, plan } = inp;
+/**
+ * Step 3: every source in parallel: BEGIN REPEATABLE READ, the snapshot, the pending keys.
+ * The read transactions stay open for the steps that read from them (4 to 8), which end
+ * them (receive.ts loadSources; delta.ts when there is nothing to do); a failed run closes
+ * the connections instead.
+ */
+export async function takeSnapshots(inp: RunInputs): Promise<SourceRead[]> {
+  const { ctx, conns, scope } = inp;
   const sync = ctx.sync;
-  const begin = sync.isolation === 'serializable' ? 'BEGIN ISOLATION LEVEL SERIALIZABLE' : 'BEGIN ISOLATION LEVEL REPEATABLE READ';
   const reads = await Promise.all(
     ctx.sources.map(async (db, index): Promise<SourceRead> => {
       const client = await conns.get(db, 'read');
-      await client.query(begin);
-      const lastSnap = plan.last[db.name] ?? '';
+      await client.query(beginReadSql(sync.isolation));
+      const lastSnap = scope.last[db.name] ?? '';
       const setup = await client.query<{ snapshot: string }>(PENDING_SETUP_SQL, [lastSnap, sync.name]);
-      const probe = (await client.query(probeSql(ctx.schema, plan.tables, lastSnap !== ''))) as unknown as pg.QueryResult[];
+      const probe = (await client.query(probeSql(ctx.schema, scope.tables, lastSnap !== ''))) as unknown as pg.QueryResult[];
       const found = new Set((probe[0].rows as { table_id: string }[]).map((r) => r.table_id));
       const truncs = probe[1].rows as { table_id: string; ts: string }[];
       let counts: { table_id: string; n: string; ts: string | null }[] = [];
       if (found.size) {
-        const pendingOf = plan.tables.filter((t) => found.has(t.tableId)).map((t) => ({ ...t, ordered: t.keyIndexedOn.includes(db.name) }));
+        const pendingOf = scope.tables.filter((t) => found.has(t.tableId)).map((t) => ({ ...t, ordered: t.keyIndexedOn.includes(db.name) }));
         const res = (await client.query(pendingSql(ctx.schema, pendingOf, lastSnap !== ''))) as unknown as pg.QueryResult[];
         counts = res[res.length - 1].rows as typeof counts;
       }
@@ -101,7 +106,7 @@ export async function readSources(inp: RunInputs): Promise<SourceRead[]> {
         client,
         snapshot: setup.rows[0].snapshot,
         pending: new Map(counts.map((r) => [r.table_id, { n: Number(r.n), ts: r.ts }])),
-        truncates: new Map(truncs.filter((t) => plan.tables.some((x) => x.tableId === t.table_id)).map((t) => [t.table_id, t.ts])),
+        truncates: new Map(truncs.filter((t) => scope.tables.some((x) => x.tableId === t.table_id)).map((t) => [t.table_id, t.ts])),
       };
     }),
   );
@@ -121,10 +126,10 @@ export function snapshotXmax(snapshot: string): bigint {
  * another cluster. Nothing is consumed then: the run fails, naming the database.
  */
 export function assertSameHistory(inp: RunInputs, reads: SourceRead[]): void {
-  const { ctx, plan, states } = inp;
+  const { ctx, scope, states } = inp;
   for (const r of reads) {
     const st = states.get(r.db)!;
-    const last = plan.last[r.db];
+    const last = scope.last[r.db];
     const hint = 'see "A source restored, replaced or moved" in docs/protocol.md: check the data, then reset the watermark of this database';
     if (st.recordedSystemIdentifier && st.systemIdentifier && st.recordedSystemIdentifier !== st.systemIdentifier) {
       throw new BucardoError('source_replaced', `database ${r.db} of sync ${ctx.sync.name} is on another PostgreSQL cluster (system identifier ${st.systemIdentifier}) than the one sync runs read before (${st.recordedSystemIdentifier}): it was restored or moved, so its transaction ids do not continue the watermark; nothing was consumed`, { hint });

@@ -19,6 +19,7 @@ import { ROLES, runnerAppName } from './connections.js';
 import { historySql, RUNNING_SQL, RUNNER_ACTIVITY_SQL, pendingCountSql } from './sql/status.js';
 import { makeUnknownSyncError } from '../errors.js';
 import { SQLSTATE } from '../sqlstate.js';
+import { resumeWatermark } from './scope.js';
 
 export interface LastRun {
   started: string;
@@ -143,9 +144,8 @@ async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], st
     if (h.last_run && (!last || h.last_run.started > last.started || (h.last_run.started === last.started && h.last_run.error && !last.error))) last = h.last_run;
     conflicts = Math.max(conflicts, Number(h.conflicts_total));
   }
-  // pending: from the lowest watermark, on every reachable source
-  let lowest: DbHistory['state'] | undefined;
-  for (const h of histories) if (h.registered && (lowest === undefined || Number(h.state?.run_seq ?? 0) < Number(lowest?.run_seq ?? 0))) lowest = h.state;
+  // pending: from the watermark a run would resume from, on every reachable source
+  const resume = resumeWatermark(histories.filter((h) => h.registered).map((h) => ({ runSeq: Number(h.state?.run_seq ?? 0), snapshots: h.state?.snapshots ?? {} })));
   let pending: number | null = null;
   let lag: number | null = null;
   const tableIds = histories.find((h) => h.db === ctx.sources[0].name)?.tables ?? histories.find((h) => h.registered)?.tables ?? [];
@@ -153,7 +153,7 @@ async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], st
     await Promise.all(
       ctx.sources.map((s) =>
         withClient(s, async (c) => {
-          const snap = lowest && Number(lowest.run_seq) > 0 ? (lowest.snapshots[s.name] ?? '') : '';
+          const snap = resume.snapshots[s.name] ?? '';
           const r = await c.query<{ n: string | null; lag: number | null }>(pendingCountSql(ctx.schema, tableIds), [snap, ctx.sync.name]);
           pending = (pending ?? 0) + Number(r.rows[0].n ?? 0);
           if (r.rows[0].lag !== null) lag = Math.max(lag ?? 0, r.rows[0].lag);

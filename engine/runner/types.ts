@@ -39,8 +39,8 @@ export interface ConflictRecord {
   changed: { database: string; at: string }[];
 }
 
-/** One column of a replicated table (not dropped, not generated). */
-export interface ColumnInfo {
+/** One column of a replicated table as one database declares it (not dropped, not generated): its name and type there. */
+export interface ReplicatedColumn {
   name: string;
   type: string;
   /** A type of PostgreSQL itself (oid below 16384): its binary COPY form is the same in every database. */
@@ -57,7 +57,7 @@ export interface RelationInfo {
   keyColumns: string[];
   copyPending: boolean;
   /** null: the table does not exist in this database. */
-  columns: ColumnInfo[] | null;
+  columns: ReplicatedColumn[] | null;
   /** A valid, non-partial btree index on exactly the key columns: rows can be fetched key by key. */
   keyIndexed?: boolean;
   /** ... and it is unique and not deferrable: it can arbitrate INSERT ... ON CONFLICT. */

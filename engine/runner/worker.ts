@@ -65,8 +65,11 @@ const MAX_POLL_MS = 1_000;
 /** A run that lost a deadlock or a serialization race is redone at once this many times in a row. */
 const IMMEDIATE_RETRIES = 2;
 
+/** Where a worker's loop is (the states of the header). */
+export type WorkerState = 'idle' | 'running' | 'waiting' | 'stopped';
+
 export class SyncWorker {
-  state: 'idle' | 'running' | 'waiting' | 'stopped' = 'idle';
+  state: WorkerState = 'idle';
   private conns: SyncConnections;
   private woken = false;
   private wakeUp: (() => void) | null = null;

@@ -1,14 +1,14 @@
 /**
  * `bucardo run --metrics-port`: the exposition text after a few runs (counters grow,
  * pending and lag per source database), /healthz, and the server closing on SIGTERM.
- * Plus the pure parts of engine/runner/metrics.ts (escaping, health rules).
+ * Plus the parts of engine/runner/metrics/registry.ts that need no database (escaping, health rules).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useClusters, simpleTopology, writeTopology, waitFor } from '../helpers/env.js';
 import { applyOk } from '../helpers/install.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
-import { Metrics, escapeLabelValue } from '../../engine/runner/metrics.js';
+import { Metrics } from '../../engine/runner/metrics.js';
 import { freePort } from '../../cli/demo/clusters.js';
 
 const env = useClusters(['a', 'b']);
@@ -110,7 +110,7 @@ test('run --metrics-port: counters grow over runs, pending and lag per source da
       const last = after.s.get('bucardo_last_success_timestamp_seconds{sync="s1"}')!;
       assert.ok(Math.abs(last - Date.now() / 1000) < 60, `last success ${last}`);
       const count = after.s.get('bucardo_run_duration_seconds_count{sync="s1"}')!;
-      assert.equal(after.s.get('bucardo_run_duration_seconds_bucket{sync="s1",le="+Inf"}'), count);
+      assert.equal(after.s.get('bucardo_run_duration_seconds_bucket{le="+Inf",sync="s1"}'), count);
       assert.ok(count >= 2);
     }
   } finally {
@@ -131,18 +131,19 @@ test('run --metrics-port with a bad port fails clearly', async () => {
   assert.match(r.stderr, /--metrics-port http is not a port number/);
 });
 
-test('label values are escaped; /healthz rules: 503 when shutting down or when every sync is failing', () => {
-  assert.equal(escapeLabelValue('a\\b"c\nd'), 'a\\\\b\\"c\\nd');
+test('label values are escaped; /healthz rules: 503 when shutting down or when every sync is failing', async () => {
   const m = new Metrics({ topology: 'x"y', runner: 'h:1' });
   const now = new Date();
   const ok = { sync: 's1', runId: 'r', wrote: true, rowsByTable: { 'public."we""ird"': 3 }, rows: 3, conflicts: 0, started: now, finished: now, copied: [] };
   m.record('s1', ok, null);
   m.record('s2', null, new Error('down'));
-  const text = m.render();
+  m.record('a\\b"c\nd', null, new Error('down'));
+  const text = await m.render();
+  assert.match(text, /^bucardo_errors_total\{sync="a\\\\b\\"c\\nd"\} 1$/m);
   assert.match(text, /^bucardo_table_rows_total\{sync="s1",table="public\.\\"we\\"\\"ird\\""\} 3$/m);
   assert.match(text, /^bucardo_info\{topology="x\\"y",runner="h:1"\} 1$/m);
   assert.match(text, /^bucardo_runs_total\{sync="s2",result="failed"\} 1$/m);
-  assert.deepEqual(m.health(), { code: 200, body: { status: 'ok', syncs: { s1: 'idle', s2: 'failing' } } });
+  assert.deepEqual(m.health(), { code: 200, body: { status: 'ok', syncs: { s1: 'idle', s2: 'failing', 'a\\b"c\nd': 'failing' } } });
   m.record('s1', null, new Error('down too'));
   assert.equal(m.health().code, 503);
   assert.equal(m.health().body.status, 'failing');
@@ -152,9 +153,11 @@ test('label values are escaped; /healthz rules: 503 when shutting down or when e
   assert.deepEqual(m.health().body.status, 'shutting_down');
   assert.equal(m.health().code, 503);
   m.setPending('a', new Map([['s1', { n: 4, lag: 1.5 }]]));
-  assert.match(m.render(), /^bucardo_pending_changes\{sync="s1",database="a"\} 4$/m);
-  assert.match(m.render(), /^bucardo_lag_seconds\{sync="s1",database="a"\} 1\.5$/m);
+  const polled = await m.render();
+  assert.match(polled, /^bucardo_pending_changes\{sync="s1",database="a"\} 4$/m);
+  assert.match(polled, /^bucardo_lag_seconds\{sync="s1",database="a"\} 1\.5$/m);
   m.setPending('a', null);
-  assert.doesNotMatch(m.render(), /bucardo_pending_changes\{/, 'an unreadable source has no pending series');
-  assert.match(m.render(), /^bucardo_source_up\{database="a"\} 0$/m);
+  const unreadable = await m.render();
+  assert.doesNotMatch(unreadable, /bucardo_pending_changes\{/, 'an unreadable source has no pending series');
+  assert.match(unreadable, /^bucardo_source_up\{database="a"\} 0$/m);
 });

@@ -36,7 +36,7 @@ test('writing into a source: locks skip held rows, unseen local changes are defe
 });
 
 test('sequences: targets follow the furthest value; a source only moves to a value of its own, else stays', async () => {
-  const { sequenceTarget } = await import('../../engine/runner/plan.js');
+  const { sequenceTarget } = await import('../../engine/runner/scope.js');
   const plain = { start: '1', min: '1', max: '9223372036854775807', inc: '1' };
   const odd = { start: '1', min: '1', max: '9223372036854775807', inc: '2' };
   const even = { start: '2', min: '1', max: '9223372036854775807', inc: '2' };

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Topology, SyncSpec } from '../../engine/topology/types.js';
 import { makeSyncContext, globMatch, syncLockKey } from '../../engine/runner/context.js';
-import { makeRunPlan } from '../../engine/runner/plan.js';
+import { makeRunScope } from '../../engine/runner/scope.js';
 import { seqKey } from '../../engine/runner/sql/prepare.js';
 import { formatLog } from '../../engine/runner/log.js';
 import { SyncConnections } from '../../engine/runner/connections.js';
@@ -58,7 +58,7 @@ test('context: databases in order, per-table strategy overrides, stable lock key
   assert.ok(globMatch('public.audit_*', 'public.audit_2024') && !globMatch('public.a?', 'public.abc') && globMatch('a.b', 'a.b') && !globMatch('a.b', 'axb'));
 });
 
-test('plan: resumes from the lowest run_seq, brings sequences up, due onetimecopies', () => {
+test('run scope: resumes from the lowest run_seq, brings sequences up, due onetimecopies', () => {
   const ctx = makeSyncContext(topo(), 's1');
   const rel = state('a').relations[0];
   const states = new Map([
@@ -66,33 +66,33 @@ test('plan: resumes from the lowest run_seq, brings sequences up, due onetimecop
     ['b', state('b', { runSeq: 2, snapshots: { a: '5:5:', b: '6:6:' } })],
     ['c', state('c', { relations: [{ ...rel, copyPending: true }], sequences: { [seqKey({ schema: 'public', name: 'ids' })]: null } })],
   ]);
-  const plan = makeRunPlan(ctx, states);
-  assert.deepEqual(plan.last, { a: '5:5:', b: '6:6:' });
-  assert.equal(plan.lastSeq, 2);
-  assert.deepEqual(plan.tables[0].copyInto, ['c']);
-  assert.deepEqual(plan.tables[0].columns, ['id', 'name']);
-  assert.deepEqual(plan.setvals.get('b'), [['public', 'ids', '9']]);
-  assert.deepEqual(plan.setvals.get('c'), [['public', 'ids', '9']]);
-  assert.equal(plan.setvals.get('a'), undefined);
+  const scope = makeRunScope(ctx, states);
+  assert.deepEqual(scope.last, { a: '5:5:', b: '6:6:' });
+  assert.equal(scope.lastSeq, 2);
+  assert.deepEqual(scope.tables[0].copyInto, ['c']);
+  assert.deepEqual(scope.tables[0].columns, ['id', 'name']);
+  assert.deepEqual(scope.setvals.get('b'), [['public', 'ids', '9']]);
+  assert.deepEqual(scope.setvals.get('c'), [['public', 'ids', '9']]);
+  assert.equal(scope.setvals.get('a'), undefined);
   // the next run is numbered above every database, whichever is lowest
-  assert.equal(plan.nextSeq, 4);
-  assert.deepEqual([...plan.expectedSeq], [['a', 3], ['b', 2], ['c', 3]]);
+  assert.equal(scope.nextSeq, 4);
+  assert.deepEqual([...scope.expectedSeq], [['a', 3], ['b', 2], ['c', 3]]);
   // a database that never ran (it joined the sync): everything pending, and still max + 1,
   // so that a run that commits on it but not on b leaves b the lowest
   states.set('c', state('c', { runSeq: 0, snapshots: {} }));
-  const joined = makeRunPlan(ctx, states);
+  const joined = makeRunScope(ctx, states);
   assert.deepEqual(joined.last, {});
   assert.equal(joined.nextSeq, 4);
 });
 
-test('plan: strict reports a missing column; strict false copies the common columns', () => {
+test('run scope: strict reports a missing column; strict false copies the common columns', () => {
   const rel = state('a').relations[0];
   const narrow = { ...rel, columns: [{ name: 'id', type: 'integer' }] };
   const states = new Map([['a', state('a')], ['b', state('b')], ['c', state('c', { relations: [narrow] })]]);
-  assert.throws(() => makeRunPlan(makeSyncContext(topo(), 's1'), states), /table public.items in database c lacks column "name"/);
-  assert.deepEqual(makeRunPlan(makeSyncContext(topo({ strict: false }), 's1'), states).tables[0].columns, ['id']);
+  assert.throws(() => makeRunScope(makeSyncContext(topo(), 's1'), states), /table public.items in database c lacks column "name"/);
+  assert.deepEqual(makeRunScope(makeSyncContext(topo({ strict: false }), 's1'), states).tables[0].columns, ['id']);
   states.set('c', state('c', { registered: false }));
-  assert.throws(() => makeRunPlan(makeSyncContext(topo(), 's1'), states), /not registered in database c/);
+  assert.throws(() => makeRunScope(makeSyncContext(topo(), 's1'), states), /not registered in database c/);
 });
 
 test('log lines: text and JSON', () => {
@@ -120,13 +120,13 @@ test('kick payloads are told apart from capture payloads', () => {
   assert.equal(parseKickPayload('{bad'), null);
 });
 
-test('metrics render in the Prometheus text format', () => {
+test('metrics render in the Prometheus text format', async () => {
   const m = new Metrics();
   const now = new Date();
   m.record('s"1', { sync: 's"1', runId: 'r', wrote: true, rowsByTable: {}, rows: 5, conflicts: 2, started: now, finished: now, copied: [] }, null);
   m.record('s"1', null, new Error('x'));
   m.setPending('a', new Map([['s"1', { n: 3, lag: 2 }]]));
-  const text = m.render(now.getTime() + 2000);
+  const text = await m.render();
   assert.match(text, /bucardo_rows_total\{sync="s\\"1"\} 5/);
   assert.match(text, /bucardo_errors_total\{sync="s\\"1"\} 1/);
   // lag and pending are per sync and source database

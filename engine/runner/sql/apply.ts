@@ -8,6 +8,8 @@
 import { quoteIdent, qualify, quoteLiteral } from '../../sql/ident.js';
 import { deltaTableName } from '../../objectnames.js';
 import { copyFormat } from './pending.js';
+import { pendingCondition } from './watermark.js';
+import type { DeleteMethod } from '../../topology/types.js';
 
 export const stagingTable = (tableId: string) => `bucardo_st_${tableId}`;
 export const PRESENT = '_bucardo_present';
@@ -53,6 +55,16 @@ export function emptyTablesSql(tables: { schema: string; name: string }[], delet
   return [`SAVEPOINT bucardo_empty; TRUNCATE ${names.join(', ')}; RELEASE SAVEPOINT bucardo_empty`, `ROLLBACK TO SAVEPOINT bucardo_empty; ${deletes.join('; ')}; RELEASE SAVEPOINT bucardo_empty`];
 }
 
+/**
+ * A fullcopy target's tables emptied in one statement, so that foreign keys among them do
+ * not stop a TRUNCATE: `deletemethod` truncate, truncate_cascade or delete.
+ */
+export function fullcopyEmptySql(tables: { schema: string; name: string }[], deletemethod: DeleteMethod): string {
+  const names = tables.map((t) => qualify(t.schema, t.name));
+  if (deletemethod === 'delete') return names.map((n) => `DELETE FROM ${n}`).join(';\n');
+  return `TRUNCATE ${names.join(', ')}${deletemethod === 'truncate_cascade' ? ' CASCADE' : ''}`;
+}
+
 export interface ApplyTable {
   tableId: string;
   schema: string;
@@ -90,6 +102,17 @@ export function applyStagingSql(t: ApplyTable): string[] {
   out.push(`INSERT INTO ${tbl} (${cols}) OVERRIDING SYSTEM VALUE SELECT ${cols} FROM ${st} WHERE ${PRESENT}${order}`);
   return out;
 }
+
+/**
+ * The applyStagingSql statements of every table a receiver takes as is, in one round trip
+ * and in a savepoint: a unique violation rolls it back (UNDO_PLAIN_APPLY_SQL), and the
+ * run then reads the rows at fault in the same transaction (constraints.ts).
+ */
+export function plainApplySql(statements: string[]): string {
+  return ['SAVEPOINT bucardo_plain', ...statements, 'RELEASE SAVEPOINT bucardo_plain'].join(';\n');
+}
+
+export const UNDO_PLAIN_APPLY_SQL = 'ROLLBACK TO SAVEPOINT bucardo_plain; RELEASE SAVEPOINT bucardo_plain';
 
 /** Temp table of the keys a direct apply deletes on a receiver (directDeleteSql). */
 export const deleteKeysTable = (tableId: string) => `bucardo_dk_${tableId}`;
@@ -164,8 +187,9 @@ export const deferredTable = (tableId: string) => `bucardo_rq_${tableId}`;
  */
 /**
  * The pieces the guarded writes into a source share: the table, its delta table, the key
- * columns, and `unseen`, a condition on delta rows `d`: a local change that the run's
- * snapshot (GUARD_SETUP_SQL) does not show and that does not come from this sync.
+ * columns, and `unseen`, a condition on delta rows `d` (`truncated`: on truncate_log rows
+ * `g`): a local change that the run's snapshot (GUARD_SETUP_SQL) does not show and that
+ * does not come from this sync, pending past the watermark this run will write.
  */
 function guardParts(schema: string, t: { tableId: string; schema: string; name: string; keyColumns: string[] }) {
   const keys = t.keyColumns.map(quoteIdent);
@@ -177,9 +201,8 @@ function guardParts(schema: string, t: { tableId: string; schema: string; name: 
     keys,
     on: (a: string, b: string) => t.keyColumns.map((c) => `${a}.${quoteIdent(c)} = ${b}.${quoteIdent(c)}`).join(' AND '),
     sel: (a: string) => keys.map((k) => `${a}.${k}`).join(', '),
-    cur,
-    unseen: `NOT pg_visible_in_snapshot(d._bucardo_txid, ${cur}) AND d._bucardo_origin IS DISTINCT FROM ${origin}`,
-    origin,
+    unseen: pendingCondition({ snapshot: cur, nullable: false }, origin, 'd'),
+    truncated: pendingCondition({ snapshot: cur, nullable: false }, origin, 'g'),
   };
 }
 
@@ -187,7 +210,7 @@ export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boole
   const st = quoteIdent(stagingTable(t.tableId));
   const lk = quoteIdent(lockedTable(t.tableId));
   const rq = quoteIdent(deferredTable(t.tableId));
-  const { tbl, delta, keys, on, sel, cur, unseen, origin } = guardParts(schema, t);
+  const { tbl, delta, keys, on, sel, unseen, truncated } = guardParts(schema, t);
   const anyChange = (a: string) => `EXISTS (SELECT 1 FROM ${delta} d WHERE ${on('d', a)} AND ${unseen})`;
   // With `latest`, a local change older than the sender's would lose the next run's
   // conflict anyway: the run writes over it now (it stays pending here and carries the
@@ -206,7 +229,7 @@ export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boole
   out.push(
     // the table was truncated here since the snapshot: every key (an InitPlan, once)
     `CREATE TEMP TABLE ${rq} ON COMMIT DROP AS SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s
-  WHERE EXISTS (SELECT 1 FROM ${qualify(schema, 'truncate_log')} g WHERE g.table_id = ${quoteLiteral(t.tableId)} AND NOT pg_visible_in_snapshot(g._bucardo_txid, ${cur}) AND g._bucardo_origin IS DISTINCT FROM ${origin})`,
+  WHERE EXISTS (SELECT 1 FROM ${qualify(schema, 'truncate_log')} g WHERE g.table_id = ${quoteLiteral(t.tableId)} AND ${truncated})`,
     // keys already known to be changed here since the snapshot are never locked: the
     // applications writing them (hot rows) do not wait for this run over rows it will not touch
     defer(localChange('s')),
@@ -225,6 +248,9 @@ export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boole
   );
   return out.join(';\n');
 }
+
+/** After guardedApplySql failed on a unique violation: back to its savepoint, so that the rows at fault can be read. */
+export const UNDO_GUARDED_APPLY_SQL = 'ROLLBACK TO SAVEPOINT bucardo_guard; RELEASE SAVEPOINT bucardo_guard';
 
 /** How long guardedApplySql's insert waits for a local transaction that inserts the same key. */
 const GUARD_INSERT_WAIT = '1s';

@@ -7,6 +7,7 @@
  */
 import { quoteIdent, qualify, quoteLiteral } from '../../sql/ident.js';
 import { deltaTableName } from '../../objectnames.js';
+import { pendingCondition } from './watermark.js';
 
 /** Temp table of a table's pending keys on a source's read connection. */
 export const pendingTable = (tableId: string) => `bucardo_pk_${tableId}`;
@@ -15,9 +16,7 @@ const LAST = "(SELECT current_setting('bucardo.last_snapshot')::pg_snapshot)";
 const SYNC = "(SELECT current_setting('bucardo.sync'))";
 
 function pendingWhere(hasLast: boolean): string {
-  const origin = `_bucardo_origin IS DISTINCT FROM ${SYNC}`;
-  if (!hasLast) return origin;
-  return `_bucardo_txid >= pg_snapshot_xmin(${LAST}) AND NOT pg_visible_in_snapshot(_bucardo_txid, ${LAST}) AND ${origin}`;
+  return pendingCondition(hasLast ? { snapshot: LAST, nullable: false } : null, SYNC);
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import { qualify, quoteLiteral } from '../../sql/ident.js';
 import { deltaTableName } from '../../objectnames.js';
+import { pendingCondition } from './watermark.js';
 
 /**
  * $1 sync, $2 application names of the sync's runner connections: the latest run, the
@@ -44,10 +45,15 @@ export const RUNNING_SQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHE
  * and age of the oldest, over every table of the sync.
  */
 export function pendingCountSql(schema: string, tableIds: string[]): string {
-  const cond = `(($1 = '') OR (_bucardo_txid >= pg_snapshot_xmin(nullif($1, '')::pg_snapshot) AND NOT pg_visible_in_snapshot(_bucardo_txid, nullif($1, '')::pg_snapshot))) AND _bucardo_origin IS DISTINCT FROM $2`;
-  const parts = tableIds.map((id) => `SELECT count(*) AS n, min(_bucardo_ts) AS oldest FROM ${qualify(schema, deltaTableName(id))} WHERE ${cond}`);
-  parts.push(`SELECT count(*), min(_bucardo_ts) FROM ${qualify(schema, 'truncate_log')} WHERE ${cond} AND table_id = ANY(ARRAY[${tableIds.map(quoteLiteral).join(', ') || "''"}]::text[])`);
-  return `SELECT sum(n)::text AS n, extract(epoch FROM clock_timestamp() - min(oldest))::float8 AS lag FROM (${parts.join(' UNION ALL ')}) p`;
+  const where = pendingCondition({ snapshot: "nullif($1, '')::pg_snapshot", nullable: true }, '$2');
+  return `SELECT sum(n)::text AS n, extract(epoch FROM clock_timestamp() - min(oldest))::float8 AS lag FROM (${pendingRowsSql(schema, tableIds, where)}) p`;
+}
+
+/** Per delta table of `tableIds` and for their TRUNCATEs: (n, oldest) of the rows matching `where`. */
+function pendingRowsSql(schema: string, tableIds: string[], where: string): string {
+  const parts = tableIds.map((id) => `SELECT count(*) AS n, min(_bucardo_ts) AS oldest FROM ${qualify(schema, deltaTableName(id))} WHERE ${where}`);
+  parts.push(`SELECT count(*), min(_bucardo_ts) FROM ${qualify(schema, 'truncate_log')} WHERE ${where} AND table_id = ANY(ARRAY[${tableIds.map(quoteLiteral).join(', ') || "''"}]::text[])`);
+  return parts.join(' UNION ALL ');
 }
 
 /** $1 sync names: the tables of each (the metrics poller's query text is built from them). */
@@ -67,11 +73,9 @@ export function pendingBySyncSql(schema: string, syncs: { tableIds: string[] }[]
   const branches = syncs.map((s, i) => {
     const sync = `($2::text[])[${i + 1}]`;
     const w = `(SELECT nullif(snapshots->>$1, '')::pg_snapshot FROM ${qualify(schema, 'sync_state')} WHERE sync = ${sync})`;
-    const cond = `(w.snap IS NULL OR (_bucardo_txid >= pg_snapshot_xmin(w.snap) AND NOT pg_visible_in_snapshot(_bucardo_txid, w.snap))) AND _bucardo_origin IS DISTINCT FROM ${sync}`;
-    const parts = s.tableIds.map((id) => `SELECT count(*) AS n, min(_bucardo_ts) AS oldest FROM ${qualify(schema, deltaTableName(id))} WHERE ${cond}`);
-    parts.push(`SELECT count(*), min(_bucardo_ts) FROM ${qualify(schema, 'truncate_log')} WHERE ${cond} AND table_id = ANY(ARRAY[${s.tableIds.map(quoteLiteral).join(', ') || "''"}]::text[])`);
+    const where = pendingCondition({ snapshot: 'w.snap', nullable: true }, sync);
     return `SELECT ${sync} AS sync, coalesce(sum(n), 0)::text AS n, coalesce(extract(epoch FROM clock_timestamp() - min(oldest)), 0)::float8 AS lag
-  FROM (SELECT ${w} AS snap) w, LATERAL (${parts.join(' UNION ALL ')}) p`;
+  FROM (SELECT ${w} AS snap) w, LATERAL (${pendingRowsSql(schema, s.tableIds, where)}) p`;
   });
   return branches.join('\nUNION ALL\n');
 }

@@ -1,7 +1,8 @@
 /**
- * What a run works on, derived from what every database told us when it started: the
- * tables with their keys and the columns to copy, the watermark to resume from, the
- * onetimecopies due, and the sequence values to bring up. Pure: no pg here.
+ * A run's scope: what it works on, derived from what every database told us when it
+ * started: the tables with their keys and the columns to copy, the watermark to resume
+ * from, the onetimecopies due, and the sequence values to bring up. Pure: no pg here.
+ * (Not a plan in the planner's sense, engine/planner: nothing here is a step to apply.)
  */
 import type { DatabaseState, RelationInfo, SequenceShape } from './types.js';
 import type { SyncContext } from './context.js';
@@ -43,7 +44,8 @@ export interface RunTable {
   binary: boolean;
 }
 
-export interface RunPlan {
+/** A run's tables, watermark, numbering and sequences, as the fenced databases state them. */
+export interface RunScope {
   tables: RunTable[];
   /** The watermark vector of the database with the lowest run_seq. */
   last: Record<string, string>;
@@ -60,14 +62,29 @@ export interface RunPlan {
   setvals: Map<string, [string, string, string][]>;
 }
 
-/** Builds the plan; throws a clear error when a database is not ready for this sync. */
-export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>): RunPlan {
+/** Builds the run's scope; throws a clear error when a database is not ready for this sync. */
+export function makeRunScope(ctx: SyncContext, states: Map<string, DatabaseState>): RunScope {
   for (const d of ctx.databases) {
     const st = states.get(d.name)!;
     if (!st.registered) {
       throw new BucardoError('not_installed', `sync ${ctx.sync.name} is not registered in database ${d.name}`, { hint: 'run bucardo apply first' });
     }
   }
+  const tables = scopeTables(ctx, states);
+
+  let highest = 0;
+  const expectedSeq = new Map<string, number>();
+  for (const d of ctx.databases) {
+    const st = states.get(d.name)!;
+    highest = Math.max(highest, st.runSeq);
+    expectedSeq.set(d.name, st.runSeq);
+  }
+  const resume = resumeWatermark(ctx.databases.map((d) => states.get(d.name)!));
+  return { tables, last: resume.snapshots, lastSeq: resume.runSeq, nextSeq: highest + 1, expectedSeq, setvals: setvalsOf(ctx, states) };
+}
+
+/** The tables of the first source's sync_relation, each checked and described in every database (RunTable). */
+function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunTable[] {
   const first = states.get(ctx.sources[0].name)!;
   const tables: RunTable[] = [];
   for (const rel of first.relations) {
@@ -120,18 +137,11 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
     for (const d of ctx.databases) types[d.name] = columns.map((c) => { const x = typeOf(states.get(d.name)!, c)!; return x.base ?? x.type; });
     tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, types, fks, copyInto, copyClear, keyIndexedOn, keyUniqueOn, binary });
   }
+  return tables;
+}
 
-  let lowest: DatabaseState | null = null;
-  let highest = 0;
-  const expectedSeq = new Map<string, number>();
-  for (const d of ctx.databases) {
-    const st = states.get(d.name)!;
-    if (!lowest || st.runSeq < lowest.runSeq) lowest = st;
-    highest = Math.max(highest, st.runSeq);
-    expectedSeq.set(d.name, st.runSeq);
-  }
-  const last = lowest && lowest.runSeq > 0 ? lowest.snapshots : {};
-
+/** setval per database: every sequence of the relgroup brought up to the furthest value a source handed out. */
+function setvalsOf(ctx: SyncContext, states: Map<string, DatabaseState>): Map<string, [string, string, string][]> {
   const setvals = new Map<string, [string, string, string][]>();
   const sourceNames = new Set(ctx.sources.map((s) => s.name));
   for (const seq of ctx.sequences) {
@@ -148,7 +158,7 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
     if (far === null) continue;
     for (const d of ctx.databases) {
       const cur = states.get(d.name)!.sequences[k];
-      if (cur === undefined) continue; // missing here: plan reports it
+      if (cur === undefined) continue; // missing here: bucardo plan reports it
       const to = sequenceTarget(far, shape(d.name), cur, sourceNames.has(d.name));
       if (to === null) continue;
       const list = setvals.get(d.name) ?? [];
@@ -156,7 +166,18 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
       setvals.set(d.name, list);
     }
   }
-  return { tables, last, lastSeq: lowest?.runSeq ?? 0, nextSeq: highest + 1, expectedSeq, setvals };
+  return setvals;
+}
+
+/**
+ * The watermark a run resumes from (docs/protocol.md, "Watermarks"): the vector of the
+ * database with the lowest run_seq, the oldest one; none ({}: everything pending) when
+ * that database has no row yet (0). `bucardo status` counts pending changes from it too.
+ */
+export function resumeWatermark(states: { runSeq: number; snapshots: Record<string, string> }[]): { runSeq: number; snapshots: Record<string, string> } {
+  let lowest: { runSeq: number; snapshots: Record<string, string> } | null = null;
+  for (const st of states) if (!lowest || st.runSeq < lowest.runSeq) lowest = st;
+  return { runSeq: lowest?.runSeq ?? 0, snapshots: lowest && lowest.runSeq > 0 ? lowest.snapshots : {} };
 }
 
 function missingTable(ctx: SyncContext, rel: RelationInfo, db: string): BucardoError {
