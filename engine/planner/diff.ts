@@ -320,10 +320,28 @@ function triggerMismatch(live: TriggerInfo, want: TriggerDef, def: CaptureDef, s
   }
   const key = want.event === 'keychange';
   if (live.hasWhen !== key) return key ? 'its WHEN condition was removed' : 'a WHEN condition was added';
+  if (key) {
+    // after a change of the replication key the trigger must compare the new key's columns,
+    // or an UPDATE of a new key column would not record the old key (the row would be duplicated)
+    const compared = whenColumns(live.definition);
+    if ([...compared].sort().join('\u0000') !== [...want.keyColumns].sort().join('\u0000')) {
+      return `its WHEN condition names (${compared.join(', ')}), not the key (${want.keyColumns.join(', ')})`;
+    }
+  }
   if ([...live.columns].sort().join('\u0000') !== [...want.columns].sort().join('\u0000')) {
     return key ? `it fires only on UPDATE OF ${live.columns.join(', ')}, so it misses a key changed by a BEFORE trigger (installed by an earlier bucardo)` : 'a column list was added';
   }
   return null;
+}
+
+/** The columns a key-change trigger's WHEN compares, from pg_get_triggerdef: `OLD.c IS DISTINCT FROM NEW.c`, c maybe quoted. */
+export function whenColumns(definition: string): string[] {
+  const out: string[] = [];
+  for (const m of definition.matchAll(/\bold\.("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s+IS\s+DISTINCT\s+FROM\b/gi)) {
+    const c = m[1].startsWith('"') ? m[1].slice(1, -1).replace(/""/g, '"') : m[1].toLowerCase();
+    if (!out.includes(c)) out.push(c);
+  }
+  return out;
 }
 
 function describeType(t: number): string {

@@ -322,3 +322,20 @@ test('two topologies share a database without touching each other; makedelta and
   assert.match(doc.changes[0].reason, /capture options changed/);
   assert.match(doc.changes[0].diff!, /^-\s+PERFORM pg_notify/m);
 });
+
+test('a changed replication key replaces the key-change trigger: an UPDATE of a new key column replicates as a key change', async () => {
+  const { a, b, file, topo } = await fresh('rekey', ['public.items']);
+  await apply(file);
+  await cli(['run', '-f', file, '--once'], 0);
+  // the key becomes (id, name): an UPDATE of name now moves the row to another key
+  (topo.relgroups as { g: { tables: unknown[] } }).g.tables = [{ name: 'public.items', key: ['id', 'name'] }];
+  writeTopology(topo, path.dirname(file));
+  const p = await cli(['plan', '-f', file, '--no-color'], 0);
+  assert.match(p.stdout, /-\/\+ trigger bucardo_main_[0-9a-f]{12}_k on public\.items\n\s+definition differs: its WHEN condition names \(id\), not the key \(id, name\)/, show(p));
+  await apply(file);
+  await expectNoChanges(file);
+  await a.query(`UPDATE public.items SET name = 'uno' WHERE id = 1`);
+  await cli(['run', '-f', file, '--once'], 0);
+  const rows = async (db: TestDb) => (await db.query<{ r: string }>(`SELECT t::text AS r FROM public.items t ORDER BY id`)).rows.map((x) => x.r);
+  assert.deepEqual(await rows(b), await rows(a), 'the old key (1, one) was deleted on b and (1, uno) inserted');
+});

@@ -88,7 +88,7 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
         tableSchema: 'public', tableName: d.table.name, name: t.name, enabled: 'O', functionSchema: 'bucardo_main', functionName: d.function.name,
         type: { insert: 4, delete: 8, update: 16, truncate: 32, keychange: 17, before_truncate: 34, partition_truncate: 34 }[t.event], oldTable: t.event === 'delete' ? 'bucardo_old' : null,
         newTable: t.event === 'update' || t.event === 'insert' ? 'bucardo_new' : null,
-        hasWhen: t.event === 'keychange', hasColumns: false, columns: [], definition: '',
+        hasWhen: t.event === 'keychange', hasColumns: false, columns: [], definition: t.event === 'keychange' ? `CREATE TRIGGER x AFTER UPDATE ON t FOR EACH ROW WHEN (${t.keyColumns.map((k) => `(old.${k} IS DISTINCT FROM new.${k})`).join(' OR ')}) EXECUTE FUNCTION f()` : '',
       });
     }
   }
@@ -118,4 +118,10 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
     [`trigger ${inst.triggers[1].name} on public.items`, 'definition differs: it keeps the old rows too (installed by an earlier bucardo)'],
     [`trigger ${kc.name} on public.audit_log`, 'definition differs: it fires only on UPDATE OF id, so it misses a key changed by a BEFORE trigger (installed by an earlier bucardo)'],
   ].sort());
+});
+
+test('whenColumns reads the columns a key-change trigger compares, quoted names included', async () => {
+  const { whenColumns } = await import('../../engine/planner/diff.js');
+  assert.deepEqual(whenColumns('CREATE TRIGGER x AFTER UPDATE ON public.t FOR EACH ROW WHEN (((old.id IS DISTINCT FROM new.id) OR (old."Line ""No""" IS DISTINCT FROM new."Line ""No"""))) EXECUTE FUNCTION f()'), ['id', 'Line "No"']);
+  assert.deepEqual(whenColumns('CREATE TRIGGER x AFTER UPDATE ON public.t FOR EACH ROW WHEN ((old.id IS DISTINCT FROM new.id)) EXECUTE FUNCTION f()'), ['id']);
 });
