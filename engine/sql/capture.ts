@@ -12,9 +12,9 @@
  *   one INSERT per row. The UPDATE trigger keeps only the new rows (NEW TABLE): an
  *   OLD TABLE would store every old row too and need a UNION to fold the two key sets,
  *   and the old key matters only when the UPDATE changes it. That case has its own
- *   trigger, row-level `AFTER UPDATE OF <key columns> ... WHEN (OLD.k IS DISTINCT FROM
- *   NEW.k)`, which PostgreSQL does not even consider for an UPDATE that leaves the key
- *   columns out of its SET list. Measured on a 100k-row UPDATE of pgbench_accounts: 354 ms
+ *   trigger, row-level `AFTER UPDATE ... WHEN (OLD.k IS DISTINCT FROM NEW.k)` (not `UPDATE
+ *   OF <key columns>`: a BEFORE trigger of the application may change a key column that
+ *   the UPDATE's SET list left out). Measured on a 100k-row UPDATE of pgbench_accounts: 354 ms
  *   with no capture, 493 ms with OLD and NEW tables, 425 ms this way (docs/benchmarks.md).
  * - A delta row is (key columns, _bucardo_txid xid8, _bucardo_ts timestamptz,
  *   _bucardo_origin text). The runner consumes deltas by snapshot visibility (see
