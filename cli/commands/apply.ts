@@ -1,7 +1,7 @@
 /** `bucardo apply [PLANFILE]`: make the databases match the topology. */
 import type { Command } from 'commander';
 import { fileOption, topologyPath, action } from '../common.js';
-import { loadTopology } from '../../engine/topology/load.js';
+import { loadTopologyAndModules } from '../../engine/topology/load.js';
 import { applyFlow } from '../applyflow.js';
 
 export function register(program: Command): void {
@@ -12,6 +12,6 @@ export function register(program: Command): void {
     .option('--no-color', 'no colours (also when not on a terminal or with NO_COLOR)')
     .action(action(async (planFile: string | undefined, opts: { file?: string; autoApprove?: boolean; color?: boolean }) => {
       const file = topologyPath(opts);
-      return applyFlow(loadTopology(file), file, { destroy: false, autoApprove: Boolean(opts.autoApprove) || Boolean(planFile), planFile, noColor: opts.color === false });
+      return applyFlow(await loadTopologyAndModules(file), file, { destroy: false, autoApprove: Boolean(opts.autoApprove) || Boolean(planFile), planFile, noColor: opts.color === false });
     }));
 }

@@ -1,7 +1,7 @@
 /** `bucardo plan`: what apply would change, from the live catalogs. */
 import type { Command } from 'commander';
 import { fileOption, topologyPath, action, useColor, EXIT } from '../common.js';
-import { loadTopology } from '../../engine/topology/load.js';
+import { loadTopologyAndModules } from '../../engine/topology/load.js';
 import { makePlan } from '../../engine/applier/index.js';
 import { renderText, renderJson, renderMarkdown, renderErrors, type RenderContext } from '../../engine/planner/render.js';
 import { writePlanFile } from '../planfile.js';
@@ -40,7 +40,7 @@ export function register(program: Command): void {
         throw new BucardoError('bad_flag', `--format must be text, json or markdown, not "${opts.format}"`);
       }
       const file = topologyPath(opts);
-      const topology = loadTopology(file);
+      const topology = await loadTopologyAndModules(file);
       const plan = await makePlan(topology);
       const ctx = renderContext(topology, file, useColor(process.stdout, !opts.color));
       if (opts.format === 'json') process.stdout.write(renderJson(plan));
