@@ -4,7 +4,7 @@
  * replication key, column agreement under `strict`, and the privileges the capture and
  * the runner will need. Pure: catalogs in, resolved syncs and problems out.
  */
-import type { Topology, SyncSpec, TableEntry, ConflictStrategy, QualifiedName } from '../topology/types.js';
+import type { Topology, SyncSpec, TableEntry, ConflictStrategy, QualifiedName, TargetOverride } from '../topology/types.js';
 import type { DatabaseCatalog, TableInfo, PartitionInfo } from '../catalog/types.js';
 import type { PlanProblem } from './types.js';
 import type { KeyColumn } from '../sql/capture.js';
@@ -22,6 +22,12 @@ export interface ResolvedTable {
   conflict?: ConflictStrategy;
   autokick?: boolean;
   makedelta?: boolean;
+  /** Columns sent to every receiver (absent: all). */
+  columns?: string[];
+  /** Row filter for every receiver (absent: every row). */
+  where?: string;
+  /** Per target database: its name, columns, filter, transform. */
+  targets?: Map<string, TargetOverride>;
   /** Estimated rows on the first source (for onetimecopy notes). */
   estimatedRows: number;
   /** Databases where the table is partitioned (its capture differs: captureDef). */
@@ -181,7 +187,9 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
       if (!ok) continue;
       tables.push({
         schema: table.schema, name: table.name, id: tableId(table.schema, table.name), display, key: keyCols,
-        conflict: entry.conflict, autokick: entry.autokick, makedelta: entry.makedelta, estimatedRows: table.estimatedRows, partitionedOn, partitions,
+        conflict: entry.conflict, autokick: entry.autokick, makedelta: entry.makedelta,
+        ...(entry.kind === 'name' ? { columns: entry.columns, where: entry.where, targets: entry.targets } : {}),
+        estimatedRows: table.estimatedRows, partitionedOn, partitions,
       });
     }
 
