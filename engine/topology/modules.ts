@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import type { BuildContext } from './build.js';
 import type { Path } from './source.js';
 import type { ModuleRef, Topology } from './types.js';
+import { BucardoError } from '../errors.js';
 
 const EXTENSIONS = ['.js', '.mjs'];
 
@@ -101,4 +102,24 @@ export function hashModuleFile(file: string): string {
   } catch {
     return '';
   }
+}
+
+/**
+ * The runner's way to a module's function: only the content apply registered (a file
+ * edited since is refused until plan and apply take it, so a run never executes code that
+ * no plan showed), imported once per content.
+ */
+export async function loadRegisteredFunction(ref: ModuleRef, sync: string): Promise<(...args: unknown[]) => unknown> {
+  const now = hashModuleFile(ref.file);
+  if (!now) {
+    throw new BucardoError('module_missing', `sync ${sync}: module ${ref.path} (${ref.file}) cannot be read`, { hint: 'start the runner with the topology file apply used, next to its modules' });
+  }
+  if (now !== ref.sha256) {
+    throw new BucardoError('module_changed', `sync ${sync}: module ${ref.path} changed since apply installed it (sha256 ${ref.sha256.slice(0, 12)}, now ${now.slice(0, 12)})`, {
+      hint: 'run bucardo plan to review the change, then bucardo apply',
+    });
+  }
+  const fn = await importExport(ref);
+  if (typeof fn !== 'function') throw new BucardoError('module_invalid', `sync ${sync}: module ${ref.path} does not export a function ${ref.export}`);
+  return fn as (...args: unknown[]) => unknown;
 }
