@@ -13,7 +13,7 @@ import { renderText, renderErrors, MARK } from '../engine/planner/render.js';
 import { BucardoError } from '../engine/errors.js';
 import { useColor, EXIT } from './common.js';
 import { renderContext } from './commands/plan.js';
-import { readPlanFile, fileSha } from './planfile.js';
+import { readPlanFile, fileSha, moduleShas } from './planfile.js';
 
 
 async function confirm(question: string): Promise<boolean> {
@@ -42,6 +42,11 @@ export async function applyFlow(topology: Topology, file: string, opts: FlowOpti
     const pf = readPlanFile(opts.planFile);
     if (pf.topology !== topology.name || pf.topology_sha256 !== fileSha(file)) {
       throw new BucardoError('stale_plan', `the plan file ${opts.planFile} was made from another version of ${file}; nothing was changed`, { hint: 'run bucardo plan -o again' });
+    }
+    const now = moduleShas(topology);
+    const changed = [...new Set([...Object.keys(pf.modules_sha256 ?? {}), ...Object.keys(now)])].filter((m) => pf.modules_sha256?.[m] !== now[m]);
+    if (changed.length) {
+      throw new BucardoError('stale_plan', `the plan file ${opts.planFile} was made before module ${changed.join(', ')} changed; nothing was changed`, { hint: 'run bucardo plan -o again' });
     }
     session = await openApply(topology, { expectedFingerprints: pf.fingerprints, file });
     const a = pf.changes.map((c) => `${c.database} ${c.action} ${c.object}`).join('\n');

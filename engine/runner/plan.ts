@@ -28,6 +28,8 @@ export interface RunTable {
   types: Record<string, string[]>;
   /** Databases where a onetimecopy of this table is due. */
   copyInto: string[];
+  /** Of copyInto, the targets that take the table again whatever onetimecopy says: emptied first (sync_recopy). */
+  recopyInto: string[];
   /** Databases whose copy_pending flag is cleared by this run (copyInto, plus flags to drop). */
   copyClear: string[];
   /** Databases where the table has a btree index on exactly the key (rows can be read key by key, and in key order). */
@@ -75,6 +77,7 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
     let columns = rel.columns.map((c) => c.name);
     const copyInto: string[] = [];
     const copyClear: string[] = [];
+    const recopyInto: string[] = [];
     const keyIndexedOn: string[] = [];
     const keyUniqueOn: string[] = [];
     for (const d of ctx.databases) {
@@ -94,7 +97,15 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
       } else {
         columns = columns.filter((c) => names.has(c));
       }
-      if (mine.copyPending) {
+      if (mine.recopy) {
+        // a target whose name, columns, filter or transform changed: emptied and copied again,
+        // whatever onetimecopy says (planner/custom.ts; never a source)
+        copyClear.push(d.name);
+        if (!ctx.sources.some((x) => x.name === d.name) && ctx.sync.kind === 'delta') {
+          copyInto.push(d.name);
+          recopyInto.push(d.name);
+        }
+      } else if (mine.copyPending) {
         copyClear.push(d.name);
         const isFirst = d.name === ctx.sources[0].name;
         if (!isFirst && ctx.sync.onetimecopy !== 'never' && ctx.sync.kind === 'delta') copyInto.push(d.name);
@@ -118,7 +129,7 @@ export function makeRunPlan(ctx: SyncContext, states: Map<string, DatabaseState>
     }
     const types: Record<string, string[]> = {};
     for (const d of ctx.databases) types[d.name] = columns.map((c) => { const x = typeOf(states.get(d.name)!, c)!; return x.base ?? x.type; });
-    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, types, fks, copyInto, copyClear, keyIndexedOn, keyUniqueOn, binary });
+    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, types, fks, copyInto, recopyInto, copyClear, keyIndexedOn, keyUniqueOn, binary });
   }
 
   let lowest: DatabaseState | null = null;

@@ -106,14 +106,19 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
         // into a source, only a table it holds locked (step 2 left the others unlocked: not empty)
         const due = plan.tables.filter((t) => t.copyInto.includes(d.name) && copyable(t) && (!isSource(d.name) || locks.locked.get(d.name)?.has(t.tableId)));
         if (!due.length) return;
-        let take = due;
-        if (ctx.sync.onetimecopy === 'if_empty') {
-          const r = await writers.get(d.name)!.query<{ id: string; full: boolean }>(emptinessSql(due));
+        // a re-copy (sync_recopy) empties the table whatever onetimecopy says
+        const again = due.filter((t) => t.recopyInto.includes(d.name));
+        for (const t of again) push(d.name, t);
+        const once = due.filter((t) => !again.includes(t));
+        let take = once;
+        if (ctx.sync.onetimecopy === 'if_empty' && once.length) {
+          const r = await writers.get(d.name)!.query<{ id: string; full: boolean }>(emptinessSql(once));
           const full = new Set(r.rows.filter((x) => x.full).map((x) => x.id));
-          take = due.filter((t) => !full.has(t.tableId));
+          take = once.filter((t) => !full.has(t.tableId));
         } else {
-          for (const t of due) push(d.name, t);
+          for (const t of once) push(d.name, t);
         }
+        take = [...take, ...again];
         for (const t of take) work.copyTargets.set(t.tableId, [...(work.copyTargets.get(t.tableId) ?? []), d.name]);
       }),
     );

@@ -56,6 +56,8 @@ export interface RelationInfo {
   name: string;
   keyColumns: string[];
   copyPending: boolean;
+  /** The next run empties the table here and copies it again (how this database receives it changed: sync_recopy). */
+  recopy?: boolean;
   /** null: the table does not exist in this database. */
   columns: ColumnInfo[] | null;
   /** A valid, non-partial btree index on exactly the key columns: rows can be fetched key by key. */

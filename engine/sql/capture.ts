@@ -67,7 +67,7 @@ export function doorbellKey(topology: string): [number, number] {
 export const KICK_SEQUENCE = 'kick_seq';
 
 /** Version of the metadata layout below; stored in meta('schema_version'). */
-export const METADATA_VERSION = '2';
+export const METADATA_VERSION = '3';
 
 /** Columns that bucardo adds to a delta table; a key column may not use these names. */
 export const DELTA_TXID = '_bucardo_txid';
@@ -110,6 +110,15 @@ export function metadataDDL(topology: string): string[] {
   copy_pending boolean NOT NULL DEFAULT false,
   added_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (sync, table_id))`,
+    // tables the next run empties here and copies whole again, whatever onetimecopy says:
+    // how this database receives them (name, columns, filter, transform) changed (metadata 3)
+    `CREATE TABLE ${s}.sync_recopy (
+  sync text NOT NULL,
+  table_id text NOT NULL,
+  reason text NOT NULL,
+  requested_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (sync, table_id),
+  FOREIGN KEY (sync, table_id) REFERENCES ${s}.sync_relation (sync, table_id) ON DELETE CASCADE)`,
     // the runner's consumption watermark per sync (docs/protocol.md)
     `CREATE TABLE ${s}.sync_state (
   sync text PRIMARY KEY,

@@ -81,6 +81,15 @@ VALUES ($1, $2, $3, $4, $5::text[], $6)`,
   };
 }
 
+/** The next run empties the table here and copies it whole again (sync_recopy, metadata 3). */
+export function requestRecopy(schema: string, sync: string, tableId: string, reason: string): Statement {
+  return {
+    text: `INSERT INTO ${qualify(schema, 'sync_recopy')} (sync, table_id, reason) VALUES ($1, $2, $3)
+ON CONFLICT (sync, table_id) DO UPDATE SET reason = EXCLUDED.reason, requested_at = now()`,
+    values: [sync, tableId, reason],
+  };
+}
+
 export function updateSyncRelationKey(schema: string, sync: string, tableId: string, keyColumns: string[]): Statement {
   return {
     text: `UPDATE ${qualify(schema, 'sync_relation')} SET key_columns = $3::text[] WHERE sync = $1 AND table_id = $2`,

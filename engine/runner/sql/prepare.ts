@@ -24,6 +24,7 @@ function prepareSql(schema: string): string {
   (SELECT coalesce(json_agg(json_build_object(
        'tableId', r.table_id, 'schema', r.table_schema, 'name', r.table_name,
        'keyColumns', r.key_columns, 'copyPending', r.copy_pending,
+       'recopy', EXISTS (SELECT 1 FROM ${t('sync_recopy')} rc WHERE rc.sync = r.sync AND rc.table_id = r.table_id),
        'columns', (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'builtin', a.atttypid < 16384,
                                      'base', CASE WHEN ty.typtype = 'd' THEN format_type(ty.typbasetype, ty.typtypmod) END) ORDER BY a.attnum)
                      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
