@@ -183,6 +183,7 @@ function textRow(row: Record<string, unknown>, columns: string[]): TextRow | str
 function show(v: unknown): string {
   if (v === undefined) return 'undefined';
   if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   try {
     const s = JSON.stringify(v);
     return s.length > 120 ? `${s.slice(0, 117)}...` : s;
