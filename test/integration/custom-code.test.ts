@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { useClusters, simpleTopology, writeTopology, tempDir, type TestDb } from '../helpers/env.js';
 import { applyOk, runOnce, assertSame } from '../helpers/install.js';
 import { runCli } from '../helpers/cli.js';
@@ -136,6 +137,40 @@ export function resolve(batch) {
   const cf = await a.query(`SELECT key->>'id' AS id, winner, detail->'merged' AS merged FROM bucardo_main.conflict ORDER BY 1`);
   assert.deepEqual(cf.rows, [{ id: '1', winner: null, merged: true }, { id: '2', winner: null, merged: true }, { id: '3', winner: 'a', merged: null }]);
   assert.doesNotMatch((await runOnce(file)).stdout, /INFO  run /, 'the merged rows are not captured again');
+});
+
+test('custom handler: a merged row does not overwrite a newer local change on a source; the key comes back to the handler next run', async () => {
+  const flag = path.join(tempDir('bucardo-flag-'), 'wrote');
+  const pgModule = pathToFileURL(path.join(packageRoot(), 'node_modules', 'pg', 'lib', 'index.js')).href;
+  const { a, b, c, file, calls } = await customSetup('cc_defer', `
+import pg from ${JSON.stringify(pgModule)};
+const FLAG = ${JSON.stringify(flag)};
+export async function resolve(batch) {
+  record(batch.conflicts.map((c) => c.rows));
+  // the first call writes on b itself: after the run's snapshot, before it applies
+  if (!fs.existsSync(FLAG)) {
+    fs.writeFileSync(FLAG, '1');
+    const c = new pg.Client({ connectionString: fs.readFileSync(FLAG + '.url', 'utf8') });
+    await c.connect();
+    await c.query("UPDATE public.items SET name = 'late' WHERE id = 1");
+    await c.end();
+  }
+  return batch.conflicts.map((c) => {
+    const rows = Object.values(c.rows);
+    return { row: { ...rows[0], name: rows.map((r) => r.name).sort().join('+'), qty: String(Math.max(...rows.map((r) => Number(r.qty)))) } };
+  });
+}
+`);
+  fs.writeFileSync(`${flag}.url`, b.url);
+  await a.query(`UPDATE public.items SET name = 'a1', qty = 11 WHERE id = 1`);
+  await b.query(`UPDATE public.items SET name = 'b1', qty = 12 WHERE id = 1`);
+  const first = await runOnce(file);
+  assert.match(first.stdout, /deferred=public\.items=1/);
+  assert.deepEqual((await items([a, b, c], 1)).map((x) => x.name), ['a1+b1', 'late', 'a1+b1'], 'b keeps its newer change');
+  await runOnce(file);
+  await assertSame([a, b, c], TABLES, 'settled by the handler in the next run');
+  assert.deepEqual(await item(c, 1), { id: 1, name: 'a1+b1+late', qty: 12 });
+  assert.deepEqual(records(calls).at(-1), [{ a: { id: '1', name: 'a1+b1', qty: '12' }, b: { id: '1', name: 'late', qty: '12' } }]);
 });
 
 test('custom handler that throws: the run fails naming module, table and first key; nothing changes and the changes stay pending', async () => {

@@ -30,7 +30,8 @@ import { BucardoError } from '../../errors.js';
 import { callWithTimeout, describeUserError, UserCodeTimeout } from './call.js';
 import { createStagingSql } from '../sql/apply.js';
 import {
-  MERGED, declareConflictCursorSql, fetchConflictsSql, CLOSE_CONFLICT_CURSOR_SQL, currentRowsSql, setWinnersSql, copyMergedIntoStagingSql,
+  MERGED, declareConflictCursorSql, fetchConflictsSql, CLOSE_CONFLICT_CURSOR_SQL, currentRowsSql, createWinnersSql, insertWinnersSql, applyWinnersSql,
+  copyMergedIntoStagingSql,
 } from '../sql/custom.js';
 
 /** Conflicts per call of resolve(batch): bounded memory, and few calls. */
@@ -46,11 +47,11 @@ export interface CustomConflict {
   changed_at: Record<string, string>;
 }
 
-/** A merged row waiting to be staged: its values in RunTable.columns order, the time and the sender it is staged with. */
+/** A merged row waiting to be staged: its values in RunTable.columns order, the newest change's time, the sources that changed the key (newest first). */
 export interface MergedRow {
   values: (string | null)[];
   ts: string;
-  src: number;
+  senders: number[];
 }
 
 /** tableId -> merged rows of this run. */
@@ -67,10 +68,12 @@ export async function resolveCustom(inp: RunInputs, reads: SourceRead[], t: RunT
   const sync = inp.ctx.sync.name;
   const resolve = await loadRegisteredFunction(module, sync);
   const hub = reads[0].client;
+  await hub.query(createWinnersSql(t.tableId, t.keyColumns));
   await hub.query(declareConflictCursorSql(t.tableId, t.keyColumns));
   for (;;) {
     const rows = (await hub.query<CursorRow>(fetchConflictsSql(BATCH_SIZE))).rows;
     if (!rows.length) break;
+    for (const r of rows) r.tss = r.tss.map(isoTime);
     const conflicts = await readBatch(reads, t, rows);
     const fail = (code: string, what: string, cause?: unknown) =>
       new BucardoError(code, `sync ${sync}: conflict handler ${module.path} ${what} on table ${t.display} (first key ${JSON.stringify(conflicts[0].key)}); nothing was written`, {
@@ -92,13 +95,26 @@ export async function resolveCustom(inp: RunInputs, reads: SourceRead[], t: RunT
     const mergedHere = merged.get(t.tableId) ?? [];
     answers.forEach((a, i) => {
       if (typeof a === 'string') return;
-      const newest = rows[i].srcs.reduce((best, s, j) => (rows[i].tss[j] > rows[i].tss[best] ? j : best), 0);
-      mergedHere.push({ values: t.columns.map((c) => a[c]), ts: rows[i].tss[newest], src: rows[i].srcs[newest] });
+      const { srcs, tss } = rows[i];
+      const byTime = srcs.map((_, j) => j).sort((x, y) => (tss[x] === tss[y] ? srcs[x] - srcs[y] : tss[x] < tss[y] ? 1 : -1));
+      mergedHere.push({ values: t.columns.map((c) => a[c]), ts: tss[byTime[0]], senders: byTime.map((j) => srcs[j]) });
     });
     if (mergedHere.length) merged.set(t.tableId, mergedHere);
-    await hub.query(setWinnersSql(t.tableId, t.keyColumns), [...t.keyColumns.map((_, k) => rows.map((r) => r.key[k])), winners]);
+    await hub.query(insertWinnersSql(t.tableId, t.keyColumns), [...t.keyColumns.map((_, k) => rows.map((r) => r.key[k])), winners]);
   }
   await hub.query(CLOSE_CONFLICT_CURSOR_SQL);
+  await hub.query(applyWinnersSql(t.tableId, t.keyColumns));
+}
+
+/**
+ * A timestamptz's text under the runner's session settings (TimeZone UTC, ISO style) as
+ * ISO 8601 with all six fractional digits, so that times compare as strings too
+ * ("2025-03-01 10:00:00.5+00" -> "2025-03-01T10:00:00.500000Z"). Anything else (a year
+ * past 9999) is left as PostgreSQL wrote it.
+ */
+export function isoTime(pgText: string): string {
+  const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00$/.exec(pgText);
+  return m ? `${m[1]}T${m[2]}.${(m[3] ?? '').padEnd(6, '0')}Z` : pgText;
 }
 
 /** The batch: each conflict's key, and the current row of every source that changed it, read in that source's snapshot. */
@@ -196,8 +212,12 @@ function show(v: unknown): string {
  * After step 6: the merged rows into the staging table of every database of the sync
  * (sources and targets alike; a database the run stages nothing else into for that table
  * gets a staging table now), staged like any change, with the newest change's time and
- * source, so that step 9's guarded apply defers the key where a source has a newer local
- * change, and hands it back to that source to settle in the next run.
+ * a sender, so that step 9's guarded apply defers the key where a source has a newer
+ * local change, and hands it back to the sender to settle in the next run. The sender is
+ * the source with the newest change, but never the receiver itself: the key then comes
+ * back as a conflict between the merged row (on the sender) and the receiver's newer
+ * change, which the handler sees again, instead of the receiver's change simply winning
+ * (and a requeue would have to stream from a connection into itself).
  */
 export async function stageMerged(inp: RunInputs, work: Work, merged: MergedRows): Promise<void> {
   const { ctx, plan, writers } = inp;
@@ -213,7 +233,7 @@ export async function stageMerged(inp: RunInputs, work: Work, merged: MergedRows
           work.staged.set(d.name, m);
         }
         const sink = w.query(copyFrom(copyMergedIntoStagingSql(tableId, t.columns)));
-        await pipeline(Readable.from(copyLines(list)), sink);
+        await pipeline(Readable.from(copyLines(list, ctx.sources.findIndex((x) => x.name === d.name))), sink);
         m.set(tableId, m.get(tableId)! + list.length);
       }),
     );
@@ -221,11 +241,12 @@ export async function stageMerged(inp: RunInputs, work: Work, merged: MergedRows
   }
 }
 
-/** COPY text lines of merged rows, a few hundred rows per chunk. */
-function* copyLines(list: MergedRow[]): Generator<string> {
+/** COPY text lines of merged rows for the receiver with source index `self` (-1: a target), ~64 kB per chunk. */
+function* copyLines(list: MergedRow[], self: number): Generator<string> {
   let chunk = '';
   for (const r of list) {
-    chunk += [...r.values.map(copyText), 't', r.ts, String(r.src)].join('\t') + '\n';
+    const sender = r.senders.find((s) => s !== self)!;
+    chunk += [...r.values.map(copyText), 't', r.ts, String(sender)].join('\t') + '\n';
     if (chunk.length > 1 << 16) {
       yield chunk;
       chunk = '';
