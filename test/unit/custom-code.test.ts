@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkAnswer, copyText, type CustomConflict } from '../../engine/runner/custom/conflicts.js';
+import { checkAnswer, copyText, isoTime, type CustomConflict } from '../../engine/runner/custom/conflicts.js';
 import { callWithTimeout, userCodeTimeoutMs, UserCodeTimeout, USER_CODE_TIMEOUT_MS, describeUserError } from '../../engine/runner/custom/call.js';
 import { hookError } from '../../engine/runner/custom/hooks.js';
 import { skipReason, SKIP_MARK } from '../../engine/runner/sql/custom.js';
@@ -54,6 +54,15 @@ test('copyText: COPY text escapes; NULL as \\N', () => {
   assert.equal(copyText('a\tb\nc\rd\\e'), 'a\\tb\\nc\\rd\\\\e');
   assert.equal(copyText('\\N'), '\\\\N', 'the text \\N is not NULL');
   assert.equal(copyText(''), '');
+});
+
+test('isoTime: PostgreSQL UTC text to ISO with six fractional digits, so times compare as strings', () => {
+  assert.equal(isoTime('2025-03-01 10:00:00+00'), '2025-03-01T10:00:00.000000Z');
+  assert.equal(isoTime('2025-03-01 10:00:00.5+00'), '2025-03-01T10:00:00.500000Z');
+  assert.equal(isoTime('2025-03-01 10:00:00.123456+00'), '2025-03-01T10:00:00.123456Z');
+  assert.ok(isoTime('2025-03-01 10:00:00+00') < isoTime('2025-03-01 10:00:00.5+00'));
+  assert.equal(Date.parse(isoTime('2025-03-01 10:00:00.123456+00')), Date.parse('2025-03-01T10:00:00.123Z'));
+  assert.equal(isoTime('12025-03-01 10:00:00+00'), '12025-03-01 10:00:00+00');
 });
 
 test('callWithTimeout: value, sync throw, rejection, time-out; the limit is 30 s unless the test-only variable says otherwise', async () => {
