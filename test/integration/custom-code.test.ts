@@ -181,7 +181,7 @@ export function resolve(batch) { throw new Error('no idea how to merge these'); 
   await b.query(`UPDATE public.items SET name = 'b1' WHERE id = 1`);
   await a.query(`UPDATE public.items SET name = 'a2' WHERE id = 2`); // no conflict, but the run fails as a whole
   const r = await runOnce(file, [], 1);
-  assert.match(r.stdout, /conflict handler \.\/conflicts\/resolve\.mjs threw no idea how to merge these on table public\.items \(first key \{"id":"1"\}\); nothing was written/);
+  assert.match(r.stdout, /conflict handler \.\/conflicts\/resolve\.mjs threw on table public\.items \(first key \{"id":"1"\}\): no idea how to merge these; nothing was written/);
   assert.deepEqual((await items([a, b, c], 1)).map((x) => x.name), ['a1', 'b1', 'one']);
   assert.deepEqual((await items([a, b, c], 2)).map((x) => x.name), ['a2', 'two', 'two']);
   const st = await statusOf(file);
@@ -208,8 +208,8 @@ export function resolve(batch) {
 }
 `);
   const cases: [string, RegExp][] = [
-    ['not-an-array', /returned an invalid result \(\{"winners":\["a"\]\} instead of an array of 1 results\)/],
-    ['too-few', /returned an invalid result \(0 results for 1 conflicts\)/],
+    ['not-an-array', /\): \{"winners":\["a"\]\} instead of an array of 1 results; nothing was written/],
+    ['too-few', /\): 0 results for 1 conflicts; nothing/],
     ['unknown-db', /result 0 \(key \{"id":"1"\}\) is "c", not a database that changed the key \(a, b\)/],
     ['moved-key', /the merged row's id is "99", not the key's "1"/],
     ['no-qty', /the merged row lacks column "qty"/],
@@ -219,7 +219,7 @@ export function resolve(batch) {
     await b.query(`UPDATE public.items SET name = 'b' WHERE id = 1`);
     const r = await runOnce(file, [], 1);
     assert.match(r.stdout, re, kind);
-    assert.match(r.stdout, /conflict handler \.\/conflicts\/resolve\.mjs returned an invalid result .* on table public\.items \(first key \{"id":"1"\}\)/, kind);
+    assert.match(r.stdout, /conflict handler \.\/conflicts\/resolve\.mjs returned an invalid result on table public\.items \(first key \{"id":"1"\}\): /, kind);
   }
   assert.deepEqual((await items([a, b, c], 1)).map((x) => x.name), ['no-qty', 'b', 'one'], 'nothing was written');
 });
@@ -298,6 +298,28 @@ export function after_sync(ctx) {
   assert.equal(last.conflicts, 1);
   assert.deepEqual(last.conflict_records.map((x: { key: unknown; winner: string }) => [x.key, x.winner]), [[{ id: 1 }, 'b']]);
   assert.deepEqual(last.tables['public.items'].received, { a: 1, c: 1 });
+});
+
+test('hooks that throw: before_sync fails the run (naming the hook and module), after_sync is only logged (the run committed)', async () => {
+  const { a, b, c, file } = await setup('hk_throw', {
+    'hooks/strict.mjs': `
+export async function before_sync(ctx) {
+  const r = await ctx.query('a', "SELECT count(*)::int AS n FROM public.flags");
+  if (r.rows[0].n > 0) throw new Error('flags are set');
+}
+export function after_sync() { throw new Error('the report service is down'); }
+`,
+  }, { ddl: HOOK_DDL, sync: { hooks: { before_sync: './hooks/strict.mjs', after_sync: './hooks/strict.mjs' } } });
+  await a.query(`INSERT INTO public.items VALUES (1, 'one', 1)`);
+  const ok = await runOnce(file);
+  assert.match(ok.stdout, /WARN  hook sync=s1 hook=after_sync: sync s1: hook after_sync \(\.\/hooks\/strict\.mjs\) threw: the report service is down \(the run itself committed\)/);
+  await assertSame([a, b, c], TABLES);
+  await a.query(`INSERT INTO public.flags VALUES ('x', 'y')`);
+  await a.query(`INSERT INTO public.items VALUES (2, 'two', 2)`);
+  const failed = await runOnce(file, [], 1);
+  assert.match(failed.stdout, /sync s1: hook before_sync \(\.\/hooks\/strict\.mjs\) threw: flags are set/);
+  assert.equal(await item(b, 2), null);
+  assert.equal((await statusOf(file)).state, 'failed');
 });
 
 const USERS = `CREATE TABLE public.users (id integer PRIMARY KEY, email text NOT NULL UNIQUE, name text);`;

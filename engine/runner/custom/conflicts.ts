@@ -75,8 +75,8 @@ export async function resolveCustom(inp: RunInputs, reads: SourceRead[], t: RunT
     if (!rows.length) break;
     for (const r of rows) r.tss = r.tss.map(isoTime);
     const conflicts = await readBatch(reads, t, rows);
-    const fail = (code: string, what: string, cause?: unknown) =>
-      new BucardoError(code, `sync ${sync}: conflict handler ${module.path} ${what} on table ${t.display} (first key ${JSON.stringify(conflicts[0].key)}); nothing was written`, {
+    const fail = (code: string, what: string, detail: string, cause?: unknown) =>
+      new BucardoError(code, `sync ${sync}: conflict handler ${module.path} ${what} on table ${t.display} (first key ${JSON.stringify(conflicts[0].key)})${detail ? `: ${detail}` : ''}; nothing was written`, {
         cause,
         hint: 'fix the module, then run bucardo plan and bucardo apply (the runner runs only what apply registered); see docs/custom-code.md',
         details: { module: module.path, table: t.display, key: conflicts[0].key },
@@ -85,11 +85,11 @@ export async function resolveCustom(inp: RunInputs, reads: SourceRead[], t: RunT
     try {
       answer = await callWithTimeout(resolve, [{ sync, table: t.display, conflicts }]);
     } catch (e) {
-      if (e instanceof UserCodeTimeout) throw fail('conflict_handler_timeout', `did not return within ${e.ms / 1000} s`, e);
-      throw fail('conflict_handler_failed', `threw ${describeUserError(e)}`, e);
+      if (e instanceof UserCodeTimeout) throw fail('conflict_handler_timeout', `did not return within ${e.ms / 1000} s`, '', e);
+      throw fail('conflict_handler_failed', 'threw', describeUserError(e), e);
     }
     const answers = checkAnswer(answer, conflicts, t);
-    if (typeof answers === 'string') throw fail('conflict_handler_invalid', `returned an invalid result (${answers})`);
+    if (typeof answers === 'string') throw fail('conflict_handler_invalid', 'returned an invalid result', answers);
     const names = inp.ctx.sources.map((s) => s.name);
     const winners = answers.map((a) => (typeof a === 'string' ? names.indexOf(a) : MERGED));
     const mergedHere = merged.get(t.tableId) ?? [];

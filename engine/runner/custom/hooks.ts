@@ -103,7 +103,7 @@ export function makeRunHooks(ctx: SyncContext, runId: string, log: (e: LogEntry)
       const hint = 'fix the module, then run bucardo plan and bucardo apply (the runner runs only what apply registered); see docs/custom-code.md';
       const details = { hook, module: ref.path };
       if (e instanceof UserCodeTimeout) throw new BucardoError('hook_timeout', `sync ${sync}: hook ${hook} (${ref.path}) did not return within ${e.ms / 1000} s`, { cause: e, hint, details });
-      throw new BucardoError('hook_failed', `sync ${sync}: hook ${hook} (${ref.path}) threw ${describeUserError(e)}`, { cause: e, hint, details });
+      throw new BucardoError('hook_failed', `sync ${sync}: hook ${hook} (${ref.path}) threw: ${describeUserError(e)}`, { cause: e, hint, details });
     } finally {
       open = false;
     }
