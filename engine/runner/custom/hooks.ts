@@ -26,6 +26,7 @@ import { BucardoError, describePgError } from '../../errors.js';
 import { callWithTimeout, describeUserError, UserCodeTimeout } from './call.js';
 import { makeSummary, type RunSummary } from './summary.js';
 import { fenceSql } from '../sql/fence.js';
+import { HOOK_SAVEPOINT_SQL, HOOK_RELEASE_SQL, HOOK_UNDO_SQL } from '../sql/custom.js';
 
 export type HookName = keyof HooksSpec;
 
@@ -74,6 +75,13 @@ export function makeRunHooks(ctx: SyncContext, runId: string, log: (e: LogEntry)
   async function call(hook: HookName, ref: ModuleRef, clientFor: (db: string) => Promise<pg.Client>, savepoint: boolean, extra: Partial<HookContext>): Promise<unknown> {
     const fn = await loadRegisteredFunction(ref, sync);
     let open = true;
+    // statements a hook runs at the same time on one database go one after another, each in its own savepoint
+    const queues = new Map<string, Promise<unknown>>();
+    const inTurn = <T>(db: string, work: () => Promise<T>): Promise<T> => {
+      const next = (queues.get(db) ?? Promise.resolve()).then(work, work);
+      queues.set(db, next.catch(() => {}));
+      return next;
+    };
     const hookCtx: HookContext = {
       sync,
       run_id: runId,
@@ -85,15 +93,17 @@ export function makeRunHooks(ctx: SyncContext, runId: string, log: (e: LogEntry)
         const c = await clientFor(database);
         if (!savepoint) return pick(await c.query(sql, params));
         // a failed statement must not leave the run's transaction aborted: the hook may catch it
-        await c.query('SAVEPOINT bucardo_hook');
-        try {
-          const r = await c.query(sql, params);
-          await c.query('RELEASE SAVEPOINT bucardo_hook');
-          return pick(r);
-        } catch (e) {
-          await c.query('ROLLBACK TO SAVEPOINT bucardo_hook; RELEASE SAVEPOINT bucardo_hook').catch(() => {});
-          throw e;
-        }
+        return inTurn(database, async () => {
+          await c.query(HOOK_SAVEPOINT_SQL);
+          try {
+            const r = await c.query(sql, params);
+            await c.query(HOOK_RELEASE_SQL);
+            return pick(r);
+          } catch (e) {
+            await c.query(HOOK_UNDO_SQL).catch(() => {});
+            throw e;
+          }
+        });
       },
       ...extra,
     };

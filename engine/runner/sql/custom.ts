@@ -86,6 +86,11 @@ export function copyMergedIntoStagingSql(tableId: string, columns: string[]): st
   return `COPY ${quoteIdent(stagingTable(tableId))} (${columns.map(quoteIdent).join(', ')}, ${PRESENT}, ${STAGED_TS}, ${STAGED_SRC}) FROM STDIN`;
 }
 
+/** Around each statement a hook runs in the run's transaction: a failed one (which the hook may catch) must not leave the transaction aborted. */
+export const HOOK_SAVEPOINT_SQL = 'SAVEPOINT bucardo_hook';
+export const HOOK_RELEASE_SQL = 'RELEASE SAVEPOINT bucardo_hook';
+export const HOOK_UNDO_SQL = 'ROLLBACK TO SAVEPOINT bucardo_hook; RELEASE SAVEPOINT bucardo_hook';
+
 /**
  * How a skipped run is recorded in the `run` table's error column: this mark, then the
  * reason. `bucardo status` reads it back as a skip (state idle, the reason shown), not as
