@@ -7,6 +7,7 @@
  *   4. resolveConflicts conflicts.ts keys pending on several sources get one winner
  *   5. planWork        receive.ts   what each database empties, copies, stages
  *   6. stage           receive.ts   the winners' rows into staging on every receiver
+ *                      custom/      rows merged by a custom conflict handler, into every database
  *   7. loadTargets     receive.ts   targets: empty, onetimecopy, direct apply
  *   8. loadSources     receive.ts   sources: reads end, then empty, onetimecopy
  *   9. applyStaged     receive.ts   staged rows in; on sources guarded, deferring keys
@@ -16,6 +17,8 @@
  *
  * Nothing here holds rows in Node memory: keys and rows flow database to database as COPY
  * streams; only counts, snapshots and at most CONFLICT_DETAIL_CAP conflict records come back.
+ * (A custom conflict handler is the exception: it sees its conflicts' rows, a batch at a
+ * time, and the rows it merges are held until they are staged.)
  */
 import type { RunResult } from './types.js';
 import type { RunInputs } from './inputs.js';
@@ -27,6 +30,8 @@ import { checkForeignKeys } from './constraints.js';
 import { finishRun } from './finish.js';
 import { WRITE_SETUP_SQL } from './sql/apply.js';
 import { setvalSql } from './sql/state.js';
+import { stageMerged } from './custom/conflicts.js';
+import { trafficOf } from './custom/summary.js';
 
 export type { RunInputs } from './inputs.js';
 
@@ -56,6 +61,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   await Promise.all(ctx.databases.map((d) => writers.get(d.name)!.query(WRITE_SETUP_SQL, [sync.name])));
   const work = await planWork(inp, reads, locks);
   await stage(inp, reads, work);
+  if (conflicts.merged.size) await stageMerged(inp, work, conflicts.merged);
   await loadTargets(inp, reads, work);
   await loadSources(inp, reads, work);
   const deferred = await applyStaged(inp, reads, work, locks);
@@ -69,6 +75,6 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   return {
     sync: sync.name, runId: inp.runId, wrote: true, rowsByTable: work.rowsByTable, rows, conflicts: conflicts.count,
     conflictRecords: conflicts.records, started: inp.started, finished: new Date(), copied: work.copied,
-    deferred: Object.keys(work.deferred).length ? work.deferred : undefined,
+    deferred: Object.keys(work.deferred).length ? work.deferred : undefined, traffic: trafficOf(inp, reads, work, deferred),
   };
 }

@@ -17,6 +17,7 @@ import { makeSyncContext, type SyncContext } from './context.js';
 import { withClient } from '../connect.js';
 import { ROLES, runnerAppName } from './connections.js';
 import { historySql, RUNNING_SQL, RUNNER_ACTIVITY_SQL, pendingCountSql } from './sql/status.js';
+import { skipReason } from './sql/custom.js';
 import { BucardoError } from '../errors.js';
 
 export interface LastRun {
@@ -25,6 +26,8 @@ export interface LastRun {
   rows: number;
   conflicts: number;
   error: string | null;
+  /** Present when before_sync skipped the run: its reason (the run is no failure: error is null). */
+  skipped?: string;
 }
 
 /** One sync, exactly the keys of SPEC section 3. */
@@ -163,14 +166,17 @@ async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], st
     );
     if (pending !== null && lag === null) lag = 0;
   }
-  const state: SyncStatus['state'] = running ? 'running' : !last ? 'never_run' : last.error ? 'failed' : 'idle';
+  const skipped = skipReason(last?.error);
+  const state: SyncStatus['state'] = running ? 'running' : !last ? 'never_run' : last.error && skipped === null ? 'failed' : 'idle';
   const stale = staleness(ctx, histories, last, running);
   if (stale) staleOut.push(stale);
   return {
     name: ctx.sync.name,
     enabled: ctx.sync.enabled,
     state,
-    last_run: last ? { started: iso(last.started)!, finished: iso(last.finished), rows: Number(last.rows), conflicts: last.conflicts, error: last.error } : null,
+    last_run: last
+      ? { started: iso(last.started)!, finished: iso(last.finished), rows: Number(last.rows), conflicts: last.conflicts, error: skipped === null ? last.error : null, ...(skipped === null ? {} : { skipped }) }
+      : null,
     conflicts_total: conflicts,
     pending,
     lag_seconds: lag === null ? null : Math.round((lag as number) * 1000) / 1000,
