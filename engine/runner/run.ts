@@ -58,7 +58,7 @@ export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runn
     const states = new Map<string, DatabaseState>();
     await Promise.all(
       ctx.databases.map(async (d) => {
-        states.set(d.name, await readDatabaseState(writers.get(d.name)!, d.name, ctx.schema, ctx.sync.name, ctx.sequences));
+        states.set(d.name, await readDatabaseState(writers.get(d.name)!, d.name, ctx.schema, ctx.sync.name, ctx.sequences, ctx.renamedOn(d.name)));
       }),
     );
     const plan = makeRunPlan(ctx, states);
