@@ -56,10 +56,10 @@ export async function makeTransformStream(target: TransformTarget): Promise<Tran
   const decoder = new StringDecoder('utf8');
   let rest = '';
 
-  const fail = (fields: (string | null)[], what: string, cause?: unknown) => {
+  const fail = (fields: (string | null)[], what: string, cause?: unknown, rule = '') => {
     const key = JSON.stringify(Object.fromEntries(target.keyColumns.map((k, i) => [k, fields[keyIdx[i]]])));
-    return new BucardoError('transform_failed', `transform ${target.module.path} ${what} for table ${target.table}, key ${key}, database ${target.database} (sync ${target.sync}); nothing was written`, {
-      hint: 'fix the module, then run bucardo plan and bucardo apply; the run is retried and changes nothing until then',
+    return new BucardoError('transform_failed', `transform ${target.module.path} ${what} (table ${target.table}, key ${key}, database ${target.database}, sync ${target.sync}); nothing was written`, {
+      hint: `${rule}fix the module, then run bucardo plan and bucardo apply; the run is retried and changes nothing until then`,
       details: { module: target.module.path, table: target.table, database: target.database, key },
       cause,
     });
@@ -80,12 +80,12 @@ export async function makeTransformStream(target: TransformTarget): Promise<Tran
       throw fail(fields, `threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, e);
     }
     if (out === null || out === undefined) return null;
-    if (typeof out !== 'object' || Array.isArray(out)) throw fail(fields, `returned ${Array.isArray(out) ? 'an array' : typeof out} instead of a row object or null`);
+    if (typeof out !== 'object' || Array.isArray(out)) throw fail(fields, `returned ${Array.isArray(out) ? 'an array' : typeof out} instead of a row object or null`, undefined, 'transform(row, ctx) returns the row to write, or null to send nothing; ');
     const o = out as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (!known.has(k)) throw fail(fields, `returned column ${JSON.stringify(k)}, which is not sent (sent: ${target.columns.join(', ')})`);
+    for (const k of Object.keys(o)) if (!known.has(k)) throw fail(fields, `returned column ${JSON.stringify(k)}, which is not sent (sent: ${target.columns.join(', ')})`, undefined, 'a transform returns the columns it was given; ');
     const values = target.columns.map((c) => toText(o[c]));
     for (let i = 0; i < keyIdx.length; i++) {
-      if (values[keyIdx[i]] !== fields[keyIdx[i]]) throw fail(fields, `changed the key (column ${target.keyColumns[i]} became ${JSON.stringify(values[keyIdx[i]])}); a transform must return the same key`);
+      if (values[keyIdx[i]] !== fields[keyIdx[i]]) throw fail(fields, `changed the key (column ${target.keyColumns[i]} became ${JSON.stringify(values[keyIdx[i]])})`, undefined, 'a transform must return the row with the same key (receivers find their rows by it); ');
     }
     return values.map(encodeField).concat(fields.slice(n).map(encodeField)).join('\t');
   };
