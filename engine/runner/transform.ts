@@ -65,29 +65,44 @@ export async function makeTransformStream(target: TransformTarget): Promise<Tran
     });
   };
 
-  /** One row's line out, or null (nothing sent). */
-  const one = async (line: string): Promise<string | null> => {
-    const fields = line.split('\t').map(decodeField);
-    if (target.trailing && fields[n] === 'f') return line;
-    const row: Record<string, string | null> = {};
-    for (let i = 0; i < n; i++) row[target.columns[i]] = fields[i];
-    let out: unknown;
-    try {
-      out = fn(row, ctx);
-      if (out && typeof (out as Promise<unknown>).then === 'function') out = await withLimit(out as Promise<unknown>, limit);
-    } catch (e) {
-      if (e instanceof TimeLimit) throw fail(fields, `took longer than ${limit} ms`);
-      throw fail(fields, `threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, e);
-    }
+  /** The line to write for what the function returned (`raw`: the line's fields as read), or null. */
+  const written = (fields: (string | null)[], raw: string[], out: unknown): string | null => {
     if (out === null || out === undefined) return null;
     if (typeof out !== 'object' || Array.isArray(out)) throw fail(fields, `returned ${Array.isArray(out) ? 'an array' : typeof out} instead of a row object or null`, undefined, 'transform(row, ctx) returns the row to write, or null to send nothing; ');
     const o = out as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (!known.has(k)) throw fail(fields, `returned column ${JSON.stringify(k)}, which is not sent (sent: ${target.columns.join(', ')})`, undefined, 'a transform returns the columns it was given; ');
-    const values = target.columns.map((c) => toText(o[c]));
-    for (let i = 0; i < keyIdx.length; i++) {
-      if (values[keyIdx[i]] !== fields[keyIdx[i]]) throw fail(fields, `changed the key (column ${target.keyColumns[i]} became ${JSON.stringify(values[keyIdx[i]])})`, undefined, 'a transform must return the row with the same key (receivers find their rows by it); ');
+    for (const k in o) if (!known.has(k)) throw fail(fields, `returned column ${JSON.stringify(k)}, which is not sent (sent: ${target.columns.join(', ')})`, undefined, 'a transform returns the columns it was given; ');
+    const values = new Array<string>(raw.length);
+    for (let i = 0; i < n; i++) {
+      const v = toText(o[target.columns[i]]);
+      values[i] = encodeField(v);
+      if (keyIdx.includes(i) && v !== fields[i]) throw fail(fields, `changed the key (column ${target.columns[i]} became ${JSON.stringify(v)})`, undefined, 'a transform must return the row with the same key (receivers find their rows by it); ');
     }
-    return values.map(encodeField).concat(fields.slice(n).map(encodeField)).join('\t');
+    for (let i = n; i < raw.length; i++) values[i] = raw[i];
+    return values.join('\t');
+  };
+  const threw = (fields: (string | null)[], e: unknown) =>
+    e instanceof TimeLimit ? fail(fields, `took longer than ${limit} ms`) : fail(fields, `threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, e);
+
+  /**
+   * One row's line out, or null (nothing sent); a promise only when the function returned
+   * one (awaiting every row would cost a turn of the event loop per row).
+   */
+  const one = (line: string): string | null | Promise<string | null> => {
+    const raw = line.split('\t');
+    if (target.trailing && raw[n] === 'f') return line;
+    const fields = new Array<string | null>(n);
+    const row: Record<string, string | null> = {};
+    for (let i = 0; i < n; i++) row[target.columns[i]] = fields[i] = decodeField(raw[i]);
+    let out: unknown;
+    try {
+      out = fn(row, ctx);
+    } catch (e) {
+      throw threw(fields, e);
+    }
+    if (out && typeof (out as Promise<unknown>).then === 'function') {
+      return withLimit(out as Promise<unknown>, limit).then((o) => written(fields, raw, o), (e) => Promise.reject(threw(fields, e)));
+    }
+    return written(fields, raw, out);
   };
 
   const lines = async (text: string, push: (s: string) => void) => {
@@ -95,7 +110,8 @@ export async function makeTransformStream(target: TransformTarget): Promise<Tran
     rest = parts.pop()!;
     const out: string[] = [];
     for (const line of parts) {
-      const l = await one(line);
+      let l = one(line);
+      if (l !== null && typeof l !== 'string') l = await l;
       if (l !== null) out.push(l);
     }
     if (out.length) push(out.join('\n') + '\n');

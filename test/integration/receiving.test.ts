@@ -147,6 +147,7 @@ test('a transform masks e-mail addresses for one target: copy, inserts, updates,
 for (const [what, body, message] of [
   ['throws', `if (row.name === 'boom') throw new Error('no boom here'); return row;`, /transform \.\/t\.mjs threw Error: no boom here \(table public\.customers, key \{"id":"2"\}, database b, sync s1\); nothing was written/],
   ['changes the key', `return { ...row, id: String(Number(row.id) + 1) };`, /transform \.\/t\.mjs changed the key \(column id became "2"\) \(table public\.customers, key \{"id":"1"\}, database b, sync s1\)/],
+  ['takes too long (async)', `return row.name === 'boom' ? new Promise(() => {}) : Promise.resolve(row);`, /transform \.\/t\.mjs took longer than 300 ms \(table public\.customers, key \{"id":"2"\}/],
 ] as const) {
   test(`a transform that ${what} fails the run, naming module, table and key; nothing changes anywhere`, async () => {
     const [a, b, c] = await env.fresh('trfail', CUSTOMERS);
@@ -155,7 +156,8 @@ for (const [what, body, message] of [
     const file = writeTopology(simpleTopology({ sources: [a], targets: [b, c], tables }), dir);
     await applyOk(file);
     await a.query(`INSERT INTO public.customers VALUES (1, 'one', NULL, 1), (2, 'boom', NULL, 2)`);
-    const r = await runOnce(file, [], 1);
+    const r = await runCli(['run', '-f', file, '--once'], { env: { BUCARDO_HOOK_TIMEOUT_MS: '300' } });
+    assert.equal(r.code, 1, r.out);
     assert.match(r.out, message);
     assert.deepEqual(await rows(b, 'public.customers'), []);
     assert.deepEqual(await rows(c, 'public.customers'), [], 'the run failed as a whole: c took nothing either');
