@@ -3,9 +3,9 @@
  * 100,000-row table on A, four one-way syncs to four databases of B, the same rows to
  * each: as they are (plain), through an identity transform, through the e-mail masking
  * transform of examples/transforms/mask-email.js, and through a row filter (half the rows
- * match). Per repetition (at least 3), one transaction on A updates every row; then each
- * sync runs once (`bucardo run --once --sync S`) and the figure is the median of that
- * run's duration from its log.
+ * match). Per repetition (at least 5), one transaction on A updates every row; then each
+ * sync runs once (`bucardo run --once --sync S`), in an order that rotates, and the figure
+ * is the median of that run's duration from its log.
  *
  * Why the forms differ beyond the module's own cost: a transform's rows go through the
  * staging table (a transform may leave a row alone, which the direct apply's delete of
@@ -65,11 +65,12 @@ export async function transformCost(env: Env, res: Results, outDir: string): Pro
       if (r.code !== 0) throw new Error(`the first run (copies) exited ${r.code}`);
     });
     await withDeadline('transform: runs', 1_800_000, async () => {
-      for (let rep = 0; rep < Math.max(env.cfg.reps, 3); rep++) {
+      for (let rep = 0; rep < Math.max(env.cfg.reps, 5); rep++) {
         await exec(a, `UPDATE public.customers SET score = score + 1, email = 'new' || email`);
         // hint bits and visibility set for every variant alike (else the first run to read the new rows pays for it)
         await exec(a, 'VACUUM');
-        for (const v of VARIANTS) {
+        // each repetition starts with another variant: no form always reads first
+        for (const v of [...VARIANTS.slice(rep % VARIANTS.length), ...VARIANTS.slice(0, rep % VARIANTS.length)]) {
           const r = await runOnce(file, outDir, `transform-${v.sync}-${rep}`, ['--sync', v.sync]);
           const run = r.runner.runsSince(0).find((l) => (l.rows ?? 0) > 0);
           if (r.code !== 0 || !run?.duration_ms) throw new Error(`sync ${v.sync}: run --once exited ${r.code}\n${r.runner.tail()}`);
