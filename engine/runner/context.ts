@@ -34,6 +34,8 @@ export interface SyncContext {
    * row, no transform. A source receives only the table-level columns and filter.
    */
   receivingFor(schema: string, name: string, db: string): Receiving;
+  /** The tables that database `db` holds under another name (`name:` overrides of a target). */
+  renamedOn(db: string): { from: QualifiedName; to: QualifiedName }[];
   /** Fingerprint of the registered definition it was built from (null: built from the file). */
   fingerprint?: string | null;
 }
@@ -84,7 +86,11 @@ export function makeSyncContext(topology: Topology, syncName: string): SyncConte
     const o = sync.targets.includes(db) ? e.targets?.get(db) : undefined;
     return pick(o?.name, o?.columns ?? e.columns, o?.where ?? e.where, o?.transform);
   };
-  return contextOf(topology, sync, db, (relgroup?.sequences ?? []).map((s) => s.seq), null, strategyFor, receivingFor);
+  const renamedOn = (db: string) => (sync.targets.includes(db) ? entries : []).flatMap((e) => {
+    const to = e.kind === 'name' ? e.targets?.get(db)?.name : undefined;
+    return e.kind === 'name' && to ? [{ from: e.table, to }] : [];
+  });
+  return contextOf(topology, sync, db, (relgroup?.sequences ?? []).map((s) => s.seq), null, strategyFor, receivingFor, renamedOn);
 }
 
 function pick(name?: QualifiedName, columns?: string[], where?: string, transform?: ModuleRef): Receiving {
@@ -94,7 +100,7 @@ function pick(name?: QualifiedName, columns?: string[], where?: string, transfor
 /** The context of `sync`, with its databases looked up by `db`. */
 function contextOf(
   topology: Topology, sync: SyncSpec, db: (name: string) => DatabaseSpec, sequences: QualifiedName[], fingerprint: string | null,
-  strategyFor: SyncContext['strategyFor'], receivingFor: SyncContext['receivingFor'],
+  strategyFor: SyncContext['strategyFor'], receivingFor: SyncContext['receivingFor'], renamedOn: SyncContext['renamedOn'],
 ): SyncContext {
   const sources = sync.sources.map(db);
   const targets = sync.targets.filter((t) => !sync.sources.includes(t)).map(db);
@@ -112,6 +118,7 @@ function contextOf(
     fingerprint,
     strategyFor,
     receivingFor,
+    renamedOn,
   };
 }
 
@@ -157,7 +164,11 @@ export function makeRegisteredContext(topology: Topology, reg: RegisteredSync): 
     const o = sync.targets.includes(db) ? t.targets?.[db] : undefined;
     return pick(o?.name, o?.columns ?? t.columns, o?.where ?? t.where, o?.transform ? mod(o.transform) : undefined);
   };
-  return contextOf(topology, sync, db, d.sequences ?? [], reg.fingerprint, (schema, name) => overrides.get(`${schema}\u0000${name}`) ?? sync.conflict, receivingFor);
+  const renamedOn = (db: string) => (sync.targets.includes(db) ? [...tables.values()] : []).flatMap((t) => {
+    const to = t.targets?.[db]?.name;
+    return to ? [{ from: { schema: t.schema, name: t.name }, to }] : [];
+  });
+  return contextOf(topology, sync, db, d.sequences ?? [], reg.fingerprint, (schema, name) => overrides.get(`${schema}\u0000${name}`) ?? sync.conflict, receivingFor, renamedOn);
 }
 
 /** The relgroup glob, with the topology's own syntax (`*`, `?`, backslash escapes). */

@@ -22,7 +22,7 @@ export async function finishRun(
   writers: Map<string, pg.Client>,
   snapshots: Record<string, string>,
   runSeq: number,
-  tables: { tableId: string; schema: string; name: string }[],
+  tables: { tableId: string; schema: string; name: string; receiving?: Record<string, { schema: string; name: string }> }[],
   copiedInto: Map<string, string[]>,
 ): Promise<void> {
   await Promise.all(
@@ -71,7 +71,7 @@ async function purge(ctx: SyncContext, m: pg.Client, db: string, tables: { table
 export function deferMaintenance(
   ctx: SyncContext,
   conns: SyncConnections,
-  tables: { tableId: string; schema: string; name: string }[],
+  tables: { tableId: string; schema: string; name: string; receiving?: Record<string, { schema: string; name: string }> }[],
   copiedInto: Map<string, string[]>,
 ): void {
   if (!ctx.sync.analyzeAfterCopy && !ctx.sync.vacuumAfterCopy) return;
@@ -90,11 +90,16 @@ export function deferMaintenance(
 async function maintainCopied(
   ctx: SyncContext,
   clients: Map<string, pg.Client>,
-  tables: { tableId: string; schema: string; name: string }[],
+  tables: { tableId: string; schema: string; name: string; receiving?: Record<string, { schema: string; name: string }> }[],
   copiedInto: Map<string, string[]>,
 ): Promise<void> {
   const perDb = new Map<string, string[]>();
-  for (const t of tables) for (const db of copiedInto.get(t.tableId) ?? []) perDb.set(db, [...(perDb.get(db) ?? []), qualify(t.schema, t.name)]);
+  for (const t of tables) {
+    for (const db of copiedInto.get(t.tableId) ?? []) {
+      const there = t.receiving?.[db] ?? t; // its name on that database
+      perDb.set(db, [...(perDb.get(db) ?? []), qualify(there.schema, there.name)]);
+    }
+  }
   await Promise.all(
     [...perDb].map(async ([db, names]) => {
       const c = clients.get(db)!;

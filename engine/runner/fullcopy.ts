@@ -6,9 +6,9 @@
  */
 import type { RunResult } from './types.js';
 import type { RunInputs } from './inputs.js';
-import { wholeTableSql } from './sql/pending.js';
-import { WRITE_SETUP_SQL, copyIntoTableSql } from './sql/apply.js';
-import { copyBetween } from './copy.js';
+import { WRITE_SETUP_SQL } from './sql/apply.js';
+import { copyTable } from './send.js';
+import { tableOn } from './receiving.js';
 import { qualify } from '../sql/ident.js';
 import { deferMaintenance, deferHistoryPrune } from './finish.js';
 import { withIndexesDropped } from './rebuild.js';
@@ -23,17 +23,18 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   const targets = ctx.databases.slice(1);
   const tw = targets.map((d) => writers.get(d.name)!);
   await Promise.all(tw.map((w) => w.query(WRITE_SETUP_SQL, [sync.name])));
-  const names = plan.tables.map((t) => qualify(t.schema, t.name));
-  if (names.length) {
+  if (plan.tables.length) {
     // one statement for every table, so foreign keys between them do not stop a TRUNCATE
-    const empty = sync.deletemethod === 'delete' ? names.map((n) => `DELETE FROM ${n}`).join(';\n') : `TRUNCATE ${names.join(', ')}${sync.deletemethod === 'truncate_cascade' ? ' CASCADE' : ''}`;
-    await Promise.all(tw.map((w) => w.query(empty)));
+    await Promise.all(targets.map((d, i) => {
+      const names = plan.tables.map((t) => tableOn(t, d.name)).map((t) => qualify(t.schema, t.name));
+      return tw[i].query(sync.deletemethod === 'delete' ? names.map((n) => `DELETE FROM ${n}`).join(';\n') : `TRUNCATE ${names.join(', ')}${sync.deletemethod === 'truncate_cascade' ? ' CASCADE' : ''}`);
+    }));
   }
   const rowsByTable: Record<string, number> = {};
   for (const t of plan.tables) {
-    const copy = () => copyBetween(read, wholeTableSql(t, t.columns), tw.map((client) => ({ client, sql: copyIntoTableSql(t, t.columns) })));
+    const copy = () => copyTable(inp, read, t, targets.map((d) => d.name));
     // rebuild_index: load without the indexes, build them after (the table was emptied above)
-    rowsByTable[t.display] = await (sync.rebuildIndex ? withIndexesDropped(tw, t, copy) : copy());
+    rowsByTable[t.display] = await (sync.rebuildIndex ? withIndexesDropped(tw, targets.map((d) => tableOn(t, d.name)), copy) : copy());
   }
   await read.query('ROLLBACK');
   const rows = Object.values(rowsByTable).reduce((a, b) => a + b, 0);

@@ -83,7 +83,7 @@ async function attemptRun(ctx: SyncContext, conns: SyncConnections, runner: stri
   const states = new Map<string, DatabaseState>();
   await Promise.all(
     ctx.databases.map(async (d) => {
-      states.set(d.name, await readDatabaseState(writers.get(d.name)!, d.name, ctx.schema, ctx.sync.name, ctx.sequences));
+      states.set(d.name, await readDatabaseState(writers.get(d.name)!, d.name, ctx.schema, ctx.sync.name, ctx.sequences, ctx.renamedOn(d.name)));
     }),
   );
   const plan = makeRunPlan(ctx, states);

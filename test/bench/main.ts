@@ -12,6 +12,7 @@
  *   m4          onetimecopy of pgbench_accounts into empty keyed databases while A takes writes; verify
  *   lr          native logical replication between fresh databases of A and B: M1 one transaction (native.ts)
  *   custom      100k conflicts settled by latest, then by custom handlers picking and merging (custom.ts)
+ *   transform   100k updated rows one-way: plain, identity and masking transforms, a row filter (transform.ts)
  *
  * Every phase has a deadline and ends as "timed out" or "failed" (with the runner's stderr
  * tail) instead of hanging; clusters and runner children are stopped on every exit path.
@@ -29,6 +30,7 @@ import { Results, median } from './report.js';
 import { tpcbLoad, oneRowBurst } from './load.js';
 import { nativeLr } from './native.js';
 import { customPhase } from './custom.js';
+import { transformCost } from './transform.js';
 import {
   DB, type Env, type Limit, one, exec, copyPipe, waitCaughtUp, fingerprints, burst, lag, sourceTps, resetStatements, topStatements,
   summarizeRuns, ACCOUNTS_CHECK_SQL,
@@ -108,6 +110,7 @@ async function main(): Promise<void> {
       await twoSources(env, res, limit, outDir);
     }
     if (cfg.phases.has('m4')) await onetimecopy(env, res, limit, outDir);
+    if (cfg.phases.has('transform')) await transformCost(env, res, outDir);
     if (cfg.phases.has('lr')) {
       const lr = await nativeLr(env, res, limit, PEERS.m1single);
       const ours = res.figures.find((f) => f.id === 'm1.single' && f.status === 'ok');
