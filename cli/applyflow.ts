@@ -17,7 +17,7 @@ import { renderText, renderErrors, MARK } from '../engine/planner/render.js';
 import { BucardoError } from '../engine/errors.js';
 import { useColor, printStderr, EXIT } from './common.js';
 import { renderContext } from './commands/plan.js';
-import { readPlanFile, fileSha, planFileMatches } from './planfile.js';
+import { readPlanFile, fileSha, planFileMatches, moduleShas } from './planfile.js';
 
 /**
  * The simple renderer's logger without its STARTED lines: a start line and an end line for
@@ -56,6 +56,11 @@ export async function applyFlow(topology: Topology, file: string, opts: FlowOpti
     const pf = readPlanFile(opts.planFile);
     if (pf.topology !== topology.name || pf.topology_sha256 !== fileSha(file)) {
       throw new BucardoError('stale_plan', `the plan file ${opts.planFile} was made from another version of ${file}; nothing was changed`, { hint: 'run bucardo plan -o again' });
+    }
+    const now = moduleShas(topology);
+    const changed = [...new Set([...Object.keys(pf.modules_sha256 ?? {}), ...Object.keys(now)])].filter((m) => pf.modules_sha256?.[m] !== now[m]);
+    if (changed.length) {
+      throw new BucardoError('stale_plan', `the plan file ${opts.planFile} was made before module ${changed.join(', ')} changed; nothing was changed`, { hint: 'run bucardo plan -o again' });
     }
     session = await openApply(topology, { expectedFingerprints: pf.fingerprints, file });
     if (!planFileMatches(pf, session.changes)) {

@@ -11,6 +11,7 @@ import type { Topology } from '../engine/topology/types.js';
 import type { Change, Plan } from '../engine/planner/types.js';
 import type { Step } from '../engine/sql/steps.js';
 import { BucardoError } from '../engine/errors.js';
+import { modulesOf } from '../engine/topology/modules.js';
 
 export interface PlanFile {
   format_version: '1';
@@ -18,6 +19,8 @@ export interface PlanFile {
   topology: string;
   /** sha256 of the topology file's text when the plan was made. */
   topology_sha256: string;
+  /** sha256 of each module the topology names (SPEC section 6), by path as written. */
+  modules_sha256?: Record<string, string>;
   created: string;
   fingerprints: Record<string, string>;
   changes: PlanFileChange[];
@@ -43,6 +46,7 @@ export function writePlanFile(out: string, topologyFile: string, topology: Topol
     kind: 'bucardo-plan',
     topology: topology.name,
     topology_sha256: fileSha(topologyFile),
+    modules_sha256: moduleShas(topology),
     created: new Date().toISOString(),
     fingerprints: plan.fingerprints,
     changes: plan.changes.map(saved),
@@ -52,6 +56,11 @@ export function writePlanFile(out: string, topologyFile: string, topology: Topol
   } catch (e) {
     throw new BucardoError('write_failed', `cannot write the plan file ${out}: ${(e as Error).message}`);
   }
+}
+
+/** Path as written -> sha256 of every module of the topology, as loaded. */
+export function moduleShas(topology: Topology): Record<string, string> {
+  return Object.fromEntries(modulesOf(topology).map((m) => [m.path, m.sha256]).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 export function readPlanFile(path: string): PlanFile {

@@ -49,7 +49,19 @@ export type ErrorCode =
   | 'constraint_violation'
   | 'state_changed'
   | 'source_replaced'
-  | 'not_supported';
+  | 'not_supported'
+  // custom code (SPEC section 6)
+  | 'module_missing'
+  | 'module_changed'
+  | 'module_invalid'
+  | 'conflict_handler_failed'
+  | 'conflict_handler_invalid'
+  | 'conflict_handler_timeout'
+  | 'hook_failed'
+  | 'hook_invalid'
+  | 'hook_timeout'
+  | 'transform_failed'
+  | 'bad_columns';
 
 export class BucardoError extends Error {
   /** What kind of problem; see ErrorCode. */

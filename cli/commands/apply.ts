@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { topologyPath, action } from '../common.js';
 import { fileOption, noColorOption } from '../flags.js';
-import { loadTopology } from '../../engine/topology/load.js';
+import { loadTopologyAndModules } from '../../engine/topology/load.js';
 import { applyFlow } from '../applyflow.js';
 
 export function register(program: Command): void {
@@ -13,6 +13,6 @@ export function register(program: Command): void {
     .addOption(noColorOption())
     .action(action(async (planFile: string | undefined, opts: { file?: string; autoApprove?: boolean; color?: boolean }) => {
       const file = topologyPath(opts);
-      return applyFlow(loadTopology(file), file, { destroy: false, autoApprove: Boolean(opts.autoApprove) || Boolean(planFile), planFile, noColor: opts.color === false });
+      return applyFlow(await loadTopologyAndModules(file), file, { destroy: false, autoApprove: Boolean(opts.autoApprove) || Boolean(planFile), planFile, noColor: opts.color === false });
     }));
 }

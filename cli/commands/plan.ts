@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { topologyPath, action, useColor, printStderr, EXIT } from '../common.js';
 import { fileOption, noColorOption, formatOption } from '../flags.js';
-import { loadTopology } from '../../engine/topology/load.js';
+import { loadTopologyAndModules } from '../../engine/topology/load.js';
 import { readCatalogsAndPlan } from '../../engine/applier/index.js';
 import { renderText, renderJson, renderMarkdown, renderErrors, type RenderContext } from '../../engine/planner/render.js';
 import { writePlanFile } from '../planfile.js';
@@ -37,7 +37,7 @@ export function register(program: Command): void {
     .addOption(noColorOption())
     .action(action(async (opts: PlanOptions) => {
       const file = topologyPath(opts);
-      const topology = loadTopology(file);
+      const topology = await loadTopologyAndModules(file);
       const plan = await readCatalogsAndPlan(topology);
       const ctx = renderContext(topology, file, useColor(process.stdout, !opts.color));
       if (opts.format === 'json') process.stdout.write(renderJson(plan));

@@ -13,7 +13,8 @@ for more than twice its checktime plus 10 s ("is \`bucardo run\` running?"), eac
 that could not be read, and each failed run's full error.
 
 JSON output: {"format_version": "1", "syncs": [{"name", "enabled", "state", "last_run",
-"conflicts_total", "pending", "lag_seconds"}], "stale": [{"sync", "checktime_seconds",
+"conflicts_total", "pending", "lag_seconds"}] (last_run has "skipped": REASON when a
+before_sync hook skipped it), "stale": [{"sync", "checktime_seconds",
 "last_activity", "seconds_since"}], "unreadable": [{"sync", "database", "error"}]}.
 
 Exit codes: 0 when every database of the syncs shown was read (whatever their state: a
@@ -67,6 +68,7 @@ export function renderStatusText(report: StatusReport): string {
   for (const st of report.stale) notes.push(staleLine(st));
   for (const u of report.unreadable) notes.push(`sync ${u.sync}: database ${u.database} could not be read, so what it holds is missing above (the error is on stderr)`);
   for (const s of syncs) if (s.last_run?.error && shorten(s.last_run.error) !== s.last_run.error) notes.push(`sync ${s.name}: last run failed: ${s.last_run.error}`);
+  for (const s of syncs) if (s.last_run?.skipped) notes.push(`sync ${s.name}: last run skipped by before_sync: ${s.last_run.skipped}`);
   if (notes.length) out.push('', ...notes);
   return out.join('\n') + '\n';
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { topologyPath, action, EXIT } from '../common.js';
 import { fileOption } from '../flags.js';
-import { loadTopology } from '../../engine/topology/load.js';
+import { loadTopologyAndModules } from '../../engine/topology/load.js';
 
 export function register(program: Command): void {
   fileOption(
@@ -12,9 +12,9 @@ export function register(program: Command): void {
   ).action(
     // Loads and checks the file; connects to nothing. Problems are thrown as a TopologyError,
     // which `action` prints as FILE:LINE:COL: lines and turns into exit 1.
-    action((opts: { file?: string }) => {
+    action(async (opts: { file?: string }) => {
       const file = topologyPath(opts);
-      const t = loadTopology(file);
+      const t = await loadTopologyAndModules(file);
       const n = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
       process.stdout.write(`${file}: valid (${n(t.databases.size, 'database')}, ${n(t.relgroups.size, 'relgroup')}, ${n(t.syncs.size, 'sync')})\n`);
       return EXIT.ok;

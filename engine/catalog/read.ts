@@ -158,7 +158,7 @@ async function readInstalled(c: pg.Client, topology: string): Promise<InstalledS
     state.registry = r.rows;
   }
   if (state.tables.has('sync')) {
-    const r = await c.query(`SELECT name, kind, role, fingerprint FROM ${q('sync')} ORDER BY name`);
+    const r = await c.query(`SELECT name, kind, role, fingerprint, detail FROM ${q('sync')} ORDER BY name`);
     state.syncs = r.rows;
   }
   if (state.tables.has('sync_relation')) {

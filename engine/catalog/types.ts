@@ -96,6 +96,8 @@ export interface SyncRow {
   kind: string;
   role: string;
   fingerprint: string;
+  /** The definition apply registered (planner/desired.ts syncDetail). */
+  detail?: Record<string, unknown>;
 }
 
 export interface SyncRelationRow {

@@ -25,6 +25,7 @@ import type { Topology } from '../topology/types.js';
 import type { DatabaseCatalog, TableInfo } from '../catalog/types.js';
 import { hashRange, readColumnOrder, rowHashes, sampleBoundaries, sortKeys, type ChunkHash, type KeyRange, type TableView } from './sql.js';
 import type { CompareDifference, CompareOptions, CompareResult, TableComparison } from './types.js';
+import { compareGroups, mergeComparisons } from './receiving.js';
 
 export type { CompareResult, TableComparison, CompareDifference, CompareOptions } from './types.js';
 
@@ -61,10 +62,16 @@ export async function compareSync(topology: Topology, syncName: string, options:
     const tables = syncTables(topology, syncName, catalogs);
     const results: TableComparison[] = [];
     for (const t of tables) {
-      const infos = tableInfos(t, catalogs);
-      const columns = comparedColumns(t, infos);
-      const views = await Promise.all(names.map((n) => read(n, () => makeView(clients.get(n)!, n, t, columns))));
-      results.push(await compareTable(views, t, infos.map((i) => i.estimatedRows), opts));
+      // one group of every database, unless some take the table their own way (receiving.ts)
+      const parts: TableComparison[] = [];
+      for (const g of compareGroups(topology, syncName, t, names)) {
+        const infos = tableInfos(t, g.members.map((m) => ({ ...m, catalog: catalogs.get(m.database)! })));
+        const columns = g.keysOnly ? t.key : comparedColumns(t, infos, g.columns);
+        const views = await Promise.all(g.members.map((m) => read(m.database, () => makeView(clients.get(m.database)!, m.database, { ...t, schema: m.schema, name: m.name }, columns, m.where))));
+        const part = await compareTable(views, t, infos.map((i) => i.estimatedRows), opts);
+        parts.push(g.note ? { ...part, notes: [g.note] } : part);
+      }
+      results.push(mergeComparisons(parts, opts.maxDifferences));
     }
     return { sync: syncName, databases: names, equal: results.every((r) => r.equal), tables: results };
   } finally {
@@ -102,12 +109,13 @@ function syncTables(topology: Topology, syncName: string, catalogs: Map<string, 
   return (resolved?.tables ?? []).map((t) => ({ schema: t.schema, name: t.name, key: t.key.map((k) => k.name) }));
 }
 
-/** The table on every database of the sync, in sync order; throws when one lacks it. */
-function tableInfos(t: SyncTable, catalogs: Map<string, DatabaseCatalog>): TableInfo[] {
-  return [...catalogs.values()].map((cat) => {
-    const table = cat.tables.find((x) => x.schema === t.schema && x.name === t.name);
+/** The table on each database (under its name there), in order; throws when one lacks it. */
+function tableInfos(t: SyncTable, on: { schema: string; name: string; catalog: DatabaseCatalog }[]): TableInfo[] {
+  return on.map(({ schema, name, catalog: cat }) => {
+    const table = cat.tables.find((x) => x.schema === schema && x.name === name);
     if (!table) {
-      throw new BucardoError('missing_table', `table ${displayName(t.schema, t.name)} does not exist on database ${cat.database}`, {
+      const as = schema !== t.schema || name !== t.name ? ` (named ${displayName(schema, name)} there)` : '';
+      throw new BucardoError('missing_table', `table ${displayName(t.schema, t.name)}${as} does not exist on database ${cat.database}`, {
         hint: 'run bucardo plan: the sync cannot run either until the table exists everywhere',
       });
     }
@@ -115,11 +123,11 @@ function tableInfos(t: SyncTable, catalogs: Map<string, DatabaseCatalog>): Table
   });
 }
 
-/** Non-generated columns present on every database, in the reference's order; the key must be among them. */
-function comparedColumns(t: SyncTable, infos: TableInfo[]): string[] {
+/** Non-generated columns present on every database (of `only`, the columns sent, when given), in the reference's order; the key must be among them. */
+function comparedColumns(t: SyncTable, infos: TableInfo[], only?: string[]): string[] {
   const [ref, ...others] = infos;
   const columns = ref.columns
-    .filter((col) => !col.generated && others.every((o) => o.columns.some((x) => x.name === col.name && !x.generated)))
+    .filter((col) => (!only || only.includes(col.name)) && !col.generated && others.every((o) => o.columns.some((x) => x.name === col.name && !x.generated)))
     .map((col) => col.name);
   for (const k of t.key) {
     if (!columns.includes(k)) {
@@ -131,10 +139,10 @@ function comparedColumns(t: SyncTable, infos: TableInfo[]): string[] {
   return columns;
 }
 
-async function makeView(c: pg.Client, database: string, t: SyncTable, columns: string[]): Promise<TableView> {
+async function makeView(c: pg.Client, database: string, t: SyncTable, columns: string[], where?: string): Promise<TableView> {
   const order = await readColumnOrder(c, t.schema, t.name);
   const keys = t.key.map((k) => ({ name: k, ...order.get(k)! }));
-  return { database, client: c, schema: t.schema, name: t.name, keys, columns };
+  return { database, client: c, schema: t.schema, name: t.name, keys, columns, ...(where ? { where } : {}) };
 }
 
 async function compareTable(views: TableView[], t: SyncTable, estimates: number[], opts: Required<CompareOptions>): Promise<TableComparison> {

@@ -13,6 +13,7 @@ export function renderCompareJson(r: CompareResult): string {
       rows: t.rows,
       differences: t.differences.map((d) => ({ key: d.key, kind: d.kind, databases: d.databases })),
       truncated: t.truncated,
+      ...(t.notes ? { notes: t.notes } : {}),
     })),
   }, null, 2) + '\n';
 }
@@ -46,6 +47,7 @@ export function renderCompareText(r: CompareResult): string {
       ? `${counts[0]} row${counts[0] === 1 ? '' : 's'} on each database`
       : Object.entries(t.rows).map(([db, n]) => `${db} ${n}`).join(', ') + ' rows';
     lines.push(`${t.table}: ${t.equal ? 'equal' : 'DIFFERENT'} (${rows})`);
+    for (const n of t.notes ?? []) lines.push(`  compared ${n}`);
     for (const d of t.differences) lines.push(`  ${formatKey(d.key)}: ${describe(d, reference)}`);
     if (t.truncated) lines.push(`  ... more differing keys not listed`);
   }

@@ -28,6 +28,16 @@ export interface TableView {
   keys: KeyCol[];
   /** Compared columns, in the reference's order. */
   columns: string[];
+  /** Only the rows matching this filter (the user's SQL over the table's columns: SPEC section 6). */
+  where?: string;
+}
+
+/**
+ * The rows compared: the table, or its rows matching the filter, in a subquery whose only
+ * FROM item is the table (bare names in the filter are its columns).
+ */
+function rowsOf(v: TableView): string {
+  return v.where ? `(SELECT * FROM ${qualify(v.schema, v.name)} WHERE (${v.where})) AS f` : qualify(v.schema, v.name);
 }
 
 /** A key range (lo, hi]: null ends are open. Key values are text, as `key::text` prints them. */
@@ -82,7 +92,7 @@ export async function sampleBoundaries(v: TableView, r: KeyRange, step: number):
   params.push(step);
   const res = await v.client.query<{ k: string[] }>(
     `SELECT s.k FROM (SELECT ${keyArray(v)} AS k, row_number() OVER (ORDER BY ${orderBy(v)}) AS rn
-                        FROM ${qualify(v.schema, v.name)} ${where}) s
+                        FROM ${rowsOf(v)} ${where}) s
       WHERE s.rn % $${params.length}::bigint = 0 ORDER BY s.rn`,
     params,
   );
@@ -107,7 +117,7 @@ export async function hashRange(v: TableView, r: KeyRange): Promise<ChunkHash> {
   const half = (from: number) => `sum(('x' || substr(s.h, ${from}, 16))::bit(64)::bigint::numeric)::text`;
   const res = await v.client.query<{ n: string; h: string | null }>(
     `SELECT count(*)::bigint AS n, ${half(1)} || ':' || ${half(17)} AS h
-       FROM (SELECT ${rowHash(v)} AS h FROM ${qualify(v.schema, v.name)} ${where}) s`,
+       FROM (SELECT ${rowHash(v)} AS h FROM ${rowsOf(v)} ${where}) s`,
     params,
   );
   return { rows: Number(res.rows[0].n), hash: res.rows[0].h };
@@ -118,7 +128,7 @@ export async function rowHashes(v: TableView, r: KeyRange): Promise<{ k: string[
   const params: unknown[] = [];
   const where = rangeWhere(v, r, params);
   const res = await v.client.query<{ k: string[]; h: string }>(
-    `SELECT ${keyArray(v)} AS k, ${rowHash(v)} AS h FROM ${qualify(v.schema, v.name)} ${where} ORDER BY ${orderBy(v)}`,
+    `SELECT ${keyArray(v)} AS k, ${rowHash(v)} AS h FROM ${rowsOf(v)} ${where} ORDER BY ${orderBy(v)}`,
     params,
   );
   return res.rows;

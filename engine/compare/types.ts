@@ -28,6 +28,8 @@ export interface TableComparison {
   truncated: boolean;
   /** The compared columns: non-generated, present on every database. */
   columns: string[];
+  /** How databases that take the table their own way were compared (SPEC section 6): names, filters, columns, keys only. */
+  notes?: string[];
 }
 
 export interface CompareResult {

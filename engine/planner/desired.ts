@@ -3,6 +3,8 @@
  * (source database, table), and the registration of each sync and its tables.
  */
 import type { Topology, SyncSpec } from '../topology/types.js';
+import { registeredConflict, registeredModule, registeredOverride } from '../topology/registered.js';
+import type { ModuleRef } from '../topology/types.js';
 import type { ResolvedSync, ResolvedTable } from './resolve.js';
 import type { PlanProblem } from './types.js';
 import { captureDef, type CaptureDef } from '../sql/capture.js';
@@ -40,11 +42,19 @@ export interface DesiredDatabase {
 /** Key of a sync table registration: sync NUL table id. */
 export const syncTableKey = (sync: string, tableId: string) => `${sync}\u0000${tableId}`;
 
-/** The sync's definition as stored in the sync row (no positions, no passwords). */
+/** The sync's definition as stored in the sync row (no positions, no passwords, modules by relative path and content hash). */
 function syncDetail(s: ResolvedSync): Record<string, unknown> {
+  // spread first: the keys keep their order, so the fingerprints of syncs without custom code do not change
   const { pos: _pos, ...spec } = s.spec;
-  const tables = s.tables.map((t) => ({ schema: t.schema, name: t.name, key: t.key.map((k) => k.name), ...(t.conflict ? { conflict: t.conflict } : {}) }));
-  return { ...spec, tables, sequences: s.sequences };
+  const tables = s.tables.map((t) => ({
+    schema: t.schema, name: t.name, key: t.key.map((k) => k.name),
+    ...(t.conflict ? { conflict: registeredConflict(t.conflict) } : {}),
+    ...(t.columns ? { columns: t.columns } : {}),
+    ...(t.where ? { where: t.where } : {}),
+    ...(t.targets?.size ? { targets: Object.fromEntries([...t.targets].map(([db, o]) => [db, registeredOverride(o)])) } : {}),
+  }));
+  const regHooks = Object.fromEntries(Object.entries(spec.hooks).filter(([, m]) => m).map(([k, m]) => [k, registeredModule(m as ModuleRef)]));
+  return { ...spec, conflict: registeredConflict(spec.conflict), hooks: regHooks, tables, sequences: s.sequences };
 }
 
 export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: Map<string, DesiredDatabase>; errors: PlanProblem[] } {

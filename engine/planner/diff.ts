@@ -12,6 +12,7 @@ import type { Change } from './types.js';
 import { approxRows } from './types.js';
 import type { DesiredDatabase, DesiredCapture } from './desired.js';
 import { syncTableKey } from './desired.js';
+import { describeCustomChanges, receivingChanges, type ReceivingChange } from './custom.js';
 import type { CaptureDef, TriggerDef } from '../sql/capture.js';
 import { metadataFingerprint, METADATA_OBJECTS, METADATA_VERSION } from '../sql/metadata.js';
 import type { Step } from '../sql/steps.js';
@@ -260,7 +261,9 @@ function diffSyncs(ctx: DiffContext, desired: DesiredDatabase): void {
     if (!live) {
       add({ action: 'create', objectType: 'sync', object: `sync ${name}`, reason: `${s.spec.kind} sync, this database is a ${s.role}`, steps: [step], phase: PHASE.sync });
     } else if (live.fingerprint !== s.fingerprint || live.role !== s.role || live.kind !== s.spec.kind) {
-      add({ action: 'update', objectType: 'sync', object: `sync ${name}`, reason: live.role !== s.role ? `role changes from ${live.role} to ${s.role}` : 'definition changed', steps: [step], phase: PHASE.sync });
+      const custom = live.detail ? describeCustomChanges(live.detail, s.detail) : [];
+      const reason = live.role !== s.role ? `role changes from ${live.role} to ${s.role}` : `definition changed${custom.length ? `: ${custom.join('; ')}` : ''}`;
+      add({ action: 'update', objectType: 'sync', object: `sync ${name}`, reason, steps: [step], phase: PHASE.sync });
     }
   }
   for (const s of inst.syncs) {
@@ -268,6 +271,16 @@ function diffSyncs(ctx: DiffContext, desired: DesiredDatabase): void {
     add({ action: 'destroy', objectType: 'sync', object: `sync ${s.name}`, reason: 'not in the topology any more; its watermark goes too', steps: [{ kind: 'unregister_sync', schema, sync: s.name }], phase: PHASE.dropSync });
   }
   const liveRel = new Map(inst.syncRelations.map((r) => [syncTableKey(r.sync, r.tableId), r]));
+  // a receiver whose name, columns, filter or transform of a table changed (planner/custom.ts)
+  const recopies = new Map<string, ReceivingChange>();
+  for (const [name, s] of desired.syncs) {
+    const live = liveSyncs.get(name);
+    if (!live?.detail || s.spec.kind !== 'delta' || live.fingerprint === s.fingerprint) continue;
+    for (const c of receivingChanges(live.detail, s.detail, desired.database)) {
+      const t = [...desired.syncTables.values()].find((x) => x.sync === name && `${x.table.schema}.${x.table.name}` === c.table);
+      if (t) recopies.set(syncTableKey(name, t.table.id), c);
+    }
+  }
   for (const [k, st] of desired.syncTables) {
     const live = liveRel.get(k);
     const keyCols = st.table.key.map((c) => c.name);
@@ -280,6 +293,19 @@ function diffSyncs(ctx: DiffContext, desired: DesiredDatabase): void {
       add({
         action: 'create', objectType: 'sync_table', object: obj, reason,
         steps: [{ kind: 'register_table', schema, sync: st.sync, tableId: st.table.id, table: { schema: st.table.schema, name: st.table.name }, keyColumns: keyCols, copyPending: Boolean(copy) }],
+        phase: PHASE.syncTable,
+      });
+    } else if (recopies.has(k)) {
+      const c = recopies.get(k)!;
+      add({
+        action: 'update', objectType: 'sync_table', object: obj,
+        reason: c.recopy
+          ? `${c.what}: the next run empties ${st.table.display} here and copies the rows again from ${st.copyFrom}`
+          : `${c.what}: changes from now on follow it; rows already here (a source) are left as they are`,
+        steps: [
+          ...(live.keyColumns.join('\u0000') !== keyCols.join('\u0000') ? [{ kind: 'set_table_key', schema, sync: st.sync, tableId: st.table.id, keyColumns: keyCols } as const] : []),
+          ...(c.recopy ? [{ kind: 'request_recopy', schema, sync: st.sync, tableId: st.table.id, reason: c.what } as const] : []),
+        ],
         phase: PHASE.syncTable,
       });
     } else if (live.keyColumns.join('\u0000') !== keyCols.join('\u0000')) {

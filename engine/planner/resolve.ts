@@ -4,7 +4,7 @@
  * replication key, column agreement under `strict`, and the privileges the capture and
  * the runner will need. Pure: catalogs in, resolved syncs and problems out.
  */
-import type { Topology, SyncSpec, TableEntry, ConflictStrategy, QualifiedName } from '../topology/types.js';
+import type { Topology, SyncSpec, TableEntry, ConflictStrategy, QualifiedName, TargetOverride } from '../topology/types.js';
 import type { DatabaseCatalog, TableInfo, PartitionInfo } from '../catalog/types.js';
 import type { PlanProblem } from './types.js';
 import type { KeyColumn } from '../sql/capture.js';
@@ -12,6 +12,7 @@ import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN } from '../sql/capture.js';
 import { displayName } from '../sql/ident.js';
 import { tableId } from '../objectnames.js';
 import { globToRegExp } from '../topology/relnames.js';
+import { renamedOn, sentColumnsOn, missingRenamed, checkSentColumns } from './receiving.js';
 
 export interface ResolvedTable {
   schema: string;
@@ -22,6 +23,12 @@ export interface ResolvedTable {
   conflict?: ConflictStrategy;
   autokick?: boolean;
   makedelta?: boolean;
+  /** Columns sent to every receiver (absent: all). */
+  columns?: string[];
+  /** Row filter for every receiver (absent: every row). */
+  where?: string;
+  /** Per target database: its name, columns, filter, transform. */
+  targets?: Map<string, TargetOverride>;
   /** Estimated rows on the first source (for onetimecopy notes). */
   estimatedRows: number;
   /** Databases where the table is partitioned (its capture differs: captureDef). */
@@ -133,14 +140,17 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
         else if ([DELTA_TXID, DELTA_TS, DELTA_ORIGIN].includes(k)) problem('bad_key', first.database, `key column ${k} of table ${display} uses a name bucardo reserves for its delta tables`, 'choose another key');
         else keyCols.push({ name: col.name, type: col.type });
       }
+      checkSentColumns(entry, spec, table, first.database, keyNames, display, problem);
       for (const dbName of [...spec.sources, ...spec.targets]) {
         const cat = catalogs.get(dbName)!;
-        const t = find(cat, table.schema, table.name);
+        const renamed = renamedOn(entry, spec, dbName);
+        const t = find(cat, renamed?.schema ?? table.schema, renamed?.name ?? table.name);
         if (!t) {
-          problem('missing_table', dbName, `table ${display} (sync ${spec.name}) does not exist on database ${dbName}`, `create it on ${dbName} with the same columns as on ${first.database}`);
+          if (renamed) problem('missing_table', dbName, ...missingRenamed(display, renamed, spec, dbName));
+          else problem('missing_table', dbName, `table ${display} (sync ${spec.name}) does not exist on database ${dbName}`, `create it on ${dbName} with the same columns as on ${first.database}`);
           continue;
         }
-        if (t !== table) compareColumns(spec, table, t, first.database, dbName, display, problem, warnings);
+        if (t !== table) compareColumns(spec, table, t, first.database, dbName, renamed ? `${display} (${displayName(t.schema, t.name)} on ${dbName})` : display, problem, warnings, sentColumnsOn(entry, spec, dbName));
         if (t.kind === 'p') {
           partitionedOn.push(dbName);
           partitions.set(dbName, t.partitions ?? []);
@@ -181,7 +191,9 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
       if (!ok) continue;
       tables.push({
         schema: table.schema, name: table.name, id: tableId(table.schema, table.name), display, key: keyCols,
-        conflict: entry.conflict, autokick: entry.autokick, makedelta: entry.makedelta, estimatedRows: table.estimatedRows, partitionedOn, partitions,
+        conflict: entry.conflict, autokick: entry.autokick, makedelta: entry.makedelta,
+        ...(entry.kind === 'name' ? { columns: entry.columns, where: entry.where, targets: entry.targets } : {}),
+        estimatedRows: table.estimatedRows, partitionedOn, partitions,
       });
     }
 
@@ -225,18 +237,19 @@ function resolveKey(table: TableInfo, entry: TableEntry): string[] | null {
 /** Same column names and types everywhere (strict), else warn and replicate the common columns. */
 function compareColumns(
   spec: SyncSpec, ref: TableInfo, other: TableInfo, refDb: string, otherDb: string, display: string,
-  problem: (code: string, database: string, message: string, hint?: string) => void, warnings: PlanProblem[],
+  problem: (code: string, database: string, message: string, hint?: string) => void, warnings: PlanProblem[], sent?: string[],
 ): void {
   const diffs: string[] = [];
   const refCols = new Map(ref.columns.map((c) => [c.name, c]));
   const otherCols = new Map(other.columns.map((c) => [c.name, c]));
-  for (const c of ref.columns) {
+  // a database taking some columns (columns:) needs those only; its others are its own
+  for (const c of sent ? ref.columns.filter((x) => sent.includes(x.name)) : ref.columns) {
     const o = otherCols.get(c.name);
     if (!o) diffs.push(`column ${c.name} is missing on ${otherDb}`);
     else if (o.type !== c.type) diffs.push(`column ${c.name} is ${c.type} on ${refDb} but ${o.type} on ${otherDb}`);
     else if (o.generated !== c.generated) diffs.push(`column ${c.name} is ${c.generated ? '' : 'not '}generated on ${refDb} but ${o.generated ? '' : 'not '}on ${otherDb}`);
   }
-  for (const c of other.columns) if (!refCols.has(c.name)) diffs.push(`column ${c.name} exists on ${otherDb} but not on ${refDb}`);
+  if (!sent) for (const c of other.columns) if (!refCols.has(c.name)) diffs.push(`column ${c.name} exists on ${otherDb} but not on ${refDb}`);
   if (!diffs.length) return;
   if (spec.strict) {
     problem('column_mismatch', otherDb, `table ${display} differs between ${refDb} and ${otherDb} (sync ${spec.name}): ${diffs.join('; ')}`,

@@ -27,7 +27,7 @@ export async function commitRun(inp: RunInputs, rec: RunRecord): Promise<void> {
   const { ctx, scope, writers, states } = inp;
   const sources = new Set(ctx.sources.map((s) => s.name));
   const conflictRows = JSON.stringify(
-    rec.conflictRecords.map((c) => ({ schema: c.schema, name: c.name, key: c.key, winner: c.winner, detail: { changed: c.changed } })),
+    rec.conflictRecords.map((c) => ({ schema: c.schema, name: c.name, key: c.key, winner: c.winner, detail: { changed: c.changed, ...(c.merged ? { merged: true } : {}) } })),
   );
   const oks = await Promise.all(
     ctx.databases.map(async (d) => {

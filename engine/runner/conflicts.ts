@@ -16,10 +16,14 @@ import { copyBetween } from './copy.js';
 import { pendingKeysOutSql } from './sql/pending.js';
 import * as C from './sql/conflicts.js';
 import { CONFLICT_DETAIL_CAP } from './log.js';
+import { resolveCustom, type MergedRows } from './custom/conflicts.js';
+import { MERGED } from './sql/custom.js';
 
 export interface Conflicts {
   count: number;
   records: ConflictRecord[];
+  /** Rows merged by custom handlers (tableId -> rows), staged into every database after step 6. */
+  merged: MergedRows;
 }
 
 /** The newest pending TRUNCATE of a table: its source (ties: the one listed first), or null. */
@@ -35,7 +39,7 @@ export function newestTruncater(reads: SourceRead[], tableId: string): SourceRea
 
 export async function resolveConflicts(inp: RunInputs, reads: SourceRead[]): Promise<Conflicts> {
   const { ctx, scope } = inp;
-  const out: Conflicts = { count: 0, records: [] };
+  const out: Conflicts = { count: 0, records: [], merged: new Map() };
   if (reads.length < 2) return out;
   const hub = reads[0];
   const seed = createHash('sha256').update(JSON.stringify([ctx.sync.name, scope.lastSeq, scope.last])).digest('hex').slice(0, 16);
@@ -52,18 +56,20 @@ export async function resolveConflicts(inp: RunInputs, reads: SourceRead[]): Pro
       await hub.client.query(C.createShippedSql(ctx.schema, r.index, t.tableId, t.keyColumns));
       await copyBetween(r.client, pendingKeysOutSql(t.tableId, t.keyColumns), [{ client: hub.client, sql: C.copyIntoShippedSql(r.index, t.tableId, t.keyColumns) }]);
     }
-    const [create, count] = C.conflictSql(t.tableId, t.keyColumns, having.map((r) => r.index), truncers.map((r) => r.index), rule === 'abort' ? { kind: 'none' } : rule);
+    const [create, count] = C.conflictSql(t.tableId, t.keyColumns, having.map((r) => r.index), truncers.map((r) => r.index), rule === 'abort' || rule === 'custom' ? { kind: 'none' } : rule);
     await hub.client.query(create, truncers.length ? [truncers.map((r) => r.truncates.get(t.tableId)!)] : []);
     const n = Number((await hub.client.query<{ n: string }>(count)).rows[0].n);
     if (n === 0) continue;
     out.count += n;
+    if (rule === 'custom' && strategy.kind === 'custom') await resolveCustom(inp, reads, t, strategy.module, out.merged);
     const cap = rule === 'abort' ? 20 : Math.max(0, CONFLICT_DETAIL_CAP - out.records.length);
     if (cap > 0) {
       const det = await hub.client.query<{ key: Record<string, unknown>; winner: number | null; srcs: number[]; tss: string[] }>(C.conflictDetailSql(t.tableId, t.keyColumns, cap));
       for (const d of det.rows) {
         out.records.push({
           table: t.display, schema: t.schema, name: t.name, key: d.key,
-          winner: d.winner === null ? null : names[d.winner],
+          winner: d.winner === null || d.winner === MERGED ? null : names[d.winner],
+          ...(d.winner === MERGED ? { merged: true } : {}),
           changed: d.srcs.map((s, i) => ({ database: names[s], at: d.tss[i] })),
         });
       }
@@ -92,7 +98,7 @@ export async function resolveConflicts(inp: RunInputs, reads: SourceRead[]): Pro
 }
 
 /** The strategy of one table as a SQL winner rule, given each involved source's newest change. */
-function winnerRule(ctx: SyncContext, strategy: ConflictStrategy, t: RunTable, reads: SourceRead[], seed: string): C.WinnerRule | 'abort' {
+function winnerRule(ctx: SyncContext, strategy: ConflictStrategy, t: RunTable, reads: SourceRead[], seed: string): C.WinnerRule | 'abort' | 'custom' {
   // UTC ISO text (the session settings of connect.ts) sorts as time, to the microsecond
   const newest = (...ts: (string | null | undefined)[]) => ts.reduce<string | null>((m, x) => (x && (!m || x > m) ? x : m), null);
   const byNewest = (tsOf: (r: SourceRead) => string | null) =>
@@ -120,9 +126,7 @@ function winnerRule(ctx: SyncContext, strategy: ConflictStrategy, t: RunTable, r
     case 'abort':
       return 'abort';
     case 'custom':
-      throw new BucardoError('not_supported', `sync ${ctx.sync.name}: custom conflict hooks are not supported yet (table ${t.display} uses ${strategy.module})`, {
-        hint: 'pick a built-in strategy (latest, latest_table, latest_sync, priority, random, skip, abort)',
-      });
+      return 'custom'; // custom/conflicts.ts, once the conflicts are known
     default: {
       const never: never = strategy;
       throw new Error(`unknown strategy ${JSON.stringify(never)}`);

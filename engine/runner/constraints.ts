@@ -13,6 +13,7 @@ import type { Work } from './receive.js';
 import { BucardoError } from '../errors.js';
 import { displayName } from '../sql/ident.js';
 import { stagingTable } from './sql/apply.js';
+import { tableOn } from './receiving.js';
 import { UNIQUE_COLUMNS_SQL, uniqueCulpritsSql, orphansSql } from './sql/constraints.js';
 
 const HINT = 'settle the rows by hand on the sources (change or delete one of them there), then the next run goes through; see "Constraints replication cannot satisfy" in docs/protocol.md';
@@ -42,11 +43,13 @@ export async function checkForeignKeys(inp: RunInputs, work: Work): Promise<void
   const { scope, writers, ctx } = inp;
   await Promise.all(
     [...work.staged].map(async ([db, m]) => {
-      const staged = (t: { schema: string; name: string }) => scope.tables.find((x) => x.schema === t.schema && x.name === t.name && m.has(x.tableId));
+      // by their names on this database (a target may hold a table under another name)
+      const named = (t: { schema: string; name: string }) => (x: RunTable) => tableOn(x, db).schema === t.schema && tableOn(x, db).name === t.name;
+      const staged = (t: { schema: string; name: string }) => scope.tables.find((x) => named(t)(x) && m.has(x.tableId));
       // every FK of this database whose child or parent table took staged rows
       const fks = scope.tables.flatMap((t) => t.fks[db] ?? []).filter((fk) => staged(fk.child) || staged(fk.parent));
       for (const fk of fks) {
-        const child = scope.tables.find((x) => x.schema === fk.child.schema && x.name === fk.child.name)!;
+        const child = scope.tables.find(named(fk.child))!;
         const parent = staged(fk.parent);
         const sql = orphansSql(fk, child.keyColumns, staged(fk.child) ? stagingTable(child.tableId) : null, parent ? { table: stagingTable(parent.tableId), keyColumns: parent.keyColumns } : null);
         const rows = (await writers.get(db)!.query<{ key: unknown }>(sql)).rows;

@@ -4,7 +4,8 @@
  * per-table conflict overrides of its relgroup. Built from the topology file; the tables
  * themselves come from `sync_relation`, written by apply.
  */
-import type { Topology, SyncSpec, DatabaseSpec, ConflictStrategy, QualifiedName, TableEntry } from '../topology/types.js';
+import type { Topology, SyncSpec, DatabaseSpec, ConflictStrategy, QualifiedName, TableEntry, ModuleRef, HooksSpec } from '../topology/types.js';
+import { conflictFromRegistered, moduleFromRegistered, type RegisteredConflict, type RegisteredModule, type RegisteredOverride } from '../topology/registered.js';
 import { schemaName, kickChannel, LOCK_NAMESPACE } from '../objectnames.js';
 import { shortHash } from '../sql/ident.js';
 import { BucardoError, makeUnknownSyncError } from '../errors.js';
@@ -27,8 +28,24 @@ export interface SyncContext {
   doneChannel: string;
   /** The strategy of one table: its relgroup entry's override, else the sync's. */
   strategyFor(schema: string, name: string): ConflictStrategy;
+  /**
+   * How database `db` receives a table (SPEC section 6): its name there, the columns sent,
+   * the row filter, the transform. Undefined fields: as on the sources, all columns, every
+   * row, no transform. A source receives only the table-level columns and filter.
+   */
+  receivingFor(schema: string, name: string, db: string): Receiving;
+  /** The tables that database `db` holds under another name (`name:` overrides of a target). */
+  renamedOn(db: string): { from: QualifiedName; to: QualifiedName }[];
   /** Fingerprint of the registered definition it was built from (null: built from the file). */
   fingerprint?: string | null;
+}
+
+/** How one database receives one table; see SyncContext.receivingFor. */
+export interface Receiving {
+  name?: QualifiedName;
+  columns?: string[];
+  where?: string;
+  transform?: ModuleRef;
 }
 
 /** Advisory lock of one sync: (LOCK_NAMESPACE, 31-bit hash of topology NUL sync). */
@@ -53,19 +70,34 @@ export function makeSyncContext(topology: Topology, syncName: string): SyncConte
   };
   const relgroup = topology.relgroups.get(sync.relgroup);
   const entries: TableEntry[] = relgroup?.tables ?? [];
-  return contextOf(topology, sync, db, (relgroup?.sequences ?? []).map((s) => s.seq), null, (schema, name) => {
+  const strategyFor = (schema: string, name: string) => {
     for (const e of entries) {
       if (!e.conflict) continue;
       if (e.kind === 'name' ? e.table.schema === schema && e.table.name === name : globMatch(e.pattern, `${schema}.${name}`)) return e.conflict;
     }
     return sync.conflict;
+  };
+  const receivingFor = (schema: string, name: string, db: string): Receiving => {
+    const e = entries.find((x) => x.kind === 'name' && x.table.schema === schema && x.table.name === name);
+    if (!e || e.kind !== 'name') return {};
+    const o = sync.targets.includes(db) ? e.targets?.get(db) : undefined;
+    return pick(o?.name, o?.columns ?? e.columns, o?.where ?? e.where, o?.transform);
+  };
+  const renamedOn = (db: string) => (sync.targets.includes(db) ? entries : []).flatMap((e) => {
+    const to = e.kind === 'name' ? e.targets?.get(db)?.name : undefined;
+    return e.kind === 'name' && to ? [{ from: e.table, to }] : [];
   });
+  return contextOf(topology, sync, db, (relgroup?.sequences ?? []).map((s) => s.seq), null, strategyFor, receivingFor, renamedOn);
+}
+
+function pick(name?: QualifiedName, columns?: string[], where?: string, transform?: ModuleRef): Receiving {
+  return { ...(name ? { name } : {}), ...(columns ? { columns } : {}), ...(where ? { where } : {}), ...(transform ? { transform } : {}) };
 }
 
 /** The context of `sync`, with its databases looked up by `db`. */
 function contextOf(
   topology: Topology, sync: SyncSpec, db: (name: string) => DatabaseSpec, sequences: QualifiedName[], fingerprint: string | null,
-  strategyFor: SyncContext['strategyFor'],
+  strategyFor: SyncContext['strategyFor'], receivingFor: SyncContext['receivingFor'], renamedOn: SyncContext['renamedOn'],
 ): SyncContext {
   const sources = sync.sources.map(db);
   const targets = sync.targets.filter((t) => !sync.sources.includes(t)).map(db);
@@ -82,6 +114,8 @@ function contextOf(
     doneChannel: doneChannel(topology.name),
     fingerprint,
     strategyFor,
+    receivingFor,
+    renamedOn,
   };
 }
 
@@ -92,8 +126,10 @@ function contextOf(
  */
 export interface RegisteredSync {
   fingerprint: string;
-  detail: Omit<SyncSpec, 'pos'> & {
-    tables?: { schema: string; name: string; conflict?: ConflictStrategy }[];
+  detail: Omit<SyncSpec, 'pos' | 'conflict' | 'hooks'> & {
+    conflict: RegisteredConflict;
+    hooks?: Partial<Record<keyof HooksSpec, RegisteredModule>>;
+    tables?: { schema: string; name: string; conflict?: RegisteredConflict; columns?: string[]; where?: string; targets?: Record<string, RegisteredOverride> }[];
     sequences?: QualifiedName[];
   };
 }
@@ -105,7 +141,9 @@ export interface RegisteredSync {
  */
 export function makeRegisteredContext(topology: Topology, reg: RegisteredSync): SyncContext {
   const d = reg.detail;
-  const sync: SyncSpec = { ...d, hooks: d.hooks ?? {}, pos: topology.syncs.get(d.name)?.pos ?? { line: 0, col: 0 } };
+  const mod = (m: RegisteredModule) => moduleFromRegistered(m, topology.file);
+  const hooks: HooksSpec = Object.fromEntries(Object.entries(d.hooks ?? {}).map(([k, m]) => [k, mod(m)]));
+  const sync: SyncSpec = { ...d, conflict: conflictFromRegistered(d.conflict, topology.file), hooks, pos: topology.syncs.get(d.name)?.pos ?? { line: 0, col: 0 } };
   const db = (n: string): DatabaseSpec => {
     const x = topology.databases.get(n);
     if (!x) {
@@ -115,8 +153,19 @@ export function makeRegisteredContext(topology: Topology, reg: RegisteredSync): 
     }
     return x;
   };
-  const overrides = new Map((d.tables ?? []).filter((t) => t.conflict).map((t) => [`${t.schema}\u0000${t.name}`, t.conflict!]));
-  return contextOf(topology, sync, db, d.sequences ?? [], reg.fingerprint, (schema, name) => overrides.get(`${schema}\u0000${name}`) ?? sync.conflict);
+  const tables = new Map((d.tables ?? []).map((t) => [`${t.schema}\u0000${t.name}`, t]));
+  const overrides = new Map([...tables].filter(([, t]) => t.conflict).map(([k, t]) => [k, conflictFromRegistered(t.conflict!, topology.file)]));
+  const receivingFor = (schema: string, name: string, db: string): Receiving => {
+    const t = tables.get(`${schema}\u0000${name}`);
+    if (!t) return {};
+    const o = sync.targets.includes(db) ? t.targets?.[db] : undefined;
+    return pick(o?.name, o?.columns ?? t.columns, o?.where ?? t.where, o?.transform ? mod(o.transform) : undefined);
+  };
+  const renamedOn = (db: string) => (sync.targets.includes(db) ? [...tables.values()] : []).flatMap((t) => {
+    const to = t.targets?.[db]?.name;
+    return to ? [{ from: { schema: t.schema, name: t.name }, to }] : [];
+  });
+  return contextOf(topology, sync, db, d.sequences ?? [], reg.fingerprint, (schema, name) => overrides.get(`${schema}\u0000${name}`) ?? sync.conflict, receivingFor, renamedOn);
 }
 
 /** The relgroup glob, with the topology's own syntax (`*`, `?`, backslash escapes). */

@@ -7,18 +7,19 @@
 import type pg from 'pg';
 import { to as copyTo, from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
+import { Writable, type Transform } from 'node:stream';
 
 /**
- * Streams `COPY (...) TO STDOUT` on `from` into `COPY ... FROM STDIN` on every receiver.
- * Resolves with the number of rows each receiver loaded (all the same).
+ * Streams `COPY (...) TO STDOUT` on `from` into `COPY ... FROM STDIN` on every receiver,
+ * through `through` when given (a transform module: transform.ts). Resolves with the
+ * number of rows each receiver loaded (all the same).
  */
-export async function copyBetween(from: pg.Client, toSql: string, receivers: { client: pg.Client; sql: string }[]): Promise<number> {
+export async function copyBetween(from: pg.Client, toSql: string, receivers: { client: pg.Client; sql: string }[], through?: Transform): Promise<number> {
   if (receivers.length === 0) return 0;
   const src = from.query(copyTo(toSql));
   const sinks = receivers.map((r) => r.client.query(copyFrom(r.sql)));
   if (sinks.length === 1) {
-    await pipeline(src, sinks[0]);
+    await (through ? pipeline(src, through, sinks[0]) : pipeline(src, sinks[0]));
     return Number((sinks[0] as unknown as { rowCount?: number }).rowCount ?? 0);
   }
   // Fan out: write each chunk to every sink, wait for all to drain when any is full.
@@ -47,6 +48,8 @@ export async function copyBetween(from: pg.Client, toSql: string, receivers: { c
   });
   // A sink failing mid-stream must fail the whole copy.
   const sinkErrors = sinks.map((s) => new Promise<never>((_, rej) => s.once('error', rej)));
-  await Promise.race([pipeline(src, tee), ...sinkErrors]);
+  // a sink that fails after the race is decided (its connection closed by the failed run) must not become an unhandled rejection
+  for (const p of sinkErrors) p.catch(() => {});
+  await Promise.race([through ? pipeline(src, through, tee) : pipeline(src, tee), ...sinkErrors]);
   return Number((sinks[0] as unknown as { rowCount?: number }).rowCount ?? 0);
 }

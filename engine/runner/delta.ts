@@ -9,6 +9,7 @@
  *   4. resolveConflicts  conflicts.ts  keys pending on several sources get one winner
  *   5. planWork          receive.ts    replica role and origin; what each database empties, copies, stages
  *   6. stage             receive.ts    the winners' rows into staging on every receiver
+ *      stageMerged       custom/conflicts.ts  rows merged by a custom conflict handler, into every database
  *   7. loadTargets       receive.ts    targets: empty, onetimecopy, direct apply
  *   8. loadSources       receive.ts    sources: reads end, then empty, onetimecopy
  *   9. applyStaged       receive.ts    staged rows in; on sources guarded, deferring keys
@@ -20,6 +21,8 @@
  *
  * Nothing here holds rows in Node memory: keys and rows flow database to database as COPY
  * streams; only counts, snapshots and at most CONFLICT_DETAIL_CAP conflict records come back.
+ * (A custom conflict handler is the exception: it sees its conflicts' rows, a batch at a
+ * time, and the rows it merges are held until they are staged.)
  */
 import type { RunResult } from './types.js';
 import type { RunInputs } from './inputs.js';
@@ -29,6 +32,8 @@ import { planWork, stage, loadTargets, loadSources, applyStaged, requeue } from 
 import { commitRun, commitIdle } from './commit.js';
 import { checkForeignKeys } from './constraints.js';
 import { finishRun } from './finish.js';
+import { stageMerged } from './custom/conflicts.js';
+import { trafficOf } from './custom/summary.js';
 
 export type { RunInputs } from './inputs.js';
 
@@ -48,6 +53,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   const conflicts = await resolveConflicts(inp, reads);
   const work = await planWork(inp, reads, locks);
   await stage(inp, reads, work);
+  if (conflicts.merged.size) await stageMerged(inp, work, conflicts.merged);
   await loadTargets(inp, reads, work);
   await loadSources(inp, reads, work);
   const deferred = await applyStaged(inp, reads, work, locks);
@@ -61,6 +67,6 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   return {
     sync: sync.name, runId: inp.runId, wrote: true, rowsByTable: work.rowsByTable, rows, conflicts: conflicts.count,
     conflictRecords: conflicts.records, started: inp.started, finished: new Date(), copied: work.copied,
-    deferred: Object.keys(work.deferred).length ? work.deferred : undefined,
+    deferred: Object.keys(work.deferred).length ? work.deferred : undefined, traffic: trafficOf(inp, reads, work, deferred),
   };
 }

@@ -21,7 +21,7 @@ export async function finishRun(
   writers: Map<string, pg.Client>,
   snapshots: Record<string, string>,
   runSeq: number,
-  tables: { tableId: string; schema: string; name: string }[],
+  tables: { tableId: string; schema: string; name: string; receiving?: Record<string, { schema: string; name: string }> }[],
   copiedInto: Map<string, string[]>,
 ): Promise<void> {
   await Promise.all(
@@ -70,7 +70,7 @@ async function purge(ctx: SyncContext, m: pg.Client, db: string, tables: { table
 export function deferMaintenance(
   ctx: SyncContext,
   conns: SyncConnections,
-  tables: { tableId: string; schema: string; name: string }[],
+  tables: { tableId: string; schema: string; name: string; receiving?: Record<string, { schema: string; name: string }> }[],
   copiedInto: Map<string, string[]>,
 ): void {
   if (!ctx.sync.analyzeAfterCopy && !ctx.sync.vacuumAfterCopy) return;
@@ -89,11 +89,13 @@ export function deferMaintenance(
 async function maintainCopied(
   ctx: SyncContext,
   clients: Map<string, pg.Client>,
-  tables: { tableId: string; schema: string; name: string }[],
+  tables: { tableId: string; schema: string; name: string; receiving?: Record<string, { schema: string; name: string }> }[],
   copiedInto: Map<string, string[]>,
 ): Promise<void> {
   const perDb = new Map<string, { schema: string; name: string }[]>();
-  for (const t of tables) for (const db of copiedInto.get(t.tableId) ?? []) perDb.set(db, [...(perDb.get(db) ?? []), t]);
+  for (const t of tables) {
+    for (const db of copiedInto.get(t.tableId) ?? []) perDb.set(db, [...(perDb.get(db) ?? []), t.receiving?.[db] ?? t]); // its name on that database
+  }
   await Promise.all(
     [...perDb].map(async ([db, loaded]) => {
       const sql = afterCopySql(loaded, { analyze: ctx.sync.analyzeAfterCopy, vacuum: ctx.sync.vacuumAfterCopy });

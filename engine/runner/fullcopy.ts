@@ -6,10 +6,10 @@
  */
 import type { RunResult } from './types.js';
 import type { RunInputs } from './inputs.js';
-import { wholeTableSql } from './sql/pending.js';
-import { WRITE_SETUP_SQL, copyIntoTableSql, fullcopyEmptySql } from './sql/apply.js';
+import { WRITE_SETUP_SQL, fullcopyEmptySql } from './sql/apply.js';
+import { copyTable } from './send.js';
 import { beginReadSql, CURRENT_SNAPSHOT_SQL, ROLLBACK_SQL } from './sql/transaction.js';
-import { copyBetween } from './copy.js';
+import { tableOn } from './receiving.js';
 import { deferMaintenance, deferHistoryPrune } from './finish.js';
 import { withIndexesDropped } from './rebuild.js';
 import { commitRun } from './commit.js';
@@ -27,14 +27,14 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   const tw = targets.map((d) => writers.get(d.name)!);
   await Promise.all(tw.map((w) => w.query(WRITE_SETUP_SQL, [sync.name])));
   if (scope.tables.length) {
-    const empty = fullcopyEmptySql(scope.tables, sync.deletemethod);
-    await Promise.all(tw.map((w) => w.query(empty)));
+    // one statement for every table, so foreign keys between them do not stop a TRUNCATE
+    await Promise.all(targets.map((d, i) => tw[i].query(fullcopyEmptySql(scope.tables.map((t) => tableOn(t, d.name)), sync.deletemethod))));
   }
   const rowsByTable: Record<string, number> = {};
   for (const t of scope.tables) {
-    const copy = () => copyBetween(read, wholeTableSql(t, t.columns), tw.map((client) => ({ client, sql: copyIntoTableSql(t, t.columns) })));
+    const copy = () => copyTable(inp, read, t, targets.map((d) => d.name));
     // rebuild_index: load without the indexes, build them after (the table was emptied above)
-    rowsByTable[t.display] = await (sync.rebuildIndex ? withIndexesDropped(tw, t, copy) : copy());
+    rowsByTable[t.display] = await (sync.rebuildIndex ? withIndexesDropped(tw, targets.map((d) => tableOn(t, d.name)), copy) : copy());
   }
   await read.query(ROLLBACK_SQL);
   const rows = Object.values(rowsByTable).reduce((a, b) => a + b, 0);

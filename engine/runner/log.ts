@@ -10,6 +10,8 @@ export type LogEntry =
   | { event: 'conflict'; level: 'warn'; sync: string; conflict: ConflictRecord }
   | { event: 'conflicts_more'; level: 'warn'; sync: string; more: number }
   | { event: 'busy'; level: 'info'; sync: string }
+  | { event: 'skipped'; level: 'info'; sync: string; runId: string; reason: string }
+  | { event: 'hook'; level: 'info' | 'warn'; sync: string; hook: string; message: string }
   | { event: 'listen_error'; level: 'warn'; database: string; error: string; retryMs: number }
   | { event: 'maintenance_failed'; level: 'warn'; sync: string; error: string }
   | { event: 'start'; level: 'info'; syncs: string[]; once: boolean }
@@ -39,12 +41,16 @@ export function formatLog(e: LogEntry, format: LogFormat, now = new Date()): str
       return `${time} ERROR run sync=${e.sync} failed after ${e.durationMs}ms: ${e.error}${e.retryMs !== null ? ` (retry in ${(e.retryMs / 1000).toFixed(1)}s)` : ''}`;
     case 'conflict': {
       const c = e.conflict;
-      return `${time} WARN  conflict sync=${e.sync} table=${c.table} key=${JSON.stringify(c.key)} winner=${c.winner ?? '(skipped)'} changed_on=${c.changed.map((x) => x.database).join(',')}`;
+      return `${time} WARN  conflict sync=${e.sync} table=${c.table} key=${JSON.stringify(c.key)} winner=${c.winner ?? (c.merged ? '(merged)' : '(skipped)')} changed_on=${c.changed.map((x) => x.database).join(',')}`;
     }
     case 'conflicts_more':
       return `${time} WARN  conflict sync=${e.sync} ... and ${e.more} more conflicts (recorded in the conflict table up to ${CONFLICT_DETAIL_CAP} per run)`;
     case 'busy':
       return `${time} INFO  busy sync=${e.sync}: another runner is running it; trying again later`;
+    case 'skipped':
+      return `${time} INFO  skipped sync=${e.sync} run_id=${e.runId}: before_sync: ${e.reason} (nothing consumed)`;
+    case 'hook':
+      return `${time} ${e.level === 'warn' ? 'WARN ' : 'INFO '} hook sync=${e.sync} hook=${e.hook}: ${e.message}`;
     case 'listen_error':
       return `${time} WARN  listen database=${e.database}: ${e.error} (reconnecting in ${(e.retryMs / 1000).toFixed(1)}s)`;
     case 'maintenance_failed':

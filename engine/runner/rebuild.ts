@@ -7,10 +7,12 @@ import type pg from 'pg';
 import { SAVE_INDEXES_SQL, type SavedIndex } from './sql/indexes.js';
 import { qualify } from '../sql/ident.js';
 
-export async function withIndexesDropped<T>(receivers: pg.Client[], table: { schema: string; name: string }, fn: () => Promise<T>): Promise<T> {
+/** `table`: its name on every receiver, or per receiver (a target may hold it under another name). */
+export async function withIndexesDropped<T>(receivers: pg.Client[], table: { schema: string; name: string } | { schema: string; name: string }[], fn: () => Promise<T>): Promise<T> {
   const saved = await Promise.all(
-    receivers.map(async (c) => {
-      const r = await c.query<SavedIndex>(SAVE_INDEXES_SQL, [qualify(table.schema, table.name)]);
+    receivers.map(async (c, i) => {
+      const t = Array.isArray(table) ? table[i] : table;
+      const r = await c.query<SavedIndex>(SAVE_INDEXES_SQL, [qualify(t.schema, t.name)]);
       if (r.rows.length) await c.query(r.rows.map((x) => x.drop).join(';\n'));
       return r.rows;
     }),

@@ -24,15 +24,17 @@ import { newestTruncater } from './conflicts.js';
 import { uniqueViolation } from './constraints.js';
 import { copyBetween } from './copy.js';
 import { withIndexesDropped } from './rebuild.js';
-import { winnerRowsSql, wholeTableSql, pendingKeysOnlyOutSql, presentRowsSql } from './sql/pending.js';
+import { pendingKeysOnlyOutSql } from './sql/pending.js';
 import {
-  createStagingSql, copyIntoStagingSql, copyIntoTableSql, emptyTablesSql, applyStagingSql, guardedApplySql, deferAllSql, GUARD_SETUP_SQL,
-  createDeleteKeysSql, copyIntoDeleteKeysSql, directDeleteSql, requeueOutSql, requeueInSql,
+  createStagingSql, emptyTablesSql, applyStagingSql, guardedApplySql, deferAllSql, GUARD_SETUP_SQL, requeueOutSql, requeueInSql,
   createKeepSql, copyIntoKeepSql, guardedClearSql, TRUNCATE_TS_SETUP_SQL, clearDeferredOutSql, emptinessSql,
   plainApplySql, UNDO_PLAIN_APPLY_SQL, UNDO_GUARDED_APPLY_SQL, WRITE_SETUP_SQL,
 } from './sql/apply.js';
 import { SQLSTATE } from '../sqlstate.js';
 import { ROLLBACK_SQL } from './sql/transaction.js';
+import { subsetApplySql } from './sql/receiving.js';
+import { tableOn, directAllowed } from './receiving.js';
+import { stageRows, copyTable, applyDirect } from './send.js';
 
 /** Up to this many pending keys, a source's rows are read by one index probe per key (winnerRowsSql). */
 const BY_KEY_MAX = 10_000;
@@ -110,14 +112,19 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
         // into a source, only a table it holds locked (step 2 left the others unlocked: not empty)
         const due = scope.tables.filter((t) => t.copyInto.includes(d.name) && copyable(t) && (!isSource(d.name) || locks.locked.get(d.name)?.has(t.tableId)));
         if (!due.length) return;
-        let take = due;
-        if (ctx.sync.onetimecopy === 'if_empty') {
-          const r = await writers.get(d.name)!.query<{ id: string; full: boolean }>(emptinessSql(due));
+        // a re-copy (sync_recopy) empties the table whatever onetimecopy says
+        const again = due.filter((t) => t.recopyInto.includes(d.name));
+        for (const t of again) push(d.name, t);
+        const once = due.filter((t) => !again.includes(t));
+        let take = once;
+        if (ctx.sync.onetimecopy === 'if_empty' && once.length) {
+          const r = await writers.get(d.name)!.query<{ id: string; full: boolean }>(emptinessSql(once.map((t) => tableOn(t, d.name))));
           const full = new Set(r.rows.filter((x) => x.full).map((x) => x.id));
-          take = due.filter((t) => !full.has(t.tableId));
+          take = once.filter((t) => !full.has(t.tableId));
         } else {
-          for (const t of due) push(d.name, t);
+          for (const t of once) push(d.name, t);
         }
+        take = [...take, ...again];
         for (const t of take) work.copyTargets.set(t.tableId, [...(work.copyTargets.get(t.tableId) ?? []), d.name]);
       }),
     );
@@ -126,7 +133,8 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
     const senders = reads.filter((r) => (r.pending.get(t.tableId)?.n ?? 0) > 0);
     if (!senders.length) continue;
     work.rowsByTable[t.display] = senders.reduce((a, r) => a + r.pending.get(t.tableId)!.n, 0);
-    if (senders.length === 1 && senders[0].pending.get(t.tableId)!.n >= DIRECT_MIN_ROWS && receiversOf(inp, work, t, senders[0].db).every((db) => !isSource(db))) {
+    const direct = senders.length === 1 && receiversOf(inp, work, t, senders[0].db);
+    if (direct && senders[0].pending.get(t.tableId)!.n >= DIRECT_MIN_ROWS && direct.every((db) => !isSource(db)) && directAllowed(t, direct)) {
       work.direct.set(t.tableId, senders[0]);
       continue;
     }
@@ -145,7 +153,7 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
 export async function stage(inp: RunInputs, reads: SourceRead[], work: Work): Promise<void> {
   const { scope, writers } = inp;
   await Promise.all(
-    [...work.staged].map(([db, m]) => writers.get(db)!.query(createStagingSql(db, scope.tables.filter((t) => m.has(t.tableId))))),
+    [...work.staged].map(([db, m]) => writers.get(db)!.query(createStagingSql(db, scope.tables.filter((t) => m.has(t.tableId)).map((t) => tableOn(t, db))))),
   );
   // a source taking a TRUNCATE keeps the keys whose own change won step 4
   for (const [db, list] of work.toClear) {
@@ -162,8 +170,8 @@ export async function stage(inp: RunInputs, reads: SourceRead[], work: Work): Pr
       if ((r.pending.get(t.tableId)?.n ?? 0) === 0) continue;
       const receivers = receiversOf(inp, work, t, r.db);
       const byKey = r.pending.get(t.tableId)!.n <= BY_KEY_MAX && t.keyIndexedOn.includes(r.db);
-      const n = await copyBetween(r.client, winnerRowsSql(t, t.columns, r.index, byKey), receivers.map((db) => ({ client: writers.get(db)!, sql: copyIntoStagingSql(t, t.columns) })));
-      for (const db of receivers) work.staged.get(db)!.set(t.tableId, work.staged.get(db)!.get(t.tableId)! + n);
+      const n = await stageRows(inp, r, t, receivers, byKey);
+      for (const db of receivers) work.staged.get(db)!.set(t.tableId, work.staged.get(db)!.get(t.tableId)! + n.get(db)!);
     }
   }
 }
@@ -172,11 +180,11 @@ export async function stage(inp: RunInputs, reads: SourceRead[], work: Work): Pr
 export async function loadTargets(inp: RunInputs, reads: SourceRead[], work: Work): Promise<void> {
   const isSource = isSourceOf(inp);
   const targets = inp.ctx.databases.map((d) => d.name).filter((db) => !isSource(db));
-  await Promise.all(targets.filter((db) => work.toEmpty.has(db)).map((db) => emptyTables(inp.writers.get(db)!, work.toEmpty.get(db)!, false)));
+  await Promise.all(targets.filter((db) => work.toEmpty.has(db)).map((db) => emptyTables(inp.writers.get(db)!, work.toEmpty.get(db)!.map((t) => tableOn(t, db)), false)));
   await copyWhole(inp, reads[0], work, targets);
   for (const t of inp.scope.tables) {
     const r = work.direct.get(t.tableId);
-    if (r) await applyDirect(r, t, receiversOf(inp, work, t, r.db).map((db) => inp.writers.get(db)!));
+    if (r) await applyDirect(inp, r.client, t, receiversOf(inp, work, t, r.db));
   }
 }
 
@@ -199,7 +207,7 @@ export async function loadSources(inp: RunInputs, reads: SourceRead[], work: Wor
 async function emptySource(inp: RunInputs, r: SourceRead, work: Work): Promise<void> {
   const w = inp.writers.get(r.db)!;
   const tables = work.toEmpty.get(r.db);
-  if (tables) await emptyTables(w, tables, true);
+  if (tables) await emptyTables(w, tables.map((t) => tableOn(t, r.db)), true);
   const clears = work.toClear.get(r.db);
   if (!clears) return;
   await w.query(GUARD_SETUP_SQL, [r.snapshot]);
@@ -225,9 +233,9 @@ async function copyWhole(inp: RunInputs, first: SourceRead, work: Work, into: st
   for (const t of scope.tables) {
     const dbs = (work.copyTargets.get(t.tableId) ?? []).filter((db) => into.includes(db));
     if (!dbs.length) continue;
-    const copy = () => copyBetween(first.client, wholeTableSql(t, t.columns), dbs.map((db) => ({ client: writers.get(db)!, sql: copyIntoTableSql(t, t.columns) })));
-    const rebuild = ctx.sync.rebuildIndex ? dbs.filter((db) => !isSource(db)).map((db) => writers.get(db)!) : [];
-    await (rebuild.length ? withIndexesDropped(rebuild, t, copy) : copy());
+    const copy = () => copyTable(inp, first.client, t, dbs);
+    const rebuild = ctx.sync.rebuildIndex ? dbs.filter((db) => !isSource(db)) : [];
+    await (rebuild.length ? withIndexesDropped(rebuild.map((db) => writers.get(db)!), rebuild.map((db) => tableOn(t, db)), copy) : copy());
     if (!work.copied.includes(t.display)) work.copied.push(t.display);
   }
 }
@@ -244,17 +252,17 @@ export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Wor
     [...work.staged].map(async ([db, m]) => {
       const w = writers.get(db)!;
       const tables = scope.tables.filter((t) => m.has(t.tableId));
-      const shape = (t: RunTable) => ({ ...t, analyze: m.get(t.tableId)! > ANALYZE_STAGING_ROWS, sorted: m.get(t.tableId)! > SORT_STAGING_ROWS && t.keyIndexedOn.includes(db) });
+      const shape = (t: RunTable) => ({ ...tableOn(t, db), analyze: m.get(t.tableId)! > ANALYZE_STAGING_ROWS, sorted: m.get(t.tableId)! > SORT_STAGING_ROWS && t.keyIndexedOn.includes(db) });
       const held = locks.locked.get(db);
       const guarded = isSource(db) ? tables.filter((t) => !held?.has(t.tableId)) : [];
       const plain = tables.filter((t) => !guarded.includes(t));
       if (plain.length) {
         try {
-          await w.query(plainApplySql(plain.flatMap((t) => applyStagingSql(shape(t)))));
+          await w.query(plainApplySql(plain.flatMap((t) => (tableOn(t, db).subset ? subsetApplySql : applyStagingSql)(shape(t)))));
         } catch (e) {
           if ((e as { code?: string }).code !== SQLSTATE.unique_violation) throw e;
           await w.query(UNDO_PLAIN_APPLY_SQL);
-          throw await uniqueViolation(inp, db, w, plain, e);
+          throw await uniqueViolation(inp, db, w, plain.map((t) => tableOn(t, db)), e);
         }
       }
       if (!guarded.length) return;
@@ -296,20 +304,6 @@ export async function requeue(inp: RunInputs, deferred: Deferred): Promise<void>
       await copyBetween(writers.get(db)!, requeueOutSql(t, src), [{ client: writers.get(sender)!, sql: requeueInSql(ctx.schema, t) }]);
     }
   }
-}
-
-/**
- * A large set of changes from one source to receivers that write nothing of their own:
- * the keys go to a temp table on every receiver, which deletes them, then the rows that
- * still exist stream from the source straight into the table by COPY (presentRowsSql).
- * No staging table: COPY's batched inserts are what make this ~2.5x faster than
- * INSERT ... SELECT.
- */
-async function applyDirect(r: SourceRead, t: RunTable, receivers: pg.Client[]): Promise<void> {
-  await Promise.all(receivers.map((w) => w.query(createDeleteKeysSql(t))));
-  await copyBetween(r.client, pendingKeysOnlyOutSql(t), receivers.map((w) => ({ client: w, sql: copyIntoDeleteKeysSql(t) })));
-  await Promise.all(receivers.map((w) => w.query(directDeleteSql(t))));
-  await copyBetween(r.client, presentRowsSql(t, t.columns), receivers.map((w) => ({ client: w, sql: copyIntoTableSql(t, t.columns) })));
 }
 
 /** One TRUNCATE for all, else DELETE (see emptyTablesSql). */

@@ -4,7 +4,9 @@
  * database's state in its fenced transaction, derive the run's scope, run. A failure
  * rolls everything back (the sync's connections are closed, which is also what makes a
  * half-done run impossible to commit) and is recorded in the `run` table of every
- * database that can still be reached.
+ * database that can still be reached. A sync with hooks (custom/hooks.ts) calls
+ * before_sync once the state is read (it may skip the run), after_sync once it committed,
+ * and on_error after a failure, which may have the run redone once.
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
@@ -18,11 +20,15 @@ import { runDelta } from './delta.js';
 import { runFullcopy } from './fullcopy.js';
 import { failedRunSql } from './sql/state.js';
 import { ROLLBACK_SQL } from './sql/transaction.js';
+import { skippedRunSql } from './sql/custom.js';
+import { makeRunHooks, type RunHooks } from './custom/hooks.js';
+import type { LogEntry } from './log.js';
 import { withClient } from '../connect.js';
 import { BucardoError, describePgError } from '../errors.js';
 import { SQLSTATE } from '../sqlstate.js';
 
-export type RunOutcome = { kind: 'done'; result: RunResult } | { kind: 'busy' };
+/** skipped: before_sync vetoed the run (custom/hooks.ts); nothing was consumed. */
+export type RunOutcome = { kind: 'done'; result: RunResult } | { kind: 'busy' } | { kind: 'skipped'; runId: string; reason: string };
 
 /** A run that failed, with what to show and record. */
 export class RunError extends BucardoError {
@@ -40,25 +46,48 @@ export class RunError extends BucardoError {
   }
 }
 
-export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runner: string): Promise<RunOutcome> {
+export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runner: string, log: (e: LogEntry) => void = () => {}): Promise<RunOutcome> {
   const runId = randomUUID();
   const started = new Date();
-  try {
-    const fenced = await fence(ctx, conns);
-    if (!fenced) return { kind: 'busy' };
-    const { writers, states } = fenced;
-    const scope = makeRunScope(ctx, states);
-    const inputs = { ctx, conns, scope, states, writers, runId, started, runner };
-    const result = ctx.sync.kind === 'fullcopy' ? await runFullcopy(inputs) : await runDelta(inputs);
-    return { kind: 'done', result };
-  } catch (e) {
-    // closing the connections rolls back whatever is open and frees the fence
-    await conns.closeAll();
-    // recorded even when the fence was never taken (a database is down): the other
-    // databases of the sync then show the failure in `bucardo status`
-    await recordFailure(ctx, runId, started, runner, e);
-    throw new RunError(ctx.sync.name, runId, started, e);
+  const hooks = makeRunHooks(ctx, runId, log);
+  for (let retried = false; ; retried = true) {
+    try {
+      const outcome = await attemptRun(ctx, conns, runner, runId, started, hooks);
+      if (outcome.kind === 'done') await hooks?.afterSync(outcome.result, conns);
+      return outcome;
+    } catch (e) {
+      // closing the connections rolls back whatever is open and frees the fence
+      await conns.closeAll();
+      // on_error may repair the data and ask for the run again, once (custom/hooks.ts)
+      if (hooks && !retried && (await hooks.onError(e, conns))) continue;
+      // recorded even when the fence was never taken (a database is down): the other
+      // databases of the sync then show the failure in `bucardo status`
+      await recordFailure(ctx, runId, started, runner, e);
+      throw new RunError(ctx.sync.name, runId, started, e);
+    }
   }
+}
+
+/** Steps 1 to 11 once: the fence, before_sync, the run of the sync's kind. */
+async function attemptRun(ctx: SyncContext, conns: SyncConnections, runner: string, runId: string, started: Date, hooks: RunHooks | null): Promise<RunOutcome> {
+  const fenced = await fence(ctx, conns);
+  if (!fenced) return { kind: 'busy' };
+  const { writers, states } = fenced;
+  const scope = makeRunScope(ctx, states);
+  const skip = await hooks?.beforeSync(writers);
+  if (skip) {
+    await Promise.all([...writers.values()].map((w) => w.query(ROLLBACK_SQL)));
+    await recordSkip(ctx, writers, runId, started, runner, skip);
+    return { kind: 'skipped', runId, reason: skip };
+  }
+  const inputs = { ctx, conns, scope, states, writers, runId, started, runner };
+  const result = ctx.sync.kind === 'fullcopy' ? await runFullcopy(inputs) : await runDelta(inputs);
+  return { kind: 'done', result };
+}
+
+/** A run that before_sync skipped, recorded (outside any transaction: the run's rolled back) where it can be; status shows its reason. */
+async function recordSkip(ctx: SyncContext, writers: Map<string, pg.Client>, runId: string, started: Date, runner: string, reason: string): Promise<void> {
+  await Promise.all([...writers.values()].map((w) => w.query(skippedRunSql(ctx.schema), [runId, ctx.sync.name, started.toISOString(), reason, runner]).catch(() => {})));
 }
 
 /**
@@ -82,7 +111,7 @@ async function fence(ctx: SyncContext, conns: SyncConnections): Promise<{ writer
   const states = new Map<string, DatabaseState>();
   await Promise.all(
     ctx.databases.map(async (d) => {
-      states.set(d.name, await readDatabaseState(writers.get(d.name)!, d.name, ctx.schema, ctx.sync.name, ctx.sequences));
+      states.set(d.name, await readDatabaseState(writers.get(d.name)!, d.name, ctx.schema, ctx.sync.name, ctx.sequences, ctx.renamedOn(d.name)));
     }),
   );
   return { writers, states };

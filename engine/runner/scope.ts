@@ -10,6 +10,8 @@ import { BucardoError } from '../errors.js';
 import { displayName } from '../sql/ident.js';
 import { seqKey } from './sql/prepare.js';
 import type { ForeignKey } from './sql/constraints.js';
+import type { ModuleRef } from '../topology/types.js';
+import { receivingOf, assertReceivable, makeReceivingViews } from './receiving.js';
 
 export interface RunTable {
   tableId: string;
@@ -29,6 +31,8 @@ export interface RunTable {
   types: Record<string, string[]>;
   /** Databases where a onetimecopy of this table is due. */
   copyInto: string[];
+  /** Of copyInto, the targets that take the table again whatever onetimecopy says: emptied first (sync_recopy). */
+  recopyInto: string[];
   /** Databases whose copy_pending flag is cleared by this run (copyInto, plus flags to drop). */
   copyClear: string[];
   /** Databases where the table has a btree index on exactly the key (rows can be read key by key, and in key order). */
@@ -42,6 +46,18 @@ export interface RunTable {
    * (A user-defined type's binary form embeds its oid, which differs between databases.)
    */
   binary: boolean;
+  /** Row filter, SQL over the source row (SPEC section 6): a row that does not match is sent as deleted. */
+  where?: string;
+  /** Some columns of the receiver's table are not sent: its rows are updated in place, never replaced. */
+  subset?: boolean;
+  /** The module every sent row passes through (text COPY; transform.ts). */
+  transform?: ModuleRef;
+  /**
+   * Per database that takes the table its own way (SPEC section 6: another name, some
+   * columns, a filter, a transform): the table as that database takes it, with its name
+   * there (receiving.ts tableOn). Absent: every database takes it as it is.
+   */
+  receiving?: Record<string, RunTable>;
 }
 
 /** A run's tables, watermark, numbering and sequences, as the fenced databases state them. */
@@ -89,19 +105,25 @@ function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunT
   const tables: RunTable[] = [];
   for (const rel of first.relations) {
     if (!rel.columns) throw missingTable(ctx, rel, ctx.sources[0].name);
+    const recv = receivingOf(ctx, rel);
     let columns = rel.columns.map((c) => c.name);
     const copyInto: string[] = [];
     const copyClear: string[] = [];
+    const recopyInto: string[] = [];
     const keyIndexedOn: string[] = [];
     const keyUniqueOn: string[] = [];
     for (const d of ctx.databases) {
       const st = states.get(d.name)!;
       const mine = st.relations.find((r) => r.tableId === rel.tableId);
-      if (!mine || !mine.columns) throw missingTable(ctx, rel, d.name);
+      if (!mine || !mine.columns) throw missingTable(ctx, rel, d.name, recv.get(d.name)?.name);
       if (mine.keyIndexed) keyIndexedOn.push(d.name);
       if (mine.keyUnique) keyUniqueOn.push(d.name);
       const names = new Set(mine.columns.map((c) => c.name));
-      if (ctx.sync.strict) {
+      const sent = recv.get(d.name)?.columns;
+      if (sent) {
+        // a database taking some columns needs those only (the key among them)
+        assertReceivable(ctx, rel, d.name, sent, rel.columns.map((c) => c.name), names);
+      } else if (ctx.sync.strict) {
         const missing = columns.filter((c) => !names.has(c));
         if (missing.length) {
           throw new BucardoError('column_mismatch', `table ${displayName(rel.schema, rel.name)} in database ${d.name} lacks column ${missing.map((m) => JSON.stringify(m)).join(', ')} that database ${ctx.sources[0].name} has (sync ${ctx.sync.name} is strict)`, {
@@ -111,7 +133,15 @@ function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunT
       } else {
         columns = columns.filter((c) => names.has(c));
       }
-      if (mine.copyPending) {
+      if (mine.recopy) {
+        // a target whose name, columns, filter or transform changed: emptied and copied again,
+        // whatever onetimecopy says (planner/custom.ts; never a source)
+        copyClear.push(d.name);
+        if (!ctx.sources.some((x) => x.name === d.name) && ctx.sync.kind === 'delta') {
+          copyInto.push(d.name);
+          recopyInto.push(d.name);
+        }
+      } else if (mine.copyPending) {
         copyClear.push(d.name);
         const isFirst = d.name === ctx.sources[0].name;
         if (!isFirst && ctx.sync.onetimecopy !== 'never' && ctx.sync.kind === 'delta') copyInto.push(d.name);
@@ -121,6 +151,8 @@ function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunT
     const binary = columns.every((c) => {
       const mine = typeOf(first, c)!;
       return mine.builtin === true && ctx.databases.every((d) => {
+        const sent = recv.get(d.name)?.columns;
+        if (sent && !sent.includes(c)) return true;
         const other = typeOf(states.get(d.name)!, c);
         return other?.builtin === true && other.type === mine.type;
       });
@@ -131,11 +163,14 @@ function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunT
     const fks: Record<string, ForeignKey[]> = {};
     for (const d of ctx.databases) {
       const mine = states.get(d.name)!.relations.find((r) => r.tableId === rel.tableId);
-      fks[d.name] = (mine?.fks ?? []).map((f) => ({ name: f.name, child: { schema: rel.schema, name: rel.name }, childCols: f.childCols, parent: { schema: f.parentSchema, name: f.parentName }, parentCols: f.parentCols }));
+      fks[d.name] = (mine?.fks ?? []).map((f) => ({ name: f.name, child: recv.get(d.name)?.name ?? { schema: rel.schema, name: rel.name }, childCols: f.childCols, parent: { schema: f.parentSchema, name: f.parentName }, parentCols: f.parentCols }));
     }
     const types: Record<string, string[]> = {};
-    for (const d of ctx.databases) types[d.name] = columns.map((c) => { const x = typeOf(states.get(d.name)!, c)!; return x.base ?? x.type; });
-    tables.push({ tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, types, fks, copyInto, copyClear, keyIndexedOn, keyUniqueOn, binary });
+    // '' for a column a database does not take (a subset): its receiving view has its own types
+    for (const d of ctx.databases) types[d.name] = columns.map((c) => { const x = typeOf(states.get(d.name)!, c); return x ? x.base ?? x.type : ''; });
+    const table: RunTable = { tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, types, fks, copyInto, recopyInto, copyClear, keyIndexedOn, keyUniqueOn, binary };
+    if (recv.size) table.receiving = makeReceivingViews(table, recv, states);
+    tables.push(table);
   }
   return tables;
 }
@@ -180,8 +215,9 @@ export function resumeWatermark(states: { runSeq: number; snapshots: Record<stri
   return { runSeq: lowest?.runSeq ?? 0, snapshots: lowest && lowest.runSeq > 0 ? lowest.snapshots : {} };
 }
 
-function missingTable(ctx: SyncContext, rel: RelationInfo, db: string): BucardoError {
-  return new BucardoError('missing_table', `table ${displayName(rel.schema, rel.name)} of sync ${ctx.sync.name} does not exist in database ${db}`, {
+function missingTable(ctx: SyncContext, rel: RelationInfo, db: string, renamed?: { schema: string; name: string }): BucardoError {
+  const as = renamed ? ` (named ${displayName(renamed.schema, renamed.name)} there)` : '';
+  return new BucardoError('missing_table', `table ${displayName(rel.schema, rel.name)}${as} of sync ${ctx.sync.name} does not exist in database ${db}`, {
     hint: 'create it (every database of a sync has the same tables), then run bucardo plan and apply',
   });
 }

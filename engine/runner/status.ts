@@ -20,6 +20,7 @@ import { historySql, RUNNING_SQL, RUNNER_ACTIVITY_SQL, pendingCountSql } from '.
 import { makeUnknownSyncError } from '../errors.js';
 import { SQLSTATE } from '../sqlstate.js';
 import { resumeWatermark } from './scope.js';
+import { skipReason } from './sql/custom.js';
 
 export interface LastRun {
   started: string;
@@ -27,6 +28,8 @@ export interface LastRun {
   rows: number;
   conflicts: number;
   error: string | null;
+  /** Present when before_sync skipped the run: its reason (the run is no failure: error is null). */
+  skipped?: string;
 }
 
 /** One sync, exactly the keys of SPEC section 3. */
@@ -164,14 +167,17 @@ async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], st
     );
     if (pending !== null && lag === null) lag = 0;
   }
-  const state: SyncStatus['state'] = running ? 'running' : !last ? 'never_run' : last.error ? 'failed' : 'idle';
+  const skipped = skipReason(last?.error);
+  const state: SyncStatus['state'] = running ? 'running' : !last ? 'never_run' : last.error && skipped === null ? 'failed' : 'idle';
   const stale = staleness(ctx, histories, last, running);
   if (stale) staleOut.push(stale);
   return {
     name: ctx.sync.name,
     enabled: ctx.sync.enabled,
     state,
-    last_run: last ? { started: iso(last.started)!, finished: iso(last.finished), rows: Number(last.rows), conflicts: last.conflicts, error: last.error } : null,
+    last_run: last
+      ? { started: iso(last.started)!, finished: iso(last.finished), rows: Number(last.rows), conflicts: last.conflicts, error: skipped === null ? last.error : null, ...(skipped === null ? {} : { skipped }) }
+      : null,
     conflicts_total: conflicts,
     pending,
     lag_seconds: lag === null ? null : Math.round((lag as number) * 1000) / 1000,

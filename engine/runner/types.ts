@@ -25,6 +25,12 @@ export interface RunResult {
   deferred?: Record<string, number>;
   /** The conflicts recorded (at most CONFLICT_DETAIL_CAP; `conflicts` counts them all). */
   conflictRecords?: ConflictRecord[];
+  /**
+   * Per table (display name): the rows each source sent (its winning changes) and each
+   * database took (staged or applied directly, less what it deferred; whole-table copies
+   * are in `copied`). What after_sync's ctx.summary shows (custom/summary.ts).
+   */
+  traffic?: Record<string, { sent: Record<string, number>; received: Record<string, number> }>;
 }
 
 /** One conflict, as recorded in the `conflict` table and logged. */
@@ -33,8 +39,10 @@ export interface ConflictRecord {
   schema: string;
   name: string;
   key: Record<string, unknown>;
-  /** Winning database, null for `skip`. */
+  /** Winning database, null for `skip` and for a row merged by a custom handler. */
   winner: string | null;
+  /** A custom handler merged the sources' rows into a new one, written everywhere. */
+  merged?: true;
   /** Databases that changed the key, with the time of their latest change. */
   changed: { database: string; at: string }[];
 }
@@ -56,6 +64,8 @@ export interface RelationInfo {
   name: string;
   keyColumns: string[];
   copyPending: boolean;
+  /** The next run empties the table here and copies it again (how this database receives it changed: sync_recopy). */
+  recopy?: boolean;
   /** null: the table does not exist in this database. */
   columns: ReplicatedColumn[] | null;
   /** A valid, non-partial btree index on exactly the key columns: rows can be fetched key by key. */

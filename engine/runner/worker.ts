@@ -3,6 +3,7 @@
  *
  *   idle ──wake (NOTIFY, kick, checktime, reconnect)──> running ──ok, rows moved──> running (again: more may be pending)
  *     ^                                                   │ ok, nothing moved ─────> idle (until checktime or a wake)
+ *     │                                                   │ skipped (before_sync) ─> idle (5 s), then running
  *     │                                                   │ busy (another runner) ─> waiting (1-3 s), then running
  *     └──────────── retry delay (jittered, growing) ───── │ failed ───────────────> waiting (backoff), then running
  *
@@ -62,6 +63,12 @@ const BUSY_STEP_MS = 50;
  * gate from being granted).
  */
 const MAX_POLL_MS = 1_000;
+/**
+ * After before_sync skipped a run, the next one starts this much later, wake-ups or not: a
+ * veto (a maintenance window, a lagging consumer) usually lasts, and each run would call
+ * the hook and record the skip again.
+ */
+const SKIP_RETRY_MS = 5_000;
 /** A run that lost a deadlock or a serialization race is redone at once this many times in a row. */
 const IMMEDIATE_RETRIES = 2;
 
@@ -158,7 +165,23 @@ export class SyncWorker {
         const t0 = Date.now();
         const counts = upstreamDone;
         try {
-          const outcome = await runSyncOnce(this.ctx, this.conns, this.runner);
+          const outcome = await runSyncOnce(this.ctx, this.conns, this.runner, (e) => this.hooks.log(e));
+          if (outcome.kind === 'skipped') {
+            // before_sync vetoed it: nothing was consumed; --once counts it as its run
+            busy = 0;
+            failures = 0;
+            this.hooks.log({ event: 'skipped', level: 'info', sync: this.ctx.sync.name, runId: outcome.runId, reason: outcome.reason });
+            if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, true);
+            if (this.once) {
+              if (counts) return true;
+              await this.upstream;
+              upstreamDone = true;
+              continue;
+            }
+            this.state = 'idle';
+            await this.sleep(SKIP_RETRY_MS, false);
+            continue;
+          }
           if (outcome.kind === 'busy') {
             this.kicks.unshift(...kicks);
             this.hooks.log({ event: 'busy', level: 'info', sync: this.ctx.sync.name });

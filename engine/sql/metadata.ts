@@ -9,7 +9,7 @@ import { schemaName } from '../objectnames.js';
 import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN, KICK_SEQUENCE } from './capture.js';
 
 /** Version of the metadata layout below; stored in meta('schema_version'). */
-export const METADATA_VERSION = '2';
+export const METADATA_VERSION = '3';
 
 /** One metadata table or sequence: its DDL (CREATE and its indexes), from the quoted schema. */
 interface MetadataObject {
@@ -56,6 +56,17 @@ const OBJECTS: MetadataObject[] = [
   copy_pending boolean NOT NULL DEFAULT false,
   added_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (sync, table_id))`],
+  },
+  // tables the next run empties here and copies whole again, whatever onetimecopy says:
+  // how this database receives them (name, columns, filter, transform) changed (metadata 3)
+  {
+    name: 'sync_recopy', kind: 'table', ddl: (s) => [`CREATE TABLE ${s}.sync_recopy (
+  sync text NOT NULL,
+  table_id text NOT NULL,
+  reason text NOT NULL,
+  requested_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (sync, table_id),
+  FOREIGN KEY (sync, table_id) REFERENCES ${s}.sync_relation (sync, table_id) ON DELETE CASCADE)`],
   },
   // the runner's consumption watermark per sync (docs/protocol.md)
   {

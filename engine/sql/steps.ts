@@ -55,6 +55,8 @@ export type RegistryStep =
   /** A table of a sync; copyPending marks the onetimecopy the next run does into this database. */
   | { kind: 'register_table'; schema: string; sync: string; tableId: string; table: QualifiedName; keyColumns: string[]; copyPending: boolean }
   | { kind: 'set_table_key'; schema: string; sync: string; tableId: string; keyColumns: string[] }
+  /** The next run empties the table here and copies it whole again, whatever onetimecopy says (sync_recopy, metadata 3). */
+  | { kind: 'request_recopy'; schema: string; sync: string; tableId: string; reason: string }
   | { kind: 'unregister_table'; schema: string; sync: string; tableId: string };
 
 export type Step = MetadataStep | CaptureStep | RegistryStep;
@@ -127,6 +129,12 @@ VALUES ($1, $2, $3, $4, $5::text[], $6)`,
       return [{
         text: `UPDATE ${qualify(step.schema, 'sync_relation')} SET key_columns = $3::text[] WHERE sync = $1 AND table_id = $2`,
         values: [step.sync, step.tableId, step.keyColumns],
+      }];
+    case 'request_recopy':
+      return [{
+        text: `INSERT INTO ${qualify(step.schema, 'sync_recopy')} (sync, table_id, reason) VALUES ($1, $2, $3)
+ON CONFLICT (sync, table_id) DO UPDATE SET reason = EXCLUDED.reason, requested_at = now()`,
+        values: [step.sync, step.tableId, step.reason],
       }];
     case 'unregister_table':
       return [{ text: `DELETE FROM ${qualify(step.schema, 'sync_relation')} WHERE sync = $1 AND table_id = $2`, values: [step.sync, step.tableId] }];

@@ -8,6 +8,7 @@ import { BucardoError } from '../errors.js';
 import { parseDuration, DURATION_EXAMPLES } from './duration.js';
 import { assertIdentifierLength, exactGlob, isGlob, parseQualifiedName } from './relnames.js';
 import { formatPath, type Path } from './source.js';
+import { buildModuleRef } from './modules.js';
 import type {
   ConflictStrategy,
   ConnectionSpec,
@@ -21,6 +22,7 @@ import type {
   RelgroupSpec,
   SyncSpec,
   TableEntry,
+  TargetOverride,
   Topology,
 } from './types.js';
 
@@ -48,6 +50,8 @@ const DEFAULTS = {
 } as const;
 
 export interface BuildContext {
+  /** The topology file as given (module paths are relative to its folder). */
+  file: string;
   report(path: Path, at: 'key' | 'value', message: string, hint?: string): void;
   pos(path: Path, at: 'key' | 'value'): Pos;
 }
@@ -181,7 +185,7 @@ function buildTableEntry(t: unknown, path: Path, ctx: BuildContext): TableEntry 
   }
   if (!isObj(t)) return null;
   const options = {
-    ...('conflict' in t ? optional('conflict', buildConflict(t.conflict)) : {}),
+    ...('conflict' in t ? optional('conflict', buildConflict(t.conflict, [...path, 'conflict'], ctx)) : {}),
     ...(typeof t.autokick === 'boolean' ? { autokick: t.autokick } : {}),
     ...(typeof t.makedelta === 'boolean' ? { makedelta: t.makedelta } : {}),
   };
@@ -195,7 +199,12 @@ function buildTableEntry(t: unknown, path: Path, ctx: BuildContext): TableEntry 
   let table: QualifiedName | undefined;
   if (typeof t.name === 'string' && t.table === undefined) table = parseName(t.name, [...path, 'name'], 'table', ctx);
   else if (typeof t.table === 'string' && t.name === undefined) table = exactName(t.schema, t.table, path, 'table', ctx);
-  return table ? { kind: 'name', table, ...key, ...options, pos } : null;
+  const receiving = {
+    ...optional('columns', stringList(t.columns)),
+    ...(typeof t.where === 'string' && t.where.trim() !== '' ? { where: t.where } : {}),
+    ...optional('targets', buildTargetOverrides(t.targets, [...path, 'targets'], ctx)),
+  };
+  return table ? { kind: 'name', table, ...key, ...options, ...receiving, pos } : null;
 }
 
 function optional<K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } {
@@ -232,11 +241,34 @@ function display(q: QualifiedName): string {
 
 const SIMPLE_CONFLICTS = ['latest', 'latest_table', 'latest_sync', 'random', 'skip', 'abort'] as const;
 
-function buildConflict(v: unknown): ConflictStrategy | undefined {
+function buildConflict(v: unknown, at: Path, ctx: BuildContext): ConflictStrategy | undefined {
   if (typeof v === 'string' && (SIMPLE_CONFLICTS as readonly string[]).includes(v)) return { kind: v as (typeof SIMPLE_CONFLICTS)[number] };
   if (isObj(v) && Array.isArray(v.priority) && Object.keys(v).length === 1) return { kind: 'priority', order: v.priority.filter((d): d is string => typeof d === 'string') };
-  if (isObj(v) && typeof v.custom === 'string' && Object.keys(v).length === 1) return { kind: 'custom', module: v.custom };
+  if (isObj(v) && typeof v.custom === 'string' && v.custom !== '' && Object.keys(v).length === 1) {
+    return { kind: 'custom', module: buildModuleRef(v.custom, ctx.file, 'resolve', [...at, 'custom'], ctx) };
+  }
   return undefined;
+}
+
+const stringList = (v: unknown): string[] | undefined =>
+  Array.isArray(v) && v.length > 0 && v.every((k) => typeof k === 'string' && k !== '') ? (v as string[]) : undefined;
+
+/** `targets:` of a table entry: per target database, its name, columns, filter and transform. */
+function buildTargetOverrides(v: unknown, path: Path, ctx: BuildContext): Map<string, TargetOverride> | undefined {
+  if (!isObj(v)) return undefined;
+  const out = new Map<string, TargetOverride>();
+  for (const [db, o] of entries(v)) {
+    if (!isObj(o)) continue;
+    const p: Path = [...path, db];
+    const ov: TargetOverride = { database: db, pos: ctx.pos(p, 'key') };
+    if (typeof o.name === 'string') ov.name = parseName(o.name, [...p, 'name'], 'table', ctx);
+    const columns = stringList(o.columns);
+    if (columns) ov.columns = columns;
+    if (typeof o.where === 'string' && o.where.trim() !== '') ov.where = o.where;
+    if (typeof o.transform === 'string' && o.transform !== '') ov.transform = buildModuleRef(o.transform, ctx.file, 'transform', [...p, 'transform'], ctx);
+    out.set(db, ov);
+  }
+  return out;
 }
 
 function buildSync(name: string, v: unknown, path: Path, ctx: BuildContext, origins: Origins): SyncSpec {
@@ -253,12 +285,12 @@ function buildSync(name: string, v: unknown, path: Path, ctx: BuildContext, orig
   }
   const hooks: HooksSpec = {};
   if (isObj(o.hooks)) {
-    for (const k of ['before_sync', 'after_sync', 'conflict', 'on_error'] as const) {
+    for (const k of ['before_sync', 'after_sync', 'on_error'] as const) {
       const s = str(o.hooks[k]);
-      if (s) hooks[k] = s;
+      if (s) hooks[k] = buildModuleRef(s, ctx.file, k, [...path, 'hooks', k], ctx);
     }
   }
-  const conflict = 'conflict' in o ? buildConflict(o.conflict) : undefined;
+  const conflict = 'conflict' in o ? buildConflict(o.conflict, [...path, 'conflict'], ctx) : undefined;
   const spec: SyncSpec = {
     name,
     kind: oneOf(o.kind, ['delta', 'fullcopy'] as const, DEFAULTS.kind),

@@ -12,7 +12,10 @@ import type { ConflictStrategy, RelgroupSpec, SyncSpec, TableEntry, Topology } f
 
 export function checkTopology(t: Topology, origins: Origins, raw: unknown, ctx: BuildContext): void {
   for (const sync of t.syncs.values()) checkSync(t, sync, origins, raw, ctx);
-  for (const group of t.relgroups.values()) checkTablePriorities(t, group, origins, ctx);
+  for (const group of t.relgroups.values()) {
+    checkTablePriorities(t, group, origins, ctx);
+    checkTargetOverrides(t, group, ctx);
+  }
   checkLoops(t, raw, ctx);
 }
 
@@ -88,6 +91,34 @@ function checkTablePriorities(t: Topology, g: RelgroupSpec, origins: Origins, ct
     const what = e.kind === 'name' ? `table ${e.table.schema}.${e.table.name}` : `tables matching ${e.pattern}`;
     checkPriority(t, e.conflict, origins, syncs, `${what} in relgroup "${g.name}"`, ctx);
   }
+}
+
+/**
+ * `targets:` of a table entry name target databases of the syncs using the relgroup: an
+ * override for a database that only sends, or that no sync of the group reaches, would
+ * silently do nothing.
+ */
+function checkTargetOverrides(t: Topology, g: RelgroupSpec, ctx: BuildContext): void {
+  const syncs = [...t.syncs.values()].filter((s) => s.relgroup === g.name);
+  g.tables.forEach((e, i) => {
+    if (e.kind !== 'name' || !e.targets) return;
+    for (const db of e.targets.keys()) {
+      const at: Path = ['relgroups', g.name, 'tables', i, 'targets', db];
+      if (!t.databases.has(db)) {
+        ctx.report(at, 'key', `table ${e.table.schema}.${e.table.name} in relgroup "${g.name}" has overrides for database "${db}", which is not defined under databases:`, didYouMean(db, t.databases.keys()) ?? definedHint('databases', t.databases.keys()));
+        continue;
+      }
+      const asSource = syncs.find((s) => s.sources.includes(db));
+      if (asSource) {
+        ctx.report(at, 'key', `table ${e.table.schema}.${e.table.name} in relgroup "${g.name}" has overrides for database "${db}", a source of sync "${asSource.name}": overrides apply to targets only`,
+          'put columns and where on the table entry itself to apply them to every receiver, sources included');
+      } else if (!syncs.some((s) => s.targets.includes(db))) {
+        const targets = [...new Set(syncs.flatMap((s) => s.targets))];
+        ctx.report(at, 'key', `table ${e.table.schema}.${e.table.name} in relgroup "${g.name}" has overrides for database "${db}", which no sync of the relgroup targets`,
+          targets.length ? `targets of the syncs using "${g.name}": ${targets.join(', ')}` : `no sync using "${g.name}" has targets`);
+      }
+    }
+  });
 }
 
 function definedHint(section: string, names: Iterable<string>): string {

@@ -9,6 +9,7 @@ import { BucardoError, TopologyError, type Problem } from '../errors.js';
 import { buildTopology } from './build.js';
 import { checkTopology } from './checks.js';
 import { checkSchema } from './schema.js';
+import { checkModuleExports } from './modules.js';
 import { parseSource } from './source.js';
 import type { Topology } from './types.js';
 
@@ -75,6 +76,7 @@ export function validateTopologyText(text: string, file: string, env: NodeJS.Pro
   }
   endPass();
   const ctx = {
+    file,
     pos: (path: readonly (string | number)[], at: 'key' | 'value') => (at === 'key' ? src.keyPos(path) : src.valuePos(path)),
     report: (path: readonly (string | number)[], at: 'key' | 'value', message: string, hint?: string) => {
       const pos = at === 'key' ? src.keyPos(path) : src.valuePos(path);
@@ -90,4 +92,18 @@ export function validateTopologyText(text: string, file: string, env: NodeJS.Pro
 
 function sortProblems(problems: Problem[]): Problem[] {
   return problems.map((p, i) => ({ p, i })).sort((a, b) => a.p.line - b.p.line || a.p.col - b.p.col || a.i - b.i).map(({ p }) => p);
+}
+
+/**
+ * loadTopology, then each module it names imported and its function checked (SPEC section
+ * 6): what validate, plan and apply do, so a module that does not export its function is
+ * found before anything is installed, not by the runner.
+ */
+export async function loadTopologyAndModules(file: string): Promise<Topology> {
+  const t = loadTopology(file);
+  const problems = await checkModuleExports(t);
+  if (problems.length) {
+    throw new TopologyError(sortProblems(problems.map((p) => ({ file, line: p.ref.pos.line, col: p.ref.pos.col, message: p.message, ...(p.hint ? { hint: p.hint } : {}) }))));
+  }
+  return t;
 }

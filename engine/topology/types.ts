@@ -46,6 +46,12 @@ export type TableEntry =
       conflict?: ConflictStrategy;
       autokick?: boolean;
       makedelta?: boolean;
+      /** The columns sent to every receiver (exact names, the key among them); absent: all. */
+      columns?: string[];
+      /** Row filter for every receiver: SQL over the source row; absent: every row. */
+      where?: string;
+      /** Overrides per target database (never a source), by database name. */
+      targets?: Map<string, TargetOverride>;
       pos: Pos;
     }
   | {
@@ -75,17 +81,40 @@ export type ConflictStrategy =
   | { kind: 'random' }
   | { kind: 'skip' }
   | { kind: 'abort' }
-  | { kind: 'custom'; module: string };
+  | { kind: 'custom'; module: ModuleRef };
+
+/** A user's ES module named in the topology (section 6 of SPEC.md). */
+export interface ModuleRef {
+  /** The path as written, relative to the topology file. */
+  path: string;
+  /** Absolute path (the topology file's folder + path). */
+  file: string;
+  /** sha256 of its content when the topology was loaded (hex); '' when it could not be read. */
+  sha256: string;
+  /** The function it must export. */
+  export: 'resolve' | 'transform' | 'before_sync' | 'after_sync' | 'on_error';
+  pos: Pos;
+}
+
+/** How one target database receives one table (customname, customcols, row filter, transform). */
+export interface TargetOverride {
+  database: string;
+  /** The table's name there; absent: the same as on the sources. */
+  name?: QualifiedName;
+  columns?: string[];
+  where?: string;
+  transform?: ModuleRef;
+  pos: Pos;
+}
 
 export type OneTimeCopy = 'never' | 'always' | 'if_empty';
 export type DeleteMethod = 'truncate' | 'delete' | 'truncate_cascade';
 export type Isolation = 'repeatable read' | 'serializable';
 
 export interface HooksSpec {
-  before_sync?: string;
-  after_sync?: string;
-  conflict?: string;
-  on_error?: string;
+  before_sync?: ModuleRef;
+  after_sync?: ModuleRef;
+  on_error?: ModuleRef;
 }
 
 export interface SyncSpec {

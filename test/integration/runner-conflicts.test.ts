@@ -149,14 +149,6 @@ test('abort: the run fails before any write, reports the keys, and status says f
   assert.match(text.stdout, /s1\s+idle/);
 });
 
-test('custom conflict hooks fail clearly', async () => {
-  const { a, b, file } = await setup('cf_custom', { custom: './hooks/resolve.js' });
-  await a.query(`UPDATE public.items SET name = 'a1' WHERE id = 1`);
-  await b.query(`UPDATE public.items SET name = 'b1' WHERE id = 1`);
-  const r = await runOnce(file, [], 1);
-  assert.match(r.stdout, /custom conflict hooks are not supported yet/);
-});
-
 test('a per-table conflict override beats the sync strategy; metrics are served', async () => {
   const [a, b, c] = await env.fresh('cf_override', DDL);
   const file = writeTopology(simpleTopology({

@@ -79,7 +79,7 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
   const defs = ['items', 'audit_log'].map((n) => captureDef('main', { schema: 'public', name: n }, key, { autokick: true, makedelta: false }));
   const inst = a.installed;
   inst.schemaExists = true;
-  for (const t of ['meta', 'installed', 'sync', 'sync_relation', 'sync_state', 'run', 'conflict', 'truncate_log', 'kick_seq']) inst.tables.set(t, []);
+  for (const t of ['meta', 'installed', 'sync', 'sync_relation', 'sync_recopy', 'sync_state', 'run', 'conflict', 'truncate_log', 'kick_seq']) inst.tables.set(t, []);
   for (const d of defs) {
     inst.tables.set(d.deltaTable.name, d.deltaTable.columns.map((c) => ({ name: c.name, type: c.type, notNull: true, generated: false, identity: '' })));
     inst.functions.set(d.function.name, { name: d.function.name, body: d.function.body, language: 'plpgsql', returnType: 'trigger', argCount: 0 });

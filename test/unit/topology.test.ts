@@ -2,6 +2,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateTopologyText, loadTopology } from '../../engine/topology/load.js';
 import { BucardoError, TopologyError, type Problem } from '../../engine/errors.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
+
+const sha = (text: string) => crypto.createHash('sha256').update(text).digest('hex');
+
+/** The topology of these tests lives in a folder with the modules it names (paths are relative to it). */
+const DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'bucardo-topology-test-'));
+const TOPO = path.join(DIR, 'topo.yaml');
+for (const [rel, fn] of [['hooks/before.js', 'before_sync'], ['hooks/after.js', 'after_sync'], ['hooks/error.js', 'on_error'], ['resolve.js', 'resolve']]) {
+  fs.mkdirSync(path.dirname(path.join(DIR, rel)), { recursive: true });
+  fs.writeFileSync(path.join(DIR, rel), `export function ${fn}() {}\n`);
+}
+process.on('exit', () => fs.rmSync(DIR, { recursive: true, force: true }));
 
 const FULL = `version: 1
 name: shop
@@ -73,7 +88,6 @@ syncs:
     hooks:
       before_sync: ./hooks/before.js
       after_sync: ./hooks/after.js
-      conflict: ./hooks/conflict.js
       on_error: ./hooks/error.js
   custom_mm:
     relgroup: unused
@@ -86,7 +100,7 @@ const ENV = { WEST_PASSWORD: 's3cret', WAREHOUSE_URL: 'postgres://wh@wh.example.
 /** Every problem of `text`, or a failure when it is valid. */
 function problems(text: string, env: NodeJS.ProcessEnv = ENV): Problem[] {
   try {
-    validateTopologyText(text, 'topo.yaml', env);
+    validateTopologyText(text, TOPO, env);
   } catch (e) {
     if (e instanceof TopologyError) return e.problems;
     throw e;
@@ -107,8 +121,8 @@ function lineOf(text: string, needle: string): number {
 }
 
 test('a file with every feature loads, with every default filled in', () => {
-  const t = validateTopologyText(FULL, 'topo.yaml', ENV);
-  assert.equal(t.file, 'topo.yaml');
+  const t = validateTopologyText(FULL, TOPO, ENV);
+  assert.equal(t.file, TOPO);
   assert.equal(t.name, 'shop');
   assert.deepEqual([...t.databases.keys()], ['east', 'west', 'warehouse', 'archive']);
   assert.deepEqual(t.databases.get('west'), {
@@ -173,8 +187,9 @@ test('a file with every feature loads, with every default filled in', () => {
   assert.equal(archive.analyzeAfterCopy, false);
   assert.equal(archive.vacuumAfterCopy, true);
   assert.equal(archive.rebuildIndex, true);
-  assert.deepEqual(archive.hooks, { before_sync: './hooks/before.js', after_sync: './hooks/after.js', conflict: './hooks/conflict.js', on_error: './hooks/error.js' });
-  assert.deepEqual(t.syncs.get('custom_mm')!.conflict, { kind: 'custom', module: './resolve.js' });
+  const mod = (rel: string, fn: string) => ({ path: rel, file: path.join(DIR, rel), export: fn, sha256: sha(`export function ${fn}() {}\n`), pos: { line: lineOf(FULL, rel), col: FULL.split('\n')[lineOf(FULL, rel) - 1]!.indexOf(rel) + 1 } });
+  assert.deepEqual(archive.hooks, { before_sync: mod('./hooks/before.js', 'before_sync'), after_sync: mod('./hooks/after.js', 'after_sync'), on_error: mod('./hooks/error.js', 'on_error') });
+  assert.deepEqual(t.syncs.get('custom_mm')!.conflict, { kind: 'custom', module: mod('./resolve.js', 'resolve') });
   assert.deepEqual(t.syncs.get('custom_mm')!.targets, []);
   assert.equal(t.syncs.get('custom_mm')!.checktimeMs, null);
 });

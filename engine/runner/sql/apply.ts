@@ -10,6 +10,7 @@ import { deltaTableName } from '../../objectnames.js';
 import { copyFormat } from './pending.js';
 import { pendingCondition } from './watermark.js';
 import type { DeleteMethod } from '../../topology/types.js';
+import { subsetGuardedWritesSql } from './receiving.js';
 
 export const stagingTable = (tableId: string) => `bucardo_st_${tableId}`;
 export const PRESENT = '_bucardo_present';
@@ -75,6 +76,8 @@ export interface ApplyTable {
   analyze: boolean;
   /** Insert in key order (the receiver has a btree index on exactly the key). */
   sorted: boolean;
+  /** Only some of the receiver's columns are sent: update in place (sql/receiving.ts), never delete then insert. */
+  subset?: boolean;
 }
 
 /**
@@ -238,8 +241,12 @@ export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boole
     // rows another transaction holds, and changes that committed while the locks were taken
     defer(`NOT EXISTS (SELECT 1 FROM ${lk} l WHERE ${on('l', 's')}) AND EXISTS (SELECT 1 FROM ${tbl} t WHERE ${on('t', 's')})`),
     defer(localChange('s')),
-    `DELETE FROM ${tbl} t USING ${lk} l WHERE ${on('t', 'l')} AND t.tableoid = l._bucardo_toid AND t.ctid = l._bucardo_tid AND NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 'l')})`,
-    `INSERT INTO ${tbl} (${cols}) OVERRIDING SYSTEM VALUE SELECT ${cols} FROM ${st} s WHERE s.${PRESENT} AND NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 's')})${t.sorted ? ` ORDER BY ${keys.join(', ')}` : ''}${t.arbiter ? ` ON CONFLICT (${keys.join(', ')}) DO NOTHING` : ''}`,
+    ...(t.subset
+      ? subsetGuardedWritesSql(t, { tbl, st, lk, rq, on })
+      : [
+          `DELETE FROM ${tbl} t USING ${lk} l WHERE ${on('t', 'l')} AND t.tableoid = l._bucardo_toid AND t.ctid = l._bucardo_tid AND NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 'l')})`,
+          `INSERT INTO ${tbl} (${cols}) OVERRIDING SYSTEM VALUE SELECT ${cols} FROM ${st} s WHERE s.${PRESENT} AND NOT EXISTS (SELECT 1 FROM ${rq} r WHERE ${on('r', 's')})${t.sorted ? ` ORDER BY ${keys.join(', ')}` : ''}${t.arbiter ? ` ON CONFLICT (${keys.join(', ')}) DO NOTHING` : ''}`,
+        ]),
     // a key that had no row to lock, whose insert a local transaction beat (its insert skipped)
     defer(`NOT EXISTS (SELECT 1 FROM ${lk} l WHERE ${on('l', 's')}) AND ${anyChange('s')}`),
     `SET LOCAL lock_timeout TO DEFAULT`,

@@ -5,6 +5,7 @@
  */
 import type pg from 'pg';
 import { qualify } from '../../sql/ident.js';
+import { tableId } from '../../objectnames.js';
 import type { DatabaseState, RelationInfo, SequenceShape } from '../types.js';
 import type { QualifiedName } from '../../topology/types.js';
 import { BucardoError, describePgError } from '../../errors.js';
@@ -17,14 +18,23 @@ const KEY_INDEX = `i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.n)
     = (SELECT array_agg(x ORDER BY x) FROM unnest(r.key_columns) x)`;
 
-function prepareSql(schema: string): string {
+/**
+ * `renamed`: some tables have another name in this database (a target's `name:`
+ * override): $4-$6 list them (table id, schema, name there), and their columns, key index
+ * and foreign keys are read from the table of that name.
+ */
+function prepareSql(schema: string, renamed = false): string {
   const t = (n: string) => qualify(schema, n);
+  const [sch, nam, join] = renamed
+    ? ['coalesce(rn.sch, r.table_schema)', 'coalesce(rn.nam, r.table_name)', `\n     LEFT JOIN unnest($4::text[], $5::text[], $6::text[]) AS rn(id, sch, nam) ON rn.id = r.table_id`]
+    : ['r.table_schema', 'r.table_name', ''];
   return `SELECT
   (SELECT json_build_object('run_seq', run_seq::text, 'snapshots', snapshots) FROM ${t('sync_state')} WHERE sync = $1) AS state,
   EXISTS (SELECT 1 FROM ${t('sync')} WHERE name = $1) AS registered,
   (SELECT coalesce(json_agg(json_build_object(
        'tableId', r.table_id, 'schema', r.table_schema, 'name', r.table_name,
        'keyColumns', r.key_columns, 'copyPending', r.copy_pending,
+       'recopy', EXISTS (SELECT 1 FROM ${t('sync_recopy')} rc WHERE rc.sync = r.sync AND rc.table_id = r.table_id),
        'columns', (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'builtin', a.atttypid < 16384,
                                      'base', CASE WHEN ty.typtype = 'd' THEN format_type(ty.typbasetype, ty.typtypmod) END) ORDER BY a.attnum)
                      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
@@ -37,9 +47,9 @@ function prepareSql(schema: string): string {
          FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class pc ON pc.oid = con.confrelid JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
         WHERE con.conrelid = c.oid AND con.contype = 'f' AND con.conparentid = 0))
      ORDER BY r.table_schema, r.table_name), '[]')
-     FROM ${t('sync_relation')} r
-     LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = r.table_schema
-     LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = r.table_name AND c.relkind IN ('r', 'p')
+     FROM ${t('sync_relation')} r${join}
+     LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = ${sch}
+     LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = ${nam} AND c.relkind IN ('r', 'p')
     WHERE r.sync = $1) AS relations,
   (SELECT coalesce(json_agg(json_build_object('schema', s.schemaname, 'name', s.sequencename, 'value', s.last_value::text,
        'start', s.start_value::text, 'min', s.min_value::text, 'max', s.max_value::text, 'inc', s.increment_by::text)), '[]')
@@ -63,10 +73,14 @@ export function seqKey(s: { schema: string; name: string }): string {
   return JSON.stringify([s.schema, s.name]);
 }
 
-export async function readDatabaseState(c: pg.Client, database: string, schema: string, sync: string, sequences: QualifiedName[]): Promise<DatabaseState> {
+export async function readDatabaseState(
+  c: pg.Client, database: string, schema: string, sync: string, sequences: QualifiedName[], renamed: { from: QualifiedName; to: QualifiedName }[] = [],
+): Promise<DatabaseState> {
   let row: Row;
   try {
-    const r = await c.query<Row>(prepareSql(schema), [sync, sequences.map((s) => s.schema), sequences.map((s) => s.name)]);
+    const params: unknown[] = [sync, sequences.map((s) => s.schema), sequences.map((s) => s.name)];
+    if (renamed.length) params.push(renamed.map((x) => tableId(x.from.schema, x.from.name)), renamed.map((x) => x.to.schema), renamed.map((x) => x.to.name));
+    const r = await c.query<Row>(prepareSql(schema, renamed.length > 0), params);
     row = r.rows[0];
   } catch (e) {
     if ((e as { code?: string }).code === SQLSTATE.undefined_table || (e as { code?: string }).code === SQLSTATE.invalid_schema_name) {

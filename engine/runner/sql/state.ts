@@ -41,11 +41,13 @@ export function writeStateSql(schema: string): string {
   RETURNING 1
 ), p AS (
   UPDATE ${t('sync_relation')} SET copy_pending = false WHERE sync = $1 AND table_id = ANY($11::text[]) RETURNING 1
+), rc AS (
+  DELETE FROM ${t('sync_recopy')} WHERE sync = $1 AND table_id = ANY($11::text[]) RETURNING 1
 ), q AS (
   ${setvalFrom('$12', '$13', '$14')}
 )
 SELECT (SELECT count(*) FROM st) + (SELECT count(*) FROM up) = 1 AS ok,
-  (SELECT count(*) FROM h) + (SELECT count(*) FROM cf) + (SELECT count(*) FROM p) + (SELECT count(*) FROM q) + (SELECT count(*) FROM id) AS n`;
+  (SELECT count(*) FROM h) + (SELECT count(*) FROM cf) + (SELECT count(*) FROM p) + (SELECT count(*) FROM rc) + (SELECT count(*) FROM q) + (SELECT count(*) FROM id) AS n`;
 }
 
 /** What a run records in each database (writeStateSql). */
