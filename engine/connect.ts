@@ -121,3 +121,30 @@ export async function withClient<T>(db: DatabaseSpec, fn: (c: pg.Client) => Prom
     await c.end().catch(() => {});
   }
 }
+
+/** How a transaction of withTransaction begins. */
+export const BEGIN = {
+  write: 'BEGIN',
+  /** One consistent view of the catalog or the data, changing nothing. */
+  snapshot: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+} as const;
+
+/**
+ * fn inside a transaction on `c`: COMMIT when it returns, ROLLBACK when it throws (the
+ * error is rethrown; a failed ROLLBACK, on a broken connection, is not the error to show).
+ * Not for transactions that span several steps (the runner's fenced writes, its read
+ * snapshots) nor around a COPY stream: a failed COPY leaves the connection unable to
+ * answer a ROLLBACK (engine/runner/sql/transaction.ts).
+ */
+export async function withTransaction<T>(c: pg.Client, begin: (typeof BEGIN)[keyof typeof BEGIN], fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  await c.query(begin);
+  let result: T;
+  try {
+    result = await fn(c);
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => {});
+    throw e;
+  }
+  await c.query('COMMIT');
+  return result;
+}

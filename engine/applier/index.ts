@@ -14,7 +14,7 @@ import type { Topology } from '../topology/types.js';
 import type { Change, Plan } from '../planner/types.js';
 import { computePlan, databasesInUse, type CatalogResult } from '../planner/plan.js';
 import { readCatalog } from '../catalog/read.js';
-import { connect } from '../connect.js';
+import { connect, withTransaction, BEGIN } from '../connect.js';
 import { BucardoError, describePgError } from '../errors.js';
 import { LOCK_NAMESPACE, schemaName } from '../objectnames.js';
 import { toStatements } from '../sql/steps.js';
@@ -33,9 +33,7 @@ export async function readCatalogs(topology: Topology, names = databasesInUse(to
       let c: pg.Client | null = null;
       try {
         c = await connect(db, 'bucardo plan');
-        await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        const catalog = await readCatalog(c, name, topology.name);
-        await c.query('COMMIT');
+        const catalog = await withTransaction(c, BEGIN.snapshot, (tx) => readCatalog(tx, name, topology.name));
         return [name, { ok: true, catalog }];
       } catch (e) {
         const message = e instanceof BucardoError ? e.message : `reading the catalog of database ${name} failed: ${describePgError(e)}`;

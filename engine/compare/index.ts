@@ -16,7 +16,7 @@
  * in one snapshot: compare after the runner has caught up, or live changes show up.
  */
 import type pg from 'pg';
-import { connect } from '../connect.js';
+import { BEGIN, connect } from '../connect.js';
 import { readCatalog } from '../catalog/read.js';
 import { resolveSyncs } from '../planner/resolve.js';
 import { BucardoError, describePgError, makeUnknownSyncError } from '../errors.js';
@@ -54,7 +54,7 @@ export async function compareSync(topology: Topology, syncName: string, options:
     await Promise.all(names.map(async (n) => {
       const c = await connect(topology.databases.get(n)!, 'bucardo compare');
       clients.set(n, c);
-      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await c.query(BEGIN.snapshot); // held across every table's COPY: ended by closing the connection
     }));
     const catalogs = new Map<string, DatabaseCatalog>(
       await Promise.all(names.map(async (n) => [n, await read(n, () => readCatalog(clients.get(n)!, n, topology.name))] as const)),

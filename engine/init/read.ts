@@ -3,6 +3,7 @@
  * sequences belong to which table, and why a table without a usable key has none.
  */
 import type pg from 'pg';
+import { withTransaction, BEGIN } from '../connect.js';
 import { readCatalog } from '../catalog/read.js';
 import type { DatabaseCatalog } from '../catalog/types.js';
 
@@ -33,8 +34,8 @@ export interface InitSource {
 }
 
 export async function readInitSource(c: pg.Client, database: string): Promise<InitSource> {
-  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  try {
+  // a snapshot that changes nothing: rolled back or committed alike
+  return withTransaction(c, BEGIN.snapshot, async () => {
     // The topology name only picks which bucardo schema counts as installed state; unused here.
     const catalog = await readCatalog(c, database, 'main');
     const seq = await c.query<{ schema: string; name: string; tschema: string | null; tname: string | null }>(
@@ -69,7 +70,5 @@ export async function readInitSource(c: pg.Client, database: string): Promise<In
         ORDER BY 1, 2`,
     );
     return { catalog, sequences, unusableIndexes, views: v.rows };
-  } finally {
-    await c.query('ROLLBACK').catch(() => {});
-  }
+  });
 }
