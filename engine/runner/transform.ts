@@ -19,12 +19,8 @@ import { StringDecoder } from 'node:string_decoder';
 import type { ModuleRef } from '../topology/types.js';
 import { loadRegisteredFunction } from '../topology/modules.js';
 import { BucardoError } from '../errors.js';
+import { userCodeTimeoutMs } from './custom/call.js';
 
-/** How long one call may take. */
-export function hookTimeoutMs(): number {
-  const v = Number(process.env.BUCARDO_HOOK_TIMEOUT_MS);
-  return Number.isFinite(v) && v > 0 ? v : 30_000;
-}
 
 /** What a transform stream needs to know about the rows it carries. */
 export interface TransformTarget {
@@ -52,7 +48,7 @@ export async function makeTransformStream(target: TransformTarget): Promise<Tran
   const n = target.columns.length;
   const known = new Set(target.columns);
   const keyIdx = target.keyColumns.map((k) => target.columns.indexOf(k));
-  const limit = hookTimeoutMs();
+  const limit = userCodeTimeoutMs();
   const decoder = new StringDecoder('utf8');
   let rest = '';
 
