@@ -50,48 +50,13 @@ export interface FlowOptions {
 
 export async function applyFlow(topology: Topology, file: string, opts: FlowOptions): Promise<number> {
   const verb = opts.destroy ? 'destroy' : 'apply';
-  const color = useColor(process.stdout, opts.noColor);
   let session: ApplySession;
   if (opts.planFile) {
-    const pf = readPlanFile(opts.planFile);
-    if (pf.topology !== topology.name || pf.topology_sha256 !== fileSha(file)) {
-      throw new BucardoError('stale_plan', `the plan file ${opts.planFile} was made from another version of ${file}; nothing was changed`, { hint: 'run bucardo plan -o again' });
-    }
-    const now = moduleShas(topology);
-    const changed = [...new Set([...Object.keys(pf.modules_sha256 ?? {}), ...Object.keys(now)])].filter((m) => pf.modules_sha256?.[m] !== now[m]);
-    if (changed.length) {
-      throw new BucardoError('stale_plan', `the plan file ${opts.planFile} was made before module ${changed.join(', ')} changed; nothing was changed`, { hint: 'run bucardo plan -o again' });
-    }
-    session = await openApply(topology, { expectedFingerprints: pf.fingerprints, file });
-    if (!planFileMatches(pf, session.changes)) {
-      await session.rollbackAll();
-      await session.close();
-      throw new BucardoError('stale_plan', `the plan file ${opts.planFile} no longer matches what apply would do; nothing was changed`, { hint: 'run bucardo plan -o again' });
-    }
+    session = await openFromPlanFile(topology, file, opts.planFile);
   } else {
-    const plan = await readCatalogsAndPlan(topology, { destroy: opts.destroy });
-    const ctx = renderContext(topology, file, color);
-    process.stdout.write(renderText(plan, ctx));
-    if (plan.errors.length) {
-      printStderr(renderErrors(plan));
-      printStderr(`${plan.errors.length} problem${plan.errors.length === 1 ? '' : 's'} block ${verb}; nothing was changed.\n`);
-      return EXIT.error;
-    }
-    if (!plan.changes.length) return EXIT.ok;
-    if (!opts.autoApprove) {
-      if (!process.stdin.isTTY) {
-        throw new BucardoError('needs_approval', `${verb} needs approval and there is no terminal to ask on; nothing was changed`, {
-          hint: `review the plan above, then run bucardo ${verb} --auto-approve (or save it with plan -o and apply the file)`,
-        });
-      }
-      const ok = await confirm(`\nDo you want to ${verb === 'destroy' ? 'remove these objects' : 'perform these actions'}? Only 'yes' will be accepted: `);
-      if (!ok) {
-        printStderr(`${verb} cancelled; nothing was changed.\n`);
-        return EXIT.error;
-      }
-    }
-    session = await openApply(topology, { destroy: opts.destroy, shown: plan, autoApprove: opts.autoApprove, file });
-    if (session.replanned) printStderr('note: the databases changed since the plan above was computed; applying the current plan.\n');
+    const opened = await openAfterApproval(topology, file, opts, verb);
+    if (typeof opened === 'number') return opened;
+    session = opened;
   }
 
   if (!session.changes.length) {
@@ -100,9 +65,78 @@ export async function applyFlow(topology: Topology, file: string, opts: FlowOpti
     process.stdout.write('No changes (the databases already match).\n');
     return EXIT.ok;
   }
+  const tasks = makeTaskList(session);
+  try {
+    await tasks.run();
+  } catch (e) {
+    await session.rollbackAll();
+    await session.close();
+    if (e instanceof BucardoError) throw new BucardoError(e.code, `${e.message}; every database was rolled back, nothing was changed`, { hint: e.hint });
+    throw e;
+  }
+  await session.close();
+  const s = summarize(session.changes);
+  process.stdout.write(`${verb === 'destroy' ? 'Destroy' : 'Apply'} complete: ${s.add} added, ${s.change} changed, ${s.destroy} destroyed.\n`);
+  return EXIT.ok;
+}
+
+/** apply PLANFILE: only when the topology file, its modules and every database are still what the plan was made from. */
+async function openFromPlanFile(topology: Topology, file: string, planFile: string): Promise<ApplySession> {
+  const pf = readPlanFile(planFile);
+  if (pf.topology !== topology.name || pf.topology_sha256 !== fileSha(file)) {
+    throw new BucardoError('stale_plan', `the plan file ${planFile} was made from another version of ${file}; nothing was changed`, { hint: 'run bucardo plan -o again' });
+  }
+  const now = moduleShas(topology);
+  const changed = [...new Set([...Object.keys(pf.modules_sha256 ?? {}), ...Object.keys(now)])].filter((m) => pf.modules_sha256?.[m] !== now[m]);
+  if (changed.length) {
+    throw new BucardoError('stale_plan', `the plan file ${planFile} was made before module ${changed.join(', ')} changed; nothing was changed`, { hint: 'run bucardo plan -o again' });
+  }
+  const session = await openApply(topology, { expectedFingerprints: pf.fingerprints, file });
+  if (!planFileMatches(pf, session.changes)) {
+    await session.rollbackAll();
+    await session.close();
+    throw new BucardoError('stale_plan', `the plan file ${planFile} no longer matches what apply would do; nothing was changed`, { hint: 'run bucardo plan -o again' });
+  }
+  return session;
+}
+
+/**
+ * apply/destroy without a plan file: show the plan, ask on a terminal (unless
+ * --auto-approve), then open the session. A number: the exit code, when there is nothing
+ * to do, the plan has errors, or the answer was not yes.
+ */
+async function openAfterApproval(topology: Topology, file: string, opts: FlowOptions, verb: 'apply' | 'destroy'): Promise<ApplySession | number> {
+  const plan = await readCatalogsAndPlan(topology, { destroy: opts.destroy });
+  const ctx = renderContext(topology, file, useColor(process.stdout, opts.noColor));
+  process.stdout.write(renderText(plan, ctx));
+  if (plan.errors.length) {
+    printStderr(renderErrors(plan));
+    printStderr(`${plan.errors.length} problem${plan.errors.length === 1 ? '' : 's'} block ${verb}; nothing was changed.\n`);
+    return EXIT.error;
+  }
+  if (!plan.changes.length) return EXIT.ok;
+  if (!opts.autoApprove) {
+    if (!process.stdin.isTTY) {
+      throw new BucardoError('needs_approval', `${verb} needs approval and there is no terminal to ask on; nothing was changed`, {
+        hint: `review the plan above, then run bucardo ${verb} --auto-approve (or save it with plan -o and apply the file)`,
+      });
+    }
+    const ok = await confirm(`\nDo you want to ${verb === 'destroy' ? 'remove these objects' : 'perform these actions'}? Only 'yes' will be accepted: `);
+    if (!ok) {
+      printStderr(`${verb} cancelled; nothing was changed.\n`);
+      return EXIT.error;
+    }
+  }
+  const session = await openApply(topology, { destroy: opts.destroy, shown: plan, autoApprove: opts.autoApprove, file });
+  if (session.replanned) printStderr('note: the databases changed since the plan above was computed; applying the current plan.\n');
+  return session;
+}
+
+/** The session's work as listr2 tasks: a task per database, a subtask per change, then the commits. */
+function makeTaskList(session: ApplySession): Listr<unknown> {
   const byDb = new Map<string, Change[]>();
   for (const c of session.changes) byDb.set(c.database, [...(byDb.get(c.database) ?? []), c]);
-  const tasks = new Listr<unknown>(
+  return new Listr<unknown>(
     [
       ...[...byDb].map(([db, changes]) => ({
         title: `database ${db}: ${changes.length} change${changes.length === 1 ? '' : 's'} (one transaction)`,
@@ -124,16 +158,4 @@ export async function applyFlow(topology: Topology, file: string, opts: FlowOpti
       fallbackRendererOptions: { logger: new FinishedTaskLogger({ useIcons: true, toStderr: LISTR_LOGGER_STDERR_LEVELS }) },
     },
   );
-  try {
-    await tasks.run();
-  } catch (e) {
-    await session.rollbackAll();
-    await session.close();
-    if (e instanceof BucardoError) throw new BucardoError(e.code, `${e.message}; every database was rolled back, nothing was changed`, { hint: e.hint });
-    throw e;
-  }
-  await session.close();
-  const s = summarize(session.changes);
-  process.stdout.write(`${verb === 'destroy' ? 'Destroy' : 'Apply'} complete: ${s.add} added, ${s.change} changed, ${s.destroy} destroyed.\n`);
-  return EXIT.ok;
 }

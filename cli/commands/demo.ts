@@ -46,6 +46,13 @@ export function register(program: Command): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Ctrl-C while the demo runs: the first wraps up (compare, then stop), the second stops at once. */
+interface Interrupts {
+  count: number;
+  /** Ends the wait in progress, so the demo notices a signal at once. */
+  wake: () => void;
+}
+
 async function demo(opts: DemoOptions): Promise<number> {
   const { duration, rate } = opts;
   const tty = Boolean(process.stdout.isTTY);
@@ -54,12 +61,11 @@ async function demo(opts: DemoOptions): Promise<number> {
   let group: ClusterGroup | null = null;
   let runner: ChildProcess | null = null;
   let driver: WriteDriver | null = null;
-  let interrupted = 0;
-  let wake: () => void = () => {};
+  const ints: Interrupts = { count: 0, wake: () => {} };
   const onSignal = () => {
-    interrupted++;
-    wake();
-    if (interrupted > 1) say('\nStopping now.');
+    ints.count++;
+    ints.wake();
+    if (ints.count > 1) say('\nStopping now.');
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -69,17 +75,7 @@ async function demo(opts: DemoOptions): Promise<number> {
     say('1. Starting three embedded PostgreSQL clusters (in a temporary folder, removed at the end)...');
     group = await startClusters(['east', 'west', 'warehouse'], { auth: 'trust' });
     releaseSignals(); // Ctrl-C means "wrap up": compare, then stop and remove everything (finally below)
-    for (const c of group.clusters) {
-      await c.createDatabase('shop');
-      await c.query('shop', SHOP_DDL + SHOP_SEED);
-    }
-    const urls = Object.fromEntries(group.clusters.map((c) => [c.name, c.url('shop')])) as { east: string; west: string; warehouse: string };
-    const dir = path.join(group.baseDir, 'demo');
-    fs.mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, 'bucardo.yaml');
-    fs.writeFileSync(file, shopTopology(urls, topologySchemaPath()));
-    say(`   east, west and warehouse each hold a shop schema (customers, products, orders, order_lines) with the same seed rows.`);
-    say(`   The topology: ${file}\n`);
+    const { urls, dir, file } = await makeShop(group, say);
 
     say('2. bucardo plan + apply: capture triggers on the sources, metadata everywhere (one transaction per database)\n');
     const topology = loadTopology(file);
@@ -88,54 +84,28 @@ async function demo(opts: DemoOptions): Promise<number> {
 
     say('\n3. Starting the runner (bucardo run) and writing on east and west at once, some rows on both (conflicts)...\n');
     const logFile = path.join(dir, 'runner.log');
-    const log = fs.openSync(logFile, 'a');
-    runner = spawn(process.execPath, [process.argv[1], 'run', '-f', file], { stdio: ['ignore', log, log], env: process.env });
+    runner = startRunner(file, logFile);
     const runnerExit = new Promise<number | null>((r) => runner!.on('exit', (code) => r(code)));
 
     const sources = ['east', 'west'].map((n, i) => ({ name: n, config: clientConfig(topology.databases.get(n)!, 'bucardo demo writer'), parity: i as 0 | 1 }));
     driver = new WriteDriver(sources, rate);
     await driver.start();
-    const started = Date.now();
     const view = new LiveView(topology, tty, say);
-    while (!interrupted && Date.now() - started < duration * 1000) {
-      await view.draw(driver, (Date.now() - started) / 1000, duration);
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, tty ? 1000 : 3000);
-      });
-      if (runner.exitCode !== null) throw new BucardoError('demo_failed', `the runner exited (code ${runner.exitCode}); its log is in ${logFile}`);
-    }
+    await showLive(view, driver, runner, logFile, duration, tty, ints);
     await driver.stop();
     driver = null;
     if (tty) view.finish();
     const writes = Object.entries(view.lastWrites).map(([n, w]) => `${w} on ${n}`).join(', ');
 
     say(`\n4. Writes stopped (${writes}). Waiting for the runner to catch up...`);
-    // A kick with --wait semantics: returns when a run that started after it has finished.
-    const deadline = Date.now() + 60_000;
-    let status: SyncStatus | undefined;
-    for (;;) {
-      await kick(topology, SYNC, 20).catch(() => undefined);
-      status = (await readStatus(topology, SYNC)).report.syncs[0];
-      if (status.pending === 0 || Date.now() > deadline || interrupted > 1) break;
-    }
-    say(`   pending changes: ${status?.pending ?? '?'}; conflicts resolved in all: ${status?.conflicts_total ?? '?'} (strategy: latest)`);
+    await waitForCatchUp(topology, ints, say);
 
     say('\n5. bucardo compare shop_mm: every table, on every database, by key ranges and hashes\n');
     const result = await compareSync(topology, SYNC);
     say(renderCompareText(result).trimEnd().split('\n').map((l) => '   ' + l).join('\n'));
     say(result.equal ? '\nVerdict: east, west and warehouse hold exactly the same rows.' : '\nVerdict: the databases differ (see above).');
 
-    if (opts.keep && interrupted < 2) {
-      say('\nThe clusters and the runner stay up. Explore with psql and the other commands:');
-      for (const [n, u] of Object.entries(urls)) say(`   ${n.padEnd(9)} psql ${u}`);
-      say(`   bucardo status -f ${file}`);
-      say(`   bucardo compare shop_mm -f ${file}`);
-      say(`   runner log: ${logFile}`);
-      say('Press Ctrl-C to stop everything and remove it.');
-      const before = interrupted;
-      while (interrupted === before) await new Promise<void>((r) => { wake = r; });
-    }
+    if (opts.keep && ints.count < 2) await stayUp(urls, file, logFile, ints, say);
     runner.kill('SIGTERM');
     await Promise.race([runnerExit, sleep(15_000)]);
     return result.equal ? EXIT.ok : EXIT.error;
@@ -151,6 +121,66 @@ async function demo(opts: DemoOptions): Promise<number> {
       await group.stopAll();
     }
   }
+}
+
+/** The shop database with its seed rows on every cluster, and the demo's topology file next to them. */
+async function makeShop(group: ClusterGroup, say: (s: string) => void): Promise<{ urls: { east: string; west: string; warehouse: string }; dir: string; file: string }> {
+  for (const c of group.clusters) {
+    await c.createDatabase('shop');
+    await c.query('shop', SHOP_DDL + SHOP_SEED);
+  }
+  const urls = Object.fromEntries(group.clusters.map((c) => [c.name, c.url('shop')])) as { east: string; west: string; warehouse: string };
+  const dir = path.join(group.baseDir, 'demo');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'bucardo.yaml');
+  fs.writeFileSync(file, shopTopology(urls, topologySchemaPath()));
+  say(`   east, west and warehouse each hold a shop schema (customers, products, orders, order_lines) with the same seed rows.`);
+  say(`   The topology: ${file}\n`);
+  return { urls, dir, file };
+}
+
+/** `bucardo run` on the demo topology as a child process, its output in `logFile`. */
+function startRunner(file: string, logFile: string): ChildProcess {
+  const log = fs.openSync(logFile, 'a');
+  return spawn(process.execPath, [process.argv[1], 'run', '-f', file], { stdio: ['ignore', log, log], env: process.env });
+}
+
+/** Redraws the live view while the writes go on, until `duration` or Ctrl-C; the runner exiting meanwhile fails the demo. */
+async function showLive(view: LiveView, driver: WriteDriver, runner: ChildProcess, logFile: string, duration: number, tty: boolean, ints: Interrupts): Promise<void> {
+  const started = Date.now();
+  while (!ints.count && Date.now() - started < duration * 1000) {
+    await view.draw(driver, (Date.now() - started) / 1000, duration);
+    await new Promise<void>((r) => {
+      ints.wake = r;
+      setTimeout(r, tty ? 1000 : 3000);
+    });
+    if (runner.exitCode !== null) throw new BucardoError('demo_failed', `the runner exited (code ${runner.exitCode}); its log is in ${logFile}`);
+  }
+}
+
+/** Kicks until nothing is pending (60 s at most, or a second Ctrl-C), then tells what is left and the conflicts resolved. */
+async function waitForCatchUp(topology: Topology, ints: Interrupts, say: (s: string) => void): Promise<void> {
+  // A kick with --wait semantics: returns when a run that started after it has finished.
+  const deadline = Date.now() + 60_000;
+  let status: SyncStatus | undefined;
+  for (;;) {
+    await kick(topology, SYNC, 20).catch(() => undefined);
+    status = (await readStatus(topology, SYNC)).report.syncs[0];
+    if (status.pending === 0 || Date.now() > deadline || ints.count > 1) break;
+  }
+  say(`   pending changes: ${status?.pending ?? '?'}; conflicts resolved in all: ${status?.conflicts_total ?? '?'} (strategy: latest)`);
+}
+
+/** --keep: how to look around, then wait for the next Ctrl-C. */
+async function stayUp(urls: Record<string, string>, file: string, logFile: string, ints: Interrupts, say: (s: string) => void): Promise<void> {
+  say('\nThe clusters and the runner stay up. Explore with psql and the other commands:');
+  for (const [n, u] of Object.entries(urls)) say(`   ${n.padEnd(9)} psql ${u}`);
+  say(`   bucardo status -f ${file}`);
+  say(`   bucardo compare shop_mm -f ${file}`);
+  say(`   runner log: ${logFile}`);
+  say('Press Ctrl-C to stop everything and remove it.');
+  const before = ints.count;
+  while (ints.count === before) await new Promise<void>((r) => { ints.wake = r; });
 }
 
 /** What the demo shows while it runs: per sync rows/s, lag, pending, conflicts and winners. */

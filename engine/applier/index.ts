@@ -99,19 +99,7 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
     for (const name of names) {
       const c = await connect(topology.databases.get(name)!, opts.destroy ? 'bucardo destroy' : 'bucardo apply');
       clients.set(name, c);
-      await c.query('BEGIN');
-      await c.query(`SET LOCAL lock_timeout = '${LOCK_WAIT}'`);
-      try {
-        await c.query(LOCK_SQL, [LOCK_NAMESPACE, `apply:${topology.name}`]);
-      } catch (e) {
-        if ((e as { code?: string }).code === SQLSTATE.lock_not_available) {
-          throw new BucardoError('apply_locked', `another bucardo apply or destroy of topology ${topology.name} has held database ${name} for over ${LOCK_WAIT}`, {
-            hint: 'wait for it to finish, then run this command again',
-          });
-        }
-        throw e;
-      }
-      await c.query(`SET LOCAL lock_timeout = '${DDL_LOCK_TIMEOUT}'`);
+      await beginLocked(c, topology.name, name);
     }
     const results = new Map<string, CatalogResult>();
     // one connection each: read every catalog at once
@@ -122,54 +110,22 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
     }
     let replanned = false;
     if (opts.expectedFingerprints) {
-      for (const [db, fp] of Object.entries(opts.expectedFingerprints)) {
-        if (plan.fingerprints[db] !== fp) {
-          throw new BucardoError('stale_plan', `database ${db} changed since the plan file was made, so the plan no longer describes what apply would do; nothing was changed`, {
-            hint: 'run bucardo plan -o again, review it, and apply the new plan file',
-          });
-        }
-      }
-      for (const db of Object.keys(plan.fingerprints)) {
-        if (!(db in opts.expectedFingerprints)) throw new BucardoError('stale_plan', `the plan file does not cover database ${db}; nothing was changed`, { hint: 'run bucardo plan -o again' });
-      }
-    } else if (opts.shown) {
-      const a = opts.shown.changes.map(changeKey).join('\n');
-      const b = plan.changes.map(changeKey).join('\n');
-      if (a !== b) {
-        replanned = true;
-        if (!opts.autoApprove) {
-          throw new BucardoError('stale_plan', 'the databases changed between the plan shown and its approval; nothing was changed', { hint: 'run apply again to see the current plan' });
-        }
+      assertFingerprints(plan, opts.expectedFingerprints);
+    } else if (opts.shown && !sameChanges(opts.shown, plan)) {
+      replanned = true;
+      if (!opts.autoApprove) {
+        throw new BucardoError('stale_plan', 'the databases changed between the plan shown and its approval; nothing was changed', { hint: 'run apply again to see the current plan' });
       }
     }
-    const file = opts.file;
-    const schema = schemaName(topology.name);
     return {
       changes: plan.changes,
       databases: names,
       replanned,
       async execute(change) {
-        const c = clients.get(change.database)!;
-        for (const st of change.steps.flatMap(toStatements)) {
-          try {
-            await c.query(st.text, st.values as unknown[] | undefined);
-          } catch (e) {
-            const code = (e as { code?: string }).code;
-            const hint = code === SQLSTATE.lock_not_available ? `a long transaction holds a lock on that table; retry when it has finished (apply waits ${DDL_LOCK_TIMEOUT})` : undefined;
-            throw new BucardoError('apply_failed', `${change.action} of ${change.object} on database ${change.database} failed: ${describePgError(e)}`, { hint, cause: e });
-          }
-        }
+        await executeChange(clients.get(change.database)!, change);
       },
       async commit(database) {
-        const c = clients.get(database)!;
-        const changed = plan.changes.some((ch) => ch.database === database);
-        const schemaStays = !opts.destroy && !plan.changes.some((ch) => ch.database === database && ch.objectType === 'schema' && ch.action === 'destroy');
-        if (changed && schemaStays) {
-          for (const st of toStatements({ kind: 'set_meta', schema, key: 'last_apply', value: JSON.stringify({ at: new Date().toISOString(), file: file ?? null }) })) {
-            await c.query(st.text, st.values);
-          }
-        }
-        await c.query('COMMIT');
+        await commitDatabase(clients.get(database)!, database, topology, plan, opts);
       },
       rollbackAll,
       close: closeAll,
@@ -179,4 +135,65 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
     await closeAll();
     throw e;
   }
+}
+
+/** Opens the transaction of one database and takes the topology's advisory lock in it; then DDL waits DDL_LOCK_TIMEOUT at most. */
+async function beginLocked(c: pg.Client, topologyName: string, name: string): Promise<void> {
+  await c.query('BEGIN');
+  await c.query(`SET LOCAL lock_timeout = '${LOCK_WAIT}'`);
+  try {
+    await c.query(LOCK_SQL, [LOCK_NAMESPACE, `apply:${topologyName}`]);
+  } catch (e) {
+    if ((e as { code?: string }).code === SQLSTATE.lock_not_available) {
+      throw new BucardoError('apply_locked', `another bucardo apply or destroy of topology ${topologyName} has held database ${name} for over ${LOCK_WAIT}`, {
+        hint: 'wait for it to finish, then run this command again',
+      });
+    }
+    throw e;
+  }
+  await c.query(`SET LOCAL lock_timeout = '${DDL_LOCK_TIMEOUT}'`);
+}
+
+/** A plan file applies only to the databases it was made from: the same ones, each with the same fingerprint. */
+function assertFingerprints(plan: Plan, expected: Record<string, string>): void {
+  for (const [db, fp] of Object.entries(expected)) {
+    if (plan.fingerprints[db] !== fp) {
+      throw new BucardoError('stale_plan', `database ${db} changed since the plan file was made, so the plan no longer describes what apply would do; nothing was changed`, {
+        hint: 'run bucardo plan -o again, review it, and apply the new plan file',
+      });
+    }
+  }
+  for (const db of Object.keys(plan.fingerprints)) {
+    if (!(db in expected)) throw new BucardoError('stale_plan', `the plan file does not cover database ${db}; nothing was changed`, { hint: 'run bucardo plan -o again' });
+  }
+}
+
+/** Whether the plan made under the locks lists the same changes as the one shown for approval. */
+function sameChanges(shown: Plan, plan: Plan): boolean {
+  return shown.changes.map(changeKey).join('\n') === plan.changes.map(changeKey).join('\n');
+}
+
+/** Runs one change's statements; a failure names the change (and a lock wait's likely cause). */
+async function executeChange(c: pg.Client, change: Change): Promise<void> {
+  for (const st of change.steps.flatMap(toStatements)) {
+    try {
+      await c.query(st.text, st.values as unknown[] | undefined);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      const hint = code === SQLSTATE.lock_not_available ? `a long transaction holds a lock on that table; retry when it has finished (apply waits ${DDL_LOCK_TIMEOUT})` : undefined;
+      throw new BucardoError('apply_failed', `${change.action} of ${change.object} on database ${change.database} failed: ${describePgError(e)}`, { hint, cause: e });
+    }
+  }
+}
+
+/** Commits one database, recording last_apply in its meta first when it changed and its schema stays. */
+async function commitDatabase(c: pg.Client, database: string, topology: Topology, plan: Plan, opts: OpenOptions): Promise<void> {
+  const changed = plan.changes.some((ch) => ch.database === database);
+  const schemaStays = !opts.destroy && !plan.changes.some((ch) => ch.database === database && ch.objectType === 'schema' && ch.action === 'destroy');
+  if (changed && schemaStays) {
+    for (const st of toStatements({ kind: 'set_meta', schema: schemaName(topology.name), key: 'last_apply', value: JSON.stringify({ at: new Date().toISOString(), file: opts.file ?? null }) })) {
+      await c.query(st.text, st.values);
+    }
+  }
+  await c.query('COMMIT');
 }

@@ -96,7 +96,29 @@ function keylessReason(t: TableInfo, source: InitSource): string {
   return `no primary key; ${why.join('; ')}`;
 }
 
+/** What goes into the starter topology: the tables --tables picks, split by whether they have a usable key. */
+interface StarterContents {
+  keyed: TableInfo[];
+  keyless: { table: string; reason: string }[];
+  /** Sequences of the keyed tables, and free-standing ones --tables picks. */
+  sequences: string[];
+  views: InitSource['views'];
+}
+
 export function renderStarterTopology(source: InitSource, src: SourceUrl, opts: InitOptions): StarterTopology {
+  const contents = pickStarterContents(source, opts);
+  const tables = contents.keyed.map((t) => displayName(t.schema, t.name));
+  const L = [
+    ...headerLines(contents, src, opts),
+    ...databaseLines(src),
+    ...relgroupLines(contents, src.key),
+    ...syncLines(src.key),
+    ...notReplicatedLines(contents),
+  ];
+  return { text: L.join('\n') + '\n', database: src.key, tables, keyless: contents.keyless, sequences: contents.sequences };
+}
+
+function pickStarterContents(source: InitSource, opts: InitOptions): StarterContents {
   const res = (opts.tables ?? []).map((p) => globToRegExp(p));
   const wanted = (schema: string, name: string) => !res.length || res.some((re) => re.test(`${schema}.${name}`));
   const picked = source.catalog.tables.filter((t) => wanted(t.schema, t.name));
@@ -106,23 +128,33 @@ export function renderStarterTopology(source: InitSource, src: SourceUrl, opts: 
   const sequences = source.sequences
     .filter((s) => (s.table ? keyedSet.has(`${s.table.schema}\u0000${s.table.name}`) : wanted(s.schema, s.name)))
     .map((s) => displayName(s.schema, s.name));
-  const tables = keyed.map((t) => displayName(t.schema, t.name));
-  const k = src.key;
+  const views = source.views.filter((v) => wanted(v.schema, v.name));
+  return { keyed, keyless, sequences, views };
+}
+
+/** The schema line, where the file came from, what it holds, and what to do next. */
+function headerLines({ keyed, keyless }: StarterContents, src: SourceUrl, opts: InitOptions): string[] {
   const rows = keyed.reduce((n, t) => n + Math.max(0, t.estimatedRows), 0);
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-
   const L: string[] = [];
   L.push(`# yaml-language-server: $schema=${opts.schemaRef}`);
   L.push('#');
   L.push(`# Starter topology written by \`bucardo init\` from ${commentSafe(src.shownUrl)} at ${now}.`);
   // reltuples is -1 until a table is first analysed: no estimate rather than a wrong one.
   const estimate = keyed.every((t) => t.estimatedRows >= 0) && keyed.length ? ` (about ${rows} rows)` : '';
-  L.push(`# ${tables.length} table${tables.length === 1 ? '' : 's'} with a usable key${estimate} ${tables.length === 1 ? 'is' : 'are'} in relgroup ${k}` +
+  L.push(`# ${keyed.length} table${keyed.length === 1 ? '' : 's'} with a usable key${estimate} ${keyed.length === 1 ? 'is' : 'are'} in relgroup ${src.key}` +
     (keyless.length ? `; ${keyless.length} without one ${keyless.length === 1 ? 'is' : 'are'} listed at the end.` : '.'));
   L.push('# Next: point the target at the database that receives the changes, review the sync,');
   L.push('# then: bucardo validate && bucardo plan');
   L.push('version: 1');
   L.push('');
+  return L;
+}
+
+/** The source (its password from an environment variable) and a placeholder target. */
+function databaseLines(src: SourceUrl): string[] {
+  const k = src.key;
+  const L: string[] = [];
   L.push('databases:');
   L.push(`  ${k}:`);
   L.push(`    # No password is written here: set ${src.passwordVar} (percent-encoded), or leave it`);
@@ -133,9 +165,15 @@ export function renderStarterTopology(source: InitSource, src: SourceUrl, opts: 
   L.push('    # (pg_dump --schema-only of the source makes them).');
   L.push(`    url: ${yamlScalar(`\${env:TARGET_URL:-postgres://${src.user ? `${src.user}@` : ''}target.example.com:${src.port}/${src.dbname}}`)}`);
   L.push('');
+  return L;
+}
+
+/** One relgroup: every keyed table (a partitioned one with a note), then their sequences. */
+function relgroupLines({ keyed, sequences }: StarterContents, k: string): string[] {
+  const L: string[] = [];
   L.push('relgroups:');
   L.push(`  ${k}:`);
-  if (tables.length) {
+  if (keyed.length) {
     L.push('    tables:');
     for (const t of keyed) {
       const parts = t.kind === 'p' ? t.partitions ?? [] : [];
@@ -157,6 +195,12 @@ export function renderStarterTopology(source: InitSource, src: SourceUrl, opts: 
     for (const s of sequences) L.push(`      - ${yamlScalar(s)}`);
   }
   L.push('');
+  return L;
+}
+
+/** One example sync from the source to the target, its main options as comments. */
+function syncLines(k: string): string[] {
+  const L: string[] = [];
   L.push('syncs:');
   L.push(`  ${k}:`);
   L.push(`    relgroup: ${k}`);
@@ -168,7 +212,12 @@ export function renderStarterTopology(source: InitSource, src: SourceUrl, opts: 
   L.push('    # For multi-source, list both databases under sources: and pick a conflict strategy:');
   L.push(`    # sources: [${k}, target]`);
   L.push('    # conflict: latest          # latest | latest_table | latest_sync | {priority: [...]} | random | skip | abort');
-  const views = source.views.filter((v) => wanted(v.schema, v.name));
+  return L;
+}
+
+/** Comments on what the file leaves out: views, and tables without a usable key (with the reason). */
+function notReplicatedLines({ views, keyless }: StarterContents): string[] {
+  const L: string[] = [];
   if (views.length) {
     L.push('');
     L.push('# Not replicated: views and materialized views hold no rows of their own. Create them on every');
@@ -182,5 +231,5 @@ export function renderStarterTopology(source: InitSource, src: SourceUrl, opts: 
     L.push('#   - {name: schema.table, key: [columns that identify a row]}');
     for (const t of keyless) L.push(`#   ${commentSafe(t.table)}: ${commentSafe(t.reason)}`);
   }
-  return { text: L.join('\n') + '\n', database: k, tables, keyless, sequences };
+  return L;
 }

@@ -4,7 +4,7 @@
  * replication key, column agreement under `strict`, and the privileges the capture and
  * the runner will need. Pure: catalogs in, resolved syncs and problems out.
  */
-import type { Topology, SyncSpec, TableEntry, ConflictStrategy, QualifiedName, TargetOverride } from '../topology/types.js';
+import type { Topology, SyncSpec, RelgroupSpec, TableEntry, ConflictStrategy, QualifiedName, TargetOverride } from '../topology/types.js';
 import type { DatabaseCatalog, TableInfo, PartitionInfo } from '../catalog/types.js';
 import type { PlanProblem } from './types.js';
 import type { KeyColumn } from '../sql/capture.js';
@@ -47,6 +47,26 @@ export interface ResolvedSync {
 const find = (cat: DatabaseCatalog, schema: string, name: string): TableInfo | undefined =>
   cat.tables.find((t) => t.schema === schema && t.name === name);
 
+type Problem = (code: string, database: string, message: string, hint?: string) => void;
+
+/** What the checks of one sync share: its spec and relgroup, the catalogs, where problems go. */
+interface SyncScope {
+  topology: Topology;
+  catalogs: Map<string, DatabaseCatalog>;
+  spec: SyncSpec;
+  rg: RelgroupSpec;
+  /** The first source's catalog: the reference the others are compared against. */
+  first: DatabaseCatalog;
+  errors: PlanProblem[];
+  warnings: PlanProblem[];
+}
+
+/** A table of the first source and the relgroup entry (a name or a match) that picked it. */
+interface Picked {
+  table: TableInfo;
+  entry: TableEntry;
+}
+
 /**
  * Resolves every sync whose databases all have a catalog. Syncs touching a database
  * without one (unreachable: already an error) are skipped.
@@ -60,172 +80,234 @@ export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseC
     if (!dbs.every((d) => catalogs.has(d))) continue;
     const rg = topology.relgroups.get(spec.relgroup);
     if (!rg) continue; // validation reports it
-    const first = catalogs.get(spec.sources[0])!;
-
-    // 1. the table list, from the first source's catalog
-    const picked = new Map<string, { table: TableInfo; entry: TableEntry }>();
-    for (const entry of rg.tables) {
-      if (entry.kind === 'name') {
-        const t = find(first, entry.table.schema, entry.table.name);
-        const part = t ? undefined : first.partitionsOf.find((p) => p.schema === entry.table.schema && p.name === entry.table.name);
-        if (part) {
-          errors.push({
-            code: 'partition_named', database: first.database, sync: spec.name, object: displayName(entry.table.schema, entry.table.name),
-            message: `table ${displayName(entry.table.schema, entry.table.name)} of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) is a partition of ${displayName(part.rootSchema, part.rootName)} on database ${first.database}`,
-            hint: `list the partitioned table ${displayName(part.rootSchema, part.rootName)} instead: its partitions follow it, writes aimed at any partition included`,
-          });
-          continue;
-        }
-        if (!t) {
-          errors.push({
-            code: 'missing_table', database: first.database, sync: spec.name, object: displayName(entry.table.schema, entry.table.name),
-            message: `table ${displayName(entry.table.schema, entry.table.name)} of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) does not exist on database ${first.database}`,
-            hint: 'create it there, or fix the name in the topology (unquoted names fold to lower case)',
-          });
-          continue;
-        }
-        const k = `${t.schema}\u0000${t.name}`;
-        if (!picked.has(k)) picked.set(k, { table: t, entry });
-      } else {
-        const re = globToRegExp(entry.pattern);
-        const hits = first.tables.filter((t) => re.test(`${t.schema}.${t.name}`));
-        const parts = first.partitionsOf.filter((p) => re.test(`${p.schema}.${p.name}`));
-        const roots = [...new Set(parts.map((p) => displayName(p.rootSchema, p.rootName)))].filter((r) => !hits.some((h) => displayName(h.schema, h.name) === r));
-        if (roots.length) {
-          errors.push({
-            code: 'partition_named', database: first.database, sync: spec.name, object: entry.pattern,
-            message: `match "${entry.pattern}" of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) matches partitions of ${roots.join(', ')} on database ${first.database}, but not the partitioned table${roots.length > 1 ? 's' : ''}`,
-            hint: `list ${roots.join(', ')} instead: partitions follow their partitioned table (a match skips partitions)`,
-          });
-        }
-        if (!hits.length && !roots.length) {
-          warnings.push({
-            code: 'empty_match', database: first.database, sync: spec.name,
-            message: `match "${entry.pattern}" of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) matches no table on database ${first.database}`,
-          });
-        }
-        for (const t of hits) {
-          const k = `${t.schema}\u0000${t.name}`;
-          if (!picked.has(k)) picked.set(k, { table: t, entry });
-        }
-      }
-    }
-    for (const ex of rg.exclude) {
-      const re = globToRegExp(ex.pattern);
-      for (const [k, v] of picked) if (re.test(`${v.table.schema}.${v.table.name}`)) picked.delete(k);
-    }
-
-    // 2. every table on every database, its key, its columns, the privileges
+    const scope: SyncScope = { topology, catalogs, spec, rg, first: catalogs.get(spec.sources[0])!, errors, warnings };
     const tables: ResolvedTable[] = [];
-    for (const { table, entry } of picked.values()) {
-      const display = displayName(table.schema, table.name);
-      let ok = true;
-      const problem = (code: string, database: string, message: string, hint?: string) => {
-        errors.push({ code, database, sync: spec.name, object: display, message, hint });
-        ok = false;
-      };
-      const keyNames = resolveKey(table, entry);
-      if (!keyNames) {
-        problem('no_key', first.database,
-          `table ${display} (sync ${spec.name}) has no primary key and no unique index on NOT NULL columns on database ${first.database}`,
-          'add a primary key, or name the replication columns with `key: [...]` on the table entry');
-        continue;
-      }
-      const keyCols: KeyColumn[] = [];
-      const partitionedOn: string[] = [];
-      const partitions = new Map<string, PartitionInfo[]>();
-      for (const k of keyNames) {
-        const col = table.columns.find((c) => c.name === k);
-        if (!col) problem('bad_key', first.database, `key column ${k} of table ${display} does not exist on database ${first.database}`, 'fix the `key:` list of that table entry');
-        else if ([DELTA_TXID, DELTA_TS, DELTA_ORIGIN].includes(k)) problem('bad_key', first.database, `key column ${k} of table ${display} uses a name bucardo reserves for its delta tables`, 'choose another key');
-        else keyCols.push({ name: col.name, type: col.type });
-      }
-      checkSentColumns(entry, spec, table, first.database, keyNames, display, problem);
-      for (const dbName of [...spec.sources, ...spec.targets]) {
-        const cat = catalogs.get(dbName)!;
-        const renamed = renamedOn(entry, spec, dbName);
-        const t = find(cat, renamed?.schema ?? table.schema, renamed?.name ?? table.name);
-        if (!t) {
-          if (renamed) problem('missing_table', dbName, ...missingRenamed(display, renamed, spec, dbName));
-          else problem('missing_table', dbName, `table ${display} (sync ${spec.name}) does not exist on database ${dbName}`, `create it on ${dbName} with the same columns as on ${first.database}`);
-          continue;
-        }
-        if (t !== table) compareColumns(spec, table, t, first.database, dbName, renamed ? `${display} (${displayName(t.schema, t.name)} on ${dbName})` : display, problem, warnings, sentColumnsOn(entry, spec, dbName));
-        if (t.kind === 'p') {
-          partitionedOn.push(dbName);
-          partitions.set(dbName, t.partitions ?? []);
-        }
-        // a NULL in a key column would make the application's write fail in the change log
-        for (const k of keyNames) {
-          const col = t.columns.find((c) => c.name === k);
-          if (col && !col.notNull && spec.sources.includes(dbName) && spec.kind === 'delta') {
-            problem('nullable_key', dbName, `key column ${k} of table ${display} is nullable on database ${dbName} (sync ${spec.name}): an application's INSERT of a NULL there would fail in bucardo's change log, and a NULL key cannot be matched on the other databases`,
-              `declare it NOT NULL there (ALTER TABLE ${display} ALTER COLUMN ${k} SET NOT NULL), or choose another key`);
-          }
-        }
-        const isSource = spec.sources.includes(dbName);
-        const receives = spec.kind === 'fullcopy' ? !isSource : spec.sources.length > 1 || !isSource;
-        const p = t.privileges;
-        if (isSource && !p.select) problem('privilege', dbName, `user ${cat.currentUser} lacks SELECT on ${display} on database ${dbName}`, `GRANT SELECT ON ${display} TO ${cat.currentUser}`);
-        if (isSource && spec.kind === 'delta' && !p.trigger) problem('privilege', dbName, `user ${cat.currentUser} lacks TRIGGER on ${display} on database ${dbName} (needed for the capture triggers)`, `GRANT TRIGGER ON ${display} TO ${cat.currentUser}`);
-        if (receives) {
-          const need = ['select', 'insert', 'update', 'delete'] as const;
-          const missing: string[] = need.filter((n) => !p[n]).map((n) => n.toUpperCase());
-          if (spec.kind === 'fullcopy' && spec.deletemethod !== 'delete' && !p.truncate) missing.push('TRUNCATE');
-          if (missing.length) problem('privilege', dbName, `user ${cat.currentUser} lacks ${missing.join(', ')} on ${display} on database ${dbName}`, `GRANT ${missing.join(', ')} ON ${display} TO ${cat.currentUser}`);
-        }
-      }
-      // a partitioned table: every leaf partition of the first source exists on the others (rows route by partition there)
-      const firstParts = partitions.get(first.database);
-      if (firstParts) {
-        for (const dbName of [...spec.sources, ...spec.targets]) {
-          if (dbName === first.database || !catalogs.get(dbName)!.tables.some((x) => x.schema === table.schema && x.name === table.name)) continue;
-          const theirs = new Set((partitions.get(dbName) ?? []).map((p) => `${p.schema}\u0000${p.name}`));
-          const missing = firstParts.filter((p) => p.leaf && !theirs.has(`${p.schema}\u0000${p.name}`)).map((p) => displayName(p.schema, p.name));
-          if (missing.length) {
-            problem('missing_partition', dbName, `partitioned table ${display} (sync ${spec.name}) lacks partition${missing.length > 1 ? 's' : ''} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''} on database ${dbName}, which database ${first.database} has`,
-              `create ${missing.length > 1 ? 'them' : 'it'} on ${dbName} (rows of ${display} are written there through the partitioned table), then run bucardo plan`);
-          }
-        }
-      }
-      if (!ok) continue;
-      tables.push({
-        schema: table.schema, name: table.name, id: tableId(table.schema, table.name), display, key: keyCols,
-        conflict: entry.conflict, autokick: entry.autokick, makedelta: entry.makedelta,
-        ...(entry.kind === 'name' ? { columns: entry.columns, where: entry.where, targets: entry.targets } : {}),
-        estimatedRows: table.estimatedRows, partitionedOn, partitions,
+    for (const picked of pickTables(scope).values()) {
+      const table = checkTable(scope, picked);
+      if (table) tables.push(table);
+    }
+    checkDatabaseNeeds(scope);
+    syncs.push({ spec, tables, sequences: resolveSequences(scope) });
+  }
+  return { syncs, errors, warnings };
+}
+
+/** The relgroup's table list, from the first source's catalog: named tables and `match:` globs, less `exclude`. */
+function pickTables(scope: SyncScope): Map<string, Picked> {
+  const picked = new Map<string, Picked>();
+  const add = (table: TableInfo, entry: TableEntry) => {
+    const k = `${table.schema}\u0000${table.name}`;
+    if (!picked.has(k)) picked.set(k, { table, entry });
+  };
+  for (const entry of scope.rg.tables) {
+    if (entry.kind === 'name') {
+      const t = pickNamed(scope, entry);
+      if (t) add(t, entry);
+    } else {
+      for (const t of pickMatched(scope, entry)) add(t, entry);
+    }
+  }
+  for (const ex of scope.rg.exclude) {
+    const re = globToRegExp(ex.pattern);
+    for (const [k, v] of picked) if (re.test(`${v.table.schema}.${v.table.name}`)) picked.delete(k);
+  }
+  return picked;
+}
+
+/** A named table of the relgroup on the first source; a partition or a missing table is an error. */
+function pickNamed(scope: SyncScope, entry: Extract<TableEntry, { kind: 'name' }>): TableInfo | undefined {
+  const { topology, spec, rg, first, errors } = scope;
+  const t = find(first, entry.table.schema, entry.table.name);
+  const part = t ? undefined : first.partitionsOf.find((p) => p.schema === entry.table.schema && p.name === entry.table.name);
+  if (part) {
+    errors.push({
+      code: 'partition_named', database: first.database, sync: spec.name, object: displayName(entry.table.schema, entry.table.name),
+      message: `table ${displayName(entry.table.schema, entry.table.name)} of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) is a partition of ${displayName(part.rootSchema, part.rootName)} on database ${first.database}`,
+      hint: `list the partitioned table ${displayName(part.rootSchema, part.rootName)} instead: its partitions follow it, writes aimed at any partition included`,
+    });
+    return undefined;
+  }
+  if (!t) {
+    errors.push({
+      code: 'missing_table', database: first.database, sync: spec.name, object: displayName(entry.table.schema, entry.table.name),
+      message: `table ${displayName(entry.table.schema, entry.table.name)} of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) does not exist on database ${first.database}`,
+      hint: 'create it there, or fix the name in the topology (unquoted names fold to lower case)',
+    });
+  }
+  return t;
+}
+
+/** The first source's tables a `match:` glob selects; partitions matched without their root are an error. */
+function pickMatched(scope: SyncScope, entry: Extract<TableEntry, { kind: 'match' }>): TableInfo[] {
+  const { topology, spec, rg, first, errors, warnings } = scope;
+  const re = globToRegExp(entry.pattern);
+  const hits = first.tables.filter((t) => re.test(`${t.schema}.${t.name}`));
+  const parts = first.partitionsOf.filter((p) => re.test(`${p.schema}.${p.name}`));
+  const roots = [...new Set(parts.map((p) => displayName(p.rootSchema, p.rootName)))].filter((r) => !hits.some((h) => displayName(h.schema, h.name) === r));
+  if (roots.length) {
+    errors.push({
+      code: 'partition_named', database: first.database, sync: spec.name, object: entry.pattern,
+      message: `match "${entry.pattern}" of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) matches partitions of ${roots.join(', ')} on database ${first.database}, but not the partitioned table${roots.length > 1 ? 's' : ''}`,
+      hint: `list ${roots.join(', ')} instead: partitions follow their partitioned table (a match skips partitions)`,
+    });
+  }
+  if (!hits.length && !roots.length) {
+    warnings.push({
+      code: 'empty_match', database: first.database, sync: spec.name,
+      message: `match "${entry.pattern}" of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) matches no table on database ${first.database}`,
+    });
+  }
+  return hits;
+}
+
+/**
+ * One picked table on every database of the sync: its key, its presence, its columns,
+ * its partitions, the privileges. Undefined when any of these is an error.
+ */
+function checkTable(scope: SyncScope, { table, entry }: Picked): ResolvedTable | undefined {
+  const { spec, first, errors } = scope;
+  const display = displayName(table.schema, table.name);
+  let ok = true;
+  const problem: Problem = (code, database, message, hint) => {
+    errors.push({ code, database, sync: spec.name, object: display, message, hint });
+    ok = false;
+  };
+  const keyNames = resolveKey(table, entry);
+  if (!keyNames) {
+    problem('no_key', first.database,
+      `table ${display} (sync ${spec.name}) has no primary key and no unique index on NOT NULL columns on database ${first.database}`,
+      'add a primary key, or name the replication columns with `key: [...]` on the table entry');
+    return undefined;
+  }
+  const keyCols = keyColumns(first.database, table, keyNames, display, problem);
+  checkSentColumns(entry, spec, table, first.database, keyNames, display, problem);
+  const partitionedOn: string[] = [];
+  const partitions = new Map<string, PartitionInfo[]>();
+  for (const dbName of [...spec.sources, ...spec.targets]) {
+    const t = checkOnDatabase(scope, table, entry, keyNames, display, dbName, problem);
+    if (t?.kind === 'p') {
+      partitionedOn.push(dbName);
+      partitions.set(dbName, t.partitions ?? []);
+    }
+  }
+  checkPartitions(scope, table, display, partitions, problem);
+  if (!ok) return undefined;
+  return {
+    schema: table.schema, name: table.name, id: tableId(table.schema, table.name), display, key: keyCols,
+    conflict: entry.conflict, autokick: entry.autokick, makedelta: entry.makedelta,
+    ...(entry.kind === 'name' ? { columns: entry.columns, where: entry.where, targets: entry.targets } : {}),
+    estimatedRows: table.estimatedRows, partitionedOn, partitions,
+  };
+}
+
+/** The key's columns with their types on the first source; a missing or reserved name is an error. */
+function keyColumns(firstDb: string, table: TableInfo, keyNames: string[], display: string, problem: Problem): KeyColumn[] {
+  const keyCols: KeyColumn[] = [];
+  for (const k of keyNames) {
+    const col = table.columns.find((c) => c.name === k);
+    if (!col) problem('bad_key', firstDb, `key column ${k} of table ${display} does not exist on database ${firstDb}`, 'fix the `key:` list of that table entry');
+    else if ([DELTA_TXID, DELTA_TS, DELTA_ORIGIN].includes(k)) problem('bad_key', firstDb, `key column ${k} of table ${display} uses a name bucardo reserves for its delta tables`, 'choose another key');
+    else keyCols.push({ name: col.name, type: col.type });
+  }
+  return keyCols;
+}
+
+/**
+ * The table on one database of the sync (under its `name:` there, if renamed): present,
+ * its columns agreeing with the first source's, its key NOT NULL on a delta source, the
+ * privileges granted. Returns the table there, if present.
+ */
+function checkOnDatabase(scope: SyncScope, table: TableInfo, entry: TableEntry, keyNames: string[], display: string, dbName: string, problem: Problem): TableInfo | undefined {
+  const { spec, first, warnings } = scope;
+  const cat = scope.catalogs.get(dbName)!;
+  const renamed = renamedOn(entry, spec, dbName);
+  const t = find(cat, renamed?.schema ?? table.schema, renamed?.name ?? table.name);
+  if (!t) {
+    if (renamed) problem('missing_table', dbName, ...missingRenamed(display, renamed, spec, dbName));
+    else problem('missing_table', dbName, `table ${display} (sync ${spec.name}) does not exist on database ${dbName}`, `create it on ${dbName} with the same columns as on ${first.database}`);
+    return undefined;
+  }
+  if (t !== table) compareColumns(spec, table, t, first.database, dbName, renamed ? `${display} (${displayName(t.schema, t.name)} on ${dbName})` : display, problem, warnings, sentColumnsOn(entry, spec, dbName));
+  // a NULL in a key column would make the application's write fail in the change log
+  for (const k of keyNames) {
+    const col = t.columns.find((c) => c.name === k);
+    if (col && !col.notNull && spec.sources.includes(dbName) && spec.kind === 'delta') {
+      problem('nullable_key', dbName, `key column ${k} of table ${display} is nullable on database ${dbName} (sync ${spec.name}): an application's INSERT of a NULL there would fail in bucardo's change log, and a NULL key cannot be matched on the other databases`,
+        `declare it NOT NULL there (ALTER TABLE ${display} ALTER COLUMN ${k} SET NOT NULL), or choose another key`);
+    }
+  }
+  checkPrivileges(spec, cat, t, display, dbName, problem);
+  return t;
+}
+
+/** Whether the runner writes to `dbName` for this sync (a fullcopy's targets; a delta's targets, and its sources when several). */
+function receivesOn(spec: SyncSpec, dbName: string): boolean {
+  const isSource = spec.sources.includes(dbName);
+  return spec.kind === 'fullcopy' ? !isSource : spec.sources.length > 1 || !isSource;
+}
+
+/** The privileges the capture (a source) and the runner (a receiver) need on the table there. */
+function checkPrivileges(spec: SyncSpec, cat: DatabaseCatalog, t: TableInfo, display: string, dbName: string, problem: Problem): void {
+  const isSource = spec.sources.includes(dbName);
+  const p = t.privileges;
+  if (isSource && !p.select) problem('privilege', dbName, `user ${cat.currentUser} lacks SELECT on ${display} on database ${dbName}`, `GRANT SELECT ON ${display} TO ${cat.currentUser}`);
+  if (isSource && spec.kind === 'delta' && !p.trigger) problem('privilege', dbName, `user ${cat.currentUser} lacks TRIGGER on ${display} on database ${dbName} (needed for the capture triggers)`, `GRANT TRIGGER ON ${display} TO ${cat.currentUser}`);
+  if (receivesOn(spec, dbName)) {
+    const need = ['select', 'insert', 'update', 'delete'] as const;
+    const missing: string[] = need.filter((n) => !p[n]).map((n) => n.toUpperCase());
+    if (spec.kind === 'fullcopy' && spec.deletemethod !== 'delete' && !p.truncate) missing.push('TRUNCATE');
+    if (missing.length) problem('privilege', dbName, `user ${cat.currentUser} lacks ${missing.join(', ')} on ${display} on database ${dbName}`, `GRANT ${missing.join(', ')} ON ${display} TO ${cat.currentUser}`);
+  }
+}
+
+/** A partitioned table: every leaf partition of the first source exists on the others (rows route by partition there). */
+function checkPartitions(scope: SyncScope, table: TableInfo, display: string, partitions: Map<string, PartitionInfo[]>, problem: Problem): void {
+  const { spec, first, catalogs } = scope;
+  const firstParts = partitions.get(first.database);
+  if (!firstParts) return;
+  for (const dbName of [...spec.sources, ...spec.targets]) {
+    if (dbName === first.database || !catalogs.get(dbName)!.tables.some((x) => x.schema === table.schema && x.name === table.name)) continue;
+    const theirs = new Set((partitions.get(dbName) ?? []).map((p) => `${p.schema}\u0000${p.name}`));
+    const missing = firstParts.filter((p) => p.leaf && !theirs.has(`${p.schema}\u0000${p.name}`)).map((p) => displayName(p.schema, p.name));
+    if (missing.length) {
+      problem('missing_partition', dbName, `partitioned table ${display} (sync ${spec.name}) lacks partition${missing.length > 1 ? 's' : ''} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''} on database ${dbName}, which database ${first.database} has`,
+        `create ${missing.length > 1 ? 'them' : 'it'} on ${dbName} (rows of ${display} are written there through the partitioned table), then run bucardo plan`);
+    }
+  }
+}
+
+/** Database-wide needs: the runner writes as session_replication_role = replica on every receiver. */
+function checkDatabaseNeeds(scope: SyncScope): void {
+  const { spec, catalogs, errors } = scope;
+  for (const dbName of [...spec.sources, ...spec.targets]) {
+    const cat = catalogs.get(dbName)!;
+    if (receivesOn(spec, dbName) && !cat.canSetReplicationRole) {
+      errors.push({
+        code: 'privilege', database: dbName, sync: spec.name,
+        message: `user ${cat.currentUser} on database ${dbName} may not set session_replication_role, which the runner needs to write without firing triggers`,
+        hint: `connect as a superuser, or (PostgreSQL 15+) GRANT SET ON PARAMETER session_replication_role TO ${cat.currentUser}`,
       });
     }
+  }
+}
 
-    // 3. database-wide needs: the runner writes as session_replication_role = replica
+/** The relgroup's sequences, each of which must exist on every database of the sync. */
+function resolveSequences(scope: SyncScope): QualifiedName[] {
+  const { topology, spec, rg, catalogs, errors } = scope;
+  const sequences: QualifiedName[] = [];
+  for (const { seq, pos } of rg.sequences) {
     for (const dbName of [...spec.sources, ...spec.targets]) {
-      const cat = catalogs.get(dbName)!;
-      const receives = spec.kind === 'fullcopy' ? !spec.sources.includes(dbName) : spec.sources.length > 1 || !spec.sources.includes(dbName);
-      if (receives && !cat.canSetReplicationRole) {
+      const s = catalogs.get(dbName)!.sequences.find((x) => x.schema === seq.schema && x.name === seq.name);
+      if (!s) {
         errors.push({
-          code: 'privilege', database: dbName, sync: spec.name,
-          message: `user ${cat.currentUser} on database ${dbName} may not set session_replication_role, which the runner needs to write without firing triggers`,
-          hint: `connect as a superuser, or (PostgreSQL 15+) GRANT SET ON PARAMETER session_replication_role TO ${cat.currentUser}`,
+          code: 'missing_sequence', database: dbName, sync: spec.name, object: displayName(seq.schema, seq.name),
+          message: `sequence ${displayName(seq.schema, seq.name)} of relgroup ${rg.name} (${topology.file}:${pos.line}) does not exist on database ${dbName}`,
         });
       }
     }
-
-    const sequences: QualifiedName[] = [];
-    for (const { seq, pos } of rg.sequences) {
-      for (const dbName of [...spec.sources, ...spec.targets]) {
-        const s = catalogs.get(dbName)!.sequences.find((x) => x.schema === seq.schema && x.name === seq.name);
-        if (!s) {
-          errors.push({
-            code: 'missing_sequence', database: dbName, sync: spec.name, object: displayName(seq.schema, seq.name),
-            message: `sequence ${displayName(seq.schema, seq.name)} of relgroup ${rg.name} (${topology.file}:${pos.line}) does not exist on database ${dbName}`,
-          });
-        }
-      }
-      sequences.push(seq);
-    }
-    syncs.push({ spec, tables, sequences });
+    sequences.push(seq);
   }
-  return { syncs, errors, warnings };
+  return sequences;
 }
 
 function resolveKey(table: TableInfo, entry: TableEntry): string[] | null {

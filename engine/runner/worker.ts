@@ -18,6 +18,7 @@
 import type { SyncContext } from './context.js';
 import { SyncConnections } from './connections.js';
 import { runSyncOnce, RunError } from './run.js';
+import type { RunOutcome } from './run.js';
 import { isRetryable, isContention, backoffMs } from './retry.js';
 import type { LogEntry } from './log.js';
 import { CONFLICT_LOG_CAP } from './log.js';
@@ -74,6 +75,22 @@ const IMMEDIATE_RETRIES = 2;
 
 /** Where a worker's loop is (the states of the header). */
 export type WorkerState = 'idle' | 'running' | 'waiting' | 'stopped';
+
+/** The loop's state carried from one run to the next. */
+interface Pace {
+  /** Failed runs in a row (the retry delay grows with it). */
+  failures: number;
+  /** --once: busy outcomes in a row. */
+  busy: number;
+  /** --once: the syncs feeding this one's sources have finished, so a run starting now counts. */
+  upstreamDone: boolean;
+  /** When the last run started (Date.now()). */
+  lastStart: number;
+  /** The spacing of runs, MIN_RUN_INTERVAL_MS to MAX_RUN_INTERVAL_MS. */
+  interval: number;
+  /** Polls in a row while the kick gates are not ours yet. */
+  emptyPolls: number;
+}
 
 export class SyncWorker {
   state: WorkerState = 'idle';
@@ -143,102 +160,17 @@ export class SyncWorker {
   }
 
   private async loop(): Promise<boolean> {
-    let failures = 0;
-    let busy = 0;
+    const pace: Pace = { failures: 0, busy: 0, upstreamDone: this.upstream === null, lastStart: 0, interval: MIN_RUN_INTERVAL_MS, emptyPolls: 0 };
     // --once: a run that starts after this settles counts (see the header)
-    let upstreamDone = this.upstream === null;
-    void this.upstream?.then(() => (upstreamDone = true));
+    void this.upstream?.then(() => (pace.upstreamDone = true));
     this.woken = true; // first run at start: catch up
-    let lastStart = 0;
-    let interval = MIN_RUN_INTERVAL_MS;
-    let emptyPolls = 0;
     try {
       while (!this.stopping) {
-        const since = Date.now() - lastStart;
-        if (since < interval) await this.sleep(interval - since, false);
+        const since = Date.now() - pace.lastStart;
+        if (since < pace.interval) await this.sleep(pace.interval - since, false);
         if (this.stopping) break;
-        lastStart = Date.now();
-        const startedAt = performance.now();
-        this.woken = false;
-        const kicks = this.kicks.splice(0);
-        this.state = 'running';
-        const t0 = Date.now();
-        const counts = upstreamDone;
-        try {
-          const outcome = await runSyncOnce(this.ctx, this.conns, this.runner, (e) => this.hooks.log(e));
-          if (outcome.kind === 'skipped') {
-            // before_sync vetoed it: nothing was consumed; --once counts it as its run
-            busy = 0;
-            failures = 0;
-            this.hooks.log({ event: 'skipped', level: 'info', sync: this.ctx.sync.name, runId: outcome.runId, reason: outcome.reason });
-            if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, true);
-            if (this.once) {
-              if (counts) return true;
-              await this.upstream;
-              upstreamDone = true;
-              continue;
-            }
-            this.state = 'idle';
-            await this.sleep(SKIP_RETRY_MS, false);
-            continue;
-          }
-          if (outcome.kind === 'busy') {
-            this.kicks.unshift(...kicks);
-            this.hooks.log({ event: 'busy', level: 'info', sync: this.ctx.sync.name });
-            this.state = 'waiting';
-            if (this.once && ++busy > 120) return false;
-            await this.sleep(1000 + Math.random() * 2000, false);
-            continue;
-          }
-          busy = 0;
-          failures = 0;
-          const r = outcome.result;
-          this.hooks.onRun(this.ctx.sync.name, r, null);
-          if (r.wrote) this.logRun(r);
-          if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, true);
-          if (this.once) {
-            if (counts) return true;
-            await this.upstream;
-            upstreamDone = true;
-            continue;
-          }
-          if (r.wrote) {
-            // streaming: this sync runs again by itself, no NOTIFY needed
-            for (const g of this.gates) g.disarm(this);
-            interval = Math.min(MAX_RUN_INTERVAL_MS, interval + BUSY_STEP_MS);
-            emptyPolls = 0;
-            continue; // more may have arrived meanwhile
-          }
-          interval = MIN_RUN_INTERVAL_MS;
-          if (this.gates.length) {
-            for (const g of this.gates) g.arm(this);
-            if (!this.gates.every((g) => g.heldSince(startedAt))) {
-              // a writer that skipped its NOTIFY may still commit: poll until the gate is ours
-              this.state = 'idle';
-              await this.sleep(Math.min(MAX_POLL_MS, MIN_RUN_INTERVAL_MS * 2 ** emptyPolls++));
-              continue;
-            }
-          }
-          emptyPolls = 0;
-        } catch (e) {
-          failures++;
-          this.hooks.onRun(this.ctx.sync.name, null, e);
-          const retryable = isRetryable(e);
-          const giveUp = this.once && (!retryable || failures >= ONCE_ATTEMPTS);
-          const retryMs = giveUp ? null : isContention(e) && failures <= IMMEDIATE_RETRIES ? 0 : backoffMs(failures, this.once ? 5_000 : RETRY_CAP_MS);
-          const code = e instanceof RunError ? e.code : 'run_failed';
-          this.hooks.log({
-            event: 'run_failed', level: 'error', sync: this.ctx.sync.name, runId: e instanceof RunError ? e.runId : '',
-            error: (e instanceof Error ? e.message : describePgError(e)) + (e instanceof RunError && e.hint ? ` (hint: ${e.hint})` : ''), code, retryMs, durationMs: Date.now() - t0,
-          });
-          if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, false, e instanceof Error ? e.message : String(e));
-          if (giveUp) return false;
-          this.state = 'waiting';
-          await this.sleep(retryMs, false);
-          continue;
-        }
-        this.state = 'idle';
-        await this.sleep(this.ctx.sync.checktimeMs);
+        const end = await this.runThenWait(pace);
+        if (end !== undefined) return end;
       }
       return true;
     } finally {
@@ -246,6 +178,108 @@ export class SyncWorker {
       this.state = 'stopped';
       await this.conns.closeAll();
     }
+  }
+
+  /** One run and the wait its outcome calls for (the header's arrows); a boolean ends the loop with that result. */
+  private async runThenWait(pace: Pace): Promise<boolean | undefined> {
+    pace.lastStart = Date.now();
+    const startedAt = performance.now();
+    this.woken = false;
+    const kicks = this.kicks.splice(0);
+    this.state = 'running';
+    const t0 = Date.now();
+    const counts = pace.upstreamDone;
+    try {
+      const outcome = await runSyncOnce(this.ctx, this.conns, this.runner, (e) => this.hooks.log(e));
+      if (outcome.kind === 'skipped') return await this.afterSkipped(pace, outcome, kicks, counts);
+      if (outcome.kind === 'busy') return await this.afterBusy(pace, kicks);
+      return await this.afterDone(pace, outcome.result, kicks, counts, startedAt);
+    } catch (e) {
+      return await this.afterFailed(pace, e, kicks, t0);
+    }
+  }
+
+  /** before_sync vetoed the run: nothing was consumed; --once counts it as its run. */
+  private async afterSkipped(pace: Pace, outcome: Extract<RunOutcome, { kind: 'skipped' }>, kicks: KickRequest[], counts: boolean): Promise<boolean | undefined> {
+    pace.busy = 0;
+    pace.failures = 0;
+    this.hooks.log({ event: 'skipped', level: 'info', sync: this.ctx.sync.name, runId: outcome.runId, reason: outcome.reason });
+    if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, true);
+    if (this.once) return this.endOnce(pace, counts);
+    this.state = 'idle';
+    await this.sleep(SKIP_RETRY_MS, false);
+    return undefined;
+  }
+
+  /** Another runner holds the sync: its kicks wait for the next run, which starts 1-3 s later. */
+  private async afterBusy(pace: Pace, kicks: KickRequest[]): Promise<boolean | undefined> {
+    this.kicks.unshift(...kicks);
+    this.hooks.log({ event: 'busy', level: 'info', sync: this.ctx.sync.name });
+    this.state = 'waiting';
+    if (this.once && ++pace.busy > 120) return false;
+    await this.sleep(1000 + Math.random() * 2000, false);
+    return undefined;
+  }
+
+  /**
+   * A run that succeeded: one that moved rows runs again soon (more may be pending); one
+   * that found nothing waits for a wake or checktime, once the kick gates are held.
+   */
+  private async afterDone(pace: Pace, r: RunResult, kicks: KickRequest[], counts: boolean, startedAt: number): Promise<boolean | undefined> {
+    pace.busy = 0;
+    pace.failures = 0;
+    this.hooks.onRun(this.ctx.sync.name, r, null);
+    if (r.wrote) this.logRun(r);
+    if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, true);
+    if (this.once) return this.endOnce(pace, counts);
+    if (r.wrote) {
+      // streaming: this sync runs again by itself, no NOTIFY needed
+      for (const g of this.gates) g.disarm(this);
+      pace.interval = Math.min(MAX_RUN_INTERVAL_MS, pace.interval + BUSY_STEP_MS);
+      pace.emptyPolls = 0;
+      return undefined; // more may have arrived meanwhile
+    }
+    pace.interval = MIN_RUN_INTERVAL_MS;
+    if (this.gates.length) {
+      for (const g of this.gates) g.arm(this);
+      if (!this.gates.every((g) => g.heldSince(startedAt))) {
+        // a writer that skipped its NOTIFY may still commit: poll until the gate is ours
+        this.state = 'idle';
+        await this.sleep(Math.min(MAX_POLL_MS, MIN_RUN_INTERVAL_MS * 2 ** pace.emptyPolls++));
+        return undefined;
+      }
+    }
+    pace.emptyPolls = 0;
+    this.state = 'idle';
+    await this.sleep(this.ctx.sync.checktimeMs);
+    return undefined;
+  }
+
+  /** --once: a run that counts ends the loop; an earlier one waits for the syncs upstream, then runs again. */
+  private async endOnce(pace: Pace, counts: boolean): Promise<boolean | undefined> {
+    if (counts) return true;
+    await this.upstream;
+    pace.upstreamDone = true;
+    return undefined;
+  }
+
+  /** A failed run: retried after a jittered, growing delay (at once after a lost race); --once gives up on what a retry will not fix. */
+  private async afterFailed(pace: Pace, e: unknown, kicks: KickRequest[], t0: number): Promise<boolean | undefined> {
+    pace.failures++;
+    this.hooks.onRun(this.ctx.sync.name, null, e);
+    const retryable = isRetryable(e);
+    const giveUp = this.once && (!retryable || pace.failures >= ONCE_ATTEMPTS);
+    const retryMs = giveUp ? null : isContention(e) && pace.failures <= IMMEDIATE_RETRIES ? 0 : backoffMs(pace.failures, this.once ? 5_000 : RETRY_CAP_MS);
+    const code = e instanceof RunError ? e.code : 'run_failed';
+    this.hooks.log({
+      event: 'run_failed', level: 'error', sync: this.ctx.sync.name, runId: e instanceof RunError ? e.runId : '',
+      error: (e instanceof Error ? e.message : describePgError(e)) + (e instanceof RunError && e.hint ? ` (hint: ${e.hint})` : ''), code, retryMs, durationMs: Date.now() - t0,
+    });
+    if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, false, e instanceof Error ? e.message : String(e));
+    if (giveUp) return false;
+    this.state = 'waiting';
+    await this.sleep(retryMs, false);
+    return undefined;
   }
 
   private logRun(r: RunResult): void {
