@@ -6,8 +6,14 @@
  */
 import readline from 'node:readline/promises';
 import {
-  Listr, ListrLogger, ListrLogLevels, LISTR_LOGGER_STDERR_LEVELS,
-  type ListrTaskWrapper, type DefaultRenderer, type SimpleRenderer, type LoggerFieldOptions,
+  Listr,
+  ListrLogger,
+  ListrLogLevels,
+  LISTR_LOGGER_STDERR_LEVELS,
+  type ListrTaskWrapper,
+  type DefaultRenderer,
+  type SimpleRenderer,
+  type LoggerFieldOptions,
 } from 'listr2';
 import type { Topology } from '../engine/topology/types.js';
 import type { Change } from '../engine/planner/types.js';
@@ -84,18 +90,24 @@ export async function applyFlow(topology: Topology, file: string, opts: FlowOpti
 async function openFromPlanFile(topology: Topology, file: string, planFile: string): Promise<ApplySession> {
   const pf = readPlanFile(planFile);
   if (pf.topology !== topology.name || pf.topology_sha256 !== fileSha(file)) {
-    throw new BucardoError('stale_plan', `the plan file ${planFile} was made from another version of ${file}; nothing was changed`, { hint: 'run bucardo plan -o again' });
+    throw new BucardoError('stale_plan', `the plan file ${planFile} was made from another version of ${file}; nothing was changed`, {
+      hint: 'run bucardo plan -o again',
+    });
   }
   const now = moduleShas(topology);
   const changed = [...new Set([...Object.keys(pf.modules_sha256 ?? {}), ...Object.keys(now)])].filter((m) => pf.modules_sha256?.[m] !== now[m]);
   if (changed.length) {
-    throw new BucardoError('stale_plan', `the plan file ${planFile} was made before module ${changed.join(', ')} changed; nothing was changed`, { hint: 'run bucardo plan -o again' });
+    throw new BucardoError('stale_plan', `the plan file ${planFile} was made before module ${changed.join(', ')} changed; nothing was changed`, {
+      hint: 'run bucardo plan -o again',
+    });
   }
   const session = await openApply(topology, { expectedFingerprints: pf.fingerprints, file });
   if (!planFileMatches(pf, session.changes)) {
     await session.rollbackAll();
     await session.close();
-    throw new BucardoError('stale_plan', `the plan file ${planFile} no longer matches what apply would do; nothing was changed`, { hint: 'run bucardo plan -o again' });
+    throw new BucardoError('stale_plan', `the plan file ${planFile} no longer matches what apply would do; nothing was changed`, {
+      hint: 'run bucardo plan -o again',
+    });
   }
   return session;
 }
@@ -154,7 +166,11 @@ function makeTaskList(session: ApplySession): Listr<unknown> {
       },
     ],
     {
-      concurrent: false, exitOnError: true, renderer: 'default', fallbackRenderer: 'simple', rendererOptions: { collapseSubtasks: false },
+      concurrent: false,
+      exitOnError: true,
+      renderer: 'default',
+      fallbackRenderer: 'simple',
+      rendererOptions: { collapseSubtasks: false },
       fallbackRendererOptions: { logger: new FinishedTaskLogger({ useIcons: true, toStderr: LISTR_LOGGER_STDERR_LEVELS }) },
     },
   );

@@ -26,7 +26,7 @@ export function printStderr(text: string): void {
 export function printError(e: unknown): void {
   const debug = process.env.BUCARDO_DEBUG === '1';
   if (e instanceof TopologyError) {
-    printStderr(e.message + '\n');
+    printStderr(`${e.message}\n`);
     printStderr(`${e.problems.length} problem${e.problems.length === 1 ? '' : 's'} found.\n`);
   } else if (e instanceof BucardoError) {
     printStderr(`error: ${e.message}\n`);
@@ -35,14 +35,14 @@ export function printError(e: unknown): void {
     printStderr(`error: ${e instanceof Error ? e.message : String(e)}\n`);
     if (!debug) printStderr('hint: this looks like a bug in bucardo; rerun with BUCARDO_DEBUG=1 for details and report it\n');
   }
-  if (debug && e instanceof Error && e.stack) printStderr(e.stack + '\n');
+  if (debug && e instanceof Error && e.stack) printStderr(`${e.stack}\n`);
 }
 
 /**
  * Wraps a command's action: its return value is the exit code; a thrown error is
  * printed and exits 1. Output is flushed before exiting.
  */
-export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void> | number | void) {
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | undefined> | number | undefined) {
   return async (...args: A): Promise<void> => {
     let code: number;
     try {

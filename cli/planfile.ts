@@ -52,7 +52,7 @@ export function writePlanFile(out: string, topologyFile: string, topology: Topol
     changes: plan.changes.map(saved),
   };
   try {
-    fs.writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
+    fs.writeFileSync(out, `${JSON.stringify(doc, null, 2)}\n`);
   } catch (e) {
     throw new BucardoError('write_failed', `cannot write the plan file ${out}: ${(e as Error).message}`);
   }
@@ -60,7 +60,11 @@ export function writePlanFile(out: string, topologyFile: string, topology: Topol
 
 /** Path as written -> sha256 of every module of the topology, as loaded. */
 export function moduleShas(topology: Topology): Record<string, string> {
-  return Object.fromEntries(modulesOf(topology).map((m) => [m.path, m.sha256]).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return Object.fromEntries(
+    modulesOf(topology)
+      .map((m) => [m.path, m.sha256])
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  );
 }
 
 export function readPlanFile(path: string): PlanFile {
@@ -74,7 +78,11 @@ export function readPlanFile(path: string): PlanFile {
     throw new BucardoError('bad_plan_file', `${path} is not a bucardo plan file`, { hint: 'make one with bucardo plan -o FILE' });
   }
   if (!doc.changes.every((c) => Array.isArray(c?.steps))) {
-    throw new BucardoError('bad_plan_file', `the plan file ${path} was made by an earlier version of bucardo (its changes carry no steps); nothing was changed`, { hint: 'run bucardo plan -o again' });
+    throw new BucardoError(
+      'bad_plan_file',
+      `the plan file ${path} was made by an earlier version of bucardo (its changes carry no steps); nothing was changed`,
+      { hint: 'run bucardo plan -o again' },
+    );
   }
   return doc;
 }

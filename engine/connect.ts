@@ -81,12 +81,12 @@ export function describeDatabase(db: DatabaseSpec): string {
   if (c.url) {
     try {
       const p = parseUrl(c.url);
-      return `${p.user ? p.user + '@' : ''}${c.host ?? p.host ?? 'localhost'}:${c.port ?? p.port ?? 5432}/${c.dbname ?? p.database ?? ''}`;
+      return `${p.user ? `${p.user}@` : ''}${c.host ?? p.host ?? 'localhost'}:${c.port ?? p.port ?? 5432}/${c.dbname ?? p.database ?? ''}`;
     } catch {
       return redactUrl(c.url);
     }
   }
-  return `${c.user ? c.user + '@' : ''}${c.host ?? 'localhost'}:${c.port ?? 5432}/${c.dbname ?? ''}`;
+  return `${c.user ? `${c.user}@` : ''}${c.host ?? 'localhost'}:${c.port ?? 5432}/${c.dbname ?? ''}`;
 }
 
 /** Any password-looking text removed from a message (belt and braces for error paths). */
@@ -99,15 +99,21 @@ export function redactSecrets(text: string, secrets: (string | undefined)[] = []
 /** Opens a connection; a failure becomes one sentence naming the database. */
 export async function connect(db: DatabaseSpec, applicationName = 'bucardo'): Promise<pg.Client> {
   const client = new pg.Client(clientConfig(db, applicationName));
-  client.on('error', () => { /* reported by the query that fails */ });
+  client.on('error', () => {
+    /* reported by the query that fails */
+  });
   try {
     await client.connect();
   } catch (e) {
     await client.end().catch(() => {});
-    throw new BucardoError('unreachable', `cannot connect to database ${db.name} (${describeDatabase(db)}): ${redactSecrets(describePgError(e), [db.connection.password])}`, {
-      hint: 'check that the server is up and the connection settings in the topology are right',
-      cause: e,
-    });
+    throw new BucardoError(
+      'unreachable',
+      `cannot connect to database ${db.name} (${describeDatabase(db)}): ${redactSecrets(describePgError(e), [db.connection.password])}`,
+      {
+        hint: 'check that the server is up and the connection settings in the topology are right',
+        cause: e,
+      },
+    );
   }
   return client;
 }

@@ -11,9 +11,12 @@ export function packageRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const p = path.join(dir, 'package.json');
-    if (fs.existsSync(p) && JSON.parse(fs.readFileSync(p, 'utf8')).name === 'bucardo') return (root = dir);
+    if (fs.existsSync(p) && JSON.parse(fs.readFileSync(p, 'utf8')).name === 'bucardo') {
+      root = dir;
+      return root;
+    }
     const up = path.dirname(dir);
-    if (up === dir) throw new Error('bucardo package.json not found above ' + fileURLToPath(import.meta.url));
+    if (up === dir) throw new Error(`bucardo package.json not found above ${fileURLToPath(import.meta.url)}`);
     dir = up;
   }
 }

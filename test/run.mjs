@@ -6,10 +6,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const find = (dir) => (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }) : [])
-  .filter((f) => String(f).endsWith('.test.js'))
-  .map((f) => path.join(dir, String(f)))
-  .sort();
+const find = (dir) =>
+  (fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }) : [])
+    .filter((f) => String(f).endsWith('.test.js'))
+    .map((f) => path.join(dir, String(f)))
+    .sort();
 const filter = process.argv.slice(2);
 let files = [...find(path.join(root, 'dist/test/unit')), ...find(path.join(root, 'dist/test/integration'))];
 if (filter.length) files = files.filter((f) => filter.some((p) => f.includes(p)));
@@ -19,7 +20,9 @@ const { stockBinDir } = await import(path.join(root, 'dist/test/helpers/stock.js
 const stock = files.filter((f) => f.endsWith('.stock.test.js'));
 if (stock.length && !stockBinDir()) {
   files = files.filter((f) => !stock.includes(f));
-  console.log(`not run: ${stock.map((f) => path.basename(f, '.js')).join(', ')} (no stock PostgreSQL server in /usr/lib/postgresql; apt-get install postgresql, as .ci/run does)`);
+  console.log(
+    `not run: ${stock.map((f) => path.basename(f, '.js')).join(', ')} (no stock PostgreSQL server in /usr/lib/postgresql; apt-get install postgresql, as .ci/run does)`,
+  );
 }
 const child = spawn(process.execPath, ['--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, '--test-reporter=spec', ...files], {
   stdio: 'inherit',

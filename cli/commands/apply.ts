@@ -11,8 +11,15 @@ export function register(program: Command): void {
     .argument('[planfile]', 'a plan saved with `plan -o`: do exactly it, or refuse if any database changed since')
     .option('--auto-approve', 'do not ask for approval (needed when there is no terminal)')
     .addOption(noColorOption())
-    .action(action(async (planFile: string | undefined, opts: { file?: string; autoApprove?: boolean; color?: boolean }) => {
-      const file = topologyPath(opts);
-      return applyFlow(await loadTopologyAndModules(file), file, { destroy: false, autoApprove: Boolean(opts.autoApprove) || Boolean(planFile), planFile, noColor: opts.color === false });
-    }));
+    .action(
+      action(async (planFile: string | undefined, opts: { file?: string; autoApprove?: boolean; color?: boolean }) => {
+        const file = topologyPath(opts);
+        return applyFlow(await loadTopologyAndModules(file), file, {
+          destroy: false,
+          autoApprove: Boolean(opts.autoApprove) || Boolean(planFile),
+          planFile,
+          noColor: opts.color === false,
+        });
+      }),
+    );
 }

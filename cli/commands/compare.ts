@@ -18,11 +18,16 @@ export function register(program: Command): void {
     .description("compare the sync's tables across all its databases, by key ranges and content hashes (never loading a table into memory)")
     .addOption(formatOption(['text', 'json'], 'text or json'))
     .option('--chunk-rows <n>', 'rows per chunk on the first pass (default 10000)', parseCount('--chunk-rows', 'a positive whole number of rows'))
-    .addHelpText('after', '\nExit codes: 0 equal, 2 differences, 1 error.\nCompare once the runner has caught up: changes not yet replicated show as differences.')
-    .action(action(async (sync: string, opts: CompareOpts) => {
-      const topology = loadTopology(topologyPath(opts));
-      const result = await compareSync(topology, sync, { chunkRows: opts.chunkRows });
-      process.stdout.write(opts.format === 'json' ? renderCompareJson(result) : renderCompareText(result));
-      return result.equal ? EXIT.ok : EXIT.differences;
-    }));
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 equal, 2 differences, 1 error.\nCompare once the runner has caught up: changes not yet replicated show as differences.',
+    )
+    .action(
+      action(async (sync: string, opts: CompareOpts) => {
+        const topology = loadTopology(topologyPath(opts));
+        const result = await compareSync(topology, sync, { chunkRows: opts.chunkRows });
+        process.stdout.write(opts.format === 'json' ? renderCompareJson(result) : renderCompareText(result));
+        return result.equal ? EXIT.ok : EXIT.differences;
+      }),
+    );
 }

@@ -56,7 +56,7 @@ interface Interrupts {
 async function demo(opts: DemoOptions): Promise<number> {
   const { duration, rate } = opts;
   const tty = Boolean(process.stdout.isTTY);
-  const say = (s: string) => process.stdout.write(s + '\n');
+  const say = (s: string) => process.stdout.write(`${s}\n`);
 
   let group: ClusterGroup | null = null;
   let runner: ChildProcess | null = null;
@@ -95,14 +95,22 @@ async function demo(opts: DemoOptions): Promise<number> {
     await driver.stop();
     driver = null;
     if (tty) view.finish();
-    const writes = Object.entries(view.lastWrites).map(([n, w]) => `${w} on ${n}`).join(', ');
+    const writes = Object.entries(view.lastWrites)
+      .map(([n, w]) => `${w} on ${n}`)
+      .join(', ');
 
     say(`\n4. Writes stopped (${writes}). Waiting for the runner to catch up...`);
     await waitForCatchUp(topology, ints, say);
 
     say('\n5. bucardo compare shop_mm: every table, on every database, by key ranges and hashes\n');
     const result = await compareSync(topology, SYNC);
-    say(renderCompareText(result).trimEnd().split('\n').map((l) => '   ' + l).join('\n'));
+    say(
+      renderCompareText(result)
+        .trimEnd()
+        .split('\n')
+        .map((l) => `   ${l}`)
+        .join('\n'),
+    );
     say(result.equal ? '\nVerdict: east, west and warehouse hold exactly the same rows.' : '\nVerdict: the databases differ (see above).');
 
     if (opts.keep && ints.count < 2) await stayUp(urls, file, logFile, ints, say);
@@ -124,7 +132,10 @@ async function demo(opts: DemoOptions): Promise<number> {
 }
 
 /** The shop database with its seed rows on every cluster, and the demo's topology file next to them. */
-async function makeShop(group: ClusterGroup, say: (s: string) => void): Promise<{ urls: { east: string; west: string; warehouse: string }; dir: string; file: string }> {
+async function makeShop(
+  group: ClusterGroup,
+  say: (s: string) => void,
+): Promise<{ urls: { east: string; west: string; warehouse: string }; dir: string; file: string }> {
   for (const c of group.clusters) {
     await c.createDatabase('shop');
     await c.query('shop', SHOP_DDL + SHOP_SEED);
@@ -146,7 +157,15 @@ function startRunner(file: string, logFile: string): ChildProcess {
 }
 
 /** Redraws the live view while the writes go on, until `duration` or Ctrl-C; the runner exiting meanwhile fails the demo. */
-async function showLive(view: LiveView, driver: WriteDriver, runner: ChildProcess, logFile: string, duration: number, tty: boolean, ints: Interrupts): Promise<void> {
+async function showLive(
+  view: LiveView,
+  driver: WriteDriver,
+  runner: ChildProcess,
+  logFile: string,
+  duration: number,
+  tty: boolean,
+  ints: Interrupts,
+): Promise<void> {
   const started = Date.now();
   while (!ints.count && Date.now() - started < duration * 1000) {
     await view.draw(driver, (Date.now() - started) / 1000, duration);
@@ -180,7 +199,10 @@ async function stayUp(urls: Record<string, string>, file: string, logFile: strin
   say(`   runner log: ${logFile}`);
   say('Press Ctrl-C to stop everything and remove it.');
   const before = ints.count;
-  while (ints.count === before) await new Promise<void>((r) => { ints.wake = r; });
+  while (ints.count === before)
+    await new Promise<void>((r) => {
+      ints.wake = r;
+    });
 }
 
 /** What the demo shows while it runs: per sync rows/s, lag, pending, conflicts and winners. */
@@ -190,7 +212,11 @@ class LiveView {
   lastWrites: Record<string, number> = {};
   private warehouse: pg.Pool;
 
-  constructor(private readonly topology: Topology, private readonly tty: boolean, private readonly say: (s: string) => void) {
+  constructor(
+    private readonly topology: Topology,
+    private readonly tty: boolean,
+    private readonly say: (s: string) => void,
+  ) {
     this.warehouse = new pg.Pool({ ...clientConfig(topology.databases.get('warehouse')!, 'bucardo demo view'), max: 1 });
     this.warehouse.on('error', () => {});
   }
@@ -210,17 +236,23 @@ class LiveView {
     const now = Date.now();
     const rate = this.prevRows && now > this.prevRows.at ? ((rows - this.prevRows.rows) * 1000) / (now - this.prevRows.at) : 0;
     this.prevRows = { at: now, rows };
-    const writes = Object.entries(driver.stats.writes).map(([n, w]) => `${n} ${w}`).join(', ');
+    const writes = Object.entries(driver.stats.writes)
+      .map(([n, w]) => `${n} ${w}`)
+      .join(', ');
     const lag = st?.lag_seconds == null ? '-' : `${st.lag_seconds.toFixed(1)}s`;
     if (!this.tty) {
-      this.say(`   ${elapsed.toFixed(0)}s: writes ${writes}; sync ${SYNC} ${st?.state ?? '?'}, ${rate.toFixed(0)} rows/s, lag ${lag}, pending ${st?.pending ?? '?'}, conflicts ${st?.conflicts_total ?? 0}`);
+      this.say(
+        `   ${elapsed.toFixed(0)}s: writes ${writes}; sync ${SYNC} ${st?.state ?? '?'}, ${rate.toFixed(0)} rows/s, lag ${lag}, pending ${st?.pending ?? '?'}, conflicts ${st?.conflicts_total ?? 0}`,
+      );
       return;
     }
     const out: string[] = [];
     out.push(`\x1b[1mlive\x1b[0m  ${elapsed.toFixed(0)}s of ${duration}s   writes so far: ${writes}   (Ctrl-C to stop early)`);
     out.push('');
     out.push(`  ${'sync'.padEnd(10)}${'state'.padEnd(10)}${'rows/s'.padStart(8)}${'lag'.padStart(8)}${'pending'.padStart(9)}${'conflicts'.padStart(11)}`);
-    out.push(`  ${SYNC.padEnd(10)}${(st?.state ?? '?').padEnd(10)}${rate.toFixed(0).padStart(8)}${lag.padStart(8)}${String(st?.pending ?? '?').padStart(9)}${String(st?.conflicts_total ?? 0).padStart(11)}`);
+    out.push(
+      `  ${SYNC.padEnd(10)}${(st?.state ?? '?').padEnd(10)}${rate.toFixed(0).padStart(8)}${lag.padStart(8)}${String(st?.pending ?? '?').padStart(9)}${String(st?.conflicts_total ?? 0).padStart(11)}`,
+    );
     out.push('');
     out.push('  latest conflicts (strategy latest: the newest change wins):');
     const recent = q?.rows[0]?.recent ?? [];
@@ -229,7 +261,7 @@ class LiveView {
       out.push(c ? `    ${c.table_name} ${JSON.stringify(c.key)} -> ${c.winner ?? 'skipped'}` : '');
     }
     if (this.lines) process.stdout.write(`\x1b[${this.lines}A`);
-    process.stdout.write(out.map((l) => `\x1b[2K${l}`).join('\n') + '\n');
+    process.stdout.write(`${out.map((l) => `\x1b[2K${l}`).join('\n')}\n`);
     this.lines = out.length;
   }
 

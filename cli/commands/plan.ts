@@ -35,24 +35,26 @@ export function register(program: Command): void {
     .addOption(formatOption(['text', 'json', 'markdown'], 'text, json or markdown'))
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are (1 on error)')
     .addOption(noColorOption())
-    .action(action(async (opts: PlanOptions) => {
-      const file = topologyPath(opts);
-      const topology = await loadTopologyAndModules(file);
-      const plan = await readCatalogsAndPlan(topology);
-      const ctx = renderContext(topology, file, useColor(process.stdout, !opts.color));
-      if (opts.format === 'json') process.stdout.write(renderJson(plan));
-      else if (opts.format === 'markdown') process.stdout.write(renderMarkdown(plan, ctx));
-      else process.stdout.write(renderText(plan, ctx));
-      if (plan.errors.length) {
-        if (opts.format === 'text') printStderr(renderErrors(plan));
-        printStderr(`${plan.errors.length} problem${plan.errors.length === 1 ? '' : 's'} block apply.\n`);
-        return EXIT.error;
-      }
-      if (opts.out) {
-        writePlanFile(opts.out, file, topology, plan);
-        printStderr(`Saved the plan to ${opts.out}; apply it with: bucardo apply -f ${file} ${opts.out}\n`);
-      }
-      if (opts.detailedExitcode && plan.changes.length) return EXIT.changes;
-      return EXIT.ok;
-    }));
+    .action(
+      action(async (opts: PlanOptions) => {
+        const file = topologyPath(opts);
+        const topology = await loadTopologyAndModules(file);
+        const plan = await readCatalogsAndPlan(topology);
+        const ctx = renderContext(topology, file, useColor(process.stdout, !opts.color));
+        if (opts.format === 'json') process.stdout.write(renderJson(plan));
+        else if (opts.format === 'markdown') process.stdout.write(renderMarkdown(plan, ctx));
+        else process.stdout.write(renderText(plan, ctx));
+        if (plan.errors.length) {
+          if (opts.format === 'text') printStderr(renderErrors(plan));
+          printStderr(`${plan.errors.length} problem${plan.errors.length === 1 ? '' : 's'} block apply.\n`);
+          return EXIT.error;
+        }
+        if (opts.out) {
+          writePlanFile(opts.out, file, topology, plan);
+          printStderr(`Saved the plan to ${opts.out}; apply it with: bucardo apply -f ${file} ${opts.out}\n`);
+        }
+        if (opts.detailedExitcode && plan.changes.length) return EXIT.changes;
+        return EXIT.ok;
+      }),
+    );
 }

@@ -27,13 +27,17 @@ export function register(program: Command): void {
     .option('--once', 'run each selected sync until nothing is pending, then exit (1 if a sync failed)')
     .option('--sync <name>', 'run only this sync (repeatable)', collectValues, [] as string[])
     .addOption(formatOption(['text', 'json'], 'log lines as text or JSON', '--log-format <format>'))
-    .option('--metrics-port <port>', 'serve Prometheus metrics on this port: GET /metrics, and GET /healthz (200 up; 503 shutting down or every sync failing); see docs/metrics.md', parsePort('--metrics-port'))
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus metrics on this port: GET /metrics, and GET /healthz (200 up; 503 shutting down or every sync failing); see docs/metrics.md',
+      parsePort('--metrics-port'),
+    )
     .action(action(runCommand));
 }
 
 async function runCommand(opts: RunOpts): Promise<number> {
   const topology = loadTopology(topologyPath(opts));
-  const write = (line: string) => process.stdout.write(redactSecrets(line) + '\n');
+  const write = (line: string) => process.stdout.write(`${redactSecrets(line)}\n`);
   const port = opts.metricsPort ?? null;
   let metrics: Metrics | null = null;
   const runner = new Runner({

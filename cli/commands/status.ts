@@ -28,13 +28,15 @@ export function register(program: Command): void {
     .argument('[sync]', 'only this sync')
     .addOption(formatOption(['text', 'json'], 'output format'))
     .addHelpText('after', HELP)
-    .action(action(async (sync: string | undefined, opts: { file?: string; format: 'text' | 'json' }) => {
-      const { report, problems } = await readStatus(loadTopology(topologyPath(opts)), sync);
-      if (opts.format === 'json') process.stdout.write(redactSecrets(JSON.stringify(report, null, 2)) + '\n');
-      else process.stdout.write(redactSecrets(renderStatusText(report)));
-      for (const p of problems) printStderr(`warning: ${p}\n`);
-      return problems.length ? EXIT.error : EXIT.ok;
-    }));
+    .action(
+      action(async (sync: string | undefined, opts: { file?: string; format: 'text' | 'json' }) => {
+        const { report, problems } = await readStatus(loadTopology(topologyPath(opts)), sync);
+        if (opts.format === 'json') process.stdout.write(`${redactSecrets(JSON.stringify(report, null, 2))}\n`);
+        else process.stdout.write(redactSecrets(renderStatusText(report)));
+        for (const p of problems) printStderr(`warning: ${p}\n`);
+        return problems.length ? EXIT.error : EXIT.ok;
+      }),
+    );
 }
 
 /** Longest last error shown in the table; the whole message follows below it. */
@@ -62,15 +64,21 @@ export function renderStatusText(report: StatusReport): string {
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   const out = [line(header), ...rows.map(line)];
   const notes: string[] = [];
   for (const st of report.stale) notes.push(staleLine(st));
-  for (const u of report.unreadable) notes.push(`sync ${u.sync}: database ${u.database} could not be read, so what it holds is missing above (the error is on stderr)`);
-  for (const s of syncs) if (s.last_run?.error && shorten(s.last_run.error) !== s.last_run.error) notes.push(`sync ${s.name}: last run failed: ${s.last_run.error}`);
+  for (const u of report.unreadable)
+    notes.push(`sync ${u.sync}: database ${u.database} could not be read, so what it holds is missing above (the error is on stderr)`);
+  for (const s of syncs)
+    if (s.last_run?.error && shorten(s.last_run.error) !== s.last_run.error) notes.push(`sync ${s.name}: last run failed: ${s.last_run.error}`);
   for (const s of syncs) if (s.last_run?.skipped) notes.push(`sync ${s.name}: last run skipped by before_sync: ${s.last_run.skipped}`);
   if (notes.length) out.push('', ...notes);
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 export function staleLine(st: StaleSync): string {
@@ -81,5 +89,5 @@ export function staleLine(st: StaleSync): string {
 
 function shorten(text: string, width = ERROR_WIDTH): string {
   const one = text.split('\n')[0].trim();
-  return one.length <= width && one === text ? one : one.slice(0, width - 1).trimEnd() + '…';
+  return one.length <= width && one === text ? one : `${one.slice(0, width - 1).trimEnd()}…`;
 }

@@ -116,8 +116,16 @@ function ensurePostgresUser(): void {
   try {
     execFileSync('id', ['-u', 'postgres'], { stdio: 'ignore' });
   } catch {
-    try { execFileSync('groupadd', ['postgres'], { stdio: 'ignore' }); } catch { /* exists */ }
-    try { execFileSync('useradd', ['-g', 'postgres', 'postgres'], { stdio: 'ignore' }); } catch { /* exists */ }
+    try {
+      execFileSync('groupadd', ['postgres'], { stdio: 'ignore' });
+    } catch {
+      /* exists */
+    }
+    try {
+      execFileSync('useradd', ['-g', 'postgres', 'postgres'], { stdio: 'ignore' });
+    } catch {
+      /* exists */
+    }
   }
 }
 
@@ -233,7 +241,9 @@ export class Cluster {
     let p = this.pools.get(dbname);
     if (!p) {
       p = new pg.Pool({ ...this.clientConfig(dbname), max: 4, idleTimeoutMillis: 1000 });
-      p.on('error', () => { /* the server went away under an idle client */ });
+      p.on('error', () => {
+        /* the server went away under an idle client */
+      });
       this.pools.set(dbname, p);
     }
     return p;

@@ -72,7 +72,10 @@ export class WriteDriver {
   private loops: Promise<void>[] = [];
   private clients: pg.Client[] = [];
 
-  constructor(private readonly sources: { name: string; config: pg.ClientConfig; parity: 0 | 1 }[], private readonly ratePerSource = 40) {}
+  constructor(
+    private readonly sources: { name: string; config: pg.ClientConfig; parity: 0 | 1 }[],
+    private readonly ratePerSource = 40,
+  ) {}
 
   async start(): Promise<void> {
     this.running = true;
@@ -96,20 +99,28 @@ export class WriteDriver {
       try {
         switch (n % 5) {
           case 0:
-            await c.query(`INSERT INTO public.customers (id, name, email, city) VALUES ($1, $2, $3, $4)`, [id, `${name} customer ${n}`, `${name}${n}@example.com`, name]);
+            await c.query(`INSERT INTO public.customers (id, name, email, city) VALUES ($1, $2, $3, $4)`, [
+              id,
+              `${name} customer ${n}`,
+              `${name}${n}@example.com`,
+              name,
+            ]);
             break;
           case 1:
             await c.query('BEGIN');
             await c.query(`INSERT INTO public.orders (id, customer_id, status) VALUES ($1, $2, 'new')`, [id, 2 + 2 * (n % 500)]);
-            await c.query(`INSERT INTO public.order_lines SELECT $1::bigint, l, 'SKU-' || lpad((1 + ($1::bigint + l) % 200)::text, 4, '0'), 1 + l FROM generate_series(1, 3) l`, [id]);
+            await c.query(
+              `INSERT INTO public.order_lines SELECT $1::bigint, l, 'SKU-' || lpad((1 + ($1::bigint + l) % 200)::text, 4, '0'), 1 + l FROM generate_series(1, 3) l`,
+              [id],
+            );
             await c.query('COMMIT');
             break;
           case 2:
-            await c.query(`UPDATE public.products SET stock = stock - 1 WHERE sku = $1`, [`SKU-${String(1 + (n * 7) % 200).padStart(4, '0')}`]);
+            await c.query(`UPDATE public.products SET stock = stock - 1 WHERE sku = $1`, [`SKU-${String(1 + ((n * 7) % 200)).padStart(4, '0')}`]);
             break;
           case 3:
             // the same seeded customer, on every source, in the same second: a conflict
-            await c.query(`UPDATE public.customers SET city = $2, updated_at = now() WHERE id = $1`, [2 * (1 + Math.floor(n / 5) % 500), `${name} ${n}`]);
+            await c.query(`UPDATE public.customers SET city = $2, updated_at = now() WHERE id = $1`, [2 * (1 + (Math.floor(n / 5) % 500)), `${name} ${n}`]);
             if (parity === 0) this.stats.contested++;
             break;
           default:

@@ -106,7 +106,9 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
     await Promise.all([...clients].map(async ([name, c]) => results.set(name, { ok: true, catalog: await readCatalog(c, name, topology.name) })));
     const plan = computePlan(topology, results, { destroy: opts.destroy });
     if (plan.errors.length) {
-      throw new BucardoError('plan_errors', plan.errors.map((e) => e.message + (e.hint ? ` (${e.hint})` : '')).join('\n'), { hint: 'fix these, then run plan again' });
+      throw new BucardoError('plan_errors', plan.errors.map((e) => e.message + (e.hint ? ` (${e.hint})` : '')).join('\n'), {
+        hint: 'fix these, then run plan again',
+      });
     }
     let replanned = false;
     if (opts.expectedFingerprints) {
@@ -114,7 +116,9 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
     } else if (opts.shown && !sameChanges(opts.shown, plan)) {
       replanned = true;
       if (!opts.autoApprove) {
-        throw new BucardoError('stale_plan', 'the databases changed between the plan shown and its approval; nothing was changed', { hint: 'run apply again to see the current plan' });
+        throw new BucardoError('stale_plan', 'the databases changed between the plan shown and its approval; nothing was changed', {
+          hint: 'run apply again to see the current plan',
+        });
       }
     }
     return {
@@ -158,13 +162,18 @@ async function beginLocked(c: pg.Client, topologyName: string, name: string): Pr
 function assertFingerprints(plan: Plan, expected: Record<string, string>): void {
   for (const [db, fp] of Object.entries(expected)) {
     if (plan.fingerprints[db] !== fp) {
-      throw new BucardoError('stale_plan', `database ${db} changed since the plan file was made, so the plan no longer describes what apply would do; nothing was changed`, {
-        hint: 'run bucardo plan -o again, review it, and apply the new plan file',
-      });
+      throw new BucardoError(
+        'stale_plan',
+        `database ${db} changed since the plan file was made, so the plan no longer describes what apply would do; nothing was changed`,
+        {
+          hint: 'run bucardo plan -o again, review it, and apply the new plan file',
+        },
+      );
     }
   }
   for (const db of Object.keys(plan.fingerprints)) {
-    if (!(db in expected)) throw new BucardoError('stale_plan', `the plan file does not cover database ${db}; nothing was changed`, { hint: 'run bucardo plan -o again' });
+    if (!(db in expected))
+      throw new BucardoError('stale_plan', `the plan file does not cover database ${db}; nothing was changed`, { hint: 'run bucardo plan -o again' });
   }
 }
 
@@ -180,8 +189,14 @@ async function executeChange(c: pg.Client, change: Change): Promise<void> {
       await c.query(st.text, st.values as unknown[] | undefined);
     } catch (e) {
       const code = (e as { code?: string }).code;
-      const hint = code === SQLSTATE.lock_not_available ? `a long transaction holds a lock on that table; retry when it has finished (apply waits ${DDL_LOCK_TIMEOUT})` : undefined;
-      throw new BucardoError('apply_failed', `${change.action} of ${change.object} on database ${change.database} failed: ${describePgError(e)}`, { hint, cause: e });
+      const hint =
+        code === SQLSTATE.lock_not_available
+          ? `a long transaction holds a lock on that table; retry when it has finished (apply waits ${DDL_LOCK_TIMEOUT})`
+          : undefined;
+      throw new BucardoError('apply_failed', `${change.action} of ${change.object} on database ${change.database} failed: ${describePgError(e)}`, {
+        hint,
+        cause: e,
+      });
     }
   }
 }
@@ -191,7 +206,12 @@ async function commitDatabase(c: pg.Client, database: string, topology: Topology
   const changed = plan.changes.some((ch) => ch.database === database);
   const schemaStays = !opts.destroy && !plan.changes.some((ch) => ch.database === database && ch.objectType === 'schema' && ch.action === 'destroy');
   if (changed && schemaStays) {
-    for (const st of toStatements({ kind: 'set_meta', schema: schemaName(topology.name), key: 'last_apply', value: JSON.stringify({ at: new Date().toISOString(), file: opts.file ?? null }) })) {
+    for (const st of toStatements({
+      kind: 'set_meta',
+      schema: schemaName(topology.name),
+      key: 'last_apply',
+      value: JSON.stringify({ at: new Date().toISOString(), file: opts.file ?? null }),
+    })) {
       await c.query(st.text, st.values);
     }
   }

@@ -57,9 +57,19 @@ async function readPartitions(c: pg.Client) {
 
 async function readTables(c: pg.Client): Promise<TableInfo[]> {
   const r = await c.query<{
-    schema: string; name: string; kind: string; reltuples: string; cols: ColumnInfo[] | null;
-    pk: string[] | null; uniq: string[][] | null;
-    sel: boolean; ins: boolean; upd: boolean; del: boolean; trn: boolean; trg: boolean;
+    schema: string;
+    name: string;
+    kind: string;
+    reltuples: string;
+    cols: ColumnInfo[] | null;
+    pk: string[] | null;
+    uniq: string[][] | null;
+    sel: boolean;
+    ins: boolean;
+    upd: boolean;
+    del: boolean;
+    trn: boolean;
+    trg: boolean;
   }>(
     `SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.reltuples::text AS reltuples,
             (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),

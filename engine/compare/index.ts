@@ -51,11 +51,13 @@ export async function compareSync(topology: Topology, syncName: string, options:
   const names = [...spec.sources, ...spec.targets];
   const clients = new Map<string, pg.Client>();
   try {
-    await Promise.all(names.map(async (n) => {
-      const c = await connect(topology.databases.get(n)!, 'bucardo compare');
-      clients.set(n, c);
-      await c.query(BEGIN.snapshot); // held across every table's COPY: ended by closing the connection
-    }));
+    await Promise.all(
+      names.map(async (n) => {
+        const c = await connect(topology.databases.get(n)!, 'bucardo compare');
+        clients.set(n, c);
+        await c.query(BEGIN.snapshot); // held across every table's COPY: ended by closing the connection
+      }),
+    );
     const catalogs = new Map<string, DatabaseCatalog>(
       await Promise.all(names.map(async (n) => [n, await read(n, () => readCatalog(clients.get(n)!, n, topology.name))] as const)),
     );
@@ -65,10 +67,22 @@ export async function compareSync(topology: Topology, syncName: string, options:
       // one group of every database, unless some take the table their own way (receiving.ts)
       const parts: TableComparison[] = [];
       for (const g of compareGroups(topology, syncName, t, names)) {
-        const infos = tableInfos(t, g.members.map((m) => ({ ...m, catalog: catalogs.get(m.database)! })));
+        const infos = tableInfos(
+          t,
+          g.members.map((m) => ({ ...m, catalog: catalogs.get(m.database)! })),
+        );
         const columns = g.keysOnly ? t.key : comparedColumns(t, infos, g.columns);
-        const views = await Promise.all(g.members.map((m) => read(m.database, () => makeView(clients.get(m.database)!, m.database, { ...t, schema: m.schema, name: m.name }, columns, m.where))));
-        const part = await compareTable(views, t, infos.map((i) => i.estimatedRows), opts);
+        const views = await Promise.all(
+          g.members.map((m) =>
+            read(m.database, () => makeView(clients.get(m.database)!, m.database, { ...t, schema: m.schema, name: m.name }, columns, m.where)),
+          ),
+        );
+        const part = await compareTable(
+          views,
+          t,
+          infos.map((i) => i.estimatedRows),
+          opts,
+        );
         parts.push(g.note ? { ...part, notes: [g.note] } : part);
       }
       results.push(mergeComparisons(parts, opts.maxDifferences));
@@ -157,7 +171,9 @@ async function compareTable(views: TableView[], t: SyncTable, estimates: number[
   const chunks = cut(whole, await read(sampler.database, () => sampleBoundaries(sampler, whole, opts.chunkRows)));
   const hashes = await hashAll(views, chunks);
   const rows: Record<string, number> = {};
-  views.forEach((v, i) => (rows[v.database] = hashes.reduce((sum, h) => sum + h[i].rows, 0)));
+  views.forEach((v, i) => {
+    rows[v.database] = hashes.reduce((sum, h) => sum + h[i].rows, 0);
+  });
   const differences: CompareDifference[] = [];
   const state = { differences, truncated: false };
   let equal = true;
@@ -190,11 +206,15 @@ function cut(r: KeyRange, bounds: string[][]): KeyRange[] {
  * parallel, chunks one after another on each (one connection runs one query at a time).
  */
 async function hashAll(views: TableView[], chunks: KeyRange[]): Promise<ChunkHash[][]> {
-  const perDb = await Promise.all(views.map((v) => read(v.database, async () => {
-    const out: ChunkHash[] = [];
-    for (const r of chunks) out.push(await hashRange(v, r));
-    return out;
-  })));
+  const perDb = await Promise.all(
+    views.map((v) =>
+      read(v.database, async () => {
+        const out: ChunkHash[] = [];
+        for (const r of chunks) out.push(await hashRange(v, r));
+        return out;
+      }),
+    ),
+  );
   return chunks.map((_, i) => views.map((_, j) => perDb[j][i]));
 }
 
@@ -203,7 +223,11 @@ function same(h: ChunkHash[]): boolean {
 }
 
 async function drill(
-  views: TableView[], range: KeyRange, hashes: ChunkHash[], depth: number, opts: Required<CompareOptions>,
+  views: TableView[],
+  range: KeyRange,
+  hashes: ChunkHash[],
+  depth: number,
+  opts: Required<CompareOptions>,
   state: { differences: CompareDifference[]; truncated: boolean },
 ): Promise<void> {
   const max = Math.max(...hashes.map((h) => h.rows));
@@ -228,7 +252,9 @@ async function drill(
 
 /** Matches the keys and row hashes of a small range on every database. */
 async function compareRows(
-  views: TableView[], range: KeyRange, opts: Required<CompareOptions>,
+  views: TableView[],
+  range: KeyRange,
+  opts: Required<CompareOptions>,
   state: { differences: CompareDifference[]; truncated: boolean },
 ): Promise<void> {
   const ref = views[0];
@@ -238,7 +264,10 @@ async function compareRows(
     for (const r of rows) {
       const id = JSON.stringify(r.k);
       let e = byKey.get(id);
-      if (!e) byKey.set(id, (e = { k: r.k, h: new Array(views.length).fill(undefined) }));
+      if (!e) {
+        e = { k: r.k, h: new Array(views.length).fill(undefined) };
+        byKey.set(id, e);
+      }
       e.h[j] = r.h;
     }
   });
@@ -256,7 +285,12 @@ async function compareRows(
     }
     if (diffs.length) found.push({ k, diffs });
   }
-  const order = await read(ref.database, () => sortKeys(ref, found.map((f) => f.k)));
+  const order = await read(ref.database, () =>
+    sortKeys(
+      ref,
+      found.map((f) => f.k),
+    ),
+  );
   for (const i of order) {
     for (const d of found[i].diffs) {
       if (state.differences.length >= opts.maxDifferences) {

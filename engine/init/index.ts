@@ -60,7 +60,9 @@ export function parseSourceUrl(url: string): SourceUrl {
     throw new BucardoError('bad_url', 'the --from value is not a postgres:// URL', { hint: 'write it as postgres://user[:password]@host[:port]/dbname' });
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw new BucardoError('bad_url', `the --from URL starts with ${u.protocol}//, not postgres://`, { hint: 'write it as postgres://user[:password]@host[:port]/dbname' });
+    throw new BucardoError('bad_url', `the --from URL starts with ${u.protocol}//, not postgres://`, {
+      hint: 'write it as postgres://user[:password]@host[:port]/dbname',
+    });
   }
   const dbname = decodeURIComponent(u.pathname.replace(/^\//, ''));
   const user = decodeURIComponent(u.username);
@@ -115,7 +117,7 @@ export function renderStarterTopology(source: InitSource, src: SourceUrl, opts: 
     ...syncLines(src.key),
     ...notReplicatedLines(contents),
   ];
-  return { text: L.join('\n') + '\n', database: src.key, tables, keyless: contents.keyless, sequences: contents.sequences };
+  return { text: `${L.join('\n')}\n`, database: src.key, tables, keyless: contents.keyless, sequences: contents.sequences };
 }
 
 function pickStarterContents(source: InitSource, opts: InitOptions): StarterContents {
@@ -123,7 +125,9 @@ function pickStarterContents(source: InitSource, opts: InitOptions): StarterCont
   const wanted = (schema: string, name: string) => !res.length || res.some((re) => re.test(`${schema}.${name}`));
   const picked = source.catalog.tables.filter((t) => wanted(t.schema, t.name));
   const keyed = picked.filter((t) => t.primaryKey?.length || t.uniqueKeys.length);
-  const keyless = picked.filter((t) => !(t.primaryKey?.length || t.uniqueKeys.length)).map((t) => ({ table: displayName(t.schema, t.name), reason: keylessReason(t, source) }));
+  const keyless = picked
+    .filter((t) => !(t.primaryKey?.length || t.uniqueKeys.length))
+    .map((t) => ({ table: displayName(t.schema, t.name), reason: keylessReason(t, source) }));
   const keyedSet = new Set(keyed.map((t) => `${t.schema}\u0000${t.name}`));
   const sequences = source.sequences
     .filter((s) => (s.table ? keyedSet.has(`${s.table.schema}\u0000${s.table.name}`) : wanted(s.schema, s.name)))
@@ -142,8 +146,10 @@ function headerLines({ keyed, keyless }: StarterContents, src: SourceUrl, opts: 
   L.push(`# Starter topology written by \`bucardo init\` from ${commentSafe(src.shownUrl)} at ${now}.`);
   // reltuples is -1 until a table is first analysed: no estimate rather than a wrong one.
   const estimate = keyed.every((t) => t.estimatedRows >= 0) && keyed.length ? ` (about ${rows} rows)` : '';
-  L.push(`# ${keyed.length} table${keyed.length === 1 ? '' : 's'} with a usable key${estimate} ${keyed.length === 1 ? 'is' : 'are'} in relgroup ${src.key}` +
-    (keyless.length ? `; ${keyless.length} without one ${keyless.length === 1 ? 'is' : 'are'} listed at the end.` : '.'));
+  L.push(
+    `# ${keyed.length} table${keyed.length === 1 ? '' : 's'} with a usable key${estimate} ${keyed.length === 1 ? 'is' : 'are'} in relgroup ${src.key}` +
+      (keyless.length ? `; ${keyless.length} without one ${keyless.length === 1 ? 'is' : 'are'} listed at the end.` : '.'),
+  );
   L.push('# Next: point the target at the database that receives the changes, review the sync,');
   L.push('# then: bucardo validate && bucardo plan');
   L.push('version: 1');
@@ -176,10 +182,11 @@ function relgroupLines({ keyed, sequences }: StarterContents, k: string): string
   if (keyed.length) {
     L.push('    tables:');
     for (const t of keyed) {
-      const parts = t.kind === 'p' ? t.partitions ?? [] : [];
-      const note = t.kind === 'p'
-        ? `   # partitioned: its ${parts.length} partition${parts.length === 1 ? '' : 's'} follow${parts.length === 1 ? 's' : ''} it, writes aimed at a partition included`
-        : '';
+      const parts = t.kind === 'p' ? (t.partitions ?? []) : [];
+      const note =
+        t.kind === 'p'
+          ? `   # partitioned: its ${parts.length} partition${parts.length === 1 ? '' : 's'} follow${parts.length === 1 ? 's' : ''} it, writes aimed at a partition included`
+          : '';
       L.push(`      - ${yamlScalar(displayName(t.schema, t.name))}${note}`);
     }
     if (keyed.some((t) => t.kind === 'p')) {

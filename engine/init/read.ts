@@ -60,7 +60,13 @@ export async function readInitSource(c: pg.Client, database: string): Promise<In
         WHERE i.indisunique AND NOT i.indisprimary ORDER BY 1, 2, 3`,
     );
     const unusableIndexes = idx.rows.map((r) => ({
-      schema: r.schema, table: r.tname, index: r.iname, partial: r.partial, expression: r.expr, invalid: r.invalid, nullableColumns: r.nullable ?? [],
+      schema: r.schema,
+      table: r.tname,
+      index: r.iname,
+      partial: r.partial,
+      expression: r.expr,
+      invalid: r.invalid,
+      nullableColumns: r.nullable ?? [],
     }));
     const v = await c.query<{ schema: string; name: string; materialized: boolean }>(
       `SELECT n.nspname AS schema, c.relname AS name, c.relkind = 'm' AS materialized

@@ -13,7 +13,14 @@
 
 type Mod = { path: string; sha256: string };
 type Override = { name?: { schema: string; name: string }; columns?: string[]; where?: string; transform?: Mod };
-type Table = { schema: string; name: string; conflict?: { kind: string; module?: Mod }; columns?: string[]; where?: string; targets?: Record<string, Override> };
+type Table = {
+  schema: string;
+  name: string;
+  conflict?: { kind: string; module?: Mod };
+  columns?: string[];
+  where?: string;
+  targets?: Record<string, Override>;
+};
 type Detail = { conflict?: { kind: string; module?: Mod }; hooks?: Record<string, Mod>; tables?: Table[]; sources?: string[]; targets?: string[] };
 
 const tableKey = (t: { schema: string; name: string }) => `${t.schema}.${t.name}`;

@@ -47,13 +47,19 @@ function syncDetail(s: ResolvedSync): Record<string, unknown> {
   // spread first: the keys keep their order, so the fingerprints of syncs without custom code do not change
   const { pos: _pos, ...spec } = s.spec;
   const tables = s.tables.map((t) => ({
-    schema: t.schema, name: t.name, key: t.key.map((k) => k.name),
+    schema: t.schema,
+    name: t.name,
+    key: t.key.map((k) => k.name),
     ...(t.conflict ? { conflict: registeredConflict(t.conflict) } : {}),
     ...(t.columns ? { columns: t.columns } : {}),
     ...(t.where ? { where: t.where } : {}),
     ...(t.targets?.size ? { targets: Object.fromEntries([...t.targets].map(([db, o]) => [db, registeredOverride(o)])) } : {}),
   }));
-  const regHooks = Object.fromEntries(Object.entries(spec.hooks).filter(([, m]) => m).map(([k, m]) => [k, registeredModule(m as ModuleRef)]));
+  const regHooks = Object.fromEntries(
+    Object.entries(spec.hooks)
+      .filter(([, m]) => m)
+      .map(([k, m]) => [k, registeredModule(m as ModuleRef)]),
+  );
   return { ...spec, conflict: registeredConflict(spec.conflict), hooks: regHooks, tables, sequences: s.sequences };
 }
 
@@ -62,7 +68,10 @@ export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: 
   const errors: PlanProblem[] = [];
   const db = (name: string) => {
     let d = dbs.get(name);
-    if (!d) dbs.set(name, (d = { database: name, captures: new Map(), syncs: new Map(), syncTables: new Map() }));
+    if (!d) {
+      d = { database: name, captures: new Map(), syncs: new Map(), syncTables: new Map() };
+      dbs.set(name, d);
+    }
     return d;
   };
   // capture needs: per (db, table) the union of what every sync reading it asks for
@@ -91,7 +100,9 @@ export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: 
         }
         if (n.table.key.map((c) => c.name).join('\u0000') !== t.key.map((c) => c.name).join('\u0000')) {
           errors.push({
-            code: 'key_conflict', database: src, object: t.display,
+            code: 'key_conflict',
+            database: src,
+            object: t.display,
             message: `table ${t.display} is replicated with key (${n.table.key.map((c) => c.name).join(', ')}) by sync ${n.syncs[0]} but (${t.key.map((c) => c.name).join(', ')}) by sync ${s.spec.name}`,
             hint: 'use the same key for a table in every sync',
           });
@@ -105,7 +116,12 @@ export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: 
   for (const n of needs.values()) {
     const dbName = n.db;
     const makedelta = n.makedelta ?? topology.databases.get(dbName)?.makedelta ?? false;
-    const def = captureDef(topology.name, { schema: n.table.schema, name: n.table.name }, n.table.key, { autokick: n.autokick, makedelta, partitioned: n.table.partitionedOn.includes(dbName), partitions: n.table.partitions.get(dbName) });
+    const def = captureDef(topology.name, { schema: n.table.schema, name: n.table.name }, n.table.key, {
+      autokick: n.autokick,
+      makedelta,
+      partitioned: n.table.partitionedOn.includes(dbName),
+      partitions: n.table.partitions.get(dbName),
+    });
     db(dbName).captures.set(n.table.id, { def, table: n.table, syncs: n.syncs });
   }
   return { dbs, errors };

@@ -21,14 +21,30 @@ import { schemaName, type CaptureEvent } from '../objectnames.js';
 
 /** Execution order inside a database's transaction. */
 const PHASE = {
-  dropTrigger: 0, dropFunction: 1, dropDelta: 2, dropSyncTable: 3, dropSync: 4, dropSchema: 5,
-  schema: 10, metadata: 11, delta: 12, function: 13, trigger: 14, sync: 15, syncTable: 16,
+  dropTrigger: 0,
+  dropFunction: 1,
+  dropDelta: 2,
+  dropSyncTable: 3,
+  dropSync: 4,
+  dropSchema: 5,
+  schema: 10,
+  metadata: 11,
+  delta: 12,
+  function: 13,
+  trigger: 14,
+  sync: 15,
+  syncTable: 16,
 } as const;
 
 /** How a plan names what each trigger captures. */
 const EVENT_LABEL: Record<CaptureEvent, string> = {
-  insert: 'INSERT', update: 'UPDATE', delete: 'DELETE', truncate: 'TRUNCATE', keychange: 'UPDATE of the key (old keys)',
-  before_truncate: 'TRUNCATE of the whole partitioned table (before)', partition_truncate: 'TRUNCATE of this partition (its keys, before)',
+  insert: 'INSERT',
+  update: 'UPDATE',
+  delete: 'DELETE',
+  truncate: 'TRUNCATE',
+  keychange: 'UPDATE of the key (old keys)',
+  before_truncate: 'TRUNCATE of the whole partitioned table (before)',
+  partition_truncate: 'TRUNCATE of this partition (its keys, before)',
 };
 
 /** What the diff of one database shares: where its changes go and what the registry says was ours. */
@@ -77,14 +93,36 @@ function removeAll(ctx: DiffContext): void {
   }
   if (!inst.schemaExists) return;
   for (const name of inst.functions.keys()) {
-    add({ action: 'destroy', objectType: 'function', object: `function ${schema}.${name}()`, reason: 'not in the topology any more', steps: [], phase: PHASE.dropFunction });
+    add({
+      action: 'destroy',
+      objectType: 'function',
+      object: `function ${schema}.${name}()`,
+      reason: 'not in the topology any more',
+      steps: [],
+      phase: PHASE.dropFunction,
+    });
   }
   for (const name of inst.tables.keys()) {
     if (!name.startsWith('delta_')) continue;
-    add({ action: 'destroy', objectType: 'delta_table', object: `table ${schema}.${name}`, reason: 'not in the topology any more; pending changes in it are dropped', steps: [], phase: PHASE.dropDelta });
+    add({
+      action: 'destroy',
+      objectType: 'delta_table',
+      object: `table ${schema}.${name}`,
+      reason: 'not in the topology any more; pending changes in it are dropped',
+      steps: [],
+      phase: PHASE.dropDelta,
+    });
   }
-  for (const s of inst.syncs) add({ action: 'destroy', objectType: 'sync', object: `sync ${s.name}`, reason: 'not in the topology any more', steps: [], phase: PHASE.dropSync });
-  add({ action: 'destroy', objectType: 'schema', object: `schema ${schema}`, reason: `no sync of topology ${ctx.topology} uses this database; its metadata and run history go too`, steps: [{ kind: 'drop_schema', schema }], phase: PHASE.dropSchema });
+  for (const s of inst.syncs)
+    add({ action: 'destroy', objectType: 'sync', object: `sync ${s.name}`, reason: 'not in the topology any more', steps: [], phase: PHASE.dropSync });
+  add({
+    action: 'destroy',
+    objectType: 'schema',
+    object: `schema ${schema}`,
+    reason: `no sync of topology ${ctx.topology} uses this database; its metadata and run history go too`,
+    steps: [{ kind: 'drop_schema', schema }],
+    phase: PHASE.dropSchema,
+  });
 }
 
 /** The schema and bucardo's metadata tables in it. */
@@ -93,7 +131,9 @@ function diffMetadata(ctx: DiffContext): void {
   const inst = ctx.cat.installed;
   if (!inst.schemaExists) {
     add({
-      action: 'create', objectType: 'schema', object: `schema ${schema}`,
+      action: 'create',
+      objectType: 'schema',
+      object: `schema ${schema}`,
       reason: `metadata of topology ${topology} (installed objects, syncs, watermarks, run history)`,
       steps: [
         { kind: 'create_schema', schema, topology },
@@ -112,9 +152,14 @@ function diffMetadata(ctx: DiffContext): void {
     if (inst.tables.has(name)) continue;
     const create: Step = { kind: 'create_metadata_table', schema, table: name };
     add({
-      action: 'create', objectType: 'metadata_table', object: `${kind} ${schema}.${name}`,
-      reason: older ? `metadata ${kind} added by this version of bucardo (metadata version ${inst.meta.schema_version} -> ${METADATA_VERSION})` : `metadata ${kind} missing (dropped outside bucardo?)`,
-      steps: added ? [create] : [create, { kind: 'set_meta', schema, key: 'schema_version', value: METADATA_VERSION }], phase: PHASE.metadata,
+      action: 'create',
+      objectType: 'metadata_table',
+      object: `${kind} ${schema}.${name}`,
+      reason: older
+        ? `metadata ${kind} added by this version of bucardo (metadata version ${inst.meta.schema_version} -> ${METADATA_VERSION})`
+        : `metadata ${kind} missing (dropped outside bucardo?)`,
+      steps: added ? [create] : [create, { kind: 'set_meta', schema, key: 'schema_version', value: METADATA_VERSION }],
+      phase: PHASE.metadata,
     });
     added = true;
   }
@@ -125,7 +170,15 @@ const forWhom = ({ table, syncs }: DesiredCapture) => `capture of ${table.displa
 
 /** The registry row of one capture object, recording the table and the syncs it serves. */
 function register(ctx: DiffContext, { def, table, syncs }: DesiredCapture, type: string, name: string, fp: string): Step {
-  return { kind: 'register_object', schema: ctx.schema, objectType: type, objectName: name, table: { schema: table.schema, name: table.name }, fingerprint: fp, detail: { table_id: def.id, syncs } };
+  return {
+    kind: 'register_object',
+    schema: ctx.schema,
+    objectType: type,
+    objectName: name,
+    table: { schema: table.schema, name: table.name },
+    fingerprint: fp,
+    detail: { table_id: def.id, syncs },
+  };
 }
 
 function diffDeltaTable(ctx: DiffContext, capture: DesiredCapture): void {
@@ -139,16 +192,26 @@ function diffDeltaTable(ctx: DiffContext, capture: DesiredCapture): void {
     register(ctx, capture, 'delta_table', dName, def.deltaTable.fingerprint),
   ];
   if (!liveCols) {
-    add({ action: 'create', objectType: 'delta_table', object: `table ${dName}`, reason: `delta storage of ${table.display}${wasOurs(ctx, 'delta_table', dName) ? ' (missing: dropped outside bucardo?)' : ''}`, steps, phase: PHASE.delta });
+    add({
+      action: 'create',
+      objectType: 'delta_table',
+      object: `table ${dName}`,
+      reason: `delta storage of ${table.display}${wasOurs(ctx, 'delta_table', dName) ? ' (missing: dropped outside bucardo?)' : ''}`,
+      steps,
+      phase: PHASE.delta,
+    });
     return;
   }
   const live = liveCols.map((c) => `${c.name} ${c.type}`).join(', ');
   const want = def.deltaTable.columns.map((c) => `${c.name} ${c.type}`).join(', ');
   if (live === want) return;
   add({
-    action: 'replace', objectType: 'delta_table', object: `table ${dName}`,
+    action: 'replace',
+    objectType: 'delta_table',
+    object: `table ${dName}`,
     reason: `columns are (${live}) but the key of ${table.display} needs (${want}); changes still pending in it are dropped`,
-    steps: [{ kind: 'drop_table', table: delta, ifExists: false }, ...steps], phase: PHASE.delta,
+    steps: [{ kind: 'drop_table', table: delta, ifExists: false }, ...steps],
+    phase: PHASE.delta,
   });
 }
 
@@ -158,24 +221,42 @@ function diffFunction(ctx: DiffContext, capture: DesiredCapture): void {
   const fName = `${schema}.${def.function.name}()`;
   const fn = { schema, name: def.function.name };
   const liveFn = ctx.cat.installed.functions.get(def.function.name);
-  const steps: Step[] = [{ kind: 'install_function', function: fn, body: def.function.body }, register(ctx, capture, 'function', fName, def.function.fingerprint)];
+  const steps: Step[] = [
+    { kind: 'install_function', function: fn, body: def.function.body },
+    register(ctx, capture, 'function', fName, def.function.fingerprint),
+  ];
   if (!liveFn) {
-    add({ action: 'create', objectType: 'function', object: `function ${fName}`, reason: `${forWhom(capture)}${wasOurs(ctx, 'function', fName) ? ' (missing: dropped outside bucardo?)' : ''}`, steps, phase: PHASE.function });
+    add({
+      action: 'create',
+      objectType: 'function',
+      object: `function ${fName}`,
+      reason: `${forWhom(capture)}${wasOurs(ctx, 'function', fName) ? ' (missing: dropped outside bucardo?)' : ''}`,
+      steps,
+      phase: PHASE.function,
+    });
   } else if (liveFn.language !== 'plpgsql' || liveFn.returnType !== 'trigger' || liveFn.argCount !== 0) {
     add({
-      action: 'replace', objectType: 'function', object: `function ${fName}`,
+      action: 'replace',
+      objectType: 'function',
+      object: `function ${fName}`,
       reason: `is a ${liveFn.language} function returning ${liveFn.returnType}, not bucardo's capture function`,
-      steps: [{ kind: 'drop_function', function: fn, ifExists: false }, ...steps], phase: PHASE.function,
+      steps: [{ kind: 'drop_function', function: fn, ifExists: false }, ...steps],
+      phase: PHASE.function,
     });
   } else if (liveFn.body !== def.function.body) {
     const reg = ctx.registered.get(`function\u0000${fName}`);
-    const why = reg && reg.fingerprint !== def.function.fingerprint && isLastInstalled(reg.fingerprint, liveFn.body)
-      ? `capture options changed (${forWhom(capture)})`
-      : 'body differs from what bucardo installed (edited outside bucardo?)';
+    const why =
+      reg && reg.fingerprint !== def.function.fingerprint && isLastInstalled(reg.fingerprint, liveFn.body)
+        ? `capture options changed (${forWhom(capture)})`
+        : 'body differs from what bucardo installed (edited outside bucardo?)';
     add({
-      action: 'update', objectType: 'function', object: `function ${fName}`, reason: why,
+      action: 'update',
+      objectType: 'function',
+      object: `function ${fName}`,
+      reason: why,
       diff: createTwoFilesPatch(`${fName} (live)`, `${fName} (wanted)`, liveFn.body, def.function.body, undefined, undefined, { context: 3 }),
-      steps, phase: PHASE.function,
+      steps,
+      phase: PHASE.function,
     });
   }
 }
@@ -194,22 +275,38 @@ function diffTriggers(ctx: DiffContext, capture: DesiredCapture): void {
     const steps: Step[] = [createTrigger(trg), register(ctx, capture, 'trigger', regName, trg.fingerprint)];
     if (!live) {
       const what = `${forWhom(capture)}${partition ? `, partition ${ondisp}` : ''}, ${EVENT_LABEL[trg.event]}`;
-      add({ action: 'create', objectType: 'trigger', object: obj, reason: `${what}${wasOurs(ctx, 'trigger', regName) ? ' (missing: dropped outside bucardo?)' : ''}`, steps, phase: PHASE.trigger });
+      add({
+        action: 'create',
+        objectType: 'trigger',
+        object: obj,
+        reason: `${what}${wasOurs(ctx, 'trigger', regName) ? ' (missing: dropped outside bucardo?)' : ''}`,
+        steps,
+        phase: PHASE.trigger,
+      });
       continue;
     }
     const mismatch = triggerMismatch(live, trg, def, schema);
     if (mismatch) {
       add({
-        action: 'replace', objectType: 'trigger', object: obj, reason: `definition differs: ${mismatch}`,
-        steps: [{ kind: 'drop_trigger', table: on, name: trg.name, ifExists: false }, ...steps], phase: PHASE.trigger,
+        action: 'replace',
+        objectType: 'trigger',
+        object: obj,
+        reason: `definition differs: ${mismatch}`,
+        steps: [{ kind: 'drop_trigger', table: on, name: trg.name, ifExists: false }, ...steps],
+        phase: PHASE.trigger,
       });
     } else if (live.enabled !== trg.enabled) {
       const state = { D: 'disabled', O: 'enabled', R: 'enabled for replica only', A: 'enabled always' }[live.enabled] ?? live.enabled;
       const want = trg.enabled === 'A' ? 'enabled always (makedelta)' : 'enabled';
       add({
-        action: 'update', objectType: 'trigger', object: obj,
+        action: 'update',
+        objectType: 'trigger',
+        object: obj,
         reason: live.enabled === 'D' ? 'disabled outside bucardo: changes to the table are not being captured' : `is ${state}, wanted ${want}`,
-        steps: [{ kind: 'enable_trigger', table: on, name: trg.name, always: trg.enabled === 'A' }, register(ctx, capture, 'trigger', regName, trg.fingerprint)],
+        steps: [
+          { kind: 'enable_trigger', table: on, name: trg.name, always: trg.enabled === 'A' },
+          register(ctx, capture, 'trigger', regName, trg.fingerprint),
+        ],
         phase: PHASE.trigger,
       });
     }
@@ -218,7 +315,17 @@ function diffTriggers(ctx: DiffContext, capture: DesiredCapture): void {
 
 /** The step creating a capture trigger: what its DDL is made from, not what is only compared. */
 function createTrigger(t: TriggerDef): Step {
-  return { kind: 'create_trigger', name: t.name, event: t.event, table: t.table, function: t.function, keyColumns: t.keyColumns, oldTable: t.oldTable, newTable: t.newTable, enabled: t.enabled };
+  return {
+    kind: 'create_trigger',
+    name: t.name,
+    event: t.event,
+    table: t.table,
+    function: t.function,
+    keyColumns: t.keyColumns,
+    oldTable: t.oldTable,
+    newTable: t.newTable,
+    enabled: t.enabled,
+  };
 }
 
 /** Capture objects of tables no longer captured here. */
@@ -230,22 +337,37 @@ function removeUnwantedCapture(ctx: DiffContext, desired: DesiredDatabase): void
   const wantedFunctions = new Set(captures.map(({ def }) => def.function.name));
   const wantedDeltas = new Set(captures.map(({ def }) => def.deltaTable.name));
   for (const t of inst.triggers) {
-    if (!wantedTriggers.has(`${t.tableSchema}\u0000${t.tableName}\u0000${t.name}`)) add(destroyTrigger(schema, t, 'its table is no longer captured by any sync of this database'));
+    if (!wantedTriggers.has(`${t.tableSchema}\u0000${t.tableName}\u0000${t.name}`))
+      add(destroyTrigger(schema, t, 'its table is no longer captured by any sync of this database'));
   }
   for (const name of inst.functions.keys()) {
     if (wantedFunctions.has(name)) continue;
     const fName = `${schema}.${name}()`;
     add({
-      action: 'destroy', objectType: 'function', object: `function ${fName}`, reason: 'its table is no longer captured here',
-      steps: [{ kind: 'drop_function', function: { schema, name }, ifExists: true }, { kind: 'unregister_object', schema, objectType: 'function', objectName: fName }], phase: PHASE.dropFunction,
+      action: 'destroy',
+      objectType: 'function',
+      object: `function ${fName}`,
+      reason: 'its table is no longer captured here',
+      steps: [
+        { kind: 'drop_function', function: { schema, name }, ifExists: true },
+        { kind: 'unregister_object', schema, objectType: 'function', objectName: fName },
+      ],
+      phase: PHASE.dropFunction,
     });
   }
   for (const name of inst.tables.keys()) {
     if (!name.startsWith('delta_') || wantedDeltas.has(name)) continue;
     const dName = `${schema}.${name}`;
     add({
-      action: 'destroy', objectType: 'delta_table', object: `table ${dName}`, reason: 'its table is no longer captured here; changes still pending in it are dropped',
-      steps: [{ kind: 'drop_table', table: { schema, name }, ifExists: true }, { kind: 'unregister_object', schema, objectType: 'delta_table', objectName: dName }], phase: PHASE.dropDelta,
+      action: 'destroy',
+      objectType: 'delta_table',
+      object: `table ${dName}`,
+      reason: 'its table is no longer captured here; changes still pending in it are dropped',
+      steps: [
+        { kind: 'drop_table', table: { schema, name }, ifExists: true },
+        { kind: 'unregister_object', schema, objectType: 'delta_table', objectName: dName },
+      ],
+      phase: PHASE.dropDelta,
     });
   }
 }
@@ -259,16 +381,31 @@ function diffSyncs(ctx: DiffContext, desired: DesiredDatabase): void {
     const live = liveSyncs.get(name);
     const step: Step = { kind: 'register_sync', schema, sync: name, syncKind: s.spec.kind, role: s.role, fingerprint: s.fingerprint, detail: s.detail };
     if (!live) {
-      add({ action: 'create', objectType: 'sync', object: `sync ${name}`, reason: `${s.spec.kind} sync, this database is a ${s.role}`, steps: [step], phase: PHASE.sync });
+      add({
+        action: 'create',
+        objectType: 'sync',
+        object: `sync ${name}`,
+        reason: `${s.spec.kind} sync, this database is a ${s.role}`,
+        steps: [step],
+        phase: PHASE.sync,
+      });
     } else if (live.fingerprint !== s.fingerprint || live.role !== s.role || live.kind !== s.spec.kind) {
       const custom = live.detail ? describeCustomChanges(live.detail, s.detail) : [];
-      const reason = live.role !== s.role ? `role changes from ${live.role} to ${s.role}` : `definition changed${custom.length ? `: ${custom.join('; ')}` : ''}`;
+      const reason =
+        live.role !== s.role ? `role changes from ${live.role} to ${s.role}` : `definition changed${custom.length ? `: ${custom.join('; ')}` : ''}`;
       add({ action: 'update', objectType: 'sync', object: `sync ${name}`, reason, steps: [step], phase: PHASE.sync });
     }
   }
   for (const s of inst.syncs) {
     if (desired.syncs.has(s.name)) continue;
-    add({ action: 'destroy', objectType: 'sync', object: `sync ${s.name}`, reason: 'not in the topology any more; its watermark goes too', steps: [{ kind: 'unregister_sync', schema, sync: s.name }], phase: PHASE.dropSync });
+    add({
+      action: 'destroy',
+      objectType: 'sync',
+      object: `sync ${s.name}`,
+      reason: 'not in the topology any more; its watermark goes too',
+      steps: [{ kind: 'unregister_sync', schema, sync: s.name }],
+      phase: PHASE.dropSync,
+    });
   }
   const liveRel = new Map(inst.syncRelations.map((r) => [syncTableKey(r.sync, r.tableId), r]));
   // a receiver whose name, columns, filter or transform of a table changed (planner/custom.ts)
@@ -291,35 +428,60 @@ function diffSyncs(ctx: DiffContext, desired: DesiredDatabase): void {
         ? `new in the sync; onetimecopy ${copy}: the next run copies it from ${st.copyFrom} (${approxRows(st.table.estimatedRows)})`
         : 'new in the sync';
       add({
-        action: 'create', objectType: 'sync_table', object: obj, reason,
-        steps: [{ kind: 'register_table', schema, sync: st.sync, tableId: st.table.id, table: { schema: st.table.schema, name: st.table.name }, keyColumns: keyCols, copyPending: Boolean(copy) }],
+        action: 'create',
+        objectType: 'sync_table',
+        object: obj,
+        reason,
+        steps: [
+          {
+            kind: 'register_table',
+            schema,
+            sync: st.sync,
+            tableId: st.table.id,
+            table: { schema: st.table.schema, name: st.table.name },
+            keyColumns: keyCols,
+            copyPending: Boolean(copy),
+          },
+        ],
         phase: PHASE.syncTable,
       });
     } else if (recopies.has(k)) {
       const c = recopies.get(k)!;
       add({
-        action: 'update', objectType: 'sync_table', object: obj,
+        action: 'update',
+        objectType: 'sync_table',
+        object: obj,
         reason: c.recopy
           ? `${c.what}: the next run empties ${st.table.display} here and copies the rows again from ${st.copyFrom}`
           : `${c.what}: changes from now on follow it; rows already here (a source) are left as they are`,
         steps: [
-          ...(live.keyColumns.join('\u0000') !== keyCols.join('\u0000') ? [{ kind: 'set_table_key', schema, sync: st.sync, tableId: st.table.id, keyColumns: keyCols } as const] : []),
+          ...(live.keyColumns.join('\u0000') !== keyCols.join('\u0000')
+            ? [{ kind: 'set_table_key', schema, sync: st.sync, tableId: st.table.id, keyColumns: keyCols } as const]
+            : []),
           ...(c.recopy ? [{ kind: 'request_recopy', schema, sync: st.sync, tableId: st.table.id, reason: c.what } as const] : []),
         ],
         phase: PHASE.syncTable,
       });
     } else if (live.keyColumns.join('\u0000') !== keyCols.join('\u0000')) {
       add({
-        action: 'update', objectType: 'sync_table', object: obj, reason: `replication key changes from (${live.keyColumns.join(', ')}) to (${keyCols.join(', ')})`,
-        steps: [{ kind: 'set_table_key', schema, sync: st.sync, tableId: st.table.id, keyColumns: keyCols }], phase: PHASE.syncTable,
+        action: 'update',
+        objectType: 'sync_table',
+        object: obj,
+        reason: `replication key changes from (${live.keyColumns.join(', ')}) to (${keyCols.join(', ')})`,
+        steps: [{ kind: 'set_table_key', schema, sync: st.sync, tableId: st.table.id, keyColumns: keyCols }],
+        phase: PHASE.syncTable,
       });
     }
   }
   for (const r of inst.syncRelations) {
     if (desired.syncTables.has(syncTableKey(r.sync, r.tableId)) || !desired.syncs.has(r.sync)) continue;
     add({
-      action: 'destroy', objectType: 'sync_table', object: `sync ${r.sync}: table ${displayName(r.tableSchema, r.tableName)}`, reason: 'removed from the sync',
-      steps: [{ kind: 'unregister_table', schema, sync: r.sync, tableId: r.tableId }], phase: PHASE.dropSyncTable,
+      action: 'destroy',
+      objectType: 'sync_table',
+      object: `sync ${r.sync}: table ${displayName(r.tableSchema, r.tableName)}`,
+      reason: 'removed from the sync',
+      steps: [{ kind: 'unregister_table', schema, sync: r.sync, tableId: r.tableId }],
+      phase: PHASE.dropSyncTable,
     });
   }
 }
@@ -327,7 +489,10 @@ function diffSyncs(ctx: DiffContext, desired: DesiredDatabase): void {
 function destroyTrigger(schema: string, t: TriggerInfo, reason: string): Omit<Change, 'database'> {
   const tdisp = displayName(t.tableSchema, t.tableName);
   return {
-    action: 'destroy', objectType: 'trigger', object: `trigger ${displayIdent(t.name)} on ${tdisp}`, reason,
+    action: 'destroy',
+    objectType: 'trigger',
+    object: `trigger ${displayIdent(t.name)} on ${tdisp}`,
+    reason,
     steps: [
       { kind: 'drop_trigger', table: { schema: t.tableSchema, name: t.tableName }, name: t.name, ifExists: true },
       { kind: 'unregister_object', schema, objectType: 'trigger', objectName: `${t.name} on ${tdisp}` },
@@ -338,10 +503,12 @@ function destroyTrigger(schema: string, t: TriggerInfo, reason: string): Omit<Ch
 
 /** Why a live trigger is not the one wanted, or null when its definition matches. */
 function triggerMismatch(live: TriggerInfo, want: TriggerDef, def: CaptureDef, schema: string): string | null {
-  if (live.functionSchema !== schema || live.functionName !== def.function.name) return `calls ${displayName(live.functionSchema, live.functionName)}() instead of ${displayName(schema, def.function.name)}()`;
+  if (live.functionSchema !== schema || live.functionName !== def.function.name)
+    return `calls ${displayName(live.functionSchema, live.functionName)}() instead of ${displayName(schema, def.function.name)}()`;
   if (live.type !== want.tgtype) return `fires ${describeType(live.type)} instead of ${describeType(want.tgtype)}`;
   if (live.oldTable !== want.oldTable || live.newTable !== want.newTable) {
-    if (want.event === 'update' && live.newTable === want.newTable) return want.oldTable ? 'it does not keep the old rows (the table is partitioned now)' : 'it keeps the old rows too (installed by an earlier bucardo)';
+    if (want.event === 'update' && live.newTable === want.newTable)
+      return want.oldTable ? 'it does not keep the old rows (the table is partitioned now)' : 'it keeps the old rows too (installed by an earlier bucardo)';
     return 'its transition tables were changed';
   }
   const key = want.event === 'keychange';
@@ -355,7 +522,9 @@ function triggerMismatch(live: TriggerInfo, want: TriggerDef, def: CaptureDef, s
     }
   }
   if ([...live.columns].sort().join('\u0000') !== [...want.columns].sort().join('\u0000')) {
-    return key ? `it fires only on UPDATE OF ${live.columns.join(', ')}, so it misses a key changed by a BEFORE trigger (installed by an earlier bucardo)` : 'a column list was added';
+    return key
+      ? `it fires only on UPDATE OF ${live.columns.join(', ')}, so it misses a key changed by a BEFORE trigger (installed by an earlier bucardo)`
+      : 'a column list was added';
   }
   return null;
 }

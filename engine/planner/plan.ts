@@ -49,7 +49,8 @@ export function computePlan(topology: Topology, results: Map<string, CatalogResu
     // The schema of one topology and its metadata hold the other schema's objects only by name.
     if (!opts.destroy && want && !cat.installed.schemaExists && !cat.canCreateSchema) {
       errors.push({
-        code: 'privilege', database: cat.database,
+        code: 'privilege',
+        database: cat.database,
         message: `user ${cat.currentUser} may not create schema ${schemaName(topology.name)} in database ${cat.database}`,
         hint: `GRANT CREATE ON DATABASE to ${cat.currentUser}, or create the schema for it`,
       });
@@ -64,7 +65,15 @@ export function computePlan(topology: Topology, results: Map<string, CatalogResu
     for (const step of c.steps) {
       if (step.kind !== 'register_table' || !step.copyPending) continue;
       const st = desired.dbs.get(c.database)?.syncTables.get(syncTableKey(step.sync, step.tableId));
-      if (st?.copyOnCreate) copies.push({ sync: st.sync, table: st.table.display, from: st.copyFrom, to: c.database, mode: st.copyOnCreate, estimatedRows: st.table.estimatedRows });
+      if (st?.copyOnCreate)
+        copies.push({
+          sync: st.sync,
+          table: st.table.display,
+          from: st.copyFrom,
+          to: c.database,
+          mode: st.copyOnCreate,
+          estimatedRows: st.table.estimatedRows,
+        });
     }
   }
   const fingerprints: Record<string, string> = {};

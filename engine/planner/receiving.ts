@@ -41,13 +41,29 @@ export function checkSentColumns(entry: TableEntry, spec: SyncSpec, ref: TableIn
   for (const [who, cols] of lists) {
     const noKey = key.filter((k) => !cols.includes(k));
     if (noKey.length) {
-      problem('bad_columns', refDb, `the columns of table ${display} sent to ${who} (sync ${spec.name}) lack key column${noKey.length > 1 ? 's' : ''} ${noKey.join(', ')}`,
-        'add the key columns to that columns: list: a receiver finds its rows by key');
+      problem(
+        'bad_columns',
+        refDb,
+        `the columns of table ${display} sent to ${who} (sync ${spec.name}) lack key column${noKey.length > 1 ? 's' : ''} ${noKey.join(', ')}`,
+        'add the key columns to that columns: list: a receiver finds its rows by key',
+      );
     }
     for (const c of cols) {
       const col = ref.columns.find((x) => x.name === c);
-      if (!col) problem('bad_columns', refDb, `column ${c} of table ${display}, sent to ${who} (sync ${spec.name}), does not exist on database ${refDb}`, 'columns: takes exact column names of the source table');
-      else if (col.generated) problem('bad_columns', refDb, `column ${c} of table ${display}, sent to ${who} (sync ${spec.name}), is generated on database ${refDb}: its value is computed, not copied`, 'leave it out of columns:');
+      if (!col)
+        problem(
+          'bad_columns',
+          refDb,
+          `column ${c} of table ${display}, sent to ${who} (sync ${spec.name}), does not exist on database ${refDb}`,
+          'columns: takes exact column names of the source table',
+        );
+      else if (col.generated)
+        problem(
+          'bad_columns',
+          refDb,
+          `column ${c} of table ${display}, sent to ${who} (sync ${spec.name}), is generated on database ${refDb}: its value is computed, not copied`,
+          'leave it out of columns:',
+        );
     }
   }
 }

@@ -49,7 +49,7 @@ export function renderText(plan: Plan, ctx: RenderContext): string {
   if (plan.changes.length) {
     out.push(`bucardo will make these changes for topology ${plan.topology} (${ctx.file}):`, '');
     for (const [db, changes] of byDatabase(plan.changes)) {
-      out.push(paint('1', `database ${db}`) + ` (${ctx.describe(db)})`);
+      out.push(`${paint('1', `database ${db}`)} (${ctx.describe(db)})`);
       for (const c of changes) {
         const mark = MARK[c.action].padStart(3);
         out.push(`  ${paint(COLOR[c.action], `${mark} ${c.object}`)}`);
@@ -75,7 +75,7 @@ export function renderText(plan: Plan, ctx: RenderContext): string {
   for (const w of plan.warnings) out.push(paint('33', `warning: ${problemLine(w)}`));
   if (plan.warnings.length) out.push('');
   out.push(summaryLine(plan));
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 /** The errors that block apply, one per line, for stderr. */
@@ -100,7 +100,7 @@ export function renderJson(plan: Plan): string {
     warnings: plan.warnings.map(jsonProblem),
     errors: plan.errors.map(jsonProblem),
   };
-  return JSON.stringify(doc, null, 2) + '\n';
+  return `${JSON.stringify(doc, null, 2)}\n`;
 }
 
 function jsonProblem(p: PlanProblem) {
@@ -130,12 +130,13 @@ export function renderMarkdown(plan: Plan, ctx: RenderContext): string {
   }
   if (plan.copies.length) {
     out.push('', '**Onetimecopy on the next run:**', '');
-    for (const c of plan.copies) out.push(`- sync ${mdEscape(c.sync)}: ${mdEscape(c.table)} from ${mdEscape(c.from)} to ${mdEscape(c.to)} (${c.mode}, ${approxRows(c.estimatedRows)})`);
+    for (const c of plan.copies)
+      out.push(`- sync ${mdEscape(c.sync)}: ${mdEscape(c.table)} from ${mdEscape(c.from)} to ${mdEscape(c.to)} (${c.mode}, ${approxRows(c.estimatedRows)})`);
   }
   if (plan.warnings.length) {
     out.push('');
     for (const w of plan.warnings) out.push(`- :warning: ${mdEscape(problemLine(w))}`);
   }
   out.push('', `<sub>${mdEscape(ctx.file)}</sub>`);
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }

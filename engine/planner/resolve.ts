@@ -43,9 +43,7 @@ export interface ResolvedSync {
   sequences: QualifiedName[];
 }
 
-
-const find = (cat: DatabaseCatalog, schema: string, name: string): TableInfo | undefined =>
-  cat.tables.find((t) => t.schema === schema && t.name === name);
+const find = (cat: DatabaseCatalog, schema: string, name: string): TableInfo | undefined => cat.tables.find((t) => t.schema === schema && t.name === name);
 
 type Problem = (code: string, database: string, message: string, hint?: string) => void;
 
@@ -71,7 +69,10 @@ interface Picked {
  * Resolves every sync whose databases all have a catalog. Syncs touching a database
  * without one (unreachable: already an error) are skipped.
  */
-export function resolveSyncs(topology: Topology, catalogs: Map<string, DatabaseCatalog>): { syncs: ResolvedSync[]; errors: PlanProblem[]; warnings: PlanProblem[] } {
+export function resolveSyncs(
+  topology: Topology,
+  catalogs: Map<string, DatabaseCatalog>,
+): { syncs: ResolvedSync[]; errors: PlanProblem[]; warnings: PlanProblem[] } {
   const errors: PlanProblem[] = [];
   const warnings: PlanProblem[] = [];
   const syncs: ResolvedSync[] = [];
@@ -121,7 +122,10 @@ function pickNamed(scope: SyncScope, entry: Extract<TableEntry, { kind: 'name' }
   const part = t ? undefined : first.partitionsOf.find((p) => p.schema === entry.table.schema && p.name === entry.table.name);
   if (part) {
     errors.push({
-      code: 'partition_named', database: first.database, sync: spec.name, object: displayName(entry.table.schema, entry.table.name),
+      code: 'partition_named',
+      database: first.database,
+      sync: spec.name,
+      object: displayName(entry.table.schema, entry.table.name),
       message: `table ${displayName(entry.table.schema, entry.table.name)} of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) is a partition of ${displayName(part.rootSchema, part.rootName)} on database ${first.database}`,
       hint: `list the partitioned table ${displayName(part.rootSchema, part.rootName)} instead: its partitions follow it, writes aimed at any partition included`,
     });
@@ -129,7 +133,10 @@ function pickNamed(scope: SyncScope, entry: Extract<TableEntry, { kind: 'name' }
   }
   if (!t) {
     errors.push({
-      code: 'missing_table', database: first.database, sync: spec.name, object: displayName(entry.table.schema, entry.table.name),
+      code: 'missing_table',
+      database: first.database,
+      sync: spec.name,
+      object: displayName(entry.table.schema, entry.table.name),
       message: `table ${displayName(entry.table.schema, entry.table.name)} of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) does not exist on database ${first.database}`,
       hint: 'create it there, or fix the name in the topology (unquoted names fold to lower case)',
     });
@@ -146,14 +153,19 @@ function pickMatched(scope: SyncScope, entry: Extract<TableEntry, { kind: 'match
   const roots = [...new Set(parts.map((p) => displayName(p.rootSchema, p.rootName)))].filter((r) => !hits.some((h) => displayName(h.schema, h.name) === r));
   if (roots.length) {
     errors.push({
-      code: 'partition_named', database: first.database, sync: spec.name, object: entry.pattern,
+      code: 'partition_named',
+      database: first.database,
+      sync: spec.name,
+      object: entry.pattern,
       message: `match "${entry.pattern}" of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) matches partitions of ${roots.join(', ')} on database ${first.database}, but not the partitioned table${roots.length > 1 ? 's' : ''}`,
       hint: `list ${roots.join(', ')} instead: partitions follow their partitioned table (a match skips partitions)`,
     });
   }
   if (!hits.length && !roots.length) {
     warnings.push({
-      code: 'empty_match', database: first.database, sync: spec.name,
+      code: 'empty_match',
+      database: first.database,
+      sync: spec.name,
       message: `match "${entry.pattern}" of relgroup ${rg.name} (${topology.file}:${entry.pos.line}) matches no table on database ${first.database}`,
     });
   }
@@ -174,9 +186,12 @@ function checkTable(scope: SyncScope, { table, entry }: Picked): ResolvedTable |
   };
   const keyNames = resolveKey(table, entry);
   if (!keyNames) {
-    problem('no_key', first.database,
+    problem(
+      'no_key',
+      first.database,
       `table ${display} (sync ${spec.name}) has no primary key and no unique index on NOT NULL columns on database ${first.database}`,
-      'add a primary key, or name the replication columns with `key: [...]` on the table entry');
+      'add a primary key, or name the replication columns with `key: [...]` on the table entry',
+    );
     return undefined;
   }
   const keyCols = keyColumns(first.database, table, keyNames, display, problem);
@@ -193,10 +208,18 @@ function checkTable(scope: SyncScope, { table, entry }: Picked): ResolvedTable |
   checkPartitions(scope, table, display, partitions, problem);
   if (!ok) return undefined;
   return {
-    schema: table.schema, name: table.name, id: tableId(table.schema, table.name), display, key: keyCols,
-    conflict: entry.conflict, autokick: entry.autokick, makedelta: entry.makedelta,
+    schema: table.schema,
+    name: table.name,
+    id: tableId(table.schema, table.name),
+    display,
+    key: keyCols,
+    conflict: entry.conflict,
+    autokick: entry.autokick,
+    makedelta: entry.makedelta,
     ...(entry.kind === 'name' ? { columns: entry.columns, where: entry.where, targets: entry.targets } : {}),
-    estimatedRows: table.estimatedRows, partitionedOn, partitions,
+    estimatedRows: table.estimatedRows,
+    partitionedOn,
+    partitions,
   };
 }
 
@@ -205,8 +228,10 @@ function keyColumns(firstDb: string, table: TableInfo, keyNames: string[], displ
   const keyCols: KeyColumn[] = [];
   for (const k of keyNames) {
     const col = table.columns.find((c) => c.name === k);
-    if (!col) problem('bad_key', firstDb, `key column ${k} of table ${display} does not exist on database ${firstDb}`, 'fix the `key:` list of that table entry');
-    else if ([DELTA_TXID, DELTA_TS, DELTA_ORIGIN].includes(k)) problem('bad_key', firstDb, `key column ${k} of table ${display} uses a name bucardo reserves for its delta tables`, 'choose another key');
+    if (!col)
+      problem('bad_key', firstDb, `key column ${k} of table ${display} does not exist on database ${firstDb}`, 'fix the `key:` list of that table entry');
+    else if ([DELTA_TXID, DELTA_TS, DELTA_ORIGIN].includes(k))
+      problem('bad_key', firstDb, `key column ${k} of table ${display} uses a name bucardo reserves for its delta tables`, 'choose another key');
     else keyCols.push({ name: col.name, type: col.type });
   }
   return keyCols;
@@ -217,23 +242,52 @@ function keyColumns(firstDb: string, table: TableInfo, keyNames: string[], displ
  * its columns agreeing with the first source's, its key NOT NULL on a delta source, the
  * privileges granted. Returns the table there, if present.
  */
-function checkOnDatabase(scope: SyncScope, table: TableInfo, entry: TableEntry, keyNames: string[], display: string, dbName: string, problem: Problem): TableInfo | undefined {
+function checkOnDatabase(
+  scope: SyncScope,
+  table: TableInfo,
+  entry: TableEntry,
+  keyNames: string[],
+  display: string,
+  dbName: string,
+  problem: Problem,
+): TableInfo | undefined {
   const { spec, first, warnings } = scope;
   const cat = scope.catalogs.get(dbName)!;
   const renamed = renamedOn(entry, spec, dbName);
   const t = find(cat, renamed?.schema ?? table.schema, renamed?.name ?? table.name);
   if (!t) {
     if (renamed) problem('missing_table', dbName, ...missingRenamed(display, renamed, spec, dbName));
-    else problem('missing_table', dbName, `table ${display} (sync ${spec.name}) does not exist on database ${dbName}`, `create it on ${dbName} with the same columns as on ${first.database}`);
+    else
+      problem(
+        'missing_table',
+        dbName,
+        `table ${display} (sync ${spec.name}) does not exist on database ${dbName}`,
+        `create it on ${dbName} with the same columns as on ${first.database}`,
+      );
     return undefined;
   }
-  if (t !== table) compareColumns(spec, table, t, first.database, dbName, renamed ? `${display} (${displayName(t.schema, t.name)} on ${dbName})` : display, problem, warnings, sentColumnsOn(entry, spec, dbName));
+  if (t !== table)
+    compareColumns(
+      spec,
+      table,
+      t,
+      first.database,
+      dbName,
+      renamed ? `${display} (${displayName(t.schema, t.name)} on ${dbName})` : display,
+      problem,
+      warnings,
+      sentColumnsOn(entry, spec, dbName),
+    );
   // a NULL in a key column would make the application's write fail in the change log
   for (const k of keyNames) {
     const col = t.columns.find((c) => c.name === k);
     if (col && !col.notNull && spec.sources.includes(dbName) && spec.kind === 'delta') {
-      problem('nullable_key', dbName, `key column ${k} of table ${display} is nullable on database ${dbName} (sync ${spec.name}): an application's INSERT of a NULL there would fail in bucardo's change log, and a NULL key cannot be matched on the other databases`,
-        `declare it NOT NULL there (ALTER TABLE ${display} ALTER COLUMN ${k} SET NOT NULL), or choose another key`);
+      problem(
+        'nullable_key',
+        dbName,
+        `key column ${k} of table ${display} is nullable on database ${dbName} (sync ${spec.name}): an application's INSERT of a NULL there would fail in bucardo's change log, and a NULL key cannot be matched on the other databases`,
+        `declare it NOT NULL there (ALTER TABLE ${display} ALTER COLUMN ${k} SET NOT NULL), or choose another key`,
+      );
     }
   }
   checkPrivileges(spec, cat, t, display, dbName, problem);
@@ -250,13 +304,31 @@ function receivesOn(spec: SyncSpec, dbName: string): boolean {
 function checkPrivileges(spec: SyncSpec, cat: DatabaseCatalog, t: TableInfo, display: string, dbName: string, problem: Problem): void {
   const isSource = spec.sources.includes(dbName);
   const p = t.privileges;
-  if (isSource && !p.select) problem('privilege', dbName, `user ${cat.currentUser} lacks SELECT on ${display} on database ${dbName}`, `GRANT SELECT ON ${display} TO ${cat.currentUser}`);
-  if (isSource && spec.kind === 'delta' && !p.trigger) problem('privilege', dbName, `user ${cat.currentUser} lacks TRIGGER on ${display} on database ${dbName} (needed for the capture triggers)`, `GRANT TRIGGER ON ${display} TO ${cat.currentUser}`);
+  if (isSource && !p.select)
+    problem(
+      'privilege',
+      dbName,
+      `user ${cat.currentUser} lacks SELECT on ${display} on database ${dbName}`,
+      `GRANT SELECT ON ${display} TO ${cat.currentUser}`,
+    );
+  if (isSource && spec.kind === 'delta' && !p.trigger)
+    problem(
+      'privilege',
+      dbName,
+      `user ${cat.currentUser} lacks TRIGGER on ${display} on database ${dbName} (needed for the capture triggers)`,
+      `GRANT TRIGGER ON ${display} TO ${cat.currentUser}`,
+    );
   if (receivesOn(spec, dbName)) {
     const need = ['select', 'insert', 'update', 'delete'] as const;
     const missing: string[] = need.filter((n) => !p[n]).map((n) => n.toUpperCase());
     if (spec.kind === 'fullcopy' && spec.deletemethod !== 'delete' && !p.truncate) missing.push('TRUNCATE');
-    if (missing.length) problem('privilege', dbName, `user ${cat.currentUser} lacks ${missing.join(', ')} on ${display} on database ${dbName}`, `GRANT ${missing.join(', ')} ON ${display} TO ${cat.currentUser}`);
+    if (missing.length)
+      problem(
+        'privilege',
+        dbName,
+        `user ${cat.currentUser} lacks ${missing.join(', ')} on ${display} on database ${dbName}`,
+        `GRANT ${missing.join(', ')} ON ${display} TO ${cat.currentUser}`,
+      );
   }
 }
 
@@ -270,8 +342,12 @@ function checkPartitions(scope: SyncScope, table: TableInfo, display: string, pa
     const theirs = new Set((partitions.get(dbName) ?? []).map((p) => `${p.schema}\u0000${p.name}`));
     const missing = firstParts.filter((p) => p.leaf && !theirs.has(`${p.schema}\u0000${p.name}`)).map((p) => displayName(p.schema, p.name));
     if (missing.length) {
-      problem('missing_partition', dbName, `partitioned table ${display} (sync ${spec.name}) lacks partition${missing.length > 1 ? 's' : ''} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''} on database ${dbName}, which database ${first.database} has`,
-        `create ${missing.length > 1 ? 'them' : 'it'} on ${dbName} (rows of ${display} are written there through the partitioned table), then run bucardo plan`);
+      problem(
+        'missing_partition',
+        dbName,
+        `partitioned table ${display} (sync ${spec.name}) lacks partition${missing.length > 1 ? 's' : ''} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''} on database ${dbName}, which database ${first.database} has`,
+        `create ${missing.length > 1 ? 'them' : 'it'} on ${dbName} (rows of ${display} are written there through the partitioned table), then run bucardo plan`,
+      );
     }
   }
 }
@@ -283,7 +359,9 @@ function checkDatabaseNeeds(scope: SyncScope): void {
     const cat = catalogs.get(dbName)!;
     if (receivesOn(spec, dbName) && !cat.canSetReplicationRole) {
       errors.push({
-        code: 'privilege', database: dbName, sync: spec.name,
+        code: 'privilege',
+        database: dbName,
+        sync: spec.name,
         message: `user ${cat.currentUser} on database ${dbName} may not set session_replication_role, which the runner needs to write without firing triggers`,
         hint: `connect as a superuser, or (PostgreSQL 15+) GRANT SET ON PARAMETER session_replication_role TO ${cat.currentUser}`,
       });
@@ -300,7 +378,10 @@ function resolveSequences(scope: SyncScope): QualifiedName[] {
       const s = catalogs.get(dbName)!.sequences.find((x) => x.schema === seq.schema && x.name === seq.name);
       if (!s) {
         errors.push({
-          code: 'missing_sequence', database: dbName, sync: spec.name, object: displayName(seq.schema, seq.name),
+          code: 'missing_sequence',
+          database: dbName,
+          sync: spec.name,
+          object: displayName(seq.schema, seq.name),
           message: `sequence ${displayName(seq.schema, seq.name)} of relgroup ${rg.name} (${topology.file}:${pos.line}) does not exist on database ${dbName}`,
         });
       }
@@ -318,8 +399,15 @@ function resolveKey(table: TableInfo, entry: TableEntry): string[] | null {
 
 /** Same column names and types everywhere (strict), else warn and replicate the common columns. */
 function compareColumns(
-  spec: SyncSpec, ref: TableInfo, other: TableInfo, refDb: string, otherDb: string, display: string,
-  problem: (code: string, database: string, message: string, hint?: string) => void, warnings: PlanProblem[], sent?: string[],
+  spec: SyncSpec,
+  ref: TableInfo,
+  other: TableInfo,
+  refDb: string,
+  otherDb: string,
+  display: string,
+  problem: (code: string, database: string, message: string, hint?: string) => void,
+  warnings: PlanProblem[],
+  sent?: string[],
 ): void {
   const diffs: string[] = [];
   const refCols = new Map(ref.columns.map((c) => [c.name, c]));
@@ -329,14 +417,25 @@ function compareColumns(
     const o = otherCols.get(c.name);
     if (!o) diffs.push(`column ${c.name} is missing on ${otherDb}`);
     else if (o.type !== c.type) diffs.push(`column ${c.name} is ${c.type} on ${refDb} but ${o.type} on ${otherDb}`);
-    else if (o.generated !== c.generated) diffs.push(`column ${c.name} is ${c.generated ? '' : 'not '}generated on ${refDb} but ${o.generated ? '' : 'not '}on ${otherDb}`);
+    else if (o.generated !== c.generated)
+      diffs.push(`column ${c.name} is ${c.generated ? '' : 'not '}generated on ${refDb} but ${o.generated ? '' : 'not '}on ${otherDb}`);
   }
   if (!sent) for (const c of other.columns) if (!refCols.has(c.name)) diffs.push(`column ${c.name} exists on ${otherDb} but not on ${refDb}`);
   if (!diffs.length) return;
   if (spec.strict) {
-    problem('column_mismatch', otherDb, `table ${display} differs between ${refDb} and ${otherDb} (sync ${spec.name}): ${diffs.join('; ')}`,
-      'make the tables match, or set `strict: false` on the sync to replicate the common columns only');
+    problem(
+      'column_mismatch',
+      otherDb,
+      `table ${display} differs between ${refDb} and ${otherDb} (sync ${spec.name}): ${diffs.join('; ')}`,
+      'make the tables match, or set `strict: false` on the sync to replicate the common columns only',
+    );
   } else {
-    warnings.push({ code: 'column_mismatch', database: otherDb, sync: spec.name, object: display, message: `table ${display} differs between ${refDb} and ${otherDb}: ${diffs.join('; ')}; only the common columns replicate` });
+    warnings.push({
+      code: 'column_mismatch',
+      database: otherDb,
+      sync: spec.name,
+      object: display,
+      message: `table ${display} differs between ${refDb} and ${otherDb}: ${diffs.join('; ')}; only the common columns replicate`,
+    });
   }
 }

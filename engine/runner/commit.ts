@@ -27,25 +27,47 @@ export async function commitRun(inp: RunInputs, rec: RunRecord): Promise<void> {
   const { ctx, scope, writers, states } = inp;
   const sources = new Set(ctx.sources.map((s) => s.name));
   const conflictRows = JSON.stringify(
-    rec.conflictRecords.map((c) => ({ schema: c.schema, name: c.name, key: c.key, winner: c.winner, detail: { changed: c.changed, ...(c.merged ? { merged: true } : {}) } })),
+    rec.conflictRecords.map((c) => ({
+      schema: c.schema,
+      name: c.name,
+      key: c.key,
+      winner: c.winner,
+      detail: { changed: c.changed, ...(c.merged ? { merged: true } : {}) },
+    })),
   );
   const oks = await Promise.all(
     ctx.databases.map(async (d) => {
-      const r = await writers.get(d.name)!.query<{ ok: boolean }>(writeStateSql(ctx.schema), writeStateParams({
-        sync: ctx.sync.name, runSeq: scope.nextSeq, snapshots: rec.snapshots, runId: inp.runId, started: inp.started, rows: rec.rows,
-        rowsByTable: rec.rowsByTable, conflicts: rec.conflicts, runner: inp.runner, conflictRows,
-        copyDone: scope.tables.filter((t) => t.copyClear.includes(d.name)).map((t) => t.tableId), setvals: scope.setvals.get(d.name) ?? [],
-        expectedSeq: scope.expectedSeq.get(d.name) ?? 0,
-        systemIdentifier: sources.has(d.name) ? states.get(d.name)?.systemIdentifier ?? null : null,
-      }));
+      const r = await writers.get(d.name)!.query<{ ok: boolean }>(
+        writeStateSql(ctx.schema),
+        writeStateParams({
+          sync: ctx.sync.name,
+          runSeq: scope.nextSeq,
+          snapshots: rec.snapshots,
+          runId: inp.runId,
+          started: inp.started,
+          rows: rec.rows,
+          rowsByTable: rec.rowsByTable,
+          conflicts: rec.conflicts,
+          runner: inp.runner,
+          conflictRows,
+          copyDone: scope.tables.filter((t) => t.copyClear.includes(d.name)).map((t) => t.tableId),
+          setvals: scope.setvals.get(d.name) ?? [],
+          expectedSeq: scope.expectedSeq.get(d.name) ?? 0,
+          systemIdentifier: sources.has(d.name) ? (states.get(d.name)?.systemIdentifier ?? null) : null,
+        }),
+      );
       return { db: d.name, ok: r.rows[0].ok };
     }),
   );
   const moved = oks.filter((o) => !o.ok).map((o) => o.db);
   if (moved.length) {
-    throw new BucardoError('state_changed', `sync ${ctx.sync.name}: the watermark in database ${moved.join(', ')} changed while this run was in progress (another runner?); nothing was committed`, {
-      hint: 'run one runner per sync at a time; the run is retried',
-    });
+    throw new BucardoError(
+      'state_changed',
+      `sync ${ctx.sync.name}: the watermark in database ${moved.join(', ')} changed while this run was in progress (another runner?); nothing was committed`,
+      {
+        hint: 'run one runner per sync at a time; the run is retried',
+      },
+    );
   }
   for (const d of ctx.databases) await writers.get(d.name)!.query(COMMIT_SQL);
 }

@@ -42,7 +42,10 @@ export async function resolveConflicts(inp: RunInputs, reads: SourceRead[]): Pro
   const out: Conflicts = { count: 0, records: [], merged: new Map() };
   if (reads.length < 2) return out;
   const hub = reads[0];
-  const seed = createHash('sha256').update(JSON.stringify([ctx.sync.name, scope.lastSeq, scope.last])).digest('hex').slice(0, 16);
+  const seed = createHash('sha256')
+    .update(JSON.stringify([ctx.sync.name, scope.lastSeq, scope.last]))
+    .digest('hex')
+    .slice(0, 16);
   const names = ctx.sources.map((s) => s.name);
   for (const t of scope.tables) {
     const having = reads.filter((r) => (r.pending.get(t.tableId)?.n ?? 0) > 0);
@@ -50,13 +53,27 @@ export async function resolveConflicts(inp: RunInputs, reads: SourceRead[]): Pro
     const involved = new Set([...having, ...truncers]);
     if (!having.length || involved.size < 2) continue;
     const strategy = ctx.strategyFor(t.schema, t.name);
-    const rule = winnerRule(ctx, strategy, t, [...involved].sort((a, b) => a.index - b.index), seed);
+    const rule = winnerRule(
+      ctx,
+      strategy,
+      t,
+      [...involved].sort((a, b) => a.index - b.index),
+      seed,
+    );
     for (const r of having) {
       if (r.index === 0) continue;
       await hub.client.query(C.createShippedSql(ctx.schema, r.index, t.tableId, t.keyColumns));
-      await copyBetween(r.client, pendingKeysOutSql(t.tableId, t.keyColumns), [{ client: hub.client, sql: C.copyIntoShippedSql(r.index, t.tableId, t.keyColumns) }]);
+      await copyBetween(r.client, pendingKeysOutSql(t.tableId, t.keyColumns), [
+        { client: hub.client, sql: C.copyIntoShippedSql(r.index, t.tableId, t.keyColumns) },
+      ]);
     }
-    const [create, count] = C.conflictSql(t.tableId, t.keyColumns, having.map((r) => r.index), truncers.map((r) => r.index), rule === 'abort' || rule === 'custom' ? { kind: 'none' } : rule);
+    const [create, count] = C.conflictSql(
+      t.tableId,
+      t.keyColumns,
+      having.map((r) => r.index),
+      truncers.map((r) => r.index),
+      rule === 'abort' || rule === 'custom' ? { kind: 'none' } : rule,
+    );
     await hub.client.query(create, truncers.length ? [truncers.map((r) => r.truncates.get(t.tableId)!)] : []);
     const n = Number((await hub.client.query<{ n: string }>(count)).rows[0].n);
     if (n === 0) continue;
@@ -64,10 +81,15 @@ export async function resolveConflicts(inp: RunInputs, reads: SourceRead[]): Pro
     if (rule === 'custom' && strategy.kind === 'custom') await resolveCustom(inp, reads, t, strategy.module, out.merged);
     const cap = rule === 'abort' ? 20 : Math.max(0, CONFLICT_DETAIL_CAP - out.records.length);
     if (cap > 0) {
-      const det = await hub.client.query<{ key: Record<string, unknown>; winner: number | null; srcs: number[]; tss: string[] }>(C.conflictDetailSql(t.tableId, t.keyColumns, cap));
+      const det = await hub.client.query<{ key: Record<string, unknown>; winner: number | null; srcs: number[]; tss: string[] }>(
+        C.conflictDetailSql(t.tableId, t.keyColumns, cap),
+      );
       for (const d of det.rows) {
         out.records.push({
-          table: t.display, schema: t.schema, name: t.name, key: d.key,
+          table: t.display,
+          schema: t.schema,
+          name: t.name,
+          key: d.key,
           winner: d.winner === null || d.winner === MERGED ? null : names[d.winner],
           ...(d.winner === MERGED ? { merged: true } : {}),
           changed: d.srcs.map((s, i) => ({ database: names[s], at: d.tss[i] })),
@@ -75,11 +97,18 @@ export async function resolveConflicts(inp: RunInputs, reads: SourceRead[]): Pro
       }
     }
     if (rule === 'abort') {
-      const shown = out.records.slice(0, 5).map((r) => JSON.stringify(r.key)).join(', ');
-      throw new BucardoError('conflict_abort', `sync ${ctx.sync.name} found ${n} conflicting key${n === 1 ? '' : 's'} in table ${t.display} (${shown}${n > 5 ? ', ...' : ''}) and its conflict strategy is abort: nothing was written`, {
-        hint: 'resolve the rows by hand on the sources (or pick another strategy), then run again',
-        details: { table: t.display, keys: out.records.map((r) => r.key) },
-      });
+      const shown = out.records
+        .slice(0, 5)
+        .map((r) => JSON.stringify(r.key))
+        .join(', ');
+      throw new BucardoError(
+        'conflict_abort',
+        `sync ${ctx.sync.name} found ${n} conflicting key${n === 1 ? '' : 's'} in table ${t.display} (${shown}${n > 5 ? ', ...' : ''}) and its conflict strategy is abort: nothing was written`,
+        {
+          hint: 'resolve the rows by hand on the sources (or pick another strategy), then run again',
+          details: { table: t.display, keys: out.records.map((r) => r.key) },
+        },
+      );
     }
     // losers (everyone with skip) forget the conflicting keys
     for (const r of having) {
@@ -89,7 +118,9 @@ export async function resolveConflicts(inp: RunInputs, reads: SourceRead[]): Pro
         continue;
       }
       await r.client.query(C.createLostSql(t.tableId, t.keyColumns));
-      await copyBetween(hub.client, C.lostKeysOutSql(t.tableId, t.keyColumns, r.index), [{ client: r.client, sql: C.copyIntoLostSql(t.tableId, t.keyColumns) }]);
+      await copyBetween(hub.client, C.lostKeysOutSql(t.tableId, t.keyColumns, r.index), [
+        { client: r.client, sql: C.copyIntoLostSql(t.tableId, t.keyColumns) },
+      ]);
       const del = await r.client.query(C.dropLostSql(t.tableId, t.keyColumns, false));
       r.pending.get(t.tableId)!.n -= del.rowCount ?? 0;
     }
@@ -102,11 +133,13 @@ function winnerRule(ctx: SyncContext, strategy: ConflictStrategy, t: RunTable, r
   // UTC ISO text (the session settings of connect.ts) sorts as time, to the microsecond
   const newest = (...ts: (string | null | undefined)[]) => ts.reduce<string | null>((m, x) => (x && (!m || x > m) ? x : m), null);
   const byNewest = (tsOf: (r: SourceRead) => string | null) =>
-    [...reads].sort((a, b) => {
-      const ta = tsOf(a) ?? '';
-      const tb = tsOf(b) ?? '';
-      return ta === tb ? a.index - b.index : ta < tb ? 1 : -1;
-    }).map((r) => r.index);
+    [...reads]
+      .sort((a, b) => {
+        const ta = tsOf(a) ?? '';
+        const tb = tsOf(b) ?? '';
+        return ta === tb ? a.index - b.index : ta < tb ? 1 : -1;
+      })
+      .map((r) => r.index);
   switch (strategy.kind) {
     case 'latest':
       return { kind: 'latest' };

@@ -87,7 +87,7 @@ export class SyncConnections {
   async all(dbs: DatabaseSpec[], role: Role): Promise<Map<string, pg.Client>> {
     const out = new Map<string, pg.Client>();
     const cs = await Promise.all(dbs.map((d) => this.get(d, role)));
-    dbs.forEach((d, i) => out.set(d.name, cs[i]));
+    for (const [i, d] of dbs.entries()) out.set(d.name, cs[i]);
     return out;
   }
 
@@ -100,10 +100,12 @@ export class SyncConnections {
    * next run does the same work again.
    */
   defer(work: Promise<unknown>): void {
-    const p: Promise<void> = work.then(
-      () => {},
-      (e) => this.onDeferredError(e),
-    ).finally(() => this.deferred.delete(p));
+    const p: Promise<void> = work
+      .then(
+        () => {},
+        (e) => this.onDeferredError(e),
+      )
+      .finally(() => this.deferred.delete(p));
     this.deferred.add(p);
   }
 

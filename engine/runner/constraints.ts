@@ -16,7 +16,8 @@ import { stagingTable } from './sql/apply.js';
 import { tableOn } from './receiving.js';
 import { UNIQUE_COLUMNS_SQL, uniqueCulpritsSql, orphansSql } from './sql/constraints.js';
 
-const HINT = 'settle the rows by hand on the sources (change or delete one of them there), then the next run goes through; see "Constraints replication cannot satisfy" in docs/protocol.md';
+const HINT =
+  'settle the rows by hand on the sources (change or delete one of them there), then the next run goes through; see "Constraints replication cannot satisfy" in docs/protocol.md';
 
 /**
  * A unique violation (23505) raised while `db` took the staged rows of one of `tables`,
@@ -33,9 +34,11 @@ export async function uniqueViolation(inp: RunInputs, db: string, w: pg.Client, 
     /* the message below still names the table and the constraint */
   }
   const shown = keys.length ? ` the row${keys.length > 1 ? 's' : ''} with key ${keys.map((k) => JSON.stringify(k)).join(', ')}` : ' a row';
-  return new BucardoError('constraint_violation',
+  return new BucardoError(
+    'constraint_violation',
     `sync ${inp.ctx.sync.name} cannot write table ${t.display} on database ${db}:${shown} would violate unique constraint ${err.constraint ?? '?'}${err.detail ? ` (${err.detail})` : ''}; nothing was written`,
-    { hint: HINT, details: { database: db, table: t.display, constraint: err.constraint, keys } });
+    { hint: HINT, details: { database: db, table: t.display, constraint: err.constraint, keys } },
+  );
 }
 
 /** Foreign keys of the tables the run wrote on each database, checked before commit. */
@@ -51,12 +54,19 @@ export async function checkForeignKeys(inp: RunInputs, work: Work): Promise<void
       for (const fk of fks) {
         const child = scope.tables.find(named(fk.child))!;
         const parent = staged(fk.parent);
-        const sql = orphansSql(fk, child.keyColumns, staged(fk.child) ? stagingTable(child.tableId) : null, parent ? { table: stagingTable(parent.tableId), keyColumns: parent.keyColumns } : null);
+        const sql = orphansSql(
+          fk,
+          child.keyColumns,
+          staged(fk.child) ? stagingTable(child.tableId) : null,
+          parent ? { table: stagingTable(parent.tableId), keyColumns: parent.keyColumns } : null,
+        );
         const rows = (await writers.get(db)!.query<{ key: unknown }>(sql)).rows;
         if (!rows.length) continue;
-        throw new BucardoError('constraint_violation',
+        throw new BucardoError(
+          'constraint_violation',
           `sync ${ctx.sync.name} would leave rows of table ${child.display} on database ${db} without their parent in ${displayName(fk.parent.schema, fk.parent.name)}: key ${rows.map((r) => JSON.stringify(r.key)).join(', ')} violate${rows.length === 1 ? 's' : ''} foreign key ${fk.name} (a parent deleted on one source while a child was written on another?); nothing was written`,
-          { hint: HINT, details: { database: db, table: child.display, constraint: fk.name, keys: rows.map((r) => r.key) } });
+          { hint: HINT, details: { database: db, table: child.display, constraint: fk.name, keys: rows.map((r) => r.key) } },
+        );
       }
     }),
   );

@@ -5,7 +5,13 @@
  * themselves come from `sync_relation`, written by apply.
  */
 import type { Topology, SyncSpec, DatabaseSpec, ConflictStrategy, QualifiedName, TableEntry, ModuleRef, HooksSpec } from '../topology/types.js';
-import { conflictFromRegistered, moduleFromRegistered, type RegisteredConflict, type RegisteredModule, type RegisteredOverride } from '../topology/registered.js';
+import {
+  conflictFromRegistered,
+  moduleFromRegistered,
+  type RegisteredConflict,
+  type RegisteredModule,
+  type RegisteredOverride,
+} from '../topology/registered.js';
 import { schemaName, kickChannel, LOCK_NAMESPACE } from '../objectnames.js';
 import { shortHash } from '../sql/ident.js';
 import { BucardoError, makeUnknownSyncError } from '../errors.js';
@@ -79,15 +85,25 @@ export function makeSyncContext(topology: Topology, syncName: string): SyncConte
   };
   const receivingFor = (schema: string, name: string, db: string): Receiving => {
     const e = entries.find((x) => x.kind === 'name' && x.table.schema === schema && x.table.name === name);
-    if (!e || e.kind !== 'name') return {};
+    if (e?.kind !== 'name') return {};
     const o = sync.targets.includes(db) ? e.targets?.get(db) : undefined;
     return pick(o?.name, o?.columns ?? e.columns, o?.where ?? e.where, o?.transform);
   };
-  const renamedOn = (db: string) => (sync.targets.includes(db) ? entries : []).flatMap((e) => {
-    const to = e.kind === 'name' ? e.targets?.get(db)?.name : undefined;
-    return e.kind === 'name' && to ? [{ from: e.table, to }] : [];
-  });
-  return contextOf(topology, sync, db, (relgroup?.sequences ?? []).map((s) => s.seq), null, strategyFor, receivingFor, renamedOn);
+  const renamedOn = (db: string) =>
+    (sync.targets.includes(db) ? entries : []).flatMap((e) => {
+      const to = e.kind === 'name' ? e.targets?.get(db)?.name : undefined;
+      return e.kind === 'name' && to ? [{ from: e.table, to }] : [];
+    });
+  return contextOf(
+    topology,
+    sync,
+    db,
+    (relgroup?.sequences ?? []).map((s) => s.seq),
+    null,
+    strategyFor,
+    receivingFor,
+    renamedOn,
+  );
 }
 
 function pick(name?: QualifiedName, columns?: string[], where?: string, transform?: ModuleRef): Receiving {
@@ -96,8 +112,14 @@ function pick(name?: QualifiedName, columns?: string[], where?: string, transfor
 
 /** The context of `sync`, with its databases looked up by `db`. */
 function contextOf(
-  topology: Topology, sync: SyncSpec, db: (name: string) => DatabaseSpec, sequences: QualifiedName[], fingerprint: string | null,
-  strategyFor: SyncContext['strategyFor'], receivingFor: SyncContext['receivingFor'], renamedOn: SyncContext['renamedOn'],
+  topology: Topology,
+  sync: SyncSpec,
+  db: (name: string) => DatabaseSpec,
+  sequences: QualifiedName[],
+  fingerprint: string | null,
+  strategyFor: SyncContext['strategyFor'],
+  receivingFor: SyncContext['receivingFor'],
+  renamedOn: SyncContext['renamedOn'],
 ): SyncContext {
   const sources = sync.sources.map(db);
   const targets = sync.targets.filter((t) => !sync.sources.includes(t)).map(db);
@@ -129,7 +151,14 @@ export interface RegisteredSync {
   detail: Omit<SyncSpec, 'pos' | 'conflict' | 'hooks'> & {
     conflict: RegisteredConflict;
     hooks?: Partial<Record<keyof HooksSpec, RegisteredModule>>;
-    tables?: { schema: string; name: string; conflict?: RegisteredConflict; columns?: string[]; where?: string; targets?: Record<string, RegisteredOverride> }[];
+    tables?: {
+      schema: string;
+      name: string;
+      conflict?: RegisteredConflict;
+      columns?: string[];
+      where?: string;
+      targets?: Record<string, RegisteredOverride>;
+    }[];
     sequences?: QualifiedName[];
   };
 }
@@ -143,7 +172,12 @@ export function makeRegisteredContext(topology: Topology, reg: RegisteredSync): 
   const d = reg.detail;
   const mod = (m: RegisteredModule) => moduleFromRegistered(m, topology.file);
   const hooks: HooksSpec = Object.fromEntries(Object.entries(d.hooks ?? {}).map(([k, m]) => [k, mod(m)]));
-  const sync: SyncSpec = { ...d, conflict: conflictFromRegistered(d.conflict, topology.file), hooks, pos: topology.syncs.get(d.name)?.pos ?? { line: 0, col: 0 } };
+  const sync: SyncSpec = {
+    ...d,
+    conflict: conflictFromRegistered(d.conflict, topology.file),
+    hooks,
+    pos: topology.syncs.get(d.name)?.pos ?? { line: 0, col: 0 },
+  };
   const db = (n: string): DatabaseSpec => {
     const x = topology.databases.get(n);
     if (!x) {
@@ -161,11 +195,21 @@ export function makeRegisteredContext(topology: Topology, reg: RegisteredSync): 
     const o = sync.targets.includes(db) ? t.targets?.[db] : undefined;
     return pick(o?.name, o?.columns ?? t.columns, o?.where ?? t.where, o?.transform ? mod(o.transform) : undefined);
   };
-  const renamedOn = (db: string) => (sync.targets.includes(db) ? [...tables.values()] : []).flatMap((t) => {
-    const to = t.targets?.[db]?.name;
-    return to ? [{ from: { schema: t.schema, name: t.name }, to }] : [];
-  });
-  return contextOf(topology, sync, db, d.sequences ?? [], reg.fingerprint, (schema, name) => overrides.get(`${schema}\u0000${name}`) ?? sync.conflict, receivingFor, renamedOn);
+  const renamedOn = (db: string) =>
+    (sync.targets.includes(db) ? [...tables.values()] : []).flatMap((t) => {
+      const to = t.targets?.[db]?.name;
+      return to ? [{ from: { schema: t.schema, name: t.name }, to }] : [];
+    });
+  return contextOf(
+    topology,
+    sync,
+    db,
+    d.sequences ?? [],
+    reg.fingerprint,
+    (schema, name) => overrides.get(`${schema}\u0000${name}`) ?? sync.conflict,
+    receivingFor,
+    renamedOn,
+  );
 }
 
 /** The relgroup glob, with the topology's own syntax (`*`, `?`, backslash escapes). */

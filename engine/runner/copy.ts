@@ -28,22 +28,36 @@ export async function copyBetween(from: pg.Client, toSql: string, receivers: { c
     write(chunk: Buffer, _enc, cb) {
       const waits: Promise<void>[] = [];
       for (const s of sinks) {
-        if (!s.write(chunk)) waits.push(new Promise((res, rej) => {
-          const onDrain = () => { s.off('error', onErr); res(); };
-          const onErr = (e: Error) => { s.off('drain', onDrain); rej(e); };
-          s.once('drain', onDrain);
-          s.once('error', onErr);
-        }));
+        if (!s.write(chunk))
+          waits.push(
+            new Promise((res, rej) => {
+              const onDrain = () => {
+                s.off('error', onErr);
+                res();
+              };
+              const onErr = (e: Error) => {
+                s.off('drain', onDrain);
+                rej(e);
+              };
+              s.once('drain', onDrain);
+              s.once('error', onErr);
+            }),
+          );
       }
       if (waits.length === 0) cb();
       else Promise.all(waits).then(() => cb(), cb);
     },
     final(cb) {
-      Promise.all(sinks.map((s) => new Promise<void>((res, rej) => {
-        s.once('finish', res);
-        s.once('error', rej);
-        s.end();
-      }))).then(() => cb(), cb);
+      Promise.all(
+        sinks.map(
+          (s) =>
+            new Promise<void>((res, rej) => {
+              s.once('finish', res);
+              s.once('error', rej);
+              s.end();
+            }),
+        ),
+      ).then(() => cb(), cb);
     },
   });
   // A sink failing mid-stream must fail the whole copy.

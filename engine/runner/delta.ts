@@ -65,8 +65,17 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   await commitRun(inp, { snapshots, rows, rowsByTable: work.rowsByTable, conflicts: conflicts.count, conflictRecords: conflicts.records });
   await finishRun(ctx, conns, writers, snapshots, scope.nextSeq, scope.tables, work.copyTargets);
   return {
-    sync: sync.name, runId: inp.runId, wrote: true, rowsByTable: work.rowsByTable, rows, conflicts: conflicts.count,
-    conflictRecords: conflicts.records, started: inp.started, finished: new Date(), copied: work.copied,
-    deferred: Object.keys(work.deferred).length ? work.deferred : undefined, traffic: trafficOf(inp, reads, work, deferred),
+    sync: sync.name,
+    runId: inp.runId,
+    wrote: true,
+    rowsByTable: work.rowsByTable,
+    rows,
+    conflicts: conflicts.count,
+    conflictRecords: conflicts.records,
+    started: inp.started,
+    finished: new Date(),
+    copied: work.copied,
+    deferred: Object.keys(work.deferred).length ? work.deferred : undefined,
+    traffic: trafficOf(inp, reads, work, deferred),
   };
 }

@@ -60,10 +60,21 @@ export function deferHistoryPrune(ctx: SyncContext, conns: SyncConnections, now 
  */
 async function purge(ctx: SyncContext, m: pg.Client, db: string, tables: { tableId: string }[]): Promise<void> {
   await m.query(PURGE_SETUP_SQL, [db]);
-  const res = (await m.query(purgeSql(ctx.schema, tables.map((t) => t.tableId)))) as unknown as pg.QueryResult[] | pg.QueryResult;
+  const res = (await m.query(
+    purgeSql(
+      ctx.schema,
+      tables.map((t) => t.tableId),
+    ),
+  )) as unknown as pg.QueryResult[] | pg.QueryResult;
   const list = Array.isArray(res) ? res : [res];
   const big = tables.filter((_, i) => (list[i]?.rowCount ?? 0) > VACUUM_AFTER_PURGE);
-  if (big.length) await m.query(vacuumDeltasSql(ctx.schema, big.map((t) => t.tableId)));
+  if (big.length)
+    await m.query(
+      vacuumDeltasSql(
+        ctx.schema,
+        big.map((t) => t.tableId),
+      ),
+    );
 }
 
 /** maintainCopied on the maintenance connections of the databases a copy loaded, deferred. */
@@ -76,10 +87,12 @@ export function deferMaintenance(
   if (!ctx.sync.analyzeAfterCopy && !ctx.sync.vacuumAfterCopy) return;
   const loaded = ctx.databases.filter((d) => [...copiedInto.values()].some((dbs) => dbs.includes(d.name)));
   if (!loaded.length) return;
-  conns.defer((async () => {
-    const maint = new Map(await Promise.all(loaded.map(async (d) => [d.name, await conns.get(d, 'maintain')] as const)));
-    await maintainCopied(ctx, maint, tables, copiedInto);
-  })());
+  conns.defer(
+    (async () => {
+      const maint = new Map(await Promise.all(loaded.map(async (d) => [d.name, await conns.get(d, 'maintain')] as const)));
+      await maintainCopied(ctx, maint, tables, copiedInto);
+    })(),
+  );
 }
 
 /**

@@ -28,13 +28,34 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   await Promise.all(tw.map((w) => w.query(WRITE_SETUP_SQL, [sync.name])));
   if (scope.tables.length) {
     // one statement for every table, so foreign keys between them do not stop a TRUNCATE
-    await Promise.all(targets.map((d, i) => tw[i].query(fullcopyEmptySql(scope.tables.map((t) => tableOn(t, d.name)), sync.deletemethod))));
+    await Promise.all(
+      targets.map((d, i) =>
+        tw[i].query(
+          fullcopyEmptySql(
+            scope.tables.map((t) => tableOn(t, d.name)),
+            sync.deletemethod,
+          ),
+        ),
+      ),
+    );
   }
   const rowsByTable: Record<string, number> = {};
   for (const t of scope.tables) {
-    const copy = () => copyTable(inp, read, t, targets.map((d) => d.name));
+    const copy = () =>
+      copyTable(
+        inp,
+        read,
+        t,
+        targets.map((d) => d.name),
+      );
     // rebuild_index: load without the indexes, build them after (the table was emptied above)
-    rowsByTable[t.display] = await (sync.rebuildIndex ? withIndexesDropped(tw, targets.map((d) => tableOn(t, d.name)), copy) : copy());
+    rowsByTable[t.display] = await (sync.rebuildIndex
+      ? withIndexesDropped(
+          tw,
+          targets.map((d) => tableOn(t, d.name)),
+          copy,
+        )
+      : copy());
   }
   await read.query(ROLLBACK_SQL);
   const rows = Object.values(rowsByTable).reduce((a, b) => a + b, 0);
@@ -42,5 +63,15 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   const copiedInto = new Map(scope.tables.map((t) => [t.tableId, targets.map((d) => d.name)]));
   deferMaintenance(ctx, conns, scope.tables, copiedInto);
   deferHistoryPrune(ctx, conns);
-  return { sync: sync.name, runId: inp.runId, wrote: true, rowsByTable, rows, conflicts: 0, started: inp.started, finished: new Date(), copied: scope.tables.map((t) => t.display) };
+  return {
+    sync: sync.name,
+    runId: inp.runId,
+    wrote: true,
+    rowsByTable,
+    rows,
+    conflicts: 0,
+    started: inp.started,
+    finished: new Date(),
+    copied: scope.tables.map((t) => t.display),
+  };
 }

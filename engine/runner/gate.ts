@@ -84,10 +84,13 @@ export class KickGate {
     } catch {
       this.drop();
       if (!this.stopped && this.wanted.size) {
-        this.timer = setTimeout(() => {
-          this.timer = null;
-          void this.acquire();
-        }, backoffMs(++this.attempt, 10_000));
+        this.timer = setTimeout(
+          () => {
+            this.timer = null;
+            void this.acquire();
+          },
+          backoffMs(++this.attempt, 10_000),
+        );
       }
     } finally {
       this.acquiring = false;

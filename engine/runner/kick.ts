@@ -36,7 +36,9 @@ export interface KickResult {
 export async function kick(topology: Topology, syncName: string, waitSeconds: number | null): Promise<KickResult> {
   const ctx = makeSyncContext(topology, syncName);
   if (!ctx.sync.enabled) {
-    throw new BucardoError('sync_disabled', `sync ${syncName} is disabled (enabled: false in ${topology.file}); no runner runs it`, { hint: 'enable it in the topology first' });
+    throw new BucardoError('sync_disabled', `sync ${syncName} is disabled (enabled: false in ${topology.file}); no runner runs it`, {
+      hint: 'enable it in the topology first',
+    });
   }
   const db = ctx.sources[0];
   const c = await connect(db, 'bucardo:kick');

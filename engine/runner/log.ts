@@ -32,9 +32,15 @@ export function formatLog(e: LogEntry, format: LogFormat, now = new Date()): str
   switch (e.event) {
     case 'run': {
       const r = e.result;
-      const tables = Object.entries(r.rowsByTable).map(([t, n]) => `${t}=${n}`).join(' ');
+      const tables = Object.entries(r.rowsByTable)
+        .map(([t, n]) => `${t}=${n}`)
+        .join(' ');
       const copied = r.copied.length ? ` copied=${r.copied.join(',')}` : '';
-      const deferred = r.deferred ? ` deferred=${Object.entries(r.deferred).map(([t, n]) => `${t}=${n}`).join(',')}` : '';
+      const deferred = r.deferred
+        ? ` deferred=${Object.entries(r.deferred)
+            .map(([t, n]) => `${t}=${n}`)
+            .join(',')}`
+        : '';
       return `${time} INFO  run sync=${r.sync} rows=${r.rows}${tables ? ` (${tables})` : ''} conflicts=${r.conflicts}${copied}${deferred} duration=${r.finished.getTime() - r.started.getTime()}ms run_id=${r.runId}`;
     }
     case 'run_failed':
@@ -74,8 +80,18 @@ function flatten(e: LogEntry): Record<string, unknown> {
   if (e.event === 'run') {
     const r = e.result;
     return {
-      level: e.level, event: 'run', sync: r.sync, run_id: r.runId, rows: r.rows, rows_by_table: r.rowsByTable, conflicts: r.conflicts,
-      copied: r.copied, ...(r.deferred ? { deferred: r.deferred } : {}), started: r.started.toISOString(), finished: r.finished.toISOString(), duration_ms: r.finished.getTime() - r.started.getTime(),
+      level: e.level,
+      event: 'run',
+      sync: r.sync,
+      run_id: r.runId,
+      rows: r.rows,
+      rows_by_table: r.rowsByTable,
+      conflicts: r.conflicts,
+      copied: r.copied,
+      ...(r.deferred ? { deferred: r.deferred } : {}),
+      started: r.started.toISOString(),
+      finished: r.finished.toISOString(),
+      duration_ms: r.finished.getTime() - r.started.getTime(),
     };
   }
   return { ...e };

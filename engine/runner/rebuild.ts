@@ -8,7 +8,11 @@ import { SAVE_INDEXES_SQL, type SavedIndex } from './sql/indexes.js';
 import { qualify } from '../sql/ident.js';
 
 /** `table`: its name on every receiver, or per receiver (a target may hold it under another name). */
-export async function withIndexesDropped<T>(receivers: pg.Client[], table: { schema: string; name: string } | { schema: string; name: string }[], fn: () => Promise<T>): Promise<T> {
+export async function withIndexesDropped<T>(
+  receivers: pg.Client[],
+  table: { schema: string; name: string } | { schema: string; name: string }[],
+  fn: () => Promise<T>,
+): Promise<T> {
   const saved = await Promise.all(
     receivers.map(async (c, i) => {
       const t = Array.isArray(table) ? table[i] : table;

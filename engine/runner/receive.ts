@@ -26,9 +26,24 @@ import { copyBetween } from './copy.js';
 import { withIndexesDropped } from './rebuild.js';
 import { pendingKeysOnlyOutSql } from './sql/pending.js';
 import {
-  createStagingSql, emptyTablesSql, applyStagingSql, guardedApplySql, deferAllSql, GUARD_SETUP_SQL, requeueOutSql, requeueInSql,
-  createKeepSql, copyIntoKeepSql, guardedClearSql, TRUNCATE_TS_SETUP_SQL, clearDeferredOutSql, emptinessSql,
-  plainApplySql, UNDO_PLAIN_APPLY_SQL, UNDO_GUARDED_APPLY_SQL, WRITE_SETUP_SQL,
+  createStagingSql,
+  emptyTablesSql,
+  applyStagingSql,
+  guardedApplySql,
+  deferAllSql,
+  GUARD_SETUP_SQL,
+  requeueOutSql,
+  requeueInSql,
+  createKeepSql,
+  copyIntoKeepSql,
+  guardedClearSql,
+  TRUNCATE_TS_SETUP_SQL,
+  clearDeferredOutSql,
+  emptinessSql,
+  plainApplySql,
+  UNDO_PLAIN_APPLY_SQL,
+  UNDO_GUARDED_APPLY_SQL,
+  WRITE_SETUP_SQL,
 } from './sql/apply.js';
 import { SQLSTATE } from '../sqlstate.js';
 import { ROLLBACK_SQL } from './sql/transaction.js';
@@ -83,7 +98,16 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
   const { ctx, scope, writers } = inp;
   await Promise.all(ctx.databases.map((d) => writers.get(d.name)!.query(WRITE_SETUP_SQL, [ctx.sync.name])));
   const isSource = isSourceOf(inp);
-  const work: Work = { toEmpty: new Map(), toClear: new Map(), copyTargets: new Map(), staged: new Map(), direct: new Map(), rowsByTable: {}, copied: [], deferred: {} };
+  const work: Work = {
+    toEmpty: new Map(),
+    toClear: new Map(),
+    copyTargets: new Map(),
+    staged: new Map(),
+    direct: new Map(),
+    rowsByTable: {},
+    copied: [],
+    deferred: {},
+  };
   const push = (db: string, t: RunTable) => work.toEmpty.set(db, [...(work.toEmpty.get(db) ?? []).filter((x) => x !== t), t]);
   // a replicated TRUNCATE empties every database but the one that truncated last; every
   // change that beat it in step 4 is pending still and goes (back) everywhere. A source
@@ -93,7 +117,8 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
     if (!last) continue;
     for (const d of ctx.databases) {
       if (d.name === last.db) continue;
-      if (isSource(d.name) && !locks.locked.get(d.name)?.has(t.tableId)) work.toClear.set(d.name, [...(work.toClear.get(d.name) ?? []), { t, truncater: last }]);
+      if (isSource(d.name) && !locks.locked.get(d.name)?.has(t.tableId))
+        work.toClear.set(d.name, [...(work.toClear.get(d.name) ?? []), { t, truncater: last }]);
       else push(d.name, t);
     }
     work.rowsByTable[t.display] = 0;
@@ -153,7 +178,14 @@ export async function planWork(inp: RunInputs, reads: SourceRead[], locks: Table
 export async function stage(inp: RunInputs, reads: SourceRead[], work: Work): Promise<void> {
   const { scope, writers } = inp;
   await Promise.all(
-    [...work.staged].map(([db, m]) => writers.get(db)!.query(createStagingSql(db, scope.tables.filter((t) => m.has(t.tableId)).map((t) => tableOn(t, db))))),
+    [...work.staged].map(([db, m]) =>
+      writers.get(db)!.query(
+        createStagingSql(
+          db,
+          scope.tables.filter((t) => m.has(t.tableId)).map((t) => tableOn(t, db)),
+        ),
+      ),
+    ),
   );
   // a source taking a TRUNCATE keeps the keys whose own change won step 4
   for (const [db, list] of work.toClear) {
@@ -180,7 +212,17 @@ export async function stage(inp: RunInputs, reads: SourceRead[], work: Work): Pr
 export async function loadTargets(inp: RunInputs, reads: SourceRead[], work: Work): Promise<void> {
   const isSource = isSourceOf(inp);
   const targets = inp.ctx.databases.map((d) => d.name).filter((db) => !isSource(db));
-  await Promise.all(targets.filter((db) => work.toEmpty.has(db)).map((db) => emptyTables(inp.writers.get(db)!, work.toEmpty.get(db)!.map((t) => tableOn(t, db)), false)));
+  await Promise.all(
+    targets
+      .filter((db) => work.toEmpty.has(db))
+      .map((db) =>
+        emptyTables(
+          inp.writers.get(db)!,
+          work.toEmpty.get(db)!.map((t) => tableOn(t, db)),
+          false,
+        ),
+      ),
+  );
   await copyWhole(inp, reads[0], work, targets);
   for (const t of inp.scope.tables) {
     const r = work.direct.get(t.tableId);
@@ -198,7 +240,12 @@ export async function loadSources(inp: RunInputs, reads: SourceRead[], work: Wor
   const [first, ...others] = reads;
   await Promise.all(others.map((r) => r.client.query(ROLLBACK_SQL)));
   for (const r of others) await emptySource(inp, r, work);
-  await copyWhole(inp, first, work, others.map((r) => r.db));
+  await copyWhole(
+    inp,
+    first,
+    work,
+    others.map((r) => r.db),
+  );
   await first.client.query(ROLLBACK_SQL);
   await emptySource(inp, first, work);
 }
@@ -207,7 +254,12 @@ export async function loadSources(inp: RunInputs, reads: SourceRead[], work: Wor
 async function emptySource(inp: RunInputs, r: SourceRead, work: Work): Promise<void> {
   const w = inp.writers.get(r.db)!;
   const tables = work.toEmpty.get(r.db);
-  if (tables) await emptyTables(w, tables.map((t) => tableOn(t, r.db)), true);
+  if (tables)
+    await emptyTables(
+      w,
+      tables.map((t) => tableOn(t, r.db)),
+      true,
+    );
   const clears = work.toClear.get(r.db);
   if (!clears) return;
   await w.query(GUARD_SETUP_SQL, [r.snapshot]);
@@ -235,7 +287,13 @@ async function copyWhole(inp: RunInputs, first: SourceRead, work: Work, into: st
     if (!dbs.length) continue;
     const copy = () => copyTable(inp, first.client, t, dbs);
     const rebuild = ctx.sync.rebuildIndex ? dbs.filter((db) => !isSource(db)) : [];
-    await (rebuild.length ? withIndexesDropped(rebuild.map((db) => writers.get(db)!), rebuild.map((db) => tableOn(t, db)), copy) : copy());
+    await (rebuild.length
+      ? withIndexesDropped(
+          rebuild.map((db) => writers.get(db)!),
+          rebuild.map((db) => tableOn(t, db)),
+          copy,
+        )
+      : copy());
     if (!work.copied.includes(t.display)) work.copied.push(t.display);
   }
 }
@@ -252,7 +310,11 @@ export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Wor
     [...work.staged].map(async ([db, m]) => {
       const w = writers.get(db)!;
       const tables = scope.tables.filter((t) => m.has(t.tableId));
-      const shape = (t: RunTable) => ({ ...tableOn(t, db), analyze: m.get(t.tableId)! > ANALYZE_STAGING_ROWS, sorted: m.get(t.tableId)! > SORT_STAGING_ROWS && t.keyIndexedOn.includes(db) });
+      const shape = (t: RunTable) => ({
+        ...tableOn(t, db),
+        analyze: m.get(t.tableId)! > ANALYZE_STAGING_ROWS,
+        sorted: m.get(t.tableId)! > SORT_STAGING_ROWS && t.keyIndexedOn.includes(db),
+      });
       const held = locks.locked.get(db);
       const guarded = isSource(db) ? tables.filter((t) => !held?.has(t.tableId)) : [];
       const plain = tables.filter((t) => !guarded.includes(t));
@@ -262,7 +324,13 @@ export async function applyStaged(inp: RunInputs, reads: SourceRead[], work: Wor
         } catch (e) {
           if ((e as { code?: string }).code !== SQLSTATE.unique_violation) throw e;
           await w.query(UNDO_PLAIN_APPLY_SQL);
-          throw await uniqueViolation(inp, db, w, plain.map((t) => tableOn(t, db)), e);
+          throw await uniqueViolation(
+            inp,
+            db,
+            w,
+            plain.map((t) => tableOn(t, db)),
+            e,
+          );
         }
       }
       if (!guarded.length) return;

@@ -35,16 +35,27 @@ export function assertReceivable(ctx: SyncContext, rel: RelationInfo, db: string
   const table = displayName(rel.schema, rel.name);
   const missingKey = rel.keyColumns.filter((k) => !sent.includes(k));
   if (missingKey.length) {
-    throw new BucardoError('bad_columns', `the columns sent to database ${db} of table ${table} (sync ${ctx.sync.name}) lack key column ${missingKey.map((k) => JSON.stringify(k)).join(', ')}`, {
-      hint: 'add the key columns to `columns:` of that table entry, then run bucardo plan and apply',
-    });
+    throw new BucardoError(
+      'bad_columns',
+      `the columns sent to database ${db} of table ${table} (sync ${ctx.sync.name}) lack key column ${missingKey.map((k) => JSON.stringify(k)).join(', ')}`,
+      {
+        hint: 'add the key columns to `columns:` of that table entry, then run bucardo plan and apply',
+      },
+    );
   }
-  for (const [where, names] of [[ctx.sources[0].name, new Set(all)], [db, there]] as const) {
+  for (const [where, names] of [
+    [ctx.sources[0].name, new Set(all)],
+    [db, there],
+  ] as const) {
     const missing = sent.filter((c) => !names.has(c));
     if (missing.length) {
-      throw new BucardoError('bad_columns', `column ${missing.map((c) => JSON.stringify(c)).join(', ')} of table ${table}, sent to database ${db} (sync ${ctx.sync.name}), does not exist in database ${where}`, {
-        hint: 'fix `columns:` of that table entry (exact names), or add the column, then run bucardo plan and apply',
-      });
+      throw new BucardoError(
+        'bad_columns',
+        `column ${missing.map((c) => JSON.stringify(c)).join(', ')} of table ${table}, sent to database ${db} (sync ${ctx.sync.name}), does not exist in database ${where}`,
+        {
+          hint: 'fix `columns:` of that table entry (exact names), or add the column, then run bucardo plan and apply',
+        },
+      );
     }
   }
 }

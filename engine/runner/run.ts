@@ -32,14 +32,26 @@ export type RunOutcome = { kind: 'done'; result: RunResult } | { kind: 'busy' } 
 
 /** A run that failed, with what to show and record. */
 export class RunError extends BucardoError {
-  constructor(readonly sync: string, readonly runId: string, readonly started: Date, cause: unknown) {
-    const missing = ([SQLSTATE.undefined_table, SQLSTATE.invalid_schema_name, SQLSTATE.undefined_column, SQLSTATE.undefined_function] as string[]).includes(String((cause as { code?: unknown })?.code));
+  constructor(
+    readonly sync: string,
+    readonly runId: string,
+    readonly started: Date,
+    cause: unknown,
+  ) {
+    const missing = ([SQLSTATE.undefined_table, SQLSTATE.invalid_schema_name, SQLSTATE.undefined_column, SQLSTATE.undefined_function] as string[]).includes(
+      String((cause as { code?: unknown })?.code),
+    );
     super(
       cause instanceof BucardoError ? cause.code : 'run_failed',
       cause instanceof BucardoError ? cause.message : `sync ${sync} failed: ${describePgError(cause)}`,
       {
         cause,
-        hint: cause instanceof BucardoError ? cause.hint : missing ? 'an object the run needs is missing: run bucardo plan to see the drift, then bucardo apply' : undefined,
+        hint:
+          cause instanceof BucardoError
+            ? cause.hint
+            : missing
+              ? 'an object the run needs is missing: run bucardo plan to see the drift, then bucardo apply'
+              : undefined,
         details: cause instanceof BucardoError ? cause.details : undefined,
       },
     );
@@ -87,7 +99,9 @@ async function attemptRun(ctx: SyncContext, conns: SyncConnections, runner: stri
 
 /** A run that before_sync skipped, recorded (outside any transaction: the run's rolled back) where it can be; status shows its reason. */
 async function recordSkip(ctx: SyncContext, writers: Map<string, pg.Client>, runId: string, started: Date, runner: string, reason: string): Promise<void> {
-  await Promise.all([...writers.values()].map((w) => w.query(skippedRunSql(ctx.schema), [runId, ctx.sync.name, started.toISOString(), reason, runner]).catch(() => {})));
+  await Promise.all(
+    [...writers.values()].map((w) => w.query(skippedRunSql(ctx.schema), [runId, ctx.sync.name, started.toISOString(), reason, runner]).catch(() => {})),
+  );
 }
 
 /**
@@ -122,7 +136,9 @@ async function recordFailure(ctx: SyncContext, runId: string, started: Date, run
   const message = e instanceof BucardoError ? e.message : describePgError(e);
   await Promise.all(
     ctx.databases.map((d) =>
-      withClient(d, (c) => c.query(failedRunSql(ctx.schema), [runId, ctx.sync.name, started.toISOString(), message, runner]), 'bucardo:history').catch(() => {}),
+      withClient(d, (c) => c.query(failedRunSql(ctx.schema), [runId, ctx.sync.name, started.toISOString(), message, runner]), 'bucardo:history').catch(
+        () => {},
+      ),
     ),
   );
 }

@@ -140,15 +140,28 @@ export class Runner {
       // once LISTEN is in place (first time or after a reconnect), catch up: commits
       // notified before it was were not heard
       wakeAll,
-      (e, retryMs) => this.opts.log({ event: 'listen_error', level: 'warn', database: db.name, error: e instanceof Error ? e.message : describePgError(e), retryMs }),
+      (e, retryMs) =>
+        this.opts.log({ event: 'listen_error', level: 'warn', database: db.name, error: e instanceof Error ? e.message : describePgError(e), retryMs }),
     );
     this.listeners.set(db.name, l);
     l.start();
     // kick gate: the capture triggers notify only while a sync of ours is idle (gate.ts)
     const g = new KickGate(db, kickGateKey(topo.name), wakeAll);
     this.gates.set(db.name, g);
-    const bell = new Doorbell(db, schemaName(topo.name), doorbellKey(topo.name), () => g.armed, wakeAll, (e) =>
-      this.opts.log({ event: 'listen_error', level: 'warn', database: db.name, error: `doorbell: ${e instanceof Error ? e.message : describePgError(e)}`, retryMs: 0 }),
+    const bell = new Doorbell(
+      db,
+      schemaName(topo.name),
+      doorbellKey(topo.name),
+      () => g.armed,
+      wakeAll,
+      (e) =>
+        this.opts.log({
+          event: 'listen_error',
+          level: 'warn',
+          database: db.name,
+          error: `doorbell: ${e instanceof Error ? e.message : describePgError(e)}`,
+          retryMs: 0,
+        }),
     );
     this.doorbells.push(bell);
     bell.start();
@@ -194,7 +207,12 @@ export class Runner {
       this.workers.set(name, w);
       if (!initial) this.launch(w);
       if (cur) say(name, 'changed', describeChange(cur.ctx, ctx));
-      else say(name, 'added', `${ctx.sync.kind} sync of ${ctx.sources.map((s) => s.name).join(', ')} to ${ctx.targets.map((s) => s.name).join(', ') || 'each other'}`);
+      else
+        say(
+          name,
+          'added',
+          `${ctx.sync.kind} sync of ${ctx.sources.map((s) => s.name).join(', ')} to ${ctx.targets.map((s) => s.name).join(', ') || 'each other'}`,
+        );
     }
     // installed before, not any more (a sync the file names but never installed keeps its
     // worker: its runs say to apply)
@@ -251,7 +269,10 @@ export class Runner {
     const ws = [...this.workers.values()];
     const recaptured = (db: string) => topo.databases.get(db)?.makedelta || [...topo.relgroups.values()].some((g) => g.tables.some((t) => t.makedelta));
     const feeds = (u: SyncWorker, v: SyncWorker) =>
-      u !== v && v.ctx.sources.some((s) => u.ctx.databases.some((d) => d.name === s.name && !(u.ctx.sources.length === 1 && u.ctx.sources[0].name === s.name)) && recaptured(s.name));
+      u !== v &&
+      v.ctx.sources.some(
+        (s) => u.ctx.databases.some((d) => d.name === s.name && !(u.ctx.sources.length === 1 && u.ctx.sources[0].name === s.name)) && recaptured(s.name),
+      );
     const edges = new Map(ws.map((v) => [v, new Set<SyncWorker>()]));
     const reaches = (from: SyncWorker, to: SyncWorker, seen = new Set<SyncWorker>()): boolean => {
       if (from === to) return true;
@@ -330,7 +351,11 @@ function describeChange(a: SyncContext, b: SyncContext): string {
     if (k === 'pos' || k === 'name') continue;
     if (JSON.stringify(x[k]) !== JSON.stringify(y[k])) out.push(`${k} ${JSON.stringify(x[k])} -> ${JSON.stringify(y[k])}`);
   }
-  const seqs = (c: SyncContext) => c.sequences.map((s) => `${s.schema}.${s.name}`).sort().join(',');
+  const seqs = (c: SyncContext) =>
+    c.sequences
+      .map((s) => `${s.schema}.${s.name}`)
+      .sort()
+      .join(',');
   if (seqs(a) !== seqs(b)) out.push(`sequences [${seqs(a)}] -> [${seqs(b)}]`);
   return out.join('; ') || 'tables or per-table options';
 }

@@ -115,20 +115,31 @@ function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunT
     for (const d of ctx.databases) {
       const st = states.get(d.name)!;
       const mine = st.relations.find((r) => r.tableId === rel.tableId);
-      if (!mine || !mine.columns) throw missingTable(ctx, rel, d.name, recv.get(d.name)?.name);
+      if (!mine?.columns) throw missingTable(ctx, rel, d.name, recv.get(d.name)?.name);
       if (mine.keyIndexed) keyIndexedOn.push(d.name);
       if (mine.keyUnique) keyUniqueOn.push(d.name);
       const names = new Set(mine.columns.map((c) => c.name));
       const sent = recv.get(d.name)?.columns;
       if (sent) {
         // a database taking some columns needs those only (the key among them)
-        assertReceivable(ctx, rel, d.name, sent, rel.columns.map((c) => c.name), names);
+        assertReceivable(
+          ctx,
+          rel,
+          d.name,
+          sent,
+          rel.columns.map((c) => c.name),
+          names,
+        );
       } else if (ctx.sync.strict) {
         const missing = columns.filter((c) => !names.has(c));
         if (missing.length) {
-          throw new BucardoError('column_mismatch', `table ${displayName(rel.schema, rel.name)} in database ${d.name} lacks column ${missing.map((m) => JSON.stringify(m)).join(', ')} that database ${ctx.sources[0].name} has (sync ${ctx.sync.name} is strict)`, {
-            hint: 'make the tables match, or set strict: false to replicate the common columns',
-          });
+          throw new BucardoError(
+            'column_mismatch',
+            `table ${displayName(rel.schema, rel.name)} in database ${d.name} lacks column ${missing.map((m) => JSON.stringify(m)).join(', ')} that database ${ctx.sources[0].name} has (sync ${ctx.sync.name} is strict)`,
+            {
+              hint: 'make the tables match, or set strict: false to replicate the common columns',
+            },
+          );
         }
       } else {
         columns = columns.filter((c) => names.has(c));
@@ -150,25 +161,57 @@ function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunT
     const typeOf = (st: DatabaseState, c: string) => st.relations.find((r) => r.tableId === rel.tableId)!.columns!.find((x) => x.name === c);
     const binary = columns.every((c) => {
       const mine = typeOf(first, c)!;
-      return mine.builtin === true && ctx.databases.every((d) => {
-        const sent = recv.get(d.name)?.columns;
-        if (sent && !sent.includes(c)) return true;
-        const other = typeOf(states.get(d.name)!, c);
-        return other?.builtin === true && other.type === mine.type;
-      });
+      return (
+        mine.builtin === true &&
+        ctx.databases.every((d) => {
+          const sent = recv.get(d.name)?.columns;
+          if (sent && !sent.includes(c)) return true;
+          const other = typeOf(states.get(d.name)!, c);
+          return other?.builtin === true && other.type === mine.type;
+        })
+      );
     });
     for (const k of rel.keyColumns) {
-      if (!columns.includes(k)) throw new BucardoError('bad_key', `key column ${JSON.stringify(k)} of table ${displayName(rel.schema, rel.name)} is not a copied column in every database of sync ${ctx.sync.name}`);
+      if (!columns.includes(k))
+        throw new BucardoError(
+          'bad_key',
+          `key column ${JSON.stringify(k)} of table ${displayName(rel.schema, rel.name)} is not a copied column in every database of sync ${ctx.sync.name}`,
+        );
     }
     const fks: Record<string, ForeignKey[]> = {};
     for (const d of ctx.databases) {
       const mine = states.get(d.name)!.relations.find((r) => r.tableId === rel.tableId);
-      fks[d.name] = (mine?.fks ?? []).map((f) => ({ name: f.name, child: recv.get(d.name)?.name ?? { schema: rel.schema, name: rel.name }, childCols: f.childCols, parent: { schema: f.parentSchema, name: f.parentName }, parentCols: f.parentCols }));
+      fks[d.name] = (mine?.fks ?? []).map((f) => ({
+        name: f.name,
+        child: recv.get(d.name)?.name ?? { schema: rel.schema, name: rel.name },
+        childCols: f.childCols,
+        parent: { schema: f.parentSchema, name: f.parentName },
+        parentCols: f.parentCols,
+      }));
     }
     const types: Record<string, string[]> = {};
     // '' for a column a database does not take (a subset): its receiving view has its own types
-    for (const d of ctx.databases) types[d.name] = columns.map((c) => { const x = typeOf(states.get(d.name)!, c); return x ? x.base ?? x.type : ''; });
-    const table: RunTable = { tableId: rel.tableId, schema: rel.schema, name: rel.name, display: displayName(rel.schema, rel.name), keyColumns: rel.keyColumns, columns, types, fks, copyInto, recopyInto, copyClear, keyIndexedOn, keyUniqueOn, binary };
+    for (const d of ctx.databases)
+      types[d.name] = columns.map((c) => {
+        const x = typeOf(states.get(d.name)!, c);
+        return x ? (x.base ?? x.type) : '';
+      });
+    const table: RunTable = {
+      tableId: rel.tableId,
+      schema: rel.schema,
+      name: rel.name,
+      display: displayName(rel.schema, rel.name),
+      keyColumns: rel.keyColumns,
+      columns,
+      types,
+      fks,
+      copyInto,
+      recopyInto,
+      copyClear,
+      keyIndexedOn,
+      keyUniqueOn,
+      binary,
+    };
     if (recv.size) table.receiving = makeReceivingViews(table, recv, states);
     tables.push(table);
   }

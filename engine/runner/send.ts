@@ -18,7 +18,15 @@ import { copyIntoStagingSql, copyIntoTableSql, createDeleteKeysSql, copyIntoDele
 async function throughOf(inp: RunInputs, t: RunTable, g: StreamGroup, trailing: 0 | 3) {
   const tr = g.send.transform;
   if (!tr) return undefined;
-  return makeTransformStream({ module: tr, sync: inp.ctx.sync.name, table: t.display, database: g.receivers[0].db, columns: g.send.columns, keyColumns: t.keyColumns, trailing });
+  return makeTransformStream({
+    module: tr,
+    sync: inp.ctx.sync.name,
+    table: t.display,
+    database: g.receivers[0].db,
+    columns: g.send.columns,
+    keyColumns: t.keyColumns,
+    trailing,
+  });
 }
 
 /**
@@ -26,7 +34,13 @@ async function throughOf(inp: RunInputs, t: RunTable, g: StreamGroup, trailing: 
  * receiver (sendWinnerRowsSql: a row out of the filter goes as deleted). Rows staged per
  * receiver (a transform may leave rows out).
  */
-export async function stageRows(inp: RunInputs, from: { client: pg.Client; index: number }, t: RunTable, receivers: string[], byKey: boolean): Promise<Map<string, number>> {
+export async function stageRows(
+  inp: RunInputs,
+  from: { client: pg.Client; index: number },
+  t: RunTable,
+  receivers: string[],
+  byKey: boolean,
+): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const g of streamGroups(t, receivers)) {
     const into = g.receivers.map((x) => ({ client: inp.writers.get(x.db)!, sql: copyIntoStagingSql(x.view, x.view.columns) }));
@@ -57,9 +71,17 @@ export async function copyTable(inp: RunInputs, from: pg.Client, t: RunTable, re
 export async function applyDirect(inp: RunInputs, from: pg.Client, t: RunTable, receivers: string[]): Promise<void> {
   const on = receivers.map((db) => ({ w: inp.writers.get(db)!, view: tableOn(t, db) }));
   await Promise.all(on.map(({ w, view }) => w.query(createDeleteKeysSql(view))));
-  await copyBetween(from, pendingKeysOnlyOutSql(t), on.map(({ w, view }) => ({ client: w, sql: copyIntoDeleteKeysSql(view) })));
+  await copyBetween(
+    from,
+    pendingKeysOnlyOutSql(t),
+    on.map(({ w, view }) => ({ client: w, sql: copyIntoDeleteKeysSql(view) })),
+  );
   await Promise.all(on.map(({ w, view }) => w.query(directDeleteSql(view))));
   for (const g of streamGroups(t, receivers)) {
-    await copyBetween(from, sendPresentRowsSql(g.send), g.receivers.map((x) => ({ client: inp.writers.get(x.db)!, sql: copyIntoTableSql(x.view, x.view.columns) })));
+    await copyBetween(
+      from,
+      sendPresentRowsSql(g.send),
+      g.receivers.map((x) => ({ client: inp.writers.get(x.db)!, sql: copyIntoTableSql(x.view, x.view.columns) })),
+    );
   }
 }

@@ -70,7 +70,14 @@ export async function lockTables(inp: RunInputs): Promise<TableLocks> {
     }),
   );
   await Promise.all(
-    [...locked].map(([db, ids]) => writers.get(db)!.query(lockTablesSql(scope.tables.filter((t) => ids.has(t.tableId)), TABLE_LOCK_WAIT))),
+    [...locked].map(([db, ids]) =>
+      writers.get(db)!.query(
+        lockTablesSql(
+          scope.tables.filter((t) => ids.has(t.tableId)),
+          TABLE_LOCK_WAIT,
+        ),
+      ),
+    ),
   );
   return { locked };
 }
@@ -132,10 +139,18 @@ export function assertSameHistory(inp: RunInputs, reads: SourceRead[]): void {
     const last = scope.last[r.db];
     const hint = 'see "A source restored, replaced or moved" in docs/protocol.md: check the data, then reset the watermark of this database';
     if (st.recordedSystemIdentifier && st.systemIdentifier && st.recordedSystemIdentifier !== st.systemIdentifier) {
-      throw new BucardoError('source_replaced', `database ${r.db} of sync ${ctx.sync.name} is on another PostgreSQL cluster (system identifier ${st.systemIdentifier}) than the one sync runs read before (${st.recordedSystemIdentifier}): it was restored or moved, so its transaction ids do not continue the watermark; nothing was consumed`, { hint });
+      throw new BucardoError(
+        'source_replaced',
+        `database ${r.db} of sync ${ctx.sync.name} is on another PostgreSQL cluster (system identifier ${st.systemIdentifier}) than the one sync runs read before (${st.recordedSystemIdentifier}): it was restored or moved, so its transaction ids do not continue the watermark; nothing was consumed`,
+        { hint },
+      );
     }
     if (last && snapshotXmax(r.snapshot) < snapshotXmax(last)) {
-      throw new BucardoError('source_replaced', `the transaction ids of database ${r.db} went backwards (now ${snapshotXmax(r.snapshot)}, sync ${ctx.sync.name} already consumed up to ${snapshotXmax(last)}): it was restored from a dump or backup, or replaced; its new changes would be taken for consumed ones, so nothing was consumed`, { hint });
+      throw new BucardoError(
+        'source_replaced',
+        `the transaction ids of database ${r.db} went backwards (now ${snapshotXmax(r.snapshot)}, sync ${ctx.sync.name} already consumed up to ${snapshotXmax(last)}): it was restored from a dump or backup, or replaced; its new changes would be taken for consumed ones, so nothing was consumed`,
+        { hint },
+      );
     }
   }
 }

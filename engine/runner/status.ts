@@ -126,16 +126,20 @@ async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], st
   const appNames = runnerApplicationNames(ctx.sync.name);
   await Promise.all(
     ctx.databases.map((d) =>
-      withClient(d, async (c) => {
-        const h = await readHistory(c, ctx, appNames).catch(async (e: { code?: string }) => {
-          if (e.code !== SQLSTATE.undefined_table && e.code !== SQLSTATE.invalid_schema_name) throw e;
-          // not installed here (yet): only the runner's activity
-          const a = (await c.query(RUNNER_ACTIVITY_SQL, [ctx.sync.name, appNames])).rows[0];
-          return { last_run: null, conflicts_total: '0', state: null, tables: [], registered: false, ...a } as Omit<DbHistory, 'db'>;
-        });
-        histories.push({ db: d.name, ...h });
-        if (d === ctx.sources[0]) running = (await c.query<{ running: boolean }>(RUNNING_SQL, ctx.lockKey)).rows[0].running;
-      }, 'bucardo:status').catch((e: unknown) => {
+      withClient(
+        d,
+        async (c) => {
+          const h = await readHistory(c, ctx, appNames).catch(async (e: { code?: string }) => {
+            if (e.code !== SQLSTATE.undefined_table && e.code !== SQLSTATE.invalid_schema_name) throw e;
+            // not installed here (yet): only the runner's activity
+            const a = (await c.query(RUNNER_ACTIVITY_SQL, [ctx.sync.name, appNames])).rows[0];
+            return { last_run: null, conflicts_total: '0', state: null, tables: [], registered: false, ...a } as Omit<DbHistory, 'db'>;
+          });
+          histories.push({ db: d.name, ...h });
+          if (d === ctx.sources[0]) running = (await c.query<{ running: boolean }>(RUNNING_SQL, ctx.lockKey)).rows[0].running;
+        },
+        'bucardo:status',
+      ).catch((e: unknown) => {
         unreadable.push({ sync: ctx.sync.name, database: d.name, error: e instanceof Error ? e.message : String(e) });
       }),
     ),
@@ -144,23 +148,30 @@ async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], st
   let last: DbHistory['last_run'] = null;
   let conflicts = 0;
   for (const h of histories) {
-    if (h.last_run && (!last || h.last_run.started > last.started || (h.last_run.started === last.started && h.last_run.error && !last.error))) last = h.last_run;
+    if (h.last_run && (!last || h.last_run.started > last.started || (h.last_run.started === last.started && h.last_run.error && !last.error)))
+      last = h.last_run;
     conflicts = Math.max(conflicts, Number(h.conflicts_total));
   }
   // pending: from the watermark a run would resume from, on every reachable source
-  const resume = resumeWatermark(histories.filter((h) => h.registered).map((h) => ({ runSeq: Number(h.state?.run_seq ?? 0), snapshots: h.state?.snapshots ?? {} })));
+  const resume = resumeWatermark(
+    histories.filter((h) => h.registered).map((h) => ({ runSeq: Number(h.state?.run_seq ?? 0), snapshots: h.state?.snapshots ?? {} })),
+  );
   let pending: number | null = null;
   let lag: number | null = null;
   const tableIds = histories.find((h) => h.db === ctx.sources[0].name)?.tables ?? histories.find((h) => h.registered)?.tables ?? [];
   if (ctx.sync.kind === 'delta' && histories.some((h) => h.registered)) {
     await Promise.all(
       ctx.sources.map((s) =>
-        withClient(s, async (c) => {
-          const snap = resume.snapshots[s.name] ?? '';
-          const r = await c.query<{ n: string | null; lag: number | null }>(pendingCountSql(ctx.schema, tableIds), [snap, ctx.sync.name]);
-          pending = (pending ?? 0) + Number(r.rows[0].n ?? 0);
-          if (r.rows[0].lag !== null) lag = Math.max(lag ?? 0, r.rows[0].lag);
-        }, 'bucardo:status').catch(() => {
+        withClient(
+          s,
+          async (c) => {
+            const snap = resume.snapshots[s.name] ?? '';
+            const r = await c.query<{ n: string | null; lag: number | null }>(pendingCountSql(ctx.schema, tableIds), [snap, ctx.sync.name]);
+            pending = (pending ?? 0) + Number(r.rows[0].n ?? 0);
+            if (r.rows[0].lag !== null) lag = Math.max(lag ?? 0, r.rows[0].lag);
+          },
+          'bucardo:status',
+        ).catch(() => {
           /* already named in `unreadable` by the first pass (or it went away since: pending is then partial) */
         }),
       ),
@@ -176,7 +187,14 @@ async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], st
     enabled: ctx.sync.enabled,
     state,
     last_run: last
-      ? { started: iso(last.started)!, finished: iso(last.finished), rows: Number(last.rows), conflicts: last.conflicts, error: skipped === null ? last.error : null, ...(skipped === null ? {} : { skipped }) }
+      ? {
+          started: iso(last.started)!,
+          finished: iso(last.finished),
+          rows: Number(last.rows),
+          conflicts: last.conflicts,
+          error: skipped === null ? last.error : null,
+          ...(skipped === null ? {} : { skipped }),
+        }
       : null,
     conflicts_total: conflicts,
     pending,

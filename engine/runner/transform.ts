@@ -21,7 +21,6 @@ import { loadRegisteredFunction } from '../topology/modules.js';
 import { BucardoError } from '../errors.js';
 import { userCodeTimeoutMs } from './custom/call.js';
 
-
 /** What a transform stream needs to know about the rows it carries. */
 export interface TransformTarget {
   module: ModuleRef;
@@ -54,30 +53,55 @@ export async function makeTransformStream(target: TransformTarget): Promise<Tran
 
   const fail = (fields: (string | null)[], what: string, cause?: unknown, rule = '') => {
     const key = JSON.stringify(Object.fromEntries(target.keyColumns.map((k, i) => [k, fields[keyIdx[i]]])));
-    return new BucardoError('transform_failed', `transform ${target.module.path} ${what} (table ${target.table}, key ${key}, database ${target.database}, sync ${target.sync}); nothing was written`, {
-      hint: `${rule}fix the module, then run bucardo plan and bucardo apply; the run is retried and changes nothing until then`,
-      details: { module: target.module.path, table: target.table, database: target.database, key },
-      cause,
-    });
+    return new BucardoError(
+      'transform_failed',
+      `transform ${target.module.path} ${what} (table ${target.table}, key ${key}, database ${target.database}, sync ${target.sync}); nothing was written`,
+      {
+        hint: `${rule}fix the module, then run bucardo plan and bucardo apply; the run is retried and changes nothing until then`,
+        details: { module: target.module.path, table: target.table, database: target.database, key },
+        cause,
+      },
+    );
   };
 
   /** The line to write for what the function returned (`raw`: the line's fields as read), or null. */
   const written = (fields: (string | null)[], raw: string[], out: unknown): string | null => {
     if (out === null || out === undefined) return null;
-    if (typeof out !== 'object' || Array.isArray(out)) throw fail(fields, `returned ${Array.isArray(out) ? 'an array' : typeof out} instead of a row object or null`, undefined, 'transform(row, ctx) returns the row to write, or null to send nothing; ');
+    if (typeof out !== 'object' || Array.isArray(out))
+      throw fail(
+        fields,
+        `returned ${Array.isArray(out) ? 'an array' : typeof out} instead of a row object or null`,
+        undefined,
+        'transform(row, ctx) returns the row to write, or null to send nothing; ',
+      );
     const o = out as Record<string, unknown>;
-    for (const k in o) if (!known.has(k)) throw fail(fields, `returned column ${JSON.stringify(k)}, which is not sent (sent: ${target.columns.join(', ')})`, undefined, 'a transform returns the columns it was given; ');
+    for (const k in o)
+      if (!known.has(k))
+        throw fail(
+          fields,
+          `returned column ${JSON.stringify(k)}, which is not sent (sent: ${target.columns.join(', ')})`,
+          undefined,
+          'a transform returns the columns it was given; ',
+        );
     const values = new Array<string>(raw.length);
     for (let i = 0; i < n; i++) {
       const v = toText(o[target.columns[i]]);
       values[i] = encodeField(v);
-      if (keyIdx.includes(i) && v !== fields[i]) throw fail(fields, `changed the key (column ${target.columns[i]} became ${JSON.stringify(v)})`, undefined, 'a transform must return the row with the same key (receivers find their rows by it); ');
+      if (keyIdx.includes(i) && v !== fields[i])
+        throw fail(
+          fields,
+          `changed the key (column ${target.columns[i]} became ${JSON.stringify(v)})`,
+          undefined,
+          'a transform must return the row with the same key (receivers find their rows by it); ',
+        );
     }
     for (let i = n; i < raw.length; i++) values[i] = raw[i];
     return values.join('\t');
   };
   const threw = (fields: (string | null)[], e: unknown) =>
-    e instanceof TimeLimit ? fail(fields, `took longer than ${limit} ms`) : fail(fields, `threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, e);
+    e instanceof TimeLimit
+      ? fail(fields, `took longer than ${limit} ms`)
+      : fail(fields, `threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, e);
 
   /**
    * One row's line out, or null (nothing sent); a promise only when the function returned
@@ -96,7 +120,10 @@ export async function makeTransformStream(target: TransformTarget): Promise<Tran
       throw threw(fields, e);
     }
     if (out && typeof (out as Promise<unknown>).then === 'function') {
-      return withLimit(out as Promise<unknown>, limit).then((o) => written(fields, raw, o), (e) => Promise.reject(threw(fields, e)));
+      return withLimit(out as Promise<unknown>, limit).then(
+        (o) => written(fields, raw, o),
+        (e) => Promise.reject(threw(fields, e)),
+      );
     }
     return written(fields, raw, out);
   };
@@ -110,7 +137,7 @@ export async function makeTransformStream(target: TransformTarget): Promise<Tran
       if (l !== null && typeof l !== 'string') l = await l;
       if (l !== null) out.push(l);
     }
-    if (out.length) push(out.join('\n') + '\n');
+    if (out.length) push(`${out.join('\n')}\n`);
   };
 
   return new Transform({

@@ -107,7 +107,12 @@ export class SyncWorker {
   /** --once: resolves when every sync feeding this one's sources has finished (Runner); null: none. */
   private upstream: Promise<unknown> | null = null;
 
-  constructor(readonly ctx: SyncContext, private readonly runner: string, private readonly once: boolean, private readonly hooks: WorkerHooks) {
+  constructor(
+    readonly ctx: SyncContext,
+    private readonly runner: string,
+    private readonly once: boolean,
+    private readonly hooks: WorkerHooks,
+  ) {
     this.conns = new SyncConnections(ctx.sync.name, (e) =>
       this.hooks.log({ event: 'maintenance_failed', level: 'warn', sync: ctx.sync.name, error: e instanceof Error ? e.message : describePgError(e) }),
     );
@@ -155,7 +160,11 @@ export class SyncWorker {
         resolve();
       };
       if (ms !== null) timer = setTimeout(done, ms);
-      this.wakeUp = honourWakes ? done : () => { if (this.stopping) done(); };
+      this.wakeUp = honourWakes
+        ? done
+        : () => {
+            if (this.stopping) done();
+          };
     });
   }
 
@@ -200,7 +209,12 @@ export class SyncWorker {
   }
 
   /** before_sync vetoed the run: nothing was consumed; --once counts it as its run. */
-  private async afterSkipped(pace: Pace, outcome: Extract<RunOutcome, { kind: 'skipped' }>, kicks: KickRequest[], counts: boolean): Promise<boolean | undefined> {
+  private async afterSkipped(
+    pace: Pace,
+    outcome: Extract<RunOutcome, { kind: 'skipped' }>,
+    kicks: KickRequest[],
+    counts: boolean,
+  ): Promise<boolean | undefined> {
     pace.busy = 0;
     pace.failures = 0;
     this.hooks.log({ event: 'skipped', level: 'info', sync: this.ctx.sync.name, runId: outcome.runId, reason: outcome.reason });
@@ -272,8 +286,14 @@ export class SyncWorker {
     const retryMs = giveUp ? null : isContention(e) && pace.failures <= IMMEDIATE_RETRIES ? 0 : backoffMs(pace.failures, this.once ? 5_000 : RETRY_CAP_MS);
     const code = e instanceof RunError ? e.code : 'run_failed';
     this.hooks.log({
-      event: 'run_failed', level: 'error', sync: this.ctx.sync.name, runId: e instanceof RunError ? e.runId : '',
-      error: (e instanceof Error ? e.message : describePgError(e)) + (e instanceof RunError && e.hint ? ` (hint: ${e.hint})` : ''), code, retryMs, durationMs: Date.now() - t0,
+      event: 'run_failed',
+      level: 'error',
+      sync: this.ctx.sync.name,
+      runId: e instanceof RunError ? e.runId : '',
+      error: (e instanceof Error ? e.message : describePgError(e)) + (e instanceof RunError && e.hint ? ` (hint: ${e.hint})` : ''),
+      code,
+      retryMs,
+      durationMs: Date.now() - t0,
     });
     if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, false, e instanceof Error ? e.message : String(e));
     if (giveUp) return false;

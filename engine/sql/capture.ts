@@ -42,7 +42,6 @@ import {
   captureFunctionName,
   captureTriggerName,
   type CaptureEvent,
-  CAPTURE_EVENTS,
 } from '../objectnames.js';
 
 /**
@@ -154,7 +153,15 @@ export interface CaptureDef {
 }
 
 /** pg_trigger.tgtype bits of each capture trigger: AFTER (no bit) or BEFORE = 2, the event, ROW = 1. */
-const TGTYPE: Record<CaptureEvent, number> = { insert: 4, delete: 8, update: 16, truncate: 32, keychange: 1 | 16, before_truncate: 2 | 32, partition_truncate: 2 | 32 };
+const TGTYPE: Record<CaptureEvent, number> = {
+  insert: 4,
+  delete: 8,
+  update: 16,
+  truncate: 32,
+  keychange: 1 | 16,
+  before_truncate: 2 | 32,
+  partition_truncate: 2 | 32,
+};
 
 /** The capture objects of one source table, as data; their DDL is made by the functions below. */
 export function captureDef(topology: string, table: QualifiedName, key: KeyColumn[], opts: CaptureOptions): CaptureDef {
@@ -185,13 +192,13 @@ function captureBody(topology: string, table: QualifiedName, key: KeyColumn[], o
   const target = qualify(table.schema, table.name);
   const qDelta = qualify(s, deltaTableName(id));
   const cols = key.map((c) => quoteIdent(c.name)).join(', ');
-  const partitions = opts.partitioned ? opts.partitions ?? [] : [];
+  const partitions = opts.partitioned ? (opts.partitions ?? []) : [];
   const truncating = quoteLiteral(`bucardo.truncating_${id}`);
   // the delete of every key of one truncated partition (format() fills in the partition)
   const partitionKeys = `INSERT INTO ${qDelta} (${cols}, ${DELTA_TS}) SELECT ${cols}, $1 FROM ONLY %I.%I`.replace(/%(?!I)/g, '%%');
   const lines = [
     '',
-    '-- bucardo ' + topology + ': capture of ' + target.replace(/[\r\n]/g, ' '),
+    `-- bucardo ${topology}: capture of ${target.replace(/[\r\n]/g, ' ')}`,
     // names in the SQL below are the tables' columns; this function's own variables are
     // written qualified by the block label (a user column may be called anything)
     '#variable_conflict use_column',
@@ -268,7 +275,7 @@ function captureBody(topology: string, table: QualifiedName, key: KeyColumn[], o
  */
 function captureTriggers(topology: string, table: QualifiedName, fn: QualifiedName, key: KeyColumn[], opts: CaptureOptions): TriggerDef[] {
   const id = tableId(table.schema, table.name);
-  const partitions = opts.partitioned ? opts.partitions ?? [] : [];
+  const partitions = opts.partitioned ? (opts.partitions ?? []) : [];
   const onTable: CaptureEvent[] = opts.partitioned
     ? ['insert', 'update', 'delete', 'truncate', ...(partitions.length ? ['before_truncate' as const] : [])]
     : ['insert', 'update', 'delete', 'truncate', 'keychange'];
@@ -319,7 +326,8 @@ export function functionDDL(fn: QualifiedName, body: string): string {
 export function triggerDDL(t: TriggerSpec): string[] {
   const on = qualify(t.table.schema, t.table.name);
   const fn = `${qualify(t.function.schema, t.function.name)}()`;
-  const ref = t.oldTable || t.newTable ? ` REFERENCING${t.oldTable ? ` OLD TABLE AS ${t.oldTable}` : ''}${t.newTable ? ` NEW TABLE AS ${t.newTable}` : ''}` : '';
+  const ref =
+    t.oldTable || t.newTable ? ` REFERENCING${t.oldTable ? ` OLD TABLE AS ${t.oldTable}` : ''}${t.newTable ? ` NEW TABLE AS ${t.newTable}` : ''}` : '';
   const keyCols = t.keyColumns.map(quoteIdent);
   // keychange: considered for every UPDATE (not UPDATE OF the key: a BEFORE trigger of
   // the application's may change the key of a row whose UPDATE never named it), and

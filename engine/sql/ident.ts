@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 
 /** "name" with embedded double quotes doubled (pg's escapeIdentifier, without the client). */
 export function quoteIdent(name: string): string {
-  return '"' + name.replace(/"/g, '""') + '"';
+  return `"${name.replace(/"/g, '""')}"`;
 }
 
 /** "schema"."name" */
@@ -28,13 +28,15 @@ export function displayName(schema: string, name: string): string {
 }
 
 const RESERVED = new Set(
-  ('all analyse analyze and any array as asc asymmetric authorization binary both case cast check collate collation ' +
+  (
+    'all analyse analyze and any array as asc asymmetric authorization binary both case cast check collate collation ' +
     'column concurrently constraint create cross current_catalog current_date current_role current_schema current_time ' +
     'current_timestamp current_user default deferrable desc distinct do else end except false fetch for foreign freeze ' +
     'from full grant group having ilike in initially inner intersect into is isnull join lateral leading left like limit ' +
     'localtime localtimestamp natural not notnull null offset on only or order outer overlaps placing primary references ' +
     'returning right select session_user similar some symmetric system_user table tablesample then to trailing true union ' +
-    'unique user using variadic verbose when where window with').split(' '),
+    'unique user using variadic verbose when where window with'
+  ).split(' '),
 );
 
 /** An identifier as a person would type it: bare when that folds back to itself. */

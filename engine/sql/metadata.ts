@@ -25,7 +25,10 @@ const OBJECTS: MetadataObject[] = [
   { name: 'meta', kind: 'table', ddl: (s) => [`CREATE TABLE ${s}.meta (key text PRIMARY KEY, value text NOT NULL)`] },
   // every object apply installed, with the fingerprint of its definition
   {
-    name: 'installed', kind: 'table', ddl: (s) => [`CREATE TABLE ${s}.installed (
+    name: 'installed',
+    kind: 'table',
+    ddl: (s) => [
+      `CREATE TABLE ${s}.installed (
   object_type text NOT NULL,
   object_name text NOT NULL,
   table_schema text,
@@ -33,21 +36,29 @@ const OBJECTS: MetadataObject[] = [
   fingerprint text NOT NULL,
   detail jsonb NOT NULL DEFAULT '{}',
   applied_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (object_type, object_name))`],
+  PRIMARY KEY (object_type, object_name))`,
+    ],
   },
   // syncs this database takes part in, as registered by apply
   {
-    name: 'sync', kind: 'table', ddl: (s) => [`CREATE TABLE ${s}.sync (
+    name: 'sync',
+    kind: 'table',
+    ddl: (s) => [
+      `CREATE TABLE ${s}.sync (
   name text PRIMARY KEY,
   kind text NOT NULL,
   role text NOT NULL CHECK (role IN ('source', 'target')),
   fingerprint text NOT NULL,
   detail jsonb NOT NULL DEFAULT '{}',
-  applied_at timestamptz NOT NULL DEFAULT now())`],
+  applied_at timestamptz NOT NULL DEFAULT now())`,
+    ],
   },
   // tables of each sync; copy_pending: onetimecopy still to do into this database
   {
-    name: 'sync_relation', kind: 'table', ddl: (s) => [`CREATE TABLE ${s}.sync_relation (
+    name: 'sync_relation',
+    kind: 'table',
+    ddl: (s) => [
+      `CREATE TABLE ${s}.sync_relation (
   sync text NOT NULL REFERENCES ${s}.sync (name) ON DELETE CASCADE,
   table_id text NOT NULL,
   table_schema text NOT NULL,
@@ -55,31 +66,43 @@ const OBJECTS: MetadataObject[] = [
   key_columns text[] NOT NULL,
   copy_pending boolean NOT NULL DEFAULT false,
   added_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (sync, table_id))`],
+  PRIMARY KEY (sync, table_id))`,
+    ],
   },
   // tables the next run empties here and copies whole again, whatever onetimecopy says:
   // how this database receives them (name, columns, filter, transform) changed (metadata 3)
   {
-    name: 'sync_recopy', kind: 'table', ddl: (s) => [`CREATE TABLE ${s}.sync_recopy (
+    name: 'sync_recopy',
+    kind: 'table',
+    ddl: (s) => [
+      `CREATE TABLE ${s}.sync_recopy (
   sync text NOT NULL,
   table_id text NOT NULL,
   reason text NOT NULL,
   requested_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (sync, table_id),
-  FOREIGN KEY (sync, table_id) REFERENCES ${s}.sync_relation (sync, table_id) ON DELETE CASCADE)`],
+  FOREIGN KEY (sync, table_id) REFERENCES ${s}.sync_relation (sync, table_id) ON DELETE CASCADE)`,
+    ],
   },
   // the runner's consumption watermark per sync (docs/protocol.md)
   {
-    name: 'sync_state', kind: 'table', ddl: (s) => [`CREATE TABLE ${s}.sync_state (
+    name: 'sync_state',
+    kind: 'table',
+    ddl: (s) => [
+      `CREATE TABLE ${s}.sync_state (
   sync text PRIMARY KEY,
   run_seq bigint NOT NULL DEFAULT 0,
   snapshots jsonb NOT NULL DEFAULT '{}',
   confirmed jsonb NOT NULL DEFAULT '{}',
-  updated_at timestamptz NOT NULL DEFAULT now())`],
+  updated_at timestamptz NOT NULL DEFAULT now())`,
+    ],
   },
   // run history, one row per run and database that took part
   {
-    name: 'run', kind: 'table', ddl: (s) => [`CREATE TABLE ${s}.run (
+    name: 'run',
+    kind: 'table',
+    ddl: (s) => [
+      `CREATE TABLE ${s}.run (
   run_id text NOT NULL,
   sync text NOT NULL,
   started timestamptz NOT NULL,
@@ -89,10 +112,15 @@ const OBJECTS: MetadataObject[] = [
   conflicts integer NOT NULL DEFAULT 0,
   error text,
   runner text,
-  PRIMARY KEY (run_id))`, `CREATE INDEX ON ${s}.run (sync, started DESC)`],
+  PRIMARY KEY (run_id))`,
+      `CREATE INDEX ON ${s}.run (sync, started DESC)`,
+    ],
   },
   {
-    name: 'conflict', kind: 'table', ddl: (s) => [`CREATE TABLE ${s}.conflict (
+    name: 'conflict',
+    kind: 'table',
+    ddl: (s) => [
+      `CREATE TABLE ${s}.conflict (
   run_id text NOT NULL,
   sync text NOT NULL,
   table_schema text NOT NULL,
@@ -100,15 +128,22 @@ const OBJECTS: MetadataObject[] = [
   key jsonb NOT NULL,
   winner text,
   detail jsonb NOT NULL DEFAULT '{}',
-  at timestamptz NOT NULL DEFAULT now())`, `CREATE INDEX ON ${s}.conflict (sync, at DESC)`],
+  at timestamptz NOT NULL DEFAULT now())`,
+      `CREATE INDEX ON ${s}.conflict (sync, at DESC)`,
+    ],
   },
   // TRUNCATE of captured tables, consumed like deltas
   {
-    name: 'truncate_log', kind: 'table', ddl: (s) => [`CREATE TABLE ${s}.truncate_log (
+    name: 'truncate_log',
+    kind: 'table',
+    ddl: (s) => [
+      `CREATE TABLE ${s}.truncate_log (
   table_id text NOT NULL,
   ${DELTA_TXID} xid8 NOT NULL DEFAULT pg_current_xact_id(),
   ${DELTA_TS} timestamptz NOT NULL DEFAULT now(),
-  ${DELTA_ORIGIN} text DEFAULT current_setting('bucardo.origin', true))`, `CREATE INDEX ON ${s}.truncate_log (${DELTA_TXID})`],
+  ${DELTA_ORIGIN} text DEFAULT current_setting('bucardo.origin', true))`,
+      `CREATE INDEX ON ${s}.truncate_log (${DELTA_TXID})`,
+    ],
   },
   // bumped by writers that cannot notify (two-phase commit): see doorbellKey in capture.ts
   { name: KICK_SEQUENCE, kind: 'sequence', ddl: (s) => [`CREATE SEQUENCE ${s}.${KICK_SEQUENCE} AS bigint CYCLE`] },
@@ -120,7 +155,10 @@ export const METADATA_OBJECTS: readonly { name: string; kind: 'table' | 'sequenc
 /** CREATE SCHEMA and its comment, which marks the schema as bucardo's (engine/catalog/read.ts). */
 export function schemaDDL(topology: string, schema: string): string[] {
   const s = quoteIdent(schema);
-  return [`CREATE SCHEMA ${s}`, `COMMENT ON SCHEMA ${s} IS ${quoteLiteral(`bucardo topology ${topology}: installed by bucardo apply, removed by bucardo destroy`)}`];
+  return [
+    `CREATE SCHEMA ${s}`,
+    `COMMENT ON SCHEMA ${s} IS ${quoteLiteral(`bucardo topology ${topology}: installed by bucardo apply, removed by bucardo destroy`)}`,
+  ];
 }
 
 /** The statements creating one metadata table (with its indexes) or sequence. */
@@ -134,5 +172,5 @@ export function metadataObjectDDL(schema: string, name: string): string[] {
 export function metadataFingerprint(topology: string): string {
   const schema = schemaName(topology);
   const ddl = [...schemaDDL(topology, schema), ...OBJECTS.flatMap((o) => o.ddl(quoteIdent(schema)))];
-  return fingerprint(METADATA_VERSION + '\n' + ddl.join(';\n'));
+  return fingerprint(`${METADATA_VERSION}\n${ddl.join(';\n')}`);
 }

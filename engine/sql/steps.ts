@@ -46,7 +46,15 @@ export type CaptureStep =
 /** Steps on bucardo's records in the schema: the registry of installed objects, syncs and their tables. */
 export type RegistryStep =
   /** An installed object, with the fingerprint of its definition (upsert). */
-  | { kind: 'register_object'; schema: string; objectType: string; objectName: string; table: QualifiedName | null; fingerprint: string; detail: Record<string, unknown> }
+  | {
+      kind: 'register_object';
+      schema: string;
+      objectType: string;
+      objectName: string;
+      table: QualifiedName | null;
+      fingerprint: string;
+      detail: Record<string, unknown>;
+    }
   | { kind: 'unregister_object'; schema: string; objectType: string; objectName: string }
   /** A sync this database takes part in, with its definition (upsert). */
   | { kind: 'register_sync'; schema: string; sync: string; syncKind: string; role: string; fingerprint: string; detail: unknown }
@@ -70,12 +78,19 @@ export function toStatements(step: Step): Statement[] {
     case 'create_metadata_table':
       return ddl(metadataObjectDDL(step.schema, step.table));
     case 'init_meta':
-      return [{ text: `INSERT INTO ${qualify(step.schema, 'meta')} (key, value) VALUES ('topology', $1), ('schema_version', $2)`, values: [step.topology, step.version] }];
+      return [
+        {
+          text: `INSERT INTO ${qualify(step.schema, 'meta')} (key, value) VALUES ('topology', $1), ('schema_version', $2)`,
+          values: [step.topology, step.version],
+        },
+      ];
     case 'set_meta':
-      return [{
-        text: `INSERT INTO ${qualify(step.schema, 'meta')} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
-        values: [step.key, step.value],
-      }];
+      return [
+        {
+          text: `INSERT INTO ${qualify(step.schema, 'meta')} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+          values: [step.key, step.value],
+        },
+      ];
     case 'drop_schema':
       return [{ text: `DROP SCHEMA IF EXISTS ${quoteIdent(step.schema)} CASCADE` }];
     case 'create_delta_table':
@@ -97,45 +112,57 @@ export function toStatements(step: Step): Statement[] {
     case 'drop_trigger':
       return [{ text: `DROP TRIGGER ${step.ifExists ? 'IF EXISTS ' : ''}${quoteIdent(step.name)} ON ${qualify(step.table.schema, step.table.name)}` }];
     case 'register_object':
-      return [{
-        text: `INSERT INTO ${qualify(step.schema, 'installed')} (object_type, object_name, table_schema, table_name, fingerprint, detail, applied_at)
+      return [
+        {
+          text: `INSERT INTO ${qualify(step.schema, 'installed')} (object_type, object_name, table_schema, table_name, fingerprint, detail, applied_at)
 VALUES ($1, $2, $3, $4, $5, $6::jsonb, now())
 ON CONFLICT (object_type, object_name) DO UPDATE
   SET table_schema = EXCLUDED.table_schema, table_name = EXCLUDED.table_name, fingerprint = EXCLUDED.fingerprint,
       detail = EXCLUDED.detail, applied_at = EXCLUDED.applied_at`,
-        values: [step.objectType, step.objectName, step.table?.schema ?? null, step.table?.name ?? null, step.fingerprint, JSON.stringify(step.detail)],
-      }];
+          values: [step.objectType, step.objectName, step.table?.schema ?? null, step.table?.name ?? null, step.fingerprint, JSON.stringify(step.detail)],
+        },
+      ];
     case 'unregister_object':
-      return [{ text: `DELETE FROM ${qualify(step.schema, 'installed')} WHERE object_type = $1 AND object_name = $2`, values: [step.objectType, step.objectName] }];
+      return [
+        { text: `DELETE FROM ${qualify(step.schema, 'installed')} WHERE object_type = $1 AND object_name = $2`, values: [step.objectType, step.objectName] },
+      ];
     case 'register_sync':
-      return [{
-        text: `INSERT INTO ${qualify(step.schema, 'sync')} (name, kind, role, fingerprint, detail, applied_at) VALUES ($1, $2, $3, $4, $5::jsonb, now())
+      return [
+        {
+          text: `INSERT INTO ${qualify(step.schema, 'sync')} (name, kind, role, fingerprint, detail, applied_at) VALUES ($1, $2, $3, $4, $5::jsonb, now())
 ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, role = EXCLUDED.role, fingerprint = EXCLUDED.fingerprint,
   detail = EXCLUDED.detail, applied_at = EXCLUDED.applied_at`,
-        values: [step.sync, step.syncKind, step.role, step.fingerprint, JSON.stringify(step.detail)],
-      }];
+          values: [step.sync, step.syncKind, step.role, step.fingerprint, JSON.stringify(step.detail)],
+        },
+      ];
     case 'unregister_sync':
       return [
         { text: `DELETE FROM ${qualify(step.schema, 'sync_state')} WHERE sync = $1`, values: [step.sync] },
         { text: `DELETE FROM ${qualify(step.schema, 'sync')} WHERE name = $1`, values: [step.sync] },
       ];
     case 'register_table':
-      return [{
-        text: `INSERT INTO ${qualify(step.schema, 'sync_relation')} (sync, table_id, table_schema, table_name, key_columns, copy_pending)
+      return [
+        {
+          text: `INSERT INTO ${qualify(step.schema, 'sync_relation')} (sync, table_id, table_schema, table_name, key_columns, copy_pending)
 VALUES ($1, $2, $3, $4, $5::text[], $6)`,
-        values: [step.sync, step.tableId, step.table.schema, step.table.name, step.keyColumns, step.copyPending],
-      }];
+          values: [step.sync, step.tableId, step.table.schema, step.table.name, step.keyColumns, step.copyPending],
+        },
+      ];
     case 'set_table_key':
-      return [{
-        text: `UPDATE ${qualify(step.schema, 'sync_relation')} SET key_columns = $3::text[] WHERE sync = $1 AND table_id = $2`,
-        values: [step.sync, step.tableId, step.keyColumns],
-      }];
+      return [
+        {
+          text: `UPDATE ${qualify(step.schema, 'sync_relation')} SET key_columns = $3::text[] WHERE sync = $1 AND table_id = $2`,
+          values: [step.sync, step.tableId, step.keyColumns],
+        },
+      ];
     case 'request_recopy':
-      return [{
-        text: `INSERT INTO ${qualify(step.schema, 'sync_recopy')} (sync, table_id, reason) VALUES ($1, $2, $3)
+      return [
+        {
+          text: `INSERT INTO ${qualify(step.schema, 'sync_recopy')} (sync, table_id, reason) VALUES ($1, $2, $3)
 ON CONFLICT (sync, table_id) DO UPDATE SET reason = EXCLUDED.reason, requested_at = now()`,
-        values: [step.sync, step.tableId, step.reason],
-      }];
+          values: [step.sync, step.tableId, step.reason],
+        },
+      ];
     case 'unregister_table':
       return [{ text: `DELETE FROM ${qualify(step.schema, 'sync_relation')} WHERE sync = $1 AND table_id = $2`, values: [step.sync, step.tableId] }];
     default: {

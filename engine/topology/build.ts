@@ -81,7 +81,13 @@ export function buildTopology(raw: RawTopology, file: string, ctx: BuildContext)
   if (typeof root.run_history === 'string' || typeof root.run_history === 'number') {
     const ms = parseDuration(root.run_history);
     if (ms === null) ctx.report(['run_history'], 'value', `run_history: ${JSON.stringify(root.run_history)} is not a duration`, DURATION_EXAMPLES);
-    else if (ms < 60_000) ctx.report(['run_history'], 'value', `run_history: ${JSON.stringify(root.run_history)} is less than a minute`, 'keep at least a few hours of run history: bucardo status and the conflict log read it');
+    else if (ms < 60_000)
+      ctx.report(
+        ['run_history'],
+        'value',
+        `run_history: ${JSON.stringify(root.run_history)} is less than a minute`,
+        'keep at least a few hours of run history: bucardo status and the conflict log read it',
+      );
     else topology.runHistoryMs = ms;
   }
   for (const [db, v] of entries(root.databases)) {
@@ -119,11 +125,21 @@ function buildDatabase(name: string, v: unknown, path: Path, ctx: BuildContext):
   if (SSLMODES.includes(o.sslmode as (typeof SSLMODES)[number])) c.sslmode = o.sslmode as ConnectionSpec['sslmode'];
   if (c.url !== undefined && !isPostgresUri(c.url)) {
     // Not echoed: a URL may carry a password.
-    ctx.report([...path, 'url'], 'value', `database "${name}": url is not a valid postgres:// or postgresql:// URI`, 'write postgres://user@host:port/dbname, percent-encoding special characters in the user and password');
+    ctx.report(
+      [...path, 'url'],
+      'value',
+      `database "${name}": url is not a valid postgres:// or postgresql:// URI`,
+      'write postgres://user@host:port/dbname, percent-encoding special characters in the user and password',
+    );
   }
   // Only when nothing else was written: a typo'd key is reported as unknown, more helpfully.
   if (isObj(v) && Object.keys(v).every((k) => k === 'makedelta' || k === 'password' || k === 'sslmode')) {
-    ctx.report(path, 'key', `database "${name}" has no url, host or dbname: it would only reach libpq's default database`, 'give a url, or host/port/dbname/user');
+    ctx.report(
+      path,
+      'key',
+      `database "${name}" has no url, host or dbname: it would only reach libpq's default database`,
+      'give a url, or host/port/dbname/user',
+    );
   }
   return { name, connection: c, makedelta: bool(o.makedelta, DEFAULTS.makedelta), pos: ctx.pos(path, 'key') };
 }
@@ -151,7 +167,12 @@ function buildRelgroup(name: string, v: unknown, path: Path, ctx: BuildContext, 
       const id = `${entry.table.schema}\0${entry.table.name}`;
       const first = seen.get(id);
       if (first !== undefined) {
-        ctx.report([...path, 'tables', i], 'value', `relgroup "${name}" lists table ${display(entry.table)} twice (also entry ${first + 1})`, 'keep one entry per table');
+        ctx.report(
+          [...path, 'tables', i],
+          'value',
+          `relgroup "${name}" lists table ${display(entry.table)} twice (also entry ${first + 1})`,
+          'keep one entry per table',
+        );
       } else seen.set(id, i);
     }
     tables.push(entry);
@@ -192,7 +213,12 @@ function buildTableEntry(t: unknown, path: Path, ctx: BuildContext): TableEntry 
   const key = Array.isArray(t.key) && t.key.length > 0 && t.key.every((k) => typeof k === 'string' && k !== '') ? { key: t.key as string[] } : {};
   if (typeof t.match === 'string' && t.name === undefined && t.table === undefined) {
     if (!t.match.includes('.') && !t.match.includes('*')) {
-      ctx.report([...path, 'match'], 'value', `match pattern ${JSON.stringify(t.match)} can match no table: it is a glob over schema.table`, `write ${JSON.stringify(`public.${t.match}`)}`);
+      ctx.report(
+        [...path, 'match'],
+        'value',
+        `match pattern ${JSON.stringify(t.match)} can match no table: it is a glob over schema.table`,
+        `write ${JSON.stringify(`public.${t.match}`)}`,
+      );
     }
     return { kind: 'match', pattern: t.match, ...options, pos };
   }
@@ -223,7 +249,10 @@ function parseName(text: string, path: Path, what: 'table' | 'sequence', ctx: Bu
 
 function exactName(schema: unknown, name: string, path: Path, what: 'table' | 'sequence', ctx: BuildContext): QualifiedName | undefined {
   const q = { schema: typeof schema === 'string' && schema !== '' ? schema : 'public', name };
-  for (const [k, part] of [['schema', q.schema], [what, q.name]] as const) {
+  for (const [k, part] of [
+    ['schema', q.schema],
+    [what, q.name],
+  ] as const) {
     try {
       assertIdentifierLength(part);
     } catch (e) {
@@ -243,7 +272,8 @@ const SIMPLE_CONFLICTS = ['latest', 'latest_table', 'latest_sync', 'random', 'sk
 
 function buildConflict(v: unknown, at: Path, ctx: BuildContext): ConflictStrategy | undefined {
   if (typeof v === 'string' && (SIMPLE_CONFLICTS as readonly string[]).includes(v)) return { kind: v as (typeof SIMPLE_CONFLICTS)[number] };
-  if (isObj(v) && Array.isArray(v.priority) && Object.keys(v).length === 1) return { kind: 'priority', order: v.priority.filter((d): d is string => typeof d === 'string') };
+  if (isObj(v) && Array.isArray(v.priority) && Object.keys(v).length === 1)
+    return { kind: 'priority', order: v.priority.filter((d): d is string => typeof d === 'string') };
   if (isObj(v) && typeof v.custom === 'string' && v.custom !== '' && Object.keys(v).length === 1) {
     return { kind: 'custom', module: buildModuleRef(v.custom, ctx.file, 'resolve', [...at, 'custom'], ctx) };
   }
@@ -277,7 +307,8 @@ function buildSync(name: string, v: unknown, path: Path, ctx: BuildContext, orig
   let checktimeMs: number | null = DEFAULTS.checktimeMs;
   if (typeof o.checktime === 'string' || typeof o.checktime === 'number') {
     checktimeMs = parseDuration(o.checktime);
-    if (checktimeMs === null) ctx.report([...path, 'checktime'], 'value', `${formatPath(path)}.checktime: ${JSON.stringify(o.checktime)} is not a duration`, DURATION_EXAMPLES);
+    if (checktimeMs === null)
+      ctx.report([...path, 'checktime'], 'value', `${formatPath(path)}.checktime: ${JSON.stringify(o.checktime)} is not a duration`, DURATION_EXAMPLES);
     else if (checktimeMs === 0) {
       checktimeMs = null;
       ctx.report([...path, 'checktime'], 'value', `${formatPath(path)}.checktime must be more than zero`, 'remove checktime to run only on kicks');

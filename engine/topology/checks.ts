@@ -33,53 +33,98 @@ function checkSync(t: Topology, s: SyncSpec, origins: Origins, raw: unknown, ctx
     return i < 0 ? [...path, list] : [...path, list, i];
   };
   if (s.relgroup !== '' && !t.relgroups.has(s.relgroup)) {
-    ctx.report([...path, 'relgroup'], 'value', `sync "${s.name}" names relgroup "${s.relgroup}", which is not defined under relgroups:`, didYouMean(s.relgroup, t.relgroups.keys()) ?? definedHint('relgroups', t.relgroups.keys()));
+    ctx.report(
+      [...path, 'relgroup'],
+      'value',
+      `sync "${s.name}" names relgroup "${s.relgroup}", which is not defined under relgroups:`,
+      didYouMean(s.relgroup, t.relgroups.keys()) ?? definedHint('relgroups', t.relgroups.keys()),
+    );
   }
   for (const list of ['sources', 'targets'] as const) {
     for (const db of s[list]) {
       if (!t.databases.has(db)) {
-        ctx.report(at(list, db), 'value', `sync "${s.name}" names database "${db}" in ${list}, which is not defined under databases:`, didYouMean(db, t.databases.keys()) ?? definedHint('databases', t.databases.keys()));
+        ctx.report(
+          at(list, db),
+          'value',
+          `sync "${s.name}" names database "${db}" in ${list}, which is not defined under databases:`,
+          didYouMean(db, t.databases.keys()) ?? definedHint('databases', t.databases.keys()),
+        );
       }
     }
   }
   for (const db of s.targets) {
     if (s.sources.includes(db)) {
-      ctx.report(at('targets', db), 'value', `database "${db}" is both a source and a target of sync "${s.name}"`, 'a target only receives changes; list it once, under sources if its changes must be replicated too');
+      ctx.report(
+        at('targets', db),
+        'value',
+        `database "${db}" is both a source and a target of sync "${s.name}"`,
+        'a target only receives changes; list it once, under sources if its changes must be replicated too',
+      );
     }
   }
   if (s.kind === 'fullcopy') {
     if (s.sources.length > 1) {
-      ctx.report([...path, 'sources'], 'value', `fullcopy sync "${s.name}" has ${s.sources.length} sources; a fullcopy copies every row from exactly one source`, 'keep one source, or use kind: delta for a multi-source sync');
+      ctx.report(
+        [...path, 'sources'],
+        'value',
+        `fullcopy sync "${s.name}" has ${s.sources.length} sources; a fullcopy copies every row from exactly one source`,
+        'keep one source, or use kind: delta for a multi-source sync',
+      );
     }
     if (origins.has(s.conflict)) {
-      ctx.report([...path, 'conflict'], 'key', `sync "${s.name}" is a fullcopy, which has one source and so no conflicts: conflict has no meaning here`, 'remove conflict');
+      ctx.report(
+        [...path, 'conflict'],
+        'key',
+        `sync "${s.name}" is a fullcopy, which has one source and so no conflicts: conflict has no meaning here`,
+        'remove conflict',
+      );
     }
   }
   if (s.sources.length === 1 && s.targets.length === 0) {
-    ctx.report([...path, 'sources'], 'key', `sync "${s.name}" has one source and no targets, so it replicates nothing`, 'add targets, or more sources for a multi-source sync');
+    ctx.report(
+      [...path, 'sources'],
+      'key',
+      `sync "${s.name}" has one source and no targets, so it replicates nothing`,
+      'add targets, or more sources for a multi-source sync',
+    );
   }
   checkPriority(t, s.conflict, origins, [s], `sync "${s.name}"`, ctx);
 }
 
 /** `{priority: [...]}` must rank exactly the sources of every sync it applies to. */
 function checkPriority(t: Topology, c: ConflictStrategy | undefined, origins: Origins, syncs: SyncSpec[], owner: string, ctx: BuildContext): void {
-  if (!c || c.kind !== 'priority') return;
+  if (c?.kind !== 'priority') return;
   const path = [...(origins.get(c) ?? []), 'priority'];
   c.order.forEach((db, i) => {
     if (!t.databases.has(db)) {
-      ctx.report([...path, i], 'value', `the priority of ${owner} names database "${db}", which is not defined under databases:`, didYouMean(db, t.databases.keys()));
+      ctx.report(
+        [...path, i],
+        'value',
+        `the priority of ${owner} names database "${db}", which is not defined under databases:`,
+        didYouMean(db, t.databases.keys()),
+      );
       return;
     }
     for (const s of syncs) {
       if (!s.sources.includes(db)) {
-        ctx.report([...path, i], 'value', `the priority of ${owner} names "${db}", which is not a source of sync "${s.name}"`, `rank only the sources: ${s.sources.join(', ')}`);
+        ctx.report(
+          [...path, i],
+          'value',
+          `the priority of ${owner} names "${db}", which is not a source of sync "${s.name}"`,
+          `rank only the sources: ${s.sources.join(', ')}`,
+        );
       }
     }
   });
   for (const s of syncs) {
     const missing = s.sources.filter((db) => !c.order.includes(db));
     if (missing.length && s.sources.length > 1) {
-      ctx.report(path, 'key', `the priority of ${owner} does not rank ${missing.map((d) => `"${d}"`).join(', ')}, a source of sync "${s.name}"`, 'list every source, highest priority first');
+      ctx.report(
+        path,
+        'key',
+        `the priority of ${owner} does not rank ${missing.map((d) => `"${d}"`).join(', ')}, a source of sync "${s.name}"`,
+        'list every source, highest priority first',
+      );
     }
   }
 }
@@ -105,17 +150,30 @@ function checkTargetOverrides(t: Topology, g: RelgroupSpec, ctx: BuildContext): 
     for (const db of e.targets.keys()) {
       const at: Path = ['relgroups', g.name, 'tables', i, 'targets', db];
       if (!t.databases.has(db)) {
-        ctx.report(at, 'key', `table ${e.table.schema}.${e.table.name} in relgroup "${g.name}" has overrides for database "${db}", which is not defined under databases:`, didYouMean(db, t.databases.keys()) ?? definedHint('databases', t.databases.keys()));
+        ctx.report(
+          at,
+          'key',
+          `table ${e.table.schema}.${e.table.name} in relgroup "${g.name}" has overrides for database "${db}", which is not defined under databases:`,
+          didYouMean(db, t.databases.keys()) ?? definedHint('databases', t.databases.keys()),
+        );
         continue;
       }
       const asSource = syncs.find((s) => s.sources.includes(db));
       if (asSource) {
-        ctx.report(at, 'key', `table ${e.table.schema}.${e.table.name} in relgroup "${g.name}" has overrides for database "${db}", a source of sync "${asSource.name}": overrides apply to targets only`,
-          'put columns and where on the table entry itself to apply them to every receiver, sources included');
+        ctx.report(
+          at,
+          'key',
+          `table ${e.table.schema}.${e.table.name} in relgroup "${g.name}" has overrides for database "${db}", a source of sync "${asSource.name}": overrides apply to targets only`,
+          'put columns and where on the table entry itself to apply them to every receiver, sources included',
+        );
       } else if (!syncs.some((s) => s.targets.includes(db))) {
         const targets = [...new Set(syncs.flatMap((s) => s.targets))];
-        ctx.report(at, 'key', `table ${e.table.schema}.${e.table.name} in relgroup "${g.name}" has overrides for database "${db}", which no sync of the relgroup targets`,
-          targets.length ? `targets of the syncs using "${g.name}": ${targets.join(', ')}` : `no sync using "${g.name}" has targets`);
+        ctx.report(
+          at,
+          'key',
+          `table ${e.table.schema}.${e.table.name} in relgroup "${g.name}" has overrides for database "${db}", which no sync of the relgroup targets`,
+          targets.length ? `targets of the syncs using "${g.name}": ${targets.join(', ')}` : `no sync using "${g.name}" has targets`,
+        );
       }
     }
   });

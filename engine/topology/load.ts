@@ -48,14 +48,19 @@ export function validateTopologyText(text: string, file: string, env: NodeJS.Pro
     // yaml refuses a document whose aliases would expand into too many nodes (an "alias
     // bomb"): bad input like any other, reported at the first alias
     if (!(e instanceof ReferenceError) || !/alias/i.test(e.message)) throw e;
-    throw new TopologyError([{
-      file, ...src.firstAliasPos(),
-      message: `YAML aliases here expand into too many nodes (more than ${MAX_ALIAS_COUNT} alias uses per node): the file is refused as a resource-exhaustion risk`,
-      hint: 'write the repeated values out, or use fewer nested aliases',
-    }]);
+    throw new TopologyError([
+      {
+        file,
+        ...src.firstAliasPos(),
+        message: `YAML aliases here expand into too many nodes (more than ${MAX_ALIAS_COUNT} alias uses per node): the file is refused as a resource-exhaustion risk`,
+        hint: 'write the repeated values out, or use fewer nested aliases',
+      },
+    ]);
   }
   if (raw === null || raw === undefined) {
-    throw new TopologyError([{ file, line: 1, col: 1, message: 'the topology file is empty', hint: 'start with "version: 1", then databases:, relgroups: and syncs:' }]);
+    throw new TopologyError([
+      { file, line: 1, col: 1, message: 'the topology file is empty', hint: 'start with "version: 1", then databases:, relgroups: and syncs:' },
+    ]);
   }
   // The env pass, the schema and the builder may each notice one bad value (an unset
   // variable leaves an empty url): a position already reported by an earlier pass is not
@@ -91,7 +96,10 @@ export function validateTopologyText(text: string, file: string, env: NodeJS.Pro
 }
 
 function sortProblems(problems: Problem[]): Problem[] {
-  return problems.map((p, i) => ({ p, i })).sort((a, b) => a.p.line - b.p.line || a.p.col - b.p.col || a.i - b.i).map(({ p }) => p);
+  return problems
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => a.p.line - b.p.line || a.p.col - b.p.col || a.i - b.i)
+    .map(({ p }) => p);
 }
 
 /**
@@ -103,7 +111,9 @@ export async function loadTopologyAndModules(file: string): Promise<Topology> {
   const t = loadTopology(file);
   const problems = await checkModuleExports(t);
   if (problems.length) {
-    throw new TopologyError(sortProblems(problems.map((p) => ({ file, line: p.ref.pos.line, col: p.ref.pos.col, message: p.message, ...(p.hint ? { hint: p.hint } : {}) }))));
+    throw new TopologyError(
+      sortProblems(problems.map((p) => ({ file, line: p.ref.pos.line, col: p.ref.pos.col, message: p.message, ...(p.hint ? { hint: p.hint } : {}) }))),
+    );
   }
   return t;
 }

@@ -21,7 +21,12 @@ export function buildModuleRef(rel: string, topologyFile: string, exportName: Mo
   const file = path.resolve(path.dirname(path.resolve(topologyFile)), rel);
   const ref: ModuleRef = { path: rel, file, sha256: '', export: exportName, pos: ctx.pos(at, 'value') };
   if (!EXTENSIONS.includes(path.extname(rel))) {
-    ctx.report(at, 'value', `module ${rel} is not an ES module file (.js or .mjs)`, `name the file that exports ${exportName}(), relative to the topology file`);
+    ctx.report(
+      at,
+      'value',
+      `module ${rel} is not an ES module file (.js or .mjs)`,
+      `name the file that exports ${exportName}(), relative to the topology file`,
+    );
     return ref;
   }
   let content: Buffer;
@@ -29,8 +34,12 @@ export function buildModuleRef(rel: string, topologyFile: string, exportName: Mo
     content = fs.readFileSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    ctx.report(at, 'value', code === 'ENOENT' ? `module ${rel} does not exist (looked for ${file})` : `module ${rel} cannot be read (${code ?? String(e)})`,
-      `module paths are relative to the topology file's folder; create it, exporting ${exportName}()`);
+    ctx.report(
+      at,
+      'value',
+      code === 'ENOENT' ? `module ${rel} does not exist (looked for ${file})` : `module ${rel} cannot be read (${code ?? String(e)})`,
+      `module paths are relative to the topology file's folder; create it, exporting ${exportName}()`,
+    );
     return ref;
   }
   ref.sha256 = crypto.createHash('sha256').update(content).digest('hex');
@@ -79,7 +88,11 @@ export async function checkModuleExports(t: Topology): Promise<ModuleProblem[]> 
         problems.push({ ref, message: `module ${ref.path} does not export a function ${ref.export}`, hint: `add: export function ${ref.export}(...) { ... }` });
       }
     } catch (e) {
-      problems.push({ ref, message: `module ${ref.path} cannot be imported: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`, hint: 'fix the module: it must be an ES module (import/export syntax)' });
+      problems.push({
+        ref,
+        message: `module ${ref.path} cannot be imported: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
+        hint: 'fix the module: it must be an ES module (import/export syntax)',
+      });
     }
   }
   return problems;
@@ -112,12 +125,18 @@ export function hashModuleFile(file: string): string {
 export async function loadRegisteredFunction(ref: ModuleRef, sync: string): Promise<(...args: unknown[]) => unknown> {
   const now = hashModuleFile(ref.file);
   if (!now) {
-    throw new BucardoError('module_missing', `sync ${sync}: module ${ref.path} (${ref.file}) cannot be read`, { hint: 'start the runner with the topology file apply used, next to its modules' });
+    throw new BucardoError('module_missing', `sync ${sync}: module ${ref.path} (${ref.file}) cannot be read`, {
+      hint: 'start the runner with the topology file apply used, next to its modules',
+    });
   }
   if (now !== ref.sha256) {
-    throw new BucardoError('module_changed', `sync ${sync}: module ${ref.path} changed since apply installed it (sha256 ${ref.sha256.slice(0, 12)}, now ${now.slice(0, 12)})`, {
-      hint: 'run bucardo plan to review the change, then bucardo apply',
-    });
+    throw new BucardoError(
+      'module_changed',
+      `sync ${sync}: module ${ref.path} changed since apply installed it (sha256 ${ref.sha256.slice(0, 12)}, now ${now.slice(0, 12)})`,
+      {
+        hint: 'run bucardo plan to review the change, then bucardo apply',
+      },
+    );
   }
   const fn = await importExport(ref);
   if (typeof fn !== 'function') throw new BucardoError('module_invalid', `sync ${sync}: module ${ref.path} does not export a function ${ref.export}`);

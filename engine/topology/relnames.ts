@@ -45,7 +45,8 @@ function splitName(text: string): string[] {
       let part = '';
       i++;
       for (;;) {
-        if (i >= text.length) throw new BucardoError('bad_name', 'has an unbalanced double quote', { hint: 'close the quoted part with ", and write "" for a quote inside it' });
+        if (i >= text.length)
+          throw new BucardoError('bad_name', 'has an unbalanced double quote', { hint: 'close the quoted part with ", and write "" for a quote inside it' });
         if (text[i] === '"') {
           if (text[i + 1] === '"') {
             part += '"';
@@ -75,7 +76,8 @@ function splitName(text: string): string[] {
     }
     while (text[i] === ' ' || text[i] === '\t') i++;
     if (i >= text.length) return parts;
-    if (text[i] !== '.') throw new BucardoError('bad_name', 'has text next to a quoted part', { hint: 'separate parts with a dot, and write "" for a quote inside quotes' });
+    if (text[i] !== '.')
+      throw new BucardoError('bad_name', 'has text next to a quoted part', { hint: 'separate parts with a dot, and write "" for a quote inside quotes' });
     i++;
   }
 }

@@ -96,7 +96,7 @@ function bestBranch(ptr: string, data: unknown, path: Path): RawError[] {
   let best: RawError[] | null = null;
   for (let i = 0; i < branches.length; i++) {
     const errs = collect(`${ptr}/${key}/${i}`, data, path);
-    const wrongType = errs.some((e) => (e.keyword === 'type' && e.path.length === path.length));
+    const wrongType = errs.some((e) => e.keyword === 'type' && e.path.length === path.length);
     if (wrongType) continue;
     if (!best || errs.length < best.length) best = errs;
   }
@@ -115,7 +115,14 @@ function toRaw(e: ErrorObject, data: unknown, base: Path): RawError {
   const rel = splitPointer(e.instancePath, data);
   // propertyNames errors carry the offending key beside params, not in them.
   const params = { ...(e.params as Record<string, unknown>), ...(e.propertyName !== undefined ? { propertyName: e.propertyName } : {}) };
-  return { path: [...base, ...rel], keyword: e.keyword, params, schemaPath: e.schemaPath, parentSchema: e.parentSchema as JsonSchema | undefined, data: e.data };
+  return {
+    path: [...base, ...rel],
+    keyword: e.keyword,
+    params,
+    schemaPath: e.schemaPath,
+    parentSchema: e.parentSchema as JsonSchema | undefined,
+    data: e.data,
+  };
 }
 
 // ---- schema navigation ---------------------------------------------------------------
@@ -242,7 +249,8 @@ function describe(e: RawError, typoFor: Set<string>): SchemaIssue | null {
       return null; // the nested pattern error names the key
     case 'type': {
       const want = typeWord(String(e.params.type));
-      const hint = e.params.type === 'string' && (typeof e.data === 'number' || typeof e.data === 'boolean') ? 'quote the value to make it a string' : undefined;
+      const hint =
+        e.params.type === 'string' && (typeof e.data === 'number' || typeof e.data === 'boolean') ? 'quote the value to make it a string' : undefined;
       return { path: e.path, at: 'value', message: `${name} must be ${want}`, hint };
     }
     case 'branchType':

@@ -68,7 +68,7 @@ export function parseSource(text: string, file: string, env: NodeJS.ProcessEnv):
     }
     return { key, value: node as Node | null };
   };
-  const posOf = (n: Node | null | undefined): Pos | undefined => (n && n.range ? at(n.range[0]) : undefined);
+  const posOf = (n: Node | null | undefined): Pos | undefined => (n?.range ? at(n.range[0]) : undefined);
   const start: Pos = { line: 1, col: 1 };
   return {
     file,
@@ -126,6 +126,7 @@ function interpolate(value: string, env: NodeJS.ProcessEnv, report: (message: st
     const sep = ref.indexOf(':-');
     const name = sep < 0 ? ref : ref.slice(0, sep);
     if (!ENV_NAME.test(name)) {
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the hint shows the topology file's own ${env:...} syntax
       report(`\${env:${name}} is not a valid environment variable reference`, 'write ${env:NAME} or ${env:NAME:-default}, NAME being letters, digits and _');
       return '';
     }

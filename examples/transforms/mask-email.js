@@ -19,7 +19,7 @@ export function maskEmail(email) {
   return at > 0 ? `${email[0]}***${email.slice(at)}` : '***';
 }
 
-export function transform(row, ctx) {
+export function transform(row, _ctx) {
   if (row.email === null || row.email === undefined) return row;
   return { ...row, email: maskEmail(row.email) };
 }

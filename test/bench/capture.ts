@@ -40,7 +40,14 @@ function plfn(name: string, body: string): string {
 }
 function stmtTriggers(t: { name: string }, fn: string, events = ['insert', 'update', 'delete', 'truncate']): string[] {
   return events.map((e) => {
-    const ref = e === 'insert' ? ' REFERENCING NEW TABLE AS bucardo_new' : e === 'update' ? ' REFERENCING OLD TABLE AS bucardo_old NEW TABLE AS bucardo_new' : e === 'delete' ? ' REFERENCING OLD TABLE AS bucardo_old' : '';
+    const ref =
+      e === 'insert'
+        ? ' REFERENCING NEW TABLE AS bucardo_new'
+        : e === 'update'
+          ? ' REFERENCING OLD TABLE AS bucardo_old NEW TABLE AS bucardo_new'
+          : e === 'delete'
+            ? ' REFERENCING OLD TABLE AS bucardo_old'
+            : '';
     return `CREATE TRIGGER cap_${t.name}_${e[0]} AFTER ${e.toUpperCase()} ON ${t.name}${ref} FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.${fn}()`;
   });
 }
@@ -49,8 +56,14 @@ const variants: Variant[] = [
   {
     name: 'stmt, OLD+NEW TABLE, UNION (before 01598db; partitioned tables still)',
     install: (t) => {
-      const def = captureDef(TOPO, { schema: 'public', name: t.name }, [{ name: t.key, type: t.type }], { autokick: true, makedelta: false, partitioned: true });
-      const body = def.function.body.replaceAll(`"${SCHEMA}"."${def.deltaTable.name}"`, delta(t)).replaceAll(`"${SCHEMA}"."truncate_log"`, `${SCHEMA}.truncate_log`);
+      const def = captureDef(TOPO, { schema: 'public', name: t.name }, [{ name: t.key, type: t.type }], {
+        autokick: true,
+        makedelta: false,
+        partitioned: true,
+      });
+      const body = def.function.body
+        .replaceAll(`"${SCHEMA}"."${def.deltaTable.name}"`, delta(t))
+        .replaceAll(`"${SCHEMA}"."truncate_log"`, `${SCHEMA}.truncate_log`);
       return [plfn(`fn_${t.name}`, body), ...stmtTriggers(t, `fn_${t.name}`)];
     },
   },
@@ -95,7 +108,9 @@ END`;
     name: 'stmt, gated notify (runner streaming)',
     install: (t) => {
       const def = captureDef(TOPO, { schema: 'public', name: t.name }, [{ name: t.key, type: t.type }], { autokick: true, makedelta: false });
-      const body = def.function.body.replaceAll(`"${SCHEMA}"."${def.deltaTable.name}"`, delta(t)).replaceAll(`"${SCHEMA}"."truncate_log"`, `${SCHEMA}.truncate_log`)
+      const body = def.function.body
+        .replaceAll(`"${SCHEMA}"."${def.deltaTable.name}"`, delta(t))
+        .replaceAll(`"${SCHEMA}"."truncate_log"`, `${SCHEMA}.truncate_log`)
         .replace('  IF n > 0 THEN', '  IF n > 0 AND NOT pg_try_advisory_xact_lock_shared(1, 2) THEN');
       return [plfn(`fn_${t.name}`, body), ...stmtTriggers(t, `fn_${t.name}`)];
     },
@@ -104,7 +119,9 @@ END`;
     name: 'stmt NEW only + row trigger on key change (current)',
     install: (t) => {
       const def = captureDef(TOPO, { schema: 'public', name: t.name }, [{ name: t.key, type: t.type }], { autokick: true, makedelta: false });
-      const body = def.function.body.replaceAll(`"${SCHEMA}"."${def.deltaTable.name}"`, delta(t)).replaceAll(`"${SCHEMA}"."truncate_log"`, `${SCHEMA}.truncate_log`)
+      const body = def.function.body
+        .replaceAll(`"${SCHEMA}"."${def.deltaTable.name}"`, delta(t))
+        .replaceAll(`"${SCHEMA}"."truncate_log"`, `${SCHEMA}.truncate_log`)
         .replace(/ UNION SELECT .* FROM bucardo_old;/, ';');
       const k = t.key;
       return [
@@ -121,7 +138,11 @@ END`;
 
 function pgbench(url: string, args: string[], syncOff: boolean): number {
   const bin = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
-  const out = execFileSync(bin, [...args, url], { encoding: 'utf8', env: { ...process.env, PGOPTIONS: syncOff ? '-c synchronous_commit=off' : '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync(bin, [...args, url], {
+    encoding: 'utf8',
+    env: { ...process.env, PGOPTIONS: syncOff ? '-c synchronous_commit=off' : '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(out);
   if (!m) throw new Error(out);
   return Number(m[1]);
@@ -149,9 +170,13 @@ async function main(): Promise<void> {
     await c.connect();
     await c.query(TABLES_DDL + dataSql(scale) + KEYS_DDL);
     await c.query(`CREATE SCHEMA ${SCHEMA}`);
-    await c.query(`CREATE TABLE ${SCHEMA}.truncate_log (table_id text NOT NULL, _bucardo_txid xid8 NOT NULL DEFAULT pg_current_xact_id(), _bucardo_ts timestamptz NOT NULL DEFAULT now(), _bucardo_origin text DEFAULT current_setting('bucardo.origin', true))`);
+    await c.query(
+      `CREATE TABLE ${SCHEMA}.truncate_log (table_id text NOT NULL, _bucardo_txid xid8 NOT NULL DEFAULT pg_current_xact_id(), _bucardo_ts timestamptz NOT NULL DEFAULT now(), _bucardo_origin text DEFAULT current_setting('bucardo.origin', true))`,
+    );
     for (const t of TABLES) {
-      await c.query(`CREATE TABLE ${delta(t)} (${t.key} ${t.type} NOT NULL, _bucardo_txid xid8 NOT NULL DEFAULT pg_current_xact_id(), _bucardo_ts timestamptz NOT NULL DEFAULT now(), _bucardo_origin text DEFAULT current_setting('bucardo.origin', true))`);
+      await c.query(
+        `CREATE TABLE ${delta(t)} (${t.key} ${t.type} NOT NULL, _bucardo_txid xid8 NOT NULL DEFAULT pg_current_xact_id(), _bucardo_ts timestamptz NOT NULL DEFAULT now(), _bucardo_origin text DEFAULT current_setting('bucardo.origin', true))`,
+      );
     }
     await c.query('VACUUM ANALYZE');
     const res: Record<string, Record<string, number[]>> = {};
@@ -166,8 +191,12 @@ async function main(): Promise<void> {
           for (const e of ['i', 'u', 'd', 't', 'k']) await c.query(`DROP TRIGGER IF EXISTS cap_${t.name}_${e} ON ${t.name}`);
           for (const s of v.install(t)) await c.query(s);
         }
-        const rec = (res[v.name] ??= {});
-        const put = (k: string, x: number) => (rec[k] ??= []).push(x);
+        res[v.name] ??= {};
+        const rec = res[v.name];
+        const put = (k: string, x: number) => {
+          rec[k] ??= [];
+          rec[k].push(x);
+        };
         for (const syncOff of [false, true]) {
           const sc = syncOff ? 'async' : 'sync';
           await reset();
@@ -219,7 +248,9 @@ function rowCapture(t: Parameters<Variant['install']>[0], notifyStatement: strin
 END`;
   return [
     plfn(`fn_${t.name}`, body),
-    ...['insert', 'update', 'delete'].map((e) => `CREATE TRIGGER cap_${t.name}_${e[0]} AFTER ${e.toUpperCase()} ON ${t.name} FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.fn_${t.name}()`),
+    ...['insert', 'update', 'delete'].map(
+      (e) => `CREATE TRIGGER cap_${t.name}_${e[0]} AFTER ${e.toUpperCase()} ON ${t.name} FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.fn_${t.name}()`,
+    ),
     `CREATE TRIGGER cap_${t.name}_t AFTER TRUNCATE ON ${t.name} FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.fn_${t.name}()`,
   ];
 }

@@ -65,12 +65,40 @@ export function parseArgs(argv: string[]): BenchConfig {
   const quick = argv.includes('--quick');
   const cfg: BenchConfig = quick
     ? {
-        quick, scale: 1, m1Rows: 20_000, m1SingleRows: 5_000, m2Secs: 12, m2Rates: [200, 500], mmRates: [500], m3Secs: 8,
-        reps: 1, m3Reps: 1, rssRows: [10_000, 100_000], m4WriteRate: 200, phases: new Set(PHASES), cpuProf: false, trackAll: false, outDir: 'bench-results',
+        quick,
+        scale: 1,
+        m1Rows: 20_000,
+        m1SingleRows: 5_000,
+        m2Secs: 12,
+        m2Rates: [200, 500],
+        mmRates: [500],
+        m3Secs: 8,
+        reps: 1,
+        m3Reps: 1,
+        rssRows: [10_000, 100_000],
+        m4WriteRate: 200,
+        phases: new Set(PHASES),
+        cpuProf: false,
+        trackAll: false,
+        outDir: 'bench-results',
       }
     : {
-        quick, scale: 10, m1Rows: 100_000, m1SingleRows: 100_000, m2Secs: 60, m2Rates: [200, 500], mmRates: [200, 500], m3Secs: 30,
-        reps: 3, m3Reps: 2, rssRows: [100_000, 1_000_000], m4WriteRate: 200, phases: new Set(PHASES), cpuProf: false, trackAll: false, outDir: 'bench-results',
+        quick,
+        scale: 10,
+        m1Rows: 100_000,
+        m1SingleRows: 100_000,
+        m2Secs: 60,
+        m2Rates: [200, 500],
+        mmRates: [200, 500],
+        m3Secs: 30,
+        reps: 3,
+        m3Reps: 2,
+        rssRows: [100_000, 1_000_000],
+        m4WriteRate: 200,
+        phases: new Set(PHASES),
+        cpuProf: false,
+        trackAll: false,
+        outDir: 'bench-results',
       };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -90,8 +118,11 @@ export function parseArgs(argv: string[]): BenchConfig {
         break;
       case '--rss-rows': {
         // after --scale: the two delta sizes of the RSS phase, e.g. 1000000,3000000 at --scale 30
-        const [x, y] = next().split(',').map((v) => positive(a, v));
-        if (y === undefined || Math.max(x, y) > cfg.scale * 100_000) throw new Error(`--rss-rows needs two sizes up to the accounts of the scale (${cfg.scale * 100_000})\n${USAGE}`);
+        const [x, y] = next()
+          .split(',')
+          .map((v) => positive(a, v));
+        if (y === undefined || Math.max(x, y) > cfg.scale * 100_000)
+          throw new Error(`--rss-rows needs two sizes up to the accounts of the scale (${cfg.scale * 100_000})\n${USAGE}`);
         cfg.rssRows = [x, y];
         break;
       }
@@ -106,7 +137,10 @@ export function parseArgs(argv: string[]): BenchConfig {
         cfg.m3Secs = positive(a, next());
         break;
       case '--only': {
-        const want = next().split(',').map((s) => s.trim()).filter(Boolean);
+        const want = next()
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         for (const p of want) if (!(PHASES as readonly string[]).includes(p)) throw new Error(`unknown phase ${p}\n${USAGE}`);
         cfg.phases = new Set(['limit', ...want] as Phase[]);
         break;

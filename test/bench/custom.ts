@@ -25,11 +25,15 @@ const ROWS = 100_000;
 const ARMS = [
   { arm: 'latest', label: 'custom: 100k conflicts, conflict: latest (baseline)', conflict: 'latest' as unknown, module: null as string | null },
   {
-    arm: 'pick', label: 'custom: 100k conflicts, resolve() picks a source', conflict: { custom: './cf-pick.mjs' },
+    arm: 'pick',
+    label: 'custom: 100k conflicts, resolve() picks a source',
+    conflict: { custom: './cf-pick.mjs' },
     module: `export function resolve(batch) { return batch.conflicts.map((c) => Object.keys(c.rows)[0]); }\n`,
   },
   {
-    arm: 'merge', label: 'custom: 100k conflicts, resolve() merges every row', conflict: { custom: './cf-merge.mjs' },
+    arm: 'merge',
+    label: 'custom: 100k conflicts, resolve() merges every row',
+    conflict: { custom: './cf-merge.mjs' },
     module: `export function resolve(batch) {
   return batch.conflicts.map((c) => ({ row: { ...c.rows.a, qty: String(Number(c.rows.a.qty) + Number(c.rows.b.qty)) } }));
 }\n`,
@@ -53,7 +57,11 @@ export async function customPhase(env: Env, res: Results, outDir: string): Promi
     if (a.arm === 'latest') baseline.push(ms);
     const extra = baseline.length && a.arm !== 'latest' ? `; +${Math.round(ms - baseline[0]).toLocaleString('en-US')} ms over latest per 100k conflicts` : '';
     res.add({
-      id: `custom.${a.arm}`, label: a.label, value: ms, unit: 'ms', status: 'ok',
+      id: `custom.${a.arm}`,
+      label: a.label,
+      value: ms,
+      unit: 'ms',
+      status: 'ok',
       note: `run duration from its log line, ${((ms * 1000) / ROWS).toFixed(1)} µs per conflict${extra}${times.length > 1 ? `; median of ${times.length}` : ''}`,
       extra: { times },
     });

@@ -23,9 +23,13 @@ async function main(): Promise<void> {
     await c.connect();
     await c.query(TABLES_DDL + dataSql(scale) + KEYS_DDL);
     await c.query('VACUUM ANALYZE');
-    await c.query('CREATE TABLE delta (aid int NOT NULL, _bucardo_txid xid8 NOT NULL DEFAULT pg_current_xact_id(), _bucardo_ts timestamptz NOT NULL DEFAULT now(), _bucardo_origin text)');
+    await c.query(
+      'CREATE TABLE delta (aid int NOT NULL, _bucardo_txid xid8 NOT NULL DEFAULT pg_current_xact_id(), _bucardo_ts timestamptz NOT NULL DEFAULT now(), _bucardo_origin text)',
+    );
     const table = { schema: 'public', name: 'pgbench_accounts', tableId: 'x', keyColumns: ['aid'] };
-    const select = winnerRowsSql(table, ['aid', 'bid', 'abalance', 'filler'], 0).replace(/^COPY \(/, '').replace(/\) TO STDOUT$/, '');
+    const select = winnerRowsSql(table, ['aid', 'bid', 'abalance', 'filler'], 0)
+      .replace(/^COPY \(/, '')
+      .replace(/\) TO STDOUT$/, '');
     for (const keys of [100, 1000, 100_000]) {
       await c.query('TRUNCATE delta');
       await c.query(`INSERT INTO delta (aid) SELECT (random() * ${scale * 100_000 - 1})::int + 1 FROM generate_series(1, ${keys})`);
@@ -38,7 +42,7 @@ async function main(): Promise<void> {
         const ms = performance.now() - t0;
         await c.query('ROLLBACK');
         console.log(`\n### ${keys} pending keys, scale ${scale}, temp table ${analyze ? 'ANALYZEd' : 'as created (no statistics)'}: ${ms.toFixed(1)} ms\n`);
-        console.log(r.rows.map((x: Record<string, string>) => '    ' + x['QUERY PLAN']).join('\n'));
+        console.log(r.rows.map((x: Record<string, string>) => `    ${x['QUERY PLAN']}`).join('\n'));
       }
     }
     await c.end();

@@ -96,7 +96,11 @@ export async function tpcbLoad(scope: Scope, cfg: pg.ClientConfig, o: TpcbOption
  * `n` one-row UPDATE transactions (abalance := value, default abalance + 1) over aids first, first+step, ... from
  * `clients` concurrent connections; each key is taken once from a shared counter.
  */
-export async function oneRowBurst(scope: Scope, cfg: pg.ClientConfig, o: { clients: number; n: number; first?: number; step?: number; value?: number }): Promise<LoadResult> {
+export async function oneRowBurst(
+  scope: Scope,
+  cfg: pg.ClientConfig,
+  o: { clients: number; n: number; first?: number; step?: number; value?: number },
+): Promise<LoadResult> {
   const clients = await Promise.all(Array.from({ length: o.clients }, () => scope.connect(cfg)));
   let next = 0;
   let errors = 0;

@@ -32,8 +32,21 @@ import { nativeLr } from './native.js';
 import { customPhase } from './custom.js';
 import { transformCost } from './transform.js';
 import {
-  DB, type Env, type Limit, one, exec, copyPipe, waitCaughtUp, fingerprints, burst, lag, sourceTps, resetStatements, topStatements,
-  summarizeRuns, ACCOUNTS_CHECK_SQL,
+  DB,
+  type Env,
+  type Limit,
+  one,
+  exec,
+  copyPipe,
+  waitCaughtUp,
+  fingerprints,
+  burst,
+  lag,
+  sourceTps,
+  resetStatements,
+  topStatements,
+  summarizeRuns,
+  ACCOUNTS_CHECK_SQL,
 } from './measure.js';
 
 const PEERS = {
@@ -86,7 +99,7 @@ async function main(): Promise<void> {
     await Promise.all([A.createDatabase(DB), B.createDatabase(DB)]);
     const env: Env = { cfg, A, B, a: A.clientConfig(DB), b: B.clientConfig(DB) };
     res.env.postgres = (await one<{ v: string }>(env.a, 'SELECT version() AS v')).v;
-    console.log(`[bench] clusters up (${((now() - t0)).toFixed(1)} s): A :${A.port}, B :${B.port}; ${res.env.postgres}`);
+    console.log(`[bench] clusters up (${(now() - t0).toFixed(1)} s): A :${A.port}, B :${B.port}; ${res.env.postgres}`);
     await setUp(env);
     console.log(`[bench] data loaded (${(now() - t0).toFixed(1)} s)`);
 
@@ -116,7 +129,11 @@ async function main(): Promise<void> {
       const ours = res.figures.find((f) => f.id === 'm1.single' && f.status === 'ok');
       const theirs = res.figures.find((f) => f.id === 'lr.m1.single' && f.status === 'ok');
       if (lr.length && ours?.value && theirs?.value) {
-        res.check('M1 one transaction: not below native LR in this run', ours.value >= theirs.value, `${Math.round(ours.value)} vs ${Math.round(theirs.value)} rows/s`);
+        res.check(
+          'M1 one transaction: not below native LR in this run',
+          ours.value >= theirs.value,
+          `${Math.round(ours.value)} vs ${Math.round(theirs.value)} rows/s`,
+        );
       }
     }
     if (cfg.phases.has('custom')) await customPhase(env, res, outDir);
@@ -158,16 +175,30 @@ async function measureLimit(env: Env, res: Results): Promise<Limit> {
       return { keyedS, unindexedS, unindexedPlusPkS };
     });
     reps.push(r);
-    console.log(`[bench] COPY pipe rep ${i + 1}: keyed ${r.keyedS.toFixed(2)} s, unindexed ${r.unindexedS.toFixed(2)} s (+ PK ${r.unindexedPlusPkS.toFixed(2)} s)`);
+    console.log(
+      `[bench] COPY pipe rep ${i + 1}: keyed ${r.keyedS.toFixed(2)} s, unindexed ${r.unindexedS.toFixed(2)} s (+ PK ${r.unindexedPlusPkS.toFixed(2)} s)`,
+    );
   }
   const keyedS = median(reps.map((r) => r.keyedS));
   const limit: Limit = {
-    rows, keyedS, keyedRowsPerS: rows / keyedS, unindexedS: median(reps.map((r) => r.unindexedS)), unindexedPlusPkS: median(reps.map((r) => r.unindexedPlusPkS)), reps,
+    rows,
+    keyedS,
+    keyedRowsPerS: rows / keyedS,
+    unindexedS: median(reps.map((r) => r.unindexedS)),
+    unindexedPlusPkS: median(reps.map((r) => r.unindexedPlusPkS)),
+    reps,
   };
   res.add({
-    id: 'limit.copy_keyed', label: `COPY pipe limit, ${rows.toLocaleString('en-US')} rows into keyed table`, value: limit.keyedRowsPerS, unit: 'rows/s', ratio: 1, status: 'ok',
+    id: 'limit.copy_keyed',
+    label: `COPY pipe limit, ${rows.toLocaleString('en-US')} rows into keyed table`,
+    value: limit.keyedRowsPerS,
+    unit: 'rows/s',
+    ratio: 1,
+    status: 'ok',
     note: `${keyedS.toFixed(2)} s; unindexed ${limit.unindexedS.toFixed(2)} s, + PK ${limit.unindexedPlusPkS.toFixed(2)} s; median of ${reps.length}`,
-    bucardo: PEERS.limit.bucardo, lr: PEERS.limit.lr, extra: { ...limit },
+    bucardo: PEERS.limit.bucardo,
+    lr: PEERS.limit.lr,
+    extra: { ...limit },
   });
   return limit;
 }
@@ -218,12 +249,14 @@ function baseTopology(env: Env, name: string, sync: Record<string, unknown>, dbs
 const m3Log: Record<string, unknown>[] = [];
 
 /** M3 one arm: median over reps. */
-async function m3Arm(env: Env, res: Results, label: string, runner: RunnerProcess | null, into: number[], reps = env.cfg.m3Reps): Promise<void> {
+async function m3Arm(env: Env, _res: Results, label: string, runner: RunnerProcess | null, into: number[], reps = env.cfg.m3Reps): Promise<void> {
   for (let i = 0; i < reps; i++) {
     try {
       const r = await withDeadline(`M3 ${label}`, (env.cfg.m3Secs + 900) * 1000, (s) => sourceTps(env, s, runner));
       into.push(r.tps);
-      console.log(`[bench] M3 ${label}: ${r.tps.toFixed(0)} tps (lat ${r.latencyAvgMs.toFixed(1)} ms, errors ${r.errors})${r.runnerCpu ? `; runner ${JSON.stringify(r.runnerCpu)}` : ''}`);
+      console.log(
+        `[bench] M3 ${label}: ${r.tps.toFixed(0)} tps (lat ${r.latencyAvgMs.toFixed(1)} ms, errors ${r.errors})${r.runnerCpu ? `; runner ${JSON.stringify(r.runnerCpu)}` : ''}`,
+      );
       m3Log.push({ label, ...r });
     } catch (e) {
       console.log(`[bench] M3 ${label}: ${(e as Error).message}`);
@@ -240,7 +273,16 @@ async function sourceAlone(env: Env, res: Results): Promise<void> {
   const label = `A alone: ${n.toLocaleString('en-US')} one-row transactions, no capture (ceiling of M1 one-row)`;
   try {
     const r = await withDeadline(label, 600_000, (s) => oneRowBurst(s, env.a, { clients: 4, n, first: env.cfg.scale * 100_000 - n + 1 }));
-    res.add({ id: 'm1.source_alone', label, value: r.tps, unit: 'rows/s', status: 'ok', note: `${r.seconds.toFixed(1)} s`, bucardo: '852 tps TPC-B (no replication)', extra: { ...r } });
+    res.add({
+      id: 'm1.source_alone',
+      label,
+      value: r.tps,
+      unit: 'rows/s',
+      status: 'ok',
+      note: `${r.seconds.toFixed(1)} s`,
+      bucardo: '852 tps TPC-B (no replication)',
+      extra: { ...r },
+    });
   } catch (e) {
     res.lost('m1.source_alone', label, 'rows/s', e);
   }
@@ -248,21 +290,41 @@ async function sourceAlone(env: Env, res: Results): Promise<void> {
 
 function m3Figure(res: Results, none: number[], withCapture: number[], captureOnly: number[] = []): void {
   if (!none.length || !withCapture.length) {
-    res.add({ id: 'm3.ratio', label: 'M3 source TPS with capture vs none (TPC-B-like, 4 clients)', value: null, unit: 'x', status: 'failed', error: `none: ${none.length} samples, with capture: ${withCapture.length}`, ...PEERS.m3 });
+    res.add({
+      id: 'm3.ratio',
+      label: 'M3 source TPS with capture vs none (TPC-B-like, 4 clients)',
+      value: null,
+      unit: 'x',
+      status: 'failed',
+      error: `none: ${none.length} samples, with capture: ${withCapture.length}`,
+      ...PEERS.m3,
+    });
     return;
   }
   const n = median(none);
   const w = median(withCapture);
   const ratio = w / n;
   res.add({
-    id: 'm3.ratio', label: 'M3 source TPS with capture vs none (TPC-B-like, 4 clients)', value: ratio, unit: 'x', status: 'ok',
-    note: `${w.toFixed(0)} vs ${n.toFixed(0)} tps`, met: ratio >= 0.7, ...PEERS.m3, extra: { none, withCapture, captureOnly, samples: m3Log },
+    id: 'm3.ratio',
+    label: 'M3 source TPS with capture vs none (TPC-B-like, 4 clients)',
+    value: ratio,
+    unit: 'x',
+    status: 'ok',
+    note: `${w.toFixed(0)} vs ${n.toFixed(0)} tps`,
+    met: ratio >= 0.7,
+    ...PEERS.m3,
+    extra: { none, withCapture, captureOnly, samples: m3Log },
   });
   if (captureOnly.length) {
     const c = median(captureOnly);
     res.add({
-      id: 'm3.capture_only', label: 'M3 diagnostic: capture installed, runner stopped, vs none', value: c / n, unit: 'x', status: 'ok',
-      note: `${c.toFixed(0)} vs ${n.toFixed(0)} tps: the triggers' own cost`, extra: { captureOnly },
+      id: 'm3.capture_only',
+      label: 'M3 diagnostic: capture installed, runner stopped, vs none',
+      value: c / n,
+      unit: 'x',
+      status: 'ok',
+      note: `${c.toFixed(0)} vs ${n.toFixed(0)} tps: the triggers' own cost`,
+      extra: { captureOnly },
     });
   }
 }
@@ -277,7 +339,11 @@ async function withPgss<T>(env: Env, fn: () => Promise<T>): Promise<{ r: T; pgss
 /** Phases with the one-way sync A -> B. */
 async function oneWay(env: Env, res: Results, limit: Limit, outDir: string, m3with: number[], m3captureOnly: number[]): Promise<void> {
   const { cfg } = env;
-  const file = writeTopology(outDir, 'oneway', baseTopology(env, 'bench', { s_ab: { relgroup: 'pgbench', sources: ['a'], targets: ['b'], onetimecopy: 'never', autokick: true, checktime: '10s' } }));
+  const file = writeTopology(
+    outDir,
+    'oneway',
+    baseTopology(env, 'bench', { s_ab: { relgroup: 'pgbench', sources: ['a'], targets: ['b'], onetimecopy: 'never', autokick: true, checktime: '10s' } }),
+  );
   const applyS = await cli(['apply', '-f', file, '--auto-approve'], 'bucardo apply (one-way)');
   console.log(`[bench] apply (one-way): ${applyS.toFixed(1)} s`);
   let runner = RunnerProcess.start('oneway', file, outDir, [], cfg.cpuProf);
@@ -309,13 +375,23 @@ async function oneWay(env: Env, res: Results, limit: Limit, outDir: string, m3wi
           const idle = runner.memory();
           const reset = runner.resetPeak();
           const sampler = rssSampler(runner);
-          const { r, pgss } = await withPgss(env, () => withDeadline(label, burstTimeoutS(env) * 1000 + 60_000, (s) => burst(env, s, runner, { rows, variant: 'single', mm: false, timeoutS: burstTimeoutS(env) })));
+          const { r, pgss } = await withPgss(env, () =>
+            withDeadline(label, burstTimeoutS(env) * 1000 + 60_000, (s) =>
+              burst(env, s, runner, { rows, variant: 'single', mm: false, timeoutS: burstTimeoutS(env) }),
+            ),
+          );
           const sampled = sampler.stop();
           const hwm = runner.memory()?.hwmKiB ?? NaN;
           const mib = (reset ? hwm : sampled) / 1024;
           peaks.push(mib);
           res.add({
-            id, label, value: mib, unit: 'MiB', status: 'ok', met: mib <= 200, ...PEERS.rss,
+            id,
+            label,
+            value: mib,
+            unit: 'MiB',
+            status: 'ok',
+            met: mib <= 200,
+            ...PEERS.rss,
             note: `${reset ? 'VmHWM' : 'sampled VmRSS'}; idle ${((idle?.rssKiB ?? 0) / 1024).toFixed(0)} MiB; ${Math.round(r.rowsPerS).toLocaleString('en-US')} rows/s = ${(r.rowsPerS / limit.keyedRowsPerS).toFixed(3)}x limit`,
             extra: { burst: r, idleKiB: idle, sampledPeakKiB: sampled, pgss },
           });
@@ -323,13 +399,21 @@ async function oneWay(env: Env, res: Results, limit: Limit, outDir: string, m3wi
           res.lost(id, label, 'MiB', e, PEERS.rss);
         }
       }
-      if (peaks.length === 2) res.check('RSS flat from small to large delta', peaks[1] <= peaks[0] * 1.5 + 16, `${peaks[0].toFixed(0)} -> ${peaks[1].toFixed(0)} MiB`);
+      if (peaks.length === 2)
+        res.check('RSS flat from small to large delta', peaks[1] <= peaks[0] * 1.5 + 16, `${peaks[0].toFixed(0)} -> ${peaks[1].toFixed(0)} MiB`);
     }
     await withDeadline('final catch-up', 900_000, (s) => waitCaughtUp(env, s, runner, 880));
     const f = await fingerprints(env);
     res.check('one-way A = B after catching up', f.same, `A ${f.a} B ${f.b}`);
   } catch (e) {
-    res.add({ id: 'oneway', label: 'one-way phases', value: null, unit: '', status: /timed out/.test(String(e)) ? 'timed out' : 'failed', error: (e as Error).message });
+    res.add({
+      id: 'oneway',
+      label: 'one-way phases',
+      value: null,
+      unit: '',
+      status: /timed out/.test(String(e)) ? 'timed out' : 'failed',
+      error: (e as Error).message,
+    });
   } finally {
     await runner.stop();
   }
@@ -343,12 +427,21 @@ async function m1(env: Env, res: Results, limit: Limit, runner: RunnerProcess, v
   const label = `${mm ? 'M5 (2 sources) ' : 'M1 '}${variant === 'single' ? `one ${rows.toLocaleString('en-US')}-row transaction` : `${rows.toLocaleString('en-US')} one-row transactions (4 clients)`}`;
   try {
     const sampler = rssSampler(runner);
-    const { r, pgss } = await withPgss(env, () => withDeadline(label, burstTimeoutS(env) * 1000 + 60_000, (s) => burst(env, s, runner, { rows, variant, mm, timeoutS: burstTimeoutS(env) })));
+    const { r, pgss } = await withPgss(env, () =>
+      withDeadline(label, burstTimeoutS(env) * 1000 + 60_000, (s) => burst(env, s, runner, { rows, variant, mm, timeoutS: burstTimeoutS(env) })),
+    );
     const rss = sampler.stop() / 1024;
     const ratio = r.rowsPerS / limit.keyedRowsPerS;
     const met = mm ? null : variant === 'single' ? ratio >= 0.14 : r.rowsPerS >= 2511;
     res.add({
-      id, label, value: r.rowsPerS, unit: 'rows/s', ratio, status: 'ok', met, ...peers,
+      id,
+      label,
+      value: r.rowsPerS,
+      unit: 'rows/s',
+      ratio,
+      status: 'ok',
+      met,
+      ...peers,
       note: `${r.totalS.toFixed(2)} s; source alone ${Math.round(r.sourceRowsPerS).toLocaleString('en-US')} rows/s; ${(r.runs as { runs: number }).runs} runs; runner RSS ${rss.toFixed(0)} MiB; runner+backends ${r.cpu.coresUsed} cores`,
       extra: { ...r, runnerPeakRssMiB: rss, pgss },
     });
@@ -360,12 +453,21 @@ async function m1(env: Env, res: Results, limit: Limit, runner: RunnerProcess, v
 async function m2(env: Env, res: Results, runner: RunnerProcess, rate: number, mm: boolean): Promise<void> {
   const id = `${mm ? 'm5' : 'm2'}.lag${rate}`;
   const label = `${mm ? 'M5 (2 sources, B at 10% rate) ' : 'M2 '}heartbeat lag at ${rate} tps, p50 (p95 / p99)`;
-  const peers = mm ? PEERS.m5lag[rate] ?? { bucardo: '', lr: '' } : PEERS.m2[rate] ?? { bucardo: '', lr: '' };
+  const peers = mm ? (PEERS.m5lag[rate] ?? { bucardo: '', lr: '' }) : (PEERS.m2[rate] ?? { bucardo: '', lr: '' });
   try {
-    const { r, pgss } = await withPgss(env, () => withDeadline(label, (env.cfg.m2Secs + 900) * 1000, (s) => lag(env, s, runner, { rate, secs: env.cfg.m2Secs, mm })));
+    const { r, pgss } = await withPgss(env, () =>
+      withDeadline(label, (env.cfg.m2Secs + 900) * 1000, (s) => lag(env, s, runner, { rate, secs: env.cfg.m2Secs, mm })),
+    );
     const met = r.p99 <= 1000 && r.p50 <= 250;
     res.add({
-      id, label, value: r.p50, unit: 'ms', status: 'ok', met, target: 'p50 <= 250 ms, p99 <= 1 s', ...peers,
+      id,
+      label,
+      value: r.p50,
+      unit: 'ms',
+      status: 'ok',
+      met,
+      target: 'p50 <= 250 ms, p99 <= 1 s',
+      ...peers,
       note: `${Math.round(r.p95)} / ${Math.round(r.p99)} ms, max ${Math.round(r.max)}; ${r.heartbeats}/${r.expected} beats; load ${r.load.tps.toFixed(0)} tps${r.load.errors ? ` (${r.load.errors} errors)` : ''}${r.loadOnB ? `, B ${r.loadOnB.tps.toFixed(0)} tps${r.loadOnB.errors ? ` (${r.loadOnB.errors} errors)` : ''}` : ''}; ${(r.runs as { runs: number }).runs} runs; runner+backends ${r.cpu.coresUsed} cores`,
       extra: { ...r, pgss },
     });
@@ -379,7 +481,13 @@ async function twoSources(env: Env, res: Results, limit: Limit, outDir: string):
   const { cfg } = env;
   // history keys from B in their own range, so B's inserts never collide with A's
   await exec(env.b, `SELECT setval('pgbench_history_hid_seq', 1000000000000)`);
-  const file = writeTopology(outDir, 'twosources', baseTopology(env, 'benchmm', { s_mm: { relgroup: 'pgbench', sources: ['a', 'b'], conflict: 'latest', onetimecopy: 'never', autokick: true, checktime: '10s' } }));
+  const file = writeTopology(
+    outDir,
+    'twosources',
+    baseTopology(env, 'benchmm', {
+      s_mm: { relgroup: 'pgbench', sources: ['a', 'b'], conflict: 'latest', onetimecopy: 'never', autokick: true, checktime: '10s' },
+    }),
+  );
   try {
     await cli(['apply', '-f', file, '--auto-approve'], 'bucardo apply (two sources)');
   } catch (e) {
@@ -418,7 +526,10 @@ async function onetimecopy(env: Env, res: Results, limit: Limit, outDir: string)
   const dbs: Record<string, string> = {};
   for (const v of variants) {
     await env.B.createDatabase(v.db);
-    await exec(env.B.clientConfig(v.db), `CREATE TABLE pgbench_accounts (aid int NOT NULL PRIMARY KEY, bid int, abalance int, filler char(84)) WITH (fillfactor = 100)`);
+    await exec(
+      env.B.clientConfig(v.db),
+      `CREATE TABLE pgbench_accounts (aid int NOT NULL PRIMARY KEY, bid int, abalance int, filler char(84)) WITH (fillfactor = 100)`,
+    );
     dbs[v.sync] = env.B.url(v.db);
   }
   const topo = {
@@ -426,7 +537,9 @@ async function onetimecopy(env: Env, res: Results, limit: Limit, outDir: string)
     name: 'benchcopy',
     databases: { a: { url: env.A.url(DB) }, ...Object.fromEntries(variants.map((v) => [v.db, { url: dbs[v.sync] }])) },
     relgroups: { accounts: { tables: ['public.pgbench_accounts'] } },
-    syncs: Object.fromEntries(variants.map((v) => [v.sync, { relgroup: 'accounts', sources: ['a'], targets: [v.db], onetimecopy: 'if_empty', autokick: false, ...v.opts }])),
+    syncs: Object.fromEntries(
+      variants.map((v) => [v.sync, { relgroup: 'accounts', sources: ['a'], targets: [v.db], onetimecopy: 'if_empty', autokick: false, ...v.opts }]),
+    ),
   };
   const file = writeTopology(outDir, 'onetimecopy', topo);
   try {
@@ -447,10 +560,12 @@ async function onetimecopy(env: Env, res: Results, limit: Limit, outDir: string)
         const t0 = now();
         const runner = RunnerProcess.start(`m4-${v.sync}`, file, outDir, ['--once', '--sync', v.sync], env.cfg.cpuProf);
         s.defer(() => runner.stop(5000));
-        let copyRun: ReturnType<typeof runner.runsSince>[number] | undefined;
-        while (!(copyRun = runner.runsSince(0).find((l) => (l.copied ?? []).length > 0))) {
+        const copied = () => runner.runsSince(0).find((l) => (l.copied ?? []).length > 0);
+        let copyRun = copied();
+        while (!copyRun) {
           if (!runner.alive) throw new Error(`the runner exited before the copy was logged\n${runner.tail()}`);
           await sleep(50);
+          copyRun = copied();
         }
         const wallS = now() - t0;
         await sleep(1000); // writes continue past the copy, to be caught up by delta runs
@@ -466,7 +581,14 @@ async function onetimecopy(env: Env, res: Results, limit: Limit, outDir: string)
       const pgss = { a: await topStatements(env.a), b: await topStatements(env.b, 12, v.db) };
       const speed = limit.keyedS / r.runS;
       res.add({
-        id: `m4.${v.sync}`, label: v.label, value: r.runS, unit: 's', ratio: speed, status: 'ok', met: speed >= 1.4, ...PEERS.m4,
+        id: `m4.${v.sync}`,
+        label: v.label,
+        value: r.runS,
+        unit: 's',
+        ratio: speed,
+        status: 'ok',
+        met: speed >= 1.4,
+        ...PEERS.m4,
         note: `copy run; pipe keyed ${limit.keyedS.toFixed(2)} s; wall from spawn ${r.wallS.toFixed(2)} s; ${r.written.transactions} writes on A meanwhile`,
         extra: { ...r, pgss },
       });

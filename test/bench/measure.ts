@@ -70,10 +70,8 @@ export interface Limit {
   reps: { keyedS: number; unindexedS: number; unindexedPlusPkS: number }[];
 }
 
-let runIds = 0;
 /** Heartbeat run ids: from A's sequence; negative for heartbeats written on B (two sources). */
 async function newRunId(env: Env): Promise<number> {
-  runIds++;
   return Number((await one<{ n: string }>(env.a, `SELECT nextval('benchctl.run_id_seq') AS n`)).n);
 }
 
@@ -103,7 +101,11 @@ export async function fingerprints(env: Env): Promise<{ a: string; b: string; sa
 }
 
 /** Top statements of pg_stat_statements on a database (after a reset at the start of a measurement). */
-export async function topStatements(cfg: pg.ClientConfig, n = 8, database?: string): Promise<{ calls: number; total_ms: number; mean_ms: number; rows: number; query: string }[]> {
+export async function topStatements(
+  cfg: pg.ClientConfig,
+  n = 8,
+  database?: string,
+): Promise<{ calls: number; total_ms: number; mean_ms: number; rows: number; query: string }[]> {
   const c = new pg.Client(cfg);
   c.on('error', () => {});
   await c.connect();
@@ -135,7 +137,13 @@ export async function resetStatements(env: Env): Promise<void> {
  */
 export async function runnerCpu(env: Env, runner: RunnerProcess): Promise<{ stop(): Promise<Record<string, number>> }> {
   const backends = async () => {
-    const rows = await Promise.all([env.a, env.b].map((c) => one<{ p: number[] }>(c, `SELECT coalesce(array_agg(pid), '{}') AS p FROM pg_stat_activity WHERE application_name LIKE 'bucardo:%'`).catch(() => ({ p: [] }))));
+    const rows = await Promise.all(
+      [env.a, env.b].map((c) =>
+        one<{ p: number[] }>(c, `SELECT coalesce(array_agg(pid), '{}') AS p FROM pg_stat_activity WHERE application_name LIKE 'bucardo:%'`).catch(() => ({
+          p: [],
+        })),
+      ),
+    );
     return { a: rows[0].p, b: rows[1].p };
   };
   const b0 = await backends();
@@ -168,8 +176,14 @@ export function summarizeRuns(lines: RunLine[]): Record<string, unknown> {
     conflicts: runs.reduce((s, r) => s + (r.conflicts ?? 0), 0),
     totalRunMs: d.reduce((a, b) => a + b, 0),
     maxRunMs: d.length ? Math.max(...d) : 0,
-    largest: runs.sort((x, y) => (y.rows ?? 0) - (x.rows ?? 0)).slice(0, 3).map((r) => ({ rows: r.rows, ms: r.duration_ms, by_table: r.rows_by_table })),
-    failed: lines.filter((l) => l.event === 'run_failed').map((l) => l.error).slice(0, 3),
+    largest: runs
+      .sort((x, y) => (y.rows ?? 0) - (x.rows ?? 0))
+      .slice(0, 3)
+      .map((r) => ({ rows: r.rows, ms: r.duration_ms, by_table: r.rows_by_table })),
+    failed: lines
+      .filter((l) => l.event === 'run_failed')
+      .map((l) => l.error)
+      .slice(0, 3),
   };
 }
 
@@ -194,7 +208,12 @@ export interface BurstResult {
  * (measure.sh adds 1 and checks a sum: the same for one source, but with two sources a
  * key incremented on both sides legitimately ends +1 or +2 depending on the interleaving.)
  */
-export async function burst(env: Env, scope: Scope, runner: RunnerProcess, o: { rows: number; variant: 'single' | 'clients'; mm: boolean; timeoutS: number }): Promise<BurstResult> {
+export async function burst(
+  env: Env,
+  scope: Scope,
+  runner: RunnerProcess,
+  o: { rows: number; variant: 'single' | 'clients'; mm: boolean; timeoutS: number },
+): Promise<BurstResult> {
   await waitCaughtUp(env, scope, runner, 600, o.mm);
   const run = await newRunId(env);
   const marker = 1_500_000_000 + run;
@@ -218,7 +237,8 @@ export async function burst(env: Env, scope: Scope, runner: RunnerProcess, o: { 
     }
   } else {
     const onA = oneRowBurst(scope, env.a, { clients: 4, n: o.rows, value: marker });
-    if (o.mm) [load, loadOnB] = await Promise.all([onA, oneRowBurst(scope, env.b, { clients: 1, n: Math.floor(o.rows / 10), first: 10, step: 10, value: marker })]);
+    if (o.mm)
+      [load, loadOnB] = await Promise.all([onA, oneRowBurst(scope, env.b, { clients: 1, n: Math.floor(o.rows / 10), first: 10, step: 10, value: marker })]);
     else load = await onA;
   }
   const t1 = now();
@@ -227,12 +247,21 @@ export async function burst(env: Env, scope: Scope, runner: RunnerProcess, o: { 
   if (t2 === -1) {
     const cnt = `SELECT count(*)::text AS n FROM pgbench_accounts WHERE aid <= $1 AND abalance = $2`;
     const [na, nb] = await Promise.all([one<{ n: string }>(env.a, cnt, [o.rows, marker]), one<{ n: string }>(env.b, cnt, [o.rows, marker])]);
-    throw new Error(`B did not show the ${o.rows} rows within ${o.timeoutS} s: marked rows A ${na.n}, B ${nb.n} (runner log: ${JSON.stringify(summarizeRuns(runner.lines.slice(from)))})`);
+    throw new Error(
+      `B did not show the ${o.rows} rows within ${o.timeoutS} s: marked rows A ${na.n}, B ${nb.n} (runner log: ${JSON.stringify(summarizeRuns(runner.lines.slice(from)))})`,
+    );
   }
   await sleep(200); // the run's log line follows its commit
   return {
-    rows: o.rows, totalS: t2 - t0, sourceS: t1 - t0, rowsPerS: o.rows / (t2 - t0), sourceRowsPerS: o.rows / (t1 - t0), load, loadOnB,
-    runs: summarizeRuns(runner.lines.slice(from)), cpu: await cpu.stop(),
+    rows: o.rows,
+    totalS: t2 - t0,
+    sourceS: t1 - t0,
+    rowsPerS: o.rows / (t2 - t0),
+    sourceRowsPerS: o.rows / (t1 - t0),
+    load,
+    loadOnB,
+    runs: summarizeRuns(runner.lines.slice(from)),
+    cpu: await cpu.stop(),
   };
 }
 
@@ -284,10 +313,19 @@ export async function lag(env: Env, scope: Scope, runner: RunnerProcess, o: { ra
     [run],
   );
   const res: LagResult = {
-    heartbeats: Number(s.cnt), expected: n, p50: Number(s.p50), p95: Number(s.p95), p99: Number(s.p99), max: Number(s.mx), load, loadOnB,
-    runs: summarizeRuns(runner.lines.slice(from)), cpu: cpuUsed,
+    heartbeats: Number(s.cnt),
+    expected: n,
+    p50: Number(s.p50),
+    p95: Number(s.p95),
+    p99: Number(s.p99),
+    max: Number(s.mx),
+    load,
+    loadOnB,
+    runs: summarizeRuns(runner.lines.slice(from)),
+    cpu: cpuUsed,
   };
-  if (t === -1) throw Object.assign(new Error(`the last heartbeat did not reach B within 300 s after the load (${res.heartbeats}/${n} arrived)`), { partial: res });
+  if (t === -1)
+    throw Object.assign(new Error(`the last heartbeat did not reach B within 300 s after the load (${res.heartbeats}/${n} arrived)`), { partial: res });
   return res;
 }
 

@@ -58,7 +58,8 @@ export async function nativeLr(env: Env, res: Results, limit: Limit, peers: { bu
         console.log(`[bench] native LR: TPC-B-like load before M1 ${Math.round(load.tps)} tps`);
       }
       await exec(a, `INSERT INTO bench_hb (run_id, seq) VALUES (2000000, 1)`);
-      if ((await one<{ t: number }>(b, `SELECT benchctl.wait_for(2000000, 1, 600) AS t`)).t === -1) throw new Error('the subscription did not catch up within 600 s');
+      if ((await one<{ t: number }>(b, `SELECT benchctl.wait_for(2000000, 1, 600) AS t`)).t === -1)
+        throw new Error('the subscription did not catch up within 600 s');
       const out: NativeBurst[] = [];
       const rows = env.cfg.m1Rows;
       for (let i = 1; i <= Math.max(3, env.cfg.reps); i++) {
@@ -86,7 +87,14 @@ export async function nativeLr(env: Env, res: Results, limit: Limit, peers: { bu
   }
   const med = [...bursts].sort((x, y) => x.rowsPerS - y.rowsPerS)[Math.floor(bursts.length / 2)];
   res.add({
-    id: 'lr.m1.single', label, value: med.rowsPerS, unit: 'rows/s', ratio: med.rowsPerS / limit.keyedRowsPerS, status: 'ok', bucardo: peers.bucardo, lr: peers.lr,
+    id: 'lr.m1.single',
+    label,
+    value: med.rowsPerS,
+    unit: 'rows/s',
+    ratio: med.rowsPerS / limit.keyedRowsPerS,
+    status: 'ok',
+    bucardo: peers.bucardo,
+    lr: peers.lr,
     note: `${med.totalS.toFixed(2)} s; UPDATE on A alone (no capture) ${med.sourceS.toFixed(2)} s; median of ${bursts.length}${env.cfg.phases.has('m3') ? ', after M3-like load' : ''}`,
     extra: { bursts },
   });

@@ -34,8 +34,12 @@ export class Results {
   readonly checks: { name: string; ok: boolean; detail: string }[] = [];
   readonly started = new Date();
   readonly env: Record<string, unknown> = {
-    node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30),
-    loadavg: os.loadavg(), hostname: os.hostname(),
+    node: process.version,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    loadavg: os.loadavg(),
+    hostname: os.hostname(),
   };
   config: Record<string, unknown> = {};
 
@@ -70,7 +74,7 @@ export class Results {
     ]);
     const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
     if (this.checks.length) {
-      lines.push('', 'Checks: ' + this.checks.map((c) => `${c.name} ${c.ok ? 'ok' : 'FAILED (' + c.detail + ')'}`).join('; '));
+      lines.push('', `Checks: ${this.checks.map((c) => `${c.name} ${c.ok ? 'ok' : `FAILED (${c.detail})`}`).join('; ')}`);
     }
     return lines.join('\n');
   }
@@ -78,8 +82,11 @@ export class Results {
   write(dir: string): string {
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, `results.json`);
-    fs.writeFileSync(file, JSON.stringify({ started: this.started, finished: new Date(), env: this.env, config: this.config, figures: this.figures, checks: this.checks }, null, 2));
-    fs.writeFileSync(path.join(dir, 'table.md'), this.table() + '\n');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ started: this.started, finished: new Date(), env: this.env, config: this.config, figures: this.figures, checks: this.checks }, null, 2),
+    );
+    fs.writeFileSync(path.join(dir, 'table.md'), `${this.table()}\n`);
     return file;
   }
 }

@@ -39,7 +39,11 @@ export class RunnerProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
 
-  constructor(readonly label: string, args: string[], opts: { logFile: string; cpuProfDir?: string }) {
+  constructor(
+    readonly label: string,
+    args: string[],
+    opts: { logFile: string; cpuProfDir?: string },
+  ) {
     const nodeFlags = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
     this.log = fs.createWriteStream(opts.logFile);
     this.child = spawn(process.execPath, [...nodeFlags, BIN, ...args], { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -88,7 +92,11 @@ export class RunnerProcess {
   /** The last lines of stderr (and of the log), for a failure message. */
   tail(n = 15): string {
     const err = this.stderr.trim().split('\n').slice(-n).join('\n');
-    const fails = this.lines.filter((l) => l.event === 'run_failed').slice(-3).map((l) => `run_failed: ${l.error}`).join('\n');
+    const fails = this.lines
+      .filter((l) => l.event === 'run_failed')
+      .slice(-3)
+      .map((l) => `run_failed: ${l.error}`)
+      .join('\n');
     return [err && `stderr:\n${err}`, fails && `log:\n${fails}`].filter(Boolean).join('\n') || '(no output)';
   }
 

@@ -7,7 +7,10 @@
 import pg from 'pg';
 
 export class PhaseTimeout extends Error {
-  constructor(readonly phase: string, readonly ms: number) {
+  constructor(
+    readonly phase: string,
+    readonly ms: number,
+  ) {
     super(`${phase} timed out after ${Math.round(ms / 1000)} s`);
   }
 }
@@ -28,7 +31,9 @@ export class Scope {
   async connect(cfg: pg.ClientConfig): Promise<pg.Client> {
     if (this.aborted) throw new Error('phase ended');
     const c = new pg.Client(cfg);
-    c.on('error', () => { /* the query in flight rejects */ });
+    c.on('error', () => {
+      /* the query in flight rejects */
+    });
     await c.connect();
     this.clients.add(c);
     return c;

@@ -20,7 +20,7 @@ import { packageRoot } from '../../engine/paths.js';
 import type { Env } from './measure.js';
 import { exec } from './measure.js';
 import { RunnerProcess } from './runner.js';
-import { Results, median } from './report.js';
+import { type Results, median } from './report.js';
 import { withDeadline, now } from './scope.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -37,7 +37,10 @@ const VARIANTS = [
 export async function transformCost(env: Env, res: Results, outDir: string): Promise<void> {
   const a = env.A.clientConfig(SOURCE_DB);
   await env.A.createDatabase(SOURCE_DB);
-  await exec(a, `${DDL}; INSERT INTO public.customers SELECT i, 'customer ' || i, 'user' || i || '@example.com', CASE WHEN i % 2 = 0 THEN 'EU' ELSE 'US' END, 0 FROM generate_series(1, ${ROWS}) i`);
+  await exec(
+    a,
+    `${DDL}; INSERT INTO public.customers SELECT i, 'customer ' || i, 'user' || i || '@example.com', CASE WHEN i % 2 = 0 THEN 'EU' ELSE 'US' END, 0 FROM generate_series(1, ${ROWS}) i`,
+  );
   await exec(a, 'VACUUM ANALYZE public.customers');
   for (const v of VARIANTS) {
     await env.B.createDatabase(`tr_${v.sync}`);
@@ -48,13 +51,27 @@ export async function transformCost(env: Env, res: Results, outDir: string): Pro
   fs.writeFileSync(path.join(dir, 'transforms', 'identity.js'), 'export function transform(row) { return row; }\n');
   fs.copyFileSync(path.join(packageRoot(), 'examples', 'transforms', 'mask-email.js'), path.join(dir, 'transforms', 'mask-email.js'));
   const file = path.join(dir, 'transform.yaml');
-  fs.writeFileSync(file, YAML.stringify({
-    version: 1,
-    name: 'benchtr',
-    databases: { a: { url: env.A.url(SOURCE_DB) }, ...Object.fromEntries(VARIANTS.map((v) => [v.sync, { url: env.B.url(`tr_${v.sync}`) }])) },
-    relgroups: { g: { tables: [{ name: 'public.customers', targets: Object.fromEntries(VARIANTS.filter((v) => Object.keys(v.over).length).map((v) => [v.sync, v.over])) }] } },
-    syncs: Object.fromEntries(VARIANTS.map((v) => [v.sync, { relgroup: 'g', sources: ['a'], targets: [v.sync], onetimecopy: 'if_empty', autokick: false }])),
-  }, { lineWidth: 0 }));
+  fs.writeFileSync(
+    file,
+    YAML.stringify(
+      {
+        version: 1,
+        name: 'benchtr',
+        databases: { a: { url: env.A.url(SOURCE_DB) }, ...Object.fromEntries(VARIANTS.map((v) => [v.sync, { url: env.B.url(`tr_${v.sync}`) }])) },
+        relgroups: {
+          g: {
+            tables: [
+              { name: 'public.customers', targets: Object.fromEntries(VARIANTS.filter((v) => Object.keys(v.over).length).map((v) => [v.sync, v.over])) },
+            ],
+          },
+        },
+        syncs: Object.fromEntries(
+          VARIANTS.map((v) => [v.sync, { relgroup: 'g', sources: ['a'], targets: [v.sync], onetimecopy: 'if_empty', autokick: false }]),
+        ),
+      },
+      { lineWidth: 0 },
+    ),
+  );
 
   const samples = new Map<string, number[]>(VARIANTS.map((v) => [v.sync, []]));
   try {
@@ -88,7 +105,11 @@ export async function transformCost(env: Env, res: Results, outDir: string): Pro
     if (!s.length) continue;
     const ms = median(s);
     res.add({
-      id: `transform.${v.sync}`, label: `100k updated rows one-way, ${v.label}`, value: ms, unit: 'ms', status: 'ok',
+      id: `transform.${v.sync}`,
+      label: `100k updated rows one-way, ${v.label}`,
+      value: ms,
+      unit: 'ms',
+      status: 'ok',
       note: `${v.sync === 'plain' ? 'direct apply, binary COPY' : `${(ms / plain).toFixed(2)}x plain, ${ms >= plain ? '+' : '-'}${Math.abs(Math.round(ms - plain))} ms per 100k rows`}; median of ${s.length}`,
       extra: { samples: s },
     });

@@ -37,7 +37,10 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string | undefined>; input?: string; timeout?: number } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string | undefined>; input?: string; timeout?: number } = {},
+): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: cliEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
     children.add(child);
@@ -52,7 +55,7 @@ export function runCli(args: string[], opts: { cwd?: string; env?: Record<string
     child.on('close', (code) => {
       clearTimeout(timer);
       children.delete(child);
-      resolve({ code, stdout, stderr, out: stdout + '\n' + stderr });
+      resolve({ code, stdout, stderr, out: `${stdout}\n${stderr}` });
     });
   });
 }

@@ -112,7 +112,20 @@ export async function runSchedule(opts: ScheduleOptions): Promise<ScheduleReport
     ids.set(t, String(r.rows[0].object_name).split('.')[1]);
   }
 
-  const report: ScheduleReport = { seed, transactions: 0, committed: 0, prepared: 0, truncates: 0, kills: 0, runs: 0, conflicts: 0, deferred: 0, exceptions: 0, keysChecked: 0, problems: [] };
+  const report: ScheduleReport = {
+    seed,
+    transactions: 0,
+    committed: 0,
+    prepared: 0,
+    truncates: 0,
+    kills: 0,
+    runs: 0,
+    conflicts: 0,
+    deferred: 0,
+    exceptions: 0,
+    keysChecked: 0,
+    problems: [],
+  };
   const writes = new Map<string, Write[]>(); // "kv:k" / "pair:a:b" -> writes
   const truncs: { table: string; src: number; ts: bigint; commit: number }[] = [];
   let commitSeq = 0;
@@ -240,7 +253,9 @@ export async function runSchedule(opts: ScheduleOptions): Promise<ScheduleReport
           report.conflicts += e.conflicts ?? 0;
           for (const n of Object.values((e.deferred ?? {}) as Record<string, number>)) report.deferred += n;
         }
-      } catch { /* a line cut by SIGKILL */ }
+      } catch {
+        /* a line cut by SIGKILL */
+      }
     }
   }
   await check(report, dbs, writes, truncs);
@@ -255,7 +270,10 @@ export async function runSchedule(opts: ScheduleOptions): Promise<ScheduleReport
 }
 
 /** In the writing transaction: the keys it changed with their change times and values now, and its TRUNCATEs. */
-async function readEffects(c: pg.Client, ids: Map<string, string>): Promise<[{ key: string; ts: bigint; value: string | null }[], { table: string; ts: bigint }[]]> {
+async function readEffects(
+  c: pg.Client,
+  ids: Map<string, string>,
+): Promise<[{ key: string; ts: bigint; value: string | null }[], { table: string; ts: bigint }[]]> {
   const us = (col: string) => `(extract(epoch FROM ${col}) * 1000000)::bigint::text`;
   const kv = await c.query<{ k: number; ts: string; v: string | null }>(
     `SELECT d.k, max(${us('d._bucardo_ts')}) AS ts, (SELECT v FROM public.kv t WHERE t.k = d.k) AS v
@@ -286,19 +304,33 @@ async function finalValues(d: TestDb): Promise<Map<string, string>> {
   return out;
 }
 
-async function check(report: ScheduleReport, dbs: TestDb[], writes: Map<string, Write[]>, truncs: { table: string; src: number; ts: bigint; commit: number }[]): Promise<void> {
+async function check(
+  report: ScheduleReport,
+  dbs: TestDb[],
+  writes: Map<string, Write[]>,
+  truncs: { table: string; src: number; ts: bigint; commit: number }[],
+): Promise<void> {
   const finals = await Promise.all(dbs.map(finalValues));
   const ref = finals[0];
   for (let i = 1; i < dbs.length; i++) {
     const diff = [...new Set([...ref.keys(), ...finals[i].keys()])].filter((k) => ref.get(k) !== finals[i].get(k));
-    if (diff.length) report.problems.push(`${dbs[i].name} differs from ${dbs[0].name} in ${diff.length} keys, e.g. ${diff.slice(0, 5).map((k) => `${k}: ${ref.get(k) ?? 'absent'} vs ${finals[i].get(k) ?? 'absent'}`).join('; ')}`);
+    if (diff.length)
+      report.problems.push(
+        `${dbs[i].name} differs from ${dbs[0].name} in ${diff.length} keys, e.g. ${diff
+          .slice(0, 5)
+          .map((k) => `${k}: ${ref.get(k) ?? 'absent'} vs ${finals[i].get(k) ?? 'absent'}`)
+          .join('; ')}`,
+      );
   }
   const keys = new Set<string>([...writes.keys(), ...ref.keys()]);
   for (let k = 1; k <= KV_KEYS; k++) keys.add(`kv:${k}`);
   for (let a = 1; a <= PAIR_A; a++) for (const b of PAIR_B) keys.add(`pair:${a}:${b}`);
   for (const key of keys) {
     const table = key.split(':')[0];
-    const all: Write[] = [...(writes.get(key) ?? []), ...truncs.filter((t) => t.table === table).map((t) => ({ src: t.src, ts: t.ts, value: null, commit: t.commit }))];
+    const all: Write[] = [
+      ...(writes.get(key) ?? []),
+      ...truncs.filter((t) => t.table === table).map((t) => ({ src: t.src, ts: t.ts, value: null, commit: t.commit })),
+    ];
     if (!all.length) continue;
     report.keysChecked++;
     const newest = all.reduce((m, w) => (w.ts > m.ts || (w.ts === m.ts && w.src < m.src) ? w : m));
@@ -310,6 +342,11 @@ async function check(report: ScheduleReport, dbs: TestDb[], writes: Map<string, 
       continue;
     }
     const show = (w: Write) => `${w.value ?? 'absent'} (source ${w.src}, change ${w.ts}, commit #${w.commit})`;
-    report.problems.push(`${key}: holds ${got ?? 'absent'}, but its newest committed write is ${show(newest)}; writes: ${all.sort((x, y) => (x.ts < y.ts ? -1 : 1)).map(show).join(', ')}`);
+    report.problems.push(
+      `${key}: holds ${got ?? 'absent'}, but its newest committed write is ${show(newest)}; writes: ${all
+        .sort((x, y) => (x.ts < y.ts ? -1 : 1))
+        .map(show)
+        .join(', ')}`,
+    );
   }
 }

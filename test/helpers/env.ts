@@ -14,13 +14,19 @@ import { startClusters, type Cluster, type ClusterGroup, type ClusterOptions } f
 
 /** One fresh database on one cluster. `name` is its key in topologies. */
 export class TestDb {
-  constructor(readonly cluster: Cluster, readonly dbname: string, readonly name: string) {}
+  constructor(
+    readonly cluster: Cluster,
+    readonly dbname: string,
+    readonly name: string,
+  ) {}
   get url(): string {
     return this.cluster.url(this.dbname);
   }
+  // biome-ignore lint/suspicious/noExplicitAny: tests read rows by column name
   query<T extends import('pg').QueryResultRow = any>(sql: string, params: unknown[] = []) {
     return this.cluster.query<T>(this.dbname, sql, params);
   }
+  // biome-ignore lint/suspicious/noExplicitAny: tests read rows by column name
   async one<T = any>(sql: string, params: unknown[] = []): Promise<T> {
     const r = await this.query(sql, params);
     return r.rows[0] as T;
@@ -45,12 +51,18 @@ export function useClusters(names: string[], opts: ClusterOptions = {}): TestEnv
 export function useGroup(names: string[], start: () => Promise<ClusterGroup>): TestEnv {
   let group: ClusterGroup | null = null;
   let seq = 0;
-  before(async () => {
-    group = await start();
-  }, { timeout: 180_000 });
-  after(async () => {
-    await group?.stopAll();
-  }, { timeout: 120_000 });
+  before(
+    async () => {
+      group = await start();
+    },
+    { timeout: 180_000 },
+  );
+  after(
+    async () => {
+      await group?.stopAll();
+    },
+    { timeout: 120_000 },
+  );
   return {
     group: () => group!,
     cluster: (n) => group!.byName[n],

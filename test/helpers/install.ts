@@ -26,9 +26,7 @@ export async function runOnce(file: string, extra: string[] = [], code = 0): Pro
 
 /** Count and md5 of every row's text form, in byte order: equal iff the same rows. */
 export async function tableFingerprint(db: TestDb, table: string): Promise<string> {
-  const r = await db.query(
-    `SELECT count(*)::text AS n, md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE "C"), '')) AS h FROM ${table} t`,
-  );
+  const r = await db.query(`SELECT count(*)::text AS n, md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE "C"), '')) AS h FROM ${table} t`);
   return `${r.rows[0].n}:${r.rows[0].h}`;
 }
 
@@ -40,8 +38,11 @@ export async function assertSame(dbs: TestDb[], tables: string[], context = ''):
     for (const o of others) {
       const f = await tableFingerprint(o, t);
       if (f !== f0) {
-        const rows = async (d: TestDb) => (await d.query(`SELECT t::text AS r FROM ${t} t ORDER BY t::text COLLATE "C" LIMIT 20`)).rows.map((x: { r: string }) => x.r);
-        assert.fail(`${context ? context + ': ' : ''}${t} differs between ${ref.name} (${f0}) and ${o.name} (${f})\n${ref.name}: ${JSON.stringify(await rows(ref))}\n${o.name}: ${JSON.stringify(await rows(o))}`);
+        const rows = async (d: TestDb) =>
+          (await d.query(`SELECT t::text AS r FROM ${t} t ORDER BY t::text COLLATE "C" LIMIT 20`)).rows.map((x: { r: string }) => x.r);
+        assert.fail(
+          `${context ? `${context}: ` : ''}${t} differs between ${ref.name} (${f0}) and ${o.name} (${f})\n${ref.name}: ${JSON.stringify(await rows(ref))}\n${o.name}: ${JSON.stringify(await rows(o))}`,
+        );
       }
     }
   }
@@ -63,7 +64,10 @@ export async function sameRows(dbs: TestDb[], tables: string[]): Promise<boolean
  */
 export async function fixedFingerprint(db: TestDb, table: string): Promise<string> {
   const pg = (await import('pg')).default;
-  const c = new pg.Client({ ...db.cluster.clientConfig(db.dbname), options: '-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3' });
+  const c = new pg.Client({
+    ...db.cluster.clientConfig(db.dbname),
+    options: '-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3',
+  });
   await c.connect();
   try {
     const r = await c.query(`SELECT count(*)::text AS n, md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE "C"), '')) AS h FROM ${table} t`);

@@ -19,7 +19,10 @@ import { Cluster, freePort, startGroup, SUPERUSER, SUPERPASS, type ClusterGroup 
 export function stockBinDir(): string | null {
   const root = '/usr/lib/postgresql';
   if (!fs.existsSync(root)) return null;
-  const versions = fs.readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+  const versions = fs
+    .readdirSync(root)
+    .filter((v) => /^\d+$/.test(v))
+    .sort((a, b) => Number(b) - Number(a));
   for (const v of versions) {
     const bin = path.join(root, v, 'bin');
     if (['initdb', 'pg_ctl', 'postgres'].every((b) => fs.existsSync(path.join(bin, b)))) return bin;
@@ -56,8 +59,21 @@ export class StockCluster extends Cluster {
     await fsp.mkdir(dir, { recursive: true, mode: 0o777 });
     await fsp.chmod(dir, 0o777);
     const pw = path.join(dir, 'pw');
-    await fsp.writeFile(pw, SUPERPASS + '\n', { mode: 0o644 });
-    run(path.join(this.binDir, 'initdb'), ['-D', this.dataDir, '-U', SUPERUSER, '--pwfile', pw, '--auth', 'scram-sha-256', '--encoding', 'UTF8', '--locale', 'C']);
+    await fsp.writeFile(pw, `${SUPERPASS}\n`, { mode: 0o644 });
+    run(path.join(this.binDir, 'initdb'), [
+      '-D',
+      this.dataDir,
+      '-U',
+      SUPERUSER,
+      '--pwfile',
+      pw,
+      '--auth',
+      'scram-sha-256',
+      '--encoding',
+      'UTF8',
+      '--locale',
+      'C',
+    ]);
     this.port = await freePort();
   }
 

@@ -49,7 +49,10 @@ test('equal tables: exit 0, every table equal, row counts per database', async (
   assert.equal(j.format_version, '1');
   assert.equal(j.sync, 's1');
   assert.equal(j.equal, true);
-  assert.deepEqual(j.tables.map((t) => t.table), ['"Sales EU"."Order ""Lines"" ✓"', 'public.items', 'public.lines', 'public.tags']);
+  assert.deepEqual(
+    j.tables.map((t) => t.table),
+    ['"Sales EU"."Order ""Lines"" ✓"', 'public.items', 'public.lines', 'public.tags'],
+  );
   const items = j.tables.find((t) => t.table === 'public.items')!;
   assert.deepEqual(items.rows, { a: 5000, b: 5000 });
   assert.ok(j.tables.every((t) => t.equal && t.differences.length === 0));
@@ -94,8 +97,8 @@ test('a changed value, a missing row and an extra row are found, per key type', 
     { key: { code: 'tag-3 Ä' }, kind: 'different', databases: ['b'] },
   ]);
   assert.deepEqual(diffs(ODD), [
-    { key: { 'Clé': 'k 20 "q"' }, kind: 'different', databases: ['b'] },
-    { key: { 'Clé': 'k 7 "q"' }, kind: 'missing', databases: ['b'] },
+    { key: { Clé: 'k 20 "q"' }, kind: 'different', databases: ['b'] },
+    { key: { Clé: 'k 7 "q"' }, kind: 'missing', databases: ['b'] },
   ]);
 
   const text = await runCli(['compare', 's1', '-f', file]);
@@ -112,7 +115,10 @@ test('the first 10 differing keys per table, in key order, when many differ', as
   const r = await runCli(['compare', 's1', '-f', file, '--format', 'json']);
   assert.equal(r.code, 2, r.out);
   const t = (JSON.parse(r.stdout) as Json).tables.find((x) => x.table === 'public.items')!;
-  assert.deepEqual(t.differences.map((d) => d.key.id), [97, 194, 291, 388, 485, 582, 679, 776, 873, 970]);
+  assert.deepEqual(
+    t.differences.map((d) => d.key.id),
+    [97, 194, 291, 388, 485, 582, 679, 776, 873, 970],
+  );
   assert.deepEqual(t.rows, { a: 5000, b: 5000 - 51 });
   assert.equal((t as unknown as { truncated: boolean }).truncated, true);
 });
@@ -150,7 +156,10 @@ test('an empty reference against a full target: the first extra keys, in order',
   assert.equal(r.code, 2, r.out);
   const t = (JSON.parse(r.stdout) as Json).tables[0]!;
   assert.deepEqual(t.rows, { a: 0, b: 30000 });
-  assert.deepEqual(t.differences.map((d) => [d.key.id, d.kind, d.databases.join()]), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => [i, 'extra', 'b']));
+  assert.deepEqual(
+    t.differences.map((d) => [d.key.id, d.kind, d.databases.join()]),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => [i, 'extra', 'b']),
+  );
 });
 
 test('an unknown sync or an unreachable database is an error (exit 1), without a password', async () => {

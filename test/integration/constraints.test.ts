@@ -44,7 +44,10 @@ test('a unique index other than the key: the run fails naming database, table, k
   await a.query(`INSERT INTO public.notes VALUES (1, 'still replicated')`);
   const r = await runCli(['run', '-f', file, '--once']);
   assert.equal(r.code, 1, r.out);
-  assert.match(r.out, /sync shop cannot write table public\.customer on database [ab]: the row with key \{"id":[12]\} would violate unique constraint customer_email_key \(Key \(email\)=\(ann@example\.com\) already exists\.\); nothing was written/);
+  assert.match(
+    r.out,
+    /sync shop cannot write table public\.customer on database [ab]: the row with key \{"id":[12]\} would violate unique constraint customer_email_key \(Key \(email\)=\(ann@example\.com\) already exists\.\); nothing was written/,
+  );
   assert.doesNotMatch(r.out, /bug in bucardo/);
   assert.equal((await b.one(`SELECT body FROM public.notes WHERE id = 1`))?.body, 'still replicated', 'the other sync ran');
   const st = (await status(file)).find((s) => s.name === 'shop')!;
@@ -67,7 +70,10 @@ test('a foreign key left without its parent, and a key change racing an update o
   await b.query(`INSERT INTO public.orders VALUES (10, 1, 9.99)`);
   const r = await runCli(['run', '-f', file, '--once']);
   assert.equal(r.code, 1, r.out);
-  assert.match(r.out, /would leave rows of table public\.orders on database [ab] without their parent in public\.customer: key \{"id":10\} violates foreign key orders_customer_id_fkey/);
+  assert.match(
+    r.out,
+    /would leave rows of table public\.orders on database [ab] without their parent in public\.customer: key \{"id":10\} violates foreign key orders_customer_id_fkey/,
+  );
   // settled: the order moves to customer 2
   await b.query(`UPDATE public.orders SET customer_id = 2 WHERE id = 10`);
   await runOnce(file);

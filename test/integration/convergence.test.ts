@@ -17,7 +17,9 @@ const first = process.env.BUCARDO_CONVERGENCE_SEED ? Number(process.env.BUCARDO_
 const count = process.env.BUCARDO_CONVERGENCE_SEED ? 1 : Number(process.env.BUCARDO_CONVERGENCE_SEEDS ?? 2);
 const seconds = Number(process.env.BUCARDO_CONVERGENCE_SECONDS ?? 5);
 
-test(`${count} random schedules converge with nothing lost (first seed ${first}, ${seconds} s of writes each)`, { timeout: count * (seconds + 120) * 1000 }, async () => {
+test(`${count} random schedules converge with nothing lost (first seed ${first}, ${seconds} s of writes each)`, {
+  timeout: count * (seconds + 120) * 1000,
+}, async () => {
   const totals = { transactions: 0, committed: 0, prepared: 0, truncates: 0, kills: 0, runs: 0, conflicts: 0, deferred: 0, exceptions: 0, keysChecked: 0 };
   for (let i = 0; i < count; i++) {
     const seed = (first + i) >>> 0;

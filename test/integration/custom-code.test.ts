@@ -25,8 +25,15 @@ const recorder = (file: string) => `import fs from 'node:fs';
 function record(x) { fs.appendFileSync(${JSON.stringify(file)}, JSON.stringify(x) + '\\n'); }
 `;
 
+// biome-ignore lint/suspicious/noExplicitAny: the JSON lines a test module recorded, read field by field
 function records(file: string): any[] {
-  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+  return fs.existsSync(file)
+    ? fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+    : [];
 }
 
 interface Setup {
@@ -38,7 +45,11 @@ interface Setup {
 }
 
 /** Sources a and b, target c, `tables` from `ddl`; each module at its path (relative to the topology), with the recorder. */
-async function setup(tag: string, modules: Record<string, string>, o: { tables?: unknown[]; sync?: Record<string, unknown>; ddl?: string } = {}): Promise<Setup> {
+async function setup(
+  tag: string,
+  modules: Record<string, string>,
+  o: { tables?: unknown[]; sync?: Record<string, unknown>; ddl?: string } = {},
+): Promise<Setup> {
   const [a, b, c] = await env.fresh(tag, o.ddl ?? ITEMS);
   const dir = tempDir('bucardo-custom-');
   const calls = path.join(dir, 'calls.jsonl');
@@ -70,13 +81,16 @@ async function statusOf(file: string) {
 }
 
 test('custom handler: the source it picks wins on every database; resolve gets batches of key, current rows and change times', async () => {
-  const { a, b, c, file, calls } = await customSetup('cc_pick', `
+  const { a, b, c, file, calls } = await customSetup(
+    'cc_pick',
+    `
 export function resolve(batch) {
   record(batch);
   // the larger qty wins; a deleted row (null) counts as nothing
   return batch.conflicts.map((c) => Object.entries(c.rows).reduce((best, [db, row]) => (row && (!best || Number(row.qty) > best.qty) ? { db, qty: Number(row.qty) } : best), null).db);
 }
-`);
+`,
+  );
   await a.query(`UPDATE public.items SET name = 'a1', qty = 15 WHERE id = 1`);
   await b.query(`UPDATE public.items SET name = 'b2', qty = 99 WHERE id = 2`);
   await b.query(`UPDATE public.items SET name = 'b1', qty = 12 WHERE id = 1`); // later: latest would pick b
@@ -98,7 +112,11 @@ export function resolve(batch) {
   const [batch] = batches;
   assert.equal(batch.sync, 's1');
   assert.equal(batch.table, 'public.items');
-  assert.deepEqual(batch.conflicts.map((x: { key: unknown }) => x.key), [{ id: '1' }, { id: '2' }, { id: '3' }], 'in key order, values as text');
+  assert.deepEqual(
+    batch.conflicts.map((x: { key: unknown }) => x.key),
+    [{ id: '1' }, { id: '2' }, { id: '3' }],
+    'in key order, values as text',
+  );
   const [k1, , k3] = batch.conflicts;
   assert.deepEqual(k1.rows, { a: { id: '1', name: 'a1', qty: '15' }, b: { id: '1', name: 'b1', qty: '12' } });
   assert.deepEqual(Object.keys(k1.changed_at), ['a', 'b']);
@@ -106,13 +124,19 @@ export function resolve(batch) {
   assert.ok(k1.changed_at.b > k1.changed_at.a, 'b changed key 1 last');
   assert.equal(k3.rows.a, null, 'a deleted key 3');
   const cf = await c.query(`SELECT key->>'id' AS id, winner FROM bucardo_main.conflict ORDER BY 1`);
-  assert.deepEqual(cf.rows, [{ id: '1', winner: 'a' }, { id: '2', winner: 'b' }, { id: '3', winner: 'b' }]);
+  assert.deepEqual(cf.rows, [
+    { id: '1', winner: 'a' },
+    { id: '2', winner: 'b' },
+    { id: '3', winner: 'b' },
+  ]);
   // nothing pending afterwards, nothing ping-pongs
-  assert.doesNotMatch((await runOnce(file)).stdout, /INFO  run /);
+  assert.doesNotMatch((await runOnce(file)).stdout, /INFO {2}run /);
 });
 
 test('custom handler: a merged row (the counters added up, the newest name) is written to every database, sources and target', async () => {
-  const { a, b, c, file } = await customSetup('cc_merge', `
+  const { a, b, c, file } = await customSetup(
+    'cc_merge',
+    `
 export function resolve(batch) {
   return batch.conflicts.map((c) => {
     if (c.key.id === '3') return 'a'; // a plain winner in the same batch
@@ -121,7 +145,8 @@ export function resolve(batch) {
     return { row: { ...newest, qty: String(Number(x.qty) + Number(y.qty)) } };
   });
 }
-`);
+`,
+  );
   await a.query(`UPDATE public.items SET name = 'a1', qty = qty + 1 WHERE id = 1`);
   await b.query(`UPDATE public.items SET name = 'b1', qty = qty + 5 WHERE id = 1`);
   await b.query(`UPDATE public.items SET name = 'b2', qty = qty + 2 WHERE id = 2`);
@@ -135,14 +160,20 @@ export function resolve(batch) {
   assert.deepEqual(await item(b, 2), { id: 2, name: 'a2', qty: 49 });
   assert.deepEqual(await item(b, 3), { id: 3, name: 'a3', qty: 30 });
   const cf = await a.query(`SELECT key->>'id' AS id, winner, detail->'merged' AS merged FROM bucardo_main.conflict ORDER BY 1`);
-  assert.deepEqual(cf.rows, [{ id: '1', winner: null, merged: true }, { id: '2', winner: null, merged: true }, { id: '3', winner: 'a', merged: null }]);
-  assert.doesNotMatch((await runOnce(file)).stdout, /INFO  run /, 'the merged rows are not captured again');
+  assert.deepEqual(cf.rows, [
+    { id: '1', winner: null, merged: true },
+    { id: '2', winner: null, merged: true },
+    { id: '3', winner: 'a', merged: null },
+  ]);
+  assert.doesNotMatch((await runOnce(file)).stdout, /INFO {2}run /, 'the merged rows are not captured again');
 });
 
 test('custom handler: a merged row does not overwrite a newer local change on a source; the key comes back to the handler next run', async () => {
   const flag = path.join(tempDir('bucardo-flag-'), 'wrote');
   const pgModule = pathToFileURL(path.join(packageRoot(), 'node_modules', 'pg', 'lib', 'index.js')).href;
-  const { a, b, c, file, calls } = await customSetup('cc_defer', `
+  const { a, b, c, file, calls } = await customSetup(
+    'cc_defer',
+    `
 import pg from ${JSON.stringify(pgModule)};
 const FLAG = ${JSON.stringify(flag)};
 export async function resolve(batch) {
@@ -160,13 +191,18 @@ export async function resolve(batch) {
     return { row: { ...rows[0], name: rows.map((r) => r.name).sort().join('+'), qty: String(Math.max(...rows.map((r) => Number(r.qty)))) } };
   });
 }
-`);
+`,
+  );
   fs.writeFileSync(`${flag}.url`, b.url);
   await a.query(`UPDATE public.items SET name = 'a1', qty = 11 WHERE id = 1`);
   await b.query(`UPDATE public.items SET name = 'b1', qty = 12 WHERE id = 1`);
   const first = await runOnce(file);
   assert.match(first.stdout, /deferred=public\.items=1/);
-  assert.deepEqual((await items([a, b, c], 1)).map((x) => x.name), ['a1+b1', 'late', 'a1+b1'], 'b keeps its newer change');
+  assert.deepEqual(
+    (await items([a, b, c], 1)).map((x) => x.name),
+    ['a1+b1', 'late', 'a1+b1'],
+    'b keeps its newer change',
+  );
   await runOnce(file);
   await assertSame([a, b, c], TABLES, 'settled by the handler in the next run');
   assert.deepEqual(await item(c, 1), { id: 1, name: 'a1+b1+late', qty: 12 });
@@ -174,16 +210,28 @@ export async function resolve(batch) {
 });
 
 test('custom handler that throws: the run fails naming module, table and first key; nothing changes and the changes stay pending', async () => {
-  const { a, b, c, file } = await customSetup('cc_throw', `
+  const { a, b, c, file } = await customSetup(
+    'cc_throw',
+    `
 export function resolve(batch) { throw new Error('no idea how to merge these'); }
-`);
+`,
+  );
   await a.query(`UPDATE public.items SET name = 'a1' WHERE id = 1`);
   await b.query(`UPDATE public.items SET name = 'b1' WHERE id = 1`);
   await a.query(`UPDATE public.items SET name = 'a2' WHERE id = 2`); // no conflict, but the run fails as a whole
   const r = await runOnce(file, [], 1);
-  assert.match(r.stdout, /conflict handler \.\/conflicts\/resolve\.mjs threw on table public\.items \(first key \{"id":"1"\}\): no idea how to merge these; nothing was written/);
-  assert.deepEqual((await items([a, b, c], 1)).map((x) => x.name), ['a1', 'b1', 'one']);
-  assert.deepEqual((await items([a, b, c], 2)).map((x) => x.name), ['a2', 'two', 'two']);
+  assert.match(
+    r.stdout,
+    /conflict handler \.\/conflicts\/resolve\.mjs threw on table public\.items \(first key \{"id":"1"\}\): no idea how to merge these; nothing was written/,
+  );
+  assert.deepEqual(
+    (await items([a, b, c], 1)).map((x) => x.name),
+    ['a1', 'b1', 'one'],
+  );
+  assert.deepEqual(
+    (await items([a, b, c], 2)).map((x) => x.name),
+    ['a2', 'two', 'two'],
+  );
   const st = await statusOf(file);
   assert.equal(st.state, 'failed');
   assert.match(st.last_run.error, /resolve\.mjs.*public\.items.*\{"id":"1"\}/);
@@ -192,12 +240,17 @@ export function resolve(batch) { throw new Error('no idea how to merge these'); 
   await applyOk(writeTopology(simpleTopology({ sources: [a, b], targets: [c], tables: TABLES }), path.dirname(file)));
   await runOnce(file);
   await assertSame([a, b, c], TABLES);
-  assert.deepEqual((await items([a, b, c], 2)).map((x) => x.name), ['a2', 'a2', 'a2']);
+  assert.deepEqual(
+    (await items([a, b, c], 2)).map((x) => x.name),
+    ['a2', 'a2', 'a2'],
+  );
 });
 
 test('custom handler answering nonsense fails the run clearly, whatever the nonsense', async () => {
   // the answer depends on the rows, so one module shows several kinds of nonsense
-  const { a, b, c, file } = await customSetup('cc_garbage', `
+  const { a, b, c, file } = await customSetup(
+    'cc_garbage',
+    `
 export function resolve(batch) {
   const kind = batch.conflicts[0].rows.a.name;
   if (kind === 'not-an-array') return { winners: ['a'] };
@@ -206,7 +259,8 @@ export function resolve(batch) {
   if (kind === 'moved-key') return batch.conflicts.map((c) => ({ row: { ...c.rows.a, id: '99' } }));
   return batch.conflicts.map((c) => ({ row: { id: c.key.id, name: 'x' } }));
 }
-`);
+`,
+  );
   const cases: [string, RegExp][] = [
     ['not-an-array', /\): \{"winners":\["a"\]\} instead of an array of 1 results; nothing was written/],
     ['too-few', /\): 0 results for 1 conflicts; nothing/],
@@ -221,13 +275,20 @@ export function resolve(batch) {
     assert.match(r.stdout, re, kind);
     assert.match(r.stdout, /conflict handler \.\/conflicts\/resolve\.mjs returned an invalid result on table public\.items \(first key \{"id":"1"\}\): /, kind);
   }
-  assert.deepEqual((await items([a, b, c], 1)).map((x) => x.name), ['no-qty', 'b', 'one'], 'nothing was written');
+  assert.deepEqual(
+    (await items([a, b, c], 1)).map((x) => x.name),
+    ['no-qty', 'b', 'one'],
+    'nothing was written',
+  );
 });
 
 test('custom handler that never answers fails the run after the time limit (BUCARDO_HOOK_TIMEOUT_MS, for tests only)', async () => {
-  const { a, b, c, file } = await customSetup('cc_hang', `
+  const { a, b, c, file } = await customSetup(
+    'cc_hang',
+    `
 export function resolve() { return new Promise(() => {}); }
-`);
+`,
+  );
   await a.query(`UPDATE public.items SET name = 'a1' WHERE id = 1`);
   await b.query(`UPDATE public.items SET name = 'b1' WHERE id = 1`);
   const t0 = Date.now();
@@ -235,7 +296,10 @@ export function resolve() { return new Promise(() => {}); }
   assert.equal(r.code, 1, r.out);
   assert.match(r.stdout, /conflict handler \.\/conflicts\/resolve\.mjs did not return within 1\.5 s on table public\.items \(first key \{"id":"1"\}\)/);
   assert.ok(Date.now() - t0 < 25_000, 'the run did not wait for the handler');
-  assert.deepEqual((await items([a, b, c], 1)).map((x) => x.name), ['a1', 'b1', 'one']);
+  assert.deepEqual(
+    (await items([a, b, c], 1)).map((x) => x.name),
+    ['a1', 'b1', 'one'],
+  );
 });
 
 const HOOK_DDL = `${ITEMS}
@@ -243,8 +307,10 @@ CREATE TABLE public.flags (name text PRIMARY KEY, value text);
 CREATE TABLE public.hook_calls (id serial PRIMARY KEY, what text);`;
 
 test('before_sync vetoes a run (nothing consumed, status shows why, run --once exits 0); after_sync gets the summary', async () => {
-  const { a, b, c, file, calls } = await setup('hk_veto', {
-    'hooks/check.mjs': `
+  const { a, b, c, file, calls } = await setup(
+    'hk_veto',
+    {
+      'hooks/check.mjs': `
 export async function before_sync(ctx) {
   record({ hook: 'before_sync', sync: ctx.sync, run_id: ctx.run_id });
   await ctx.query('a', 'INSERT INTO public.hook_calls (what) VALUES ($1)', ['before ' + ctx.run_id]);
@@ -253,18 +319,20 @@ export async function before_sync(ctx) {
   if (r.rows.length) return { skip: r.rows[0].value };
 }
 `,
-    'hooks/report.mjs': `
+      'hooks/report.mjs': `
 export function after_sync(ctx) {
   record({ hook: 'after_sync', run_id: ctx.run_id, summary: ctx.summary });
 }
 `,
-  }, { ddl: HOOK_DDL, sync: { hooks: { before_sync: './hooks/check.mjs', after_sync: './hooks/report.mjs' } } });
+    },
+    { ddl: HOOK_DDL, sync: { hooks: { before_sync: './hooks/check.mjs', after_sync: './hooks/report.mjs' } } },
+  );
   await a.query(`INSERT INTO public.flags VALUES ('veto', 'maintenance window until 10:00')`);
   await a.query(`INSERT INTO public.items VALUES (1, 'one', 1), (2, 'two', 2), (3, 'three', 3)`);
 
   const skipped = await runOnce(file);
-  assert.match(skipped.stdout, /INFO  skipped sync=s1 run_id=\S+: before_sync: maintenance window until 10:00 \(nothing consumed\)/);
-  assert.match(skipped.stdout, /INFO  hook sync=s1 hook=before_sync: veto flag: maintenance window until 10:00/);
+  assert.match(skipped.stdout, /INFO {2}skipped sync=s1 run_id=\S+: before_sync: maintenance window until 10:00 \(nothing consumed\)/);
+  assert.match(skipped.stdout, /INFO {2}hook sync=s1 hook=before_sync: veto flag: maintenance window until 10:00/);
   assert.equal((await b.one('SELECT count(*)::int AS n FROM public.items')).n, 0);
   assert.equal((await c.one('SELECT count(*)::int AS n FROM public.items')).n, 0);
   assert.equal((await a.one('SELECT count(*)::int AS n FROM public.hook_calls')).n, 0, "ctx.query ran in the run's transaction, rolled back with it");
@@ -275,7 +343,11 @@ export function after_sync(ctx) {
   assert.equal(st.pending, 3, 'nothing consumed');
   const text = await runCli(['status', '-f', file]);
   assert.match(text.stdout, /^sync s1: last run skipped by before_sync: maintenance window until 10:00$/m);
-  assert.deepEqual(records(calls).map((x) => x.hook), ['before_sync'], 'no after_sync for a skipped run');
+  assert.deepEqual(
+    records(calls).map((x) => x.hook),
+    ['before_sync'],
+    'no after_sync for a skipped run',
+  );
 
   await a.query(`DELETE FROM public.flags`);
   await runOnce(file);
@@ -294,25 +366,37 @@ export function after_sync(ctx) {
   await a.query(`UPDATE public.items SET name = 'a1' WHERE id = 1`);
   await b.query(`UPDATE public.items SET name = 'b1' WHERE id = 1`);
   await runOnce(file);
-  const last = records(calls).filter((x) => x.hook === 'after_sync').at(-1).summary;
+  const last = records(calls)
+    .filter((x) => x.hook === 'after_sync')
+    .at(-1).summary;
   assert.equal(last.conflicts, 1);
-  assert.deepEqual(last.conflict_records.map((x: { key: unknown; winner: string }) => [x.key, x.winner]), [[{ id: 1 }, 'b']]);
+  assert.deepEqual(
+    last.conflict_records.map((x: { key: unknown; winner: string }) => [x.key, x.winner]),
+    [[{ id: 1 }, 'b']],
+  );
   assert.deepEqual(last.tables['public.items'].received, { a: 1, c: 1 });
 });
 
 test('hooks that throw: before_sync fails the run (naming the hook and module), after_sync is only logged (the run committed)', async () => {
-  const { a, b, c, file } = await setup('hk_throw', {
-    'hooks/strict.mjs': `
+  const { a, b, c, file } = await setup(
+    'hk_throw',
+    {
+      'hooks/strict.mjs': `
 export async function before_sync(ctx) {
   const r = await ctx.query('a', "SELECT count(*)::int AS n FROM public.flags");
   if (r.rows[0].n > 0) throw new Error('flags are set');
 }
 export function after_sync() { throw new Error('the report service is down'); }
 `,
-  }, { ddl: HOOK_DDL, sync: { hooks: { before_sync: './hooks/strict.mjs', after_sync: './hooks/strict.mjs' } } });
+    },
+    { ddl: HOOK_DDL, sync: { hooks: { before_sync: './hooks/strict.mjs', after_sync: './hooks/strict.mjs' } } },
+  );
   await a.query(`INSERT INTO public.items VALUES (1, 'one', 1)`);
   const ok = await runOnce(file);
-  assert.match(ok.stdout, /WARN  hook sync=s1 hook=after_sync: sync s1: hook after_sync \(\.\/hooks\/strict\.mjs\) threw: the report service is down \(the run itself committed\)/);
+  assert.match(
+    ok.stdout,
+    /WARN {2}hook sync=s1 hook=after_sync: sync s1: hook after_sync \(\.\/hooks\/strict\.mjs\) threw: the report service is down \(the run itself committed\)/,
+  );
   await assertSame([a, b, c], TABLES);
   await a.query(`INSERT INTO public.flags VALUES ('x', 'y')`);
   await a.query(`INSERT INTO public.items VALUES (2, 'two', 2)`);
@@ -325,8 +409,10 @@ export function after_sync() { throw new Error('the report service is down'); }
 const USERS = `CREATE TABLE public.users (id integer PRIMARY KEY, email text NOT NULL UNIQUE, name text);`;
 
 test('on_error repairs a unique clash through ctx.query and the run is redone once, successfully', async () => {
-  const { a, b, c, file, calls } = await setup('hk_repair', {
-    'hooks/repair.mjs': `
+  const { a, b, c, file, calls } = await setup(
+    'hk_repair',
+    {
+      'hooks/repair.mjs': `
 export async function on_error(ctx) {
   record({ error: ctx.error, run_id: ctx.run_id });
   if (ctx.error.code !== 'constraint_violation') return;
@@ -337,7 +423,9 @@ export async function on_error(ctx) {
   return { retry: true };
 }
 `,
-  }, { ddl: USERS, tables: ['public.users'], sync: { hooks: { on_error: './hooks/repair.mjs' } } });
+    },
+    { ddl: USERS, tables: ['public.users'], sync: { hooks: { on_error: './hooks/repair.mjs' } } },
+  );
   await a.query(`INSERT INTO public.users VALUES (1, 'x@example.com', 'Ann'), (2, 'y@example.com', 'Bob')`);
   await b.query(`INSERT INTO public.users VALUES (100, 'x@example.com', 'Cy'), (101, 'z@example.com', 'Di')`);
   const r = await runOnce(file);
@@ -345,7 +433,12 @@ export async function on_error(ctx) {
   assert.match(r.stdout, /hook sync=s1 hook=on_error: redoing run \S+ once, as on_error asked/);
   await assertSame([a, b, c], ['public.users'], 'after the repair');
   const emails = (await c.query(`SELECT id, email FROM public.users ORDER BY id`)).rows;
-  assert.deepEqual(emails, [{ id: 1, email: 'x@example.com' }, { id: 2, email: 'y@example.com' }, { id: 100, email: 'dup-100-x@example.com' }, { id: 101, email: 'z@example.com' }]);
+  assert.deepEqual(emails, [
+    { id: 1, email: 'x@example.com' },
+    { id: 2, email: 'y@example.com' },
+    { id: 100, email: 'dup-100-x@example.com' },
+    { id: 101, email: 'z@example.com' },
+  ]);
   const seen = records(calls);
   assert.equal(seen.length, 1);
   assert.equal(seen[0].error.code, 'constraint_violation');
@@ -356,15 +449,19 @@ export async function on_error(ctx) {
 });
 
 test('on_error: a redone run that fails again is not redone a second time; the run fails', async () => {
-  const { a, b, c, file, calls } = await setup('hk_noretry', {
-    'hooks/repair.mjs': `
+  const { a, b, c, file, calls } = await setup(
+    'hk_noretry',
+    {
+      'hooks/repair.mjs': `
 export async function on_error(ctx) {
   record({ code: ctx.error.code, run_id: ctx.run_id });
   await ctx.query('a', "SELECT 1");
   return { retry: true }; // but repairs nothing
 }
 `,
-  }, { ddl: USERS, tables: ['public.users'], sync: { hooks: { on_error: './hooks/repair.mjs' } } });
+    },
+    { ddl: USERS, tables: ['public.users'], sync: { hooks: { on_error: './hooks/repair.mjs' } } },
+  );
   await a.query(`INSERT INTO public.users VALUES (1, 'x@example.com', 'Ann')`);
   await b.query(`INSERT INTO public.users VALUES (100, 'x@example.com', 'Cy')`);
   const r = await runOnce(file, [], 1);
@@ -379,8 +476,12 @@ export async function on_error(ctx) {
 });
 
 test('examples/conflicts/counters.yaml: per-source counters merged column-wise by counter-merge.js', async () => {
-  const [east, west] = await env.fresh('ex_counters', `CREATE TABLE public.page_hits (page text PRIMARY KEY, title text,
-    hits_east bigint NOT NULL DEFAULT 0, hits_west bigint NOT NULL DEFAULT 0);`, ['a', 'b']);
+  const [east, west] = await env.fresh(
+    'ex_counters',
+    `CREATE TABLE public.page_hits (page text PRIMARY KEY, title text,
+    hits_east bigint NOT NULL DEFAULT 0, hits_west bigint NOT NULL DEFAULT 0);`,
+    ['a', 'b'],
+  );
   const file = path.join(packageRoot(), 'examples', 'conflicts', 'counters.yaml');
   const cliEnv = { EAST_URL: east.url, WEST_URL: west.url };
   const cli = async (args: string[], code = 0) => {
@@ -401,6 +502,13 @@ test('examples/conflicts/counters.yaml: per-source counters merged column-wise b
   assert.match(r.stdout, /key=\{"page":"\/about"\} winner=east/);
   for (const d of [east, west]) {
     const rows = (await d.query(`SELECT page, title, hits_east::int, hits_west::int FROM public.page_hits ORDER BY page`)).rows;
-    assert.deepEqual(rows, [{ page: '/about', title: 'About', hits_east: 1, hits_west: 0 }, { page: '/home', title: 'Welcome', hits_east: 2, hits_west: 3 }], d.name);
+    assert.deepEqual(
+      rows,
+      [
+        { page: '/about', title: 'About', hits_east: 1, hits_west: 0 },
+        { page: '/home', title: 'Welcome', hits_east: 2, hits_west: 3 },
+      ],
+      d.name,
+    );
   }
 });

@@ -30,7 +30,10 @@ test('a hook module edited after apply is a plan change naming it; a plan file m
   const [a, b] = await env.fresh('hookplan', DDL);
   const dir = tempDir();
   writeModule(dir, 'hooks/after.mjs', 'export function after_sync(ctx) { return undefined; }\n');
-  const file = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: ['public.items'], sync: { hooks: { after_sync: './hooks/after.mjs' } } }), dir);
+  const file = writeTopology(
+    simpleTopology({ sources: [a], targets: [b], tables: ['public.items'], sync: { hooks: { after_sync: './hooks/after.mjs' } } }),
+    dir,
+  );
   // the CLI runs elsewhere: module paths are relative to the topology file
   const cwd = tempDir();
   await cli(['apply', '-f', file, '--auto-approve'], 0, { cwd });
@@ -116,7 +119,13 @@ test('a changed filter for a target: plan says the next run re-copies the table 
   (topo.relgroups as { g: { tables: unknown[] } }).g.tables = [{ name: 'public.items', targets: { [b.name]: { where: 'qty > 0' } } }];
   writeTopology(topo, dir);
   const r = await cli(['plan', '-f', file, '--no-color'], 0);
-  assert.match(r.stdout, new RegExp(`database ${b.name}[^\\n]*\\n(?:.*\\n)*?\\s+~ sync s1: table public\\.items\\n\\s+filter changed to qty > 0: the next run empties public\\.items here and copies the rows again from ${a.name}`), show(r));
+  assert.match(
+    r.stdout,
+    new RegExp(
+      `database ${b.name}[^\\n]*\\n(?:.*\\n)*?\\s+~ sync s1: table public\\.items\\n\\s+filter changed to qty > 0: the next run empties public\\.items here and copies the rows again from ${a.name}`,
+    ),
+    show(r),
+  );
   const json = JSON.parse((await cli(['plan', '-f', file, '--format', 'json'], 0)).stdout) as { changes: { database: string; object_type: string }[] };
   assert.ok(!json.changes.some((c) => c.database === a.name && c.object_type === 'sync_table'), 'the source is not re-copied');
   await cli(['apply', '-f', file, '--auto-approve'], 0);

@@ -49,7 +49,12 @@ test('pgbench one-way: apply, run --once, compare equal; then multi-source with 
   assert.equal(cmp.code, 0, cmp.out);
   const j = JSON.parse(cmp.stdout) as { equal: boolean; tables: { table: string; rows: Record<string, number> }[] };
   assert.equal(j.equal, true);
-  assert.deepEqual(j.tables.map((t) => t.table).sort(), ['public.pgbench_accounts', 'public.pgbench_branches', 'public.pgbench_history', 'public.pgbench_tellers']);
+  assert.deepEqual(j.tables.map((t) => t.table).sort(), [
+    'public.pgbench_accounts',
+    'public.pgbench_branches',
+    'public.pgbench_history',
+    'public.pgbench_tellers',
+  ]);
   assert.deepEqual(j.tables.find((t) => t.table === 'public.pgbench_accounts')!.rows, { a: 100_000, b: 100_000 });
 
   // Step 4 of the README: interleave hid, then multi-source over the same databases.

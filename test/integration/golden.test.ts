@@ -32,7 +32,12 @@ CREATE SEQUENCE public.invoice_no;
 function topology(dbs: Record<string, TestDb>, edited: boolean) {
   const databases = Object.fromEntries(Object.entries(dbs).map(([k, d]) => [k, { url: d.url }]));
   const shop = edited
-    ? [{ schema: 'public', table: 'items', key: ['id', 'name'] }, { schema: 'public', table: 'tags', makedelta: true }, '"Sales EU"."Order ""Lines"""', 'public.payments']
+    ? [
+        { schema: 'public', table: 'items', key: ['id', 'name'] },
+        { schema: 'public', table: 'tags', makedelta: true },
+        '"Sales EU"."Order ""Lines"""',
+        'public.payments',
+      ]
     : ['public.items', 'public.tags', 'public.notes', '"Sales EU"."Order ""Lines"""', 'public.payments'];
   const syncs: Record<string, unknown> = {
     s1: { relgroup: 'shop', sources: edited ? ['a', 'b'] : ['a'], ...(edited ? {} : { targets: ['b'] }) },
@@ -57,7 +62,11 @@ function checkGolden(name: string, actual: string): void {
     return;
   }
   assert.ok(fs.existsSync(file), `missing golden file test/golden/${name} (make it with UPDATE_GOLDEN=1)`);
-  assert.equal(actual, fs.readFileSync(file, 'utf8'), `output differs from test/golden/${name} (if the change is deliberate: UPDATE_GOLDEN=1, then review the diff)`);
+  assert.equal(
+    actual,
+    fs.readFileSync(file, 'utf8'),
+    `output differs from test/golden/${name} (if the change is deliberate: UPDATE_GOLDEN=1, then review the diff)`,
+  );
 }
 
 /** Runs the CLI in `dir` (so paths print as relative), pins exit code, stdout and stderr. */
@@ -71,29 +80,59 @@ async function golden(name: string, dir: string, args: string[], dbs: TestDb[]):
 async function state(db: TestDb): Promise<string> {
   const lines: string[] = [];
   const q = async (sql: string) => (await db.query<{ x: string }>(sql)).rows.map((r) => r.x);
-  lines.push(...(await q(`SELECT format('schema %s: %s', nspname, obj_description(oid, 'pg_namespace')) AS x FROM pg_namespace WHERE nspname LIKE 'bucardo%'`)));
-  lines.push(...(await q(`
+  lines.push(
+    ...(await q(`SELECT format('schema %s: %s', nspname, obj_description(oid, 'pg_namespace')) AS x FROM pg_namespace WHERE nspname LIKE 'bucardo%'`)),
+  );
+  lines.push(
+    ...(await q(`
     SELECT format('%s %s.%s (%s) %s', c.relkind, n.nspname, c.relname,
       (SELECT string_agg(format('%I %s%s%s', a.attname, format_type(a.atttypid, a.atttypmod), CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
          coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')), ', ' ORDER BY a.attnum)
        FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind <> 'S'),
       coalesce(obj_description(c.oid, 'pg_class'), '')) AS x
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'bucardo%' AND c.relkind IN ('r', 'p', 'S')`)));
-  lines.push(...(await q(`SELECT 'index ' || pg_get_indexdef(i.indexrelid) AS x FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'bucardo%'`)));
-  lines.push(...(await q(`SELECT format('constraint %s on %s: %s', conname, conrelid::regclass, pg_get_constraintdef(oid)) AS x FROM pg_constraint WHERE connamespace::regnamespace::text LIKE 'bucardo%'`)));
-  lines.push(...(await q(`SELECT format('sequence %s: %s %s cycle=%s', seqrelid::regclass, seqtypid::regtype, seqincrement, seqcycle) AS x FROM pg_sequence WHERE seqrelid::regclass::text LIKE 'bucardo%'`)));
-  lines.push(...(await q(`SELECT format('function %s.%s(): %s %s md5=%s', n.nspname, p.proname, l.lanname, p.prorettype::regtype, md5(p.prosrc)) AS x FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang WHERE n.nspname LIKE 'bucardo%'`)));
-  lines.push(...(await q(`SELECT format('trigger [%s] %s', tgenabled, pg_get_triggerdef(oid)) AS x FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'bucardo%'`)));
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'bucardo%' AND c.relkind IN ('r', 'p', 'S')`)),
+  );
+  lines.push(
+    ...(await q(
+      `SELECT 'index ' || pg_get_indexdef(i.indexrelid) AS x FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'bucardo%'`,
+    )),
+  );
+  lines.push(
+    ...(await q(
+      `SELECT format('constraint %s on %s: %s', conname, conrelid::regclass, pg_get_constraintdef(oid)) AS x FROM pg_constraint WHERE connamespace::regnamespace::text LIKE 'bucardo%'`,
+    )),
+  );
+  lines.push(
+    ...(await q(
+      `SELECT format('sequence %s: %s %s cycle=%s', seqrelid::regclass, seqtypid::regtype, seqincrement, seqcycle) AS x FROM pg_sequence WHERE seqrelid::regclass::text LIKE 'bucardo%'`,
+    )),
+  );
+  lines.push(
+    ...(await q(
+      `SELECT format('function %s.%s(): %s %s md5=%s', n.nspname, p.proname, l.lanname, p.prorettype::regtype, md5(p.prosrc)) AS x FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang WHERE n.nspname LIKE 'bucardo%'`,
+    )),
+  );
+  lines.push(
+    ...(await q(`SELECT format('trigger [%s] %s', tgenabled, pg_get_triggerdef(oid)) AS x FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'bucardo%'`)),
+  );
   const schemas = await q(`SELECT nspname AS x FROM pg_namespace WHERE nspname LIKE 'bucardo%'`);
   for (const s of schemas) {
     const t = (name: string) => `"${s}".${name}`;
     lines.push(...(await q(`SELECT format('meta %s = %s', key, CASE WHEN key = 'last_apply' THEN '(time, file)' ELSE value END) AS x FROM ${t('meta')}`)));
-    lines.push(...(await q(`SELECT format('installed %s %s (%s.%s) %s %s', object_type, object_name, table_schema, table_name, fingerprint, detail) AS x FROM ${t('installed')}`)));
+    lines.push(
+      ...(await q(
+        `SELECT format('installed %s %s (%s.%s) %s %s', object_type, object_name, table_schema, table_name, fingerprint, detail) AS x FROM ${t('installed')}`,
+      )),
+    );
     lines.push(...(await q(`SELECT format('sync %s %s %s %s %s', name, kind, role, fingerprint, detail) AS x FROM ${t('sync')}`)));
-    lines.push(...(await q(`SELECT format('sync_relation %s %s %s.%s %s copy_pending=%s', sync, table_id, table_schema, table_name, key_columns, copy_pending) AS x FROM ${t('sync_relation')}`)));
+    lines.push(
+      ...(await q(
+        `SELECT format('sync_relation %s %s %s.%s %s copy_pending=%s', sync, table_id, table_schema, table_name, key_columns, copy_pending) AS x FROM ${t('sync_relation')}`,
+      )),
+    );
   }
-  return lines.sort().join('\n') + '\n';
+  return `${lines.sort().join('\n')}\n`;
 }
 
 async function checkState(name: string, dbs: Record<string, TestDb>): Promise<void> {
@@ -123,12 +162,17 @@ test('plan, apply, an edit with drift, apply of a plan file, destroy: output and
 
   // drift made by hand, then the edited topology
   const id = async (db: TestDb, table: string) =>
-    (await db.one(`SELECT p.proname AS fn, t.tgname AS trg FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid = $1::regclass AND t.tgname LIKE '%\\_i'`, [table])) as { fn: string; trg: string };
+    (await db.one(
+      `SELECT p.proname AS fn, t.tgname AS trg FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid = $1::regclass AND t.tgname LIKE '%\\_i'`,
+      [table],
+    )) as { fn: string; trg: string };
   const lines = await id(a, '"Sales EU"."Order ""Lines"""');
   const tags = await id(a, 'public.tags');
   const items = (await id(a, 'public.items')).trg.replace(/_i$/, '_u');
   await a.query(`DROP FUNCTION bucardo_main."${lines.fn}"() CASCADE; CREATE FUNCTION bucardo_main."${lines.fn}"() RETURNS integer LANGUAGE sql AS 'SELECT 1'`);
-  await a.query(`DROP TRIGGER "${tags.trg}" ON public.tags; CREATE TRIGGER "${tags.trg}" AFTER INSERT ON public.tags FOR EACH ROW EXECUTE FUNCTION bucardo_main."${tags.fn}"()`);
+  await a.query(
+    `DROP TRIGGER "${tags.trg}" ON public.tags; CREATE TRIGGER "${tags.trg}" AFTER INSERT ON public.tags FOR EACH ROW EXECUTE FUNCTION bucardo_main."${tags.fn}"()`,
+  );
   await a.query(`ALTER TABLE public.items DISABLE TRIGGER "${items}"`);
   await b.query(`DROP TABLE bucardo_main.conflict; DROP SEQUENCE bucardo_main.kick_seq`);
   writeTopology(topology(dbs, true), dir);
@@ -151,12 +195,15 @@ test('problems that block apply: text and JSON as pinned', async () => {
   await b.query(`CREATE TABLE public.keyless (v text); ALTER TABLE public.tags ADD COLUMN extra int`);
   for (const d of [a, b]) await d.query('ANALYZE');
   const dir = tempDir();
-  writeTopology({
-    version: 1,
-    databases: { a: { url: a.url }, b: { url: b.url } },
-    relgroups: { g: { tables: ['public.items', 'public.tags', 'public.keyless', 'public.nowhere', { match: 'public.nothing_*' }] } },
-    syncs: { s1: { relgroup: 'g', sources: ['a'], targets: ['b'] } },
-  }, dir);
+  writeTopology(
+    {
+      version: 1,
+      databases: { a: { url: a.url }, b: { url: b.url } },
+      relgroups: { g: { tables: ['public.items', 'public.tags', 'public.keyless', 'public.nowhere', { match: 'public.nothing_*' }] } },
+      syncs: { s1: { relgroup: 'g', sources: ['a'], targets: ['b'] } },
+    },
+    dir,
+  );
   await golden('4-errors.txt', dir, ['plan', '-f', 'bucardo.yaml', '--no-color'], [a, b]);
   await golden('4-errors-json.txt', dir, ['plan', '-f', 'bucardo.yaml', '--format', 'json'], [a, b]);
   await golden('4-errors-markdown.txt', dir, ['plan', '-f', 'bucardo.yaml', '--format', 'markdown'], [a, b]);

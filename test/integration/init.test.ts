@@ -51,7 +51,8 @@ test('keyed tables in the relgroup, keyless ones explained, no password, valid a
   for (const t of ['public.customers', 'public.orders', 'public.codes', 'archive.old_orders', `'"Sales EU"."Order ""Lines"" ✓"'`]) {
     assert.match(text, new RegExp(`^ {6}- ${t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), t);
   }
-  for (const s of ['public.customers_id_seq', 'public.orders_id_seq', 'public.invoice_no']) assert.match(text, new RegExp(`^ {6}- ${s.replace('.', '\\.')}$`, 'm'));
+  for (const s of ['public.customers_id_seq', 'public.orders_id_seq', 'public.invoice_no'])
+    assert.match(text, new RegExp(`^ {6}- ${s.replace('.', '\\.')}$`, 'm'));
   assert.match(text, /^# {3}public\.logs: no primary key and no unique index$/m);
   assert.match(text, /^# {3}public\.emails: no primary key; unique index emails_addr is on nullable column addr$/m);
   assert.match(text, /^# {3}public\.partial: no primary key; unique index partial_live is partial$/m);

@@ -26,7 +26,11 @@ async function client(d: TestDb): Promise<pg.Client> {
 
 /** Rows left in the change logs of topology main in `d`: TRUNCATEs and deltas. */
 async function changeLogRows(d: TestDb): Promise<{ truncates: number; deltas: number }> {
-  const tables = (await d.query(`SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'bucardo_main' AND c.relkind = 'r' AND c.relname LIKE 'delta\\_%'`)).rows;
+  const tables = (
+    await d.query(
+      `SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'bucardo_main' AND c.relkind = 'r' AND c.relname LIKE 'delta\\_%'`,
+    )
+  ).rows;
   assert.ok(tables.length > 0, 'no delta table found');
   let deltas = 0;
   for (const t of tables) deltas += (await d.query(`SELECT count(*)::int AS n FROM bucardo_main.${t.relname}`)).rows[0].n;
@@ -101,8 +105,14 @@ test('two-phase commit works on a source with an idle runner and autokick, and p
     await a.query(`INSERT INTO public.items VALUES (1, 'first')`);
     await waitFor(async () => (await name(b, 1)) === 'first', 'the first row on b');
     // idle: the runner holds the kick gate, so a writer cannot skip the wake-up
-    await waitFor(async () => (await a.query(`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
-      WHERE l.locktype = 'advisory' AND l.granted AND s.application_name = 'bucardo:gate'`)).rows[0].n > 0, 'the runner to hold the kick gate');
+    await waitFor(
+      async () =>
+        (
+          await a.query(`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND s.application_name = 'bucardo:gate'`)
+        ).rows[0].n > 0,
+      'the runner to hold the kick gate',
+    );
     await c.query('BEGIN');
     await c.query(`INSERT INTO public.items VALUES (2, 'prepared')`);
     await c.query(`PREPARE TRANSACTION 'bucardo_test_2pc'`);
@@ -146,7 +156,11 @@ test('a run that fails between commits after a database joined resumes every dat
   const failed = await runCli(['run', '-f', two, '--once']);
   assert.equal(failed.code, 1, failed.out);
   assert.match(failed.out, /injected commit failure/);
-  assert.deepEqual(await ids(c), Array.from({ length: 20 }, (_, i) => i + 1), 'c committed the failed run');
+  assert.deepEqual(
+    await ids(c),
+    Array.from({ length: 20 }, (_, i) => i + 1),
+    'c committed the failed run',
+  );
   await b.query(`DELETE FROM public.fail_once`);
   await runOnce(two);
   await assertSame([a, b, c], ['public.items']);
@@ -171,7 +185,11 @@ test('runners exclude each other on every database: a lost lock session or anoth
     for (const other of [file, reversed]) {
       r2 = spawnCli(['run', '-f', other, '--once']);
       await waitFor(async () => /busy sync=s1/.test(r2!.output().stdout) || (await runnerLockWaits(c)) > 1, 'the second runner to decide');
-      assert.match(r2.output().stdout, /busy sync=s1/, `a second runner (${other === file ? 'same file' : 'sources reversed'}) ran the sync while the first was in its run`);
+      assert.match(
+        r2.output().stdout,
+        /busy sync=s1/,
+        `a second runner (${other === file ? 'same file' : 'sources reversed'}) ran the sync while the first was in its run`,
+      );
       r2.kill('SIGKILL');
       await r2.exited;
       r2 = null;
@@ -215,7 +233,9 @@ test('a source whose transaction ids went backwards (restored from a dump) is re
   assert.match(res.out, /database a/);
   assert.match(res.out, /transaction ids went backwards|restored/);
   assert.doesNotMatch(res.out, /this looks like a bug/);
-  const deltas = await r.query(`SELECT count(*)::int AS n FROM bucardo_main.${(await r.query(`SELECT relname FROM pg_class WHERE relname LIKE 'delta\\_%'`)).rows[0].relname}`);
+  const deltas = await r.query(
+    `SELECT count(*)::int AS n FROM bucardo_main.${(await r.query(`SELECT relname FROM pg_class WHERE relname LIKE 'delta\\_%'`)).rows[0].relname}`,
+  );
   assert.ok(deltas.rows[0].n >= 1, 'the change made after the restore is still pending');
   assert.equal(await name(b, 6), null);
 });
@@ -245,7 +265,7 @@ test('run --once under a steady write load replicates what was committed before 
   }
 });
 
-test('capture never makes an application write fail: columns named like the capture function\'s own variables', async () => {
+test("capture never makes an application write fail: columns named like the capture function's own variables", async () => {
   const ddl = `CREATE TABLE public.odd ("ts" integer PRIMARY KEY, n text, bucardo_capture text);`;
   const [a, b] = await env.fresh('oddcols', ddl, ['a', 'b']);
   const file = writeTopology(simpleTopology({ sources: [a, b], tables: ['public.odd'] }));
@@ -259,7 +279,10 @@ test('capture never makes an application write fail: columns named like the capt
   await b.query(`INSERT INTO public.odd VALUES (11, 'b', 'b')`);
   await runOnce(file);
   await assertSame([a, b], ['public.odd']);
-  assert.deepEqual((await a.query(`SELECT "ts" FROM public.odd ORDER BY 1`)).rows.map((r: { ts: number }) => r.ts), [11]);
+  assert.deepEqual(
+    (await a.query(`SELECT "ts" FROM public.odd ORDER BY 1`)).rows.map((r: { ts: number }) => r.ts),
+    [11],
+  );
 });
 
 test('a onetimecopy and a TRUNCATE on another source in the same run: the TRUNCATE wins, later rows survive everywhere', async () => {
@@ -281,8 +304,12 @@ test('run history is kept for run_history (default 14 days), the latest run of e
   await a.query(`INSERT INTO public.items VALUES (1, 'x')`);
   await runOnce(file);
   for (const d of [a, b]) {
-    await d.query(`INSERT INTO bucardo_main.run (run_id, sync, started, finished) VALUES ('old', 's1', now() - interval '3 days', now() - interval '3 days'), ('recent', 's1', now() - interval '1 day', now() - interval '1 day')`);
-    await d.query(`INSERT INTO bucardo_main.conflict (run_id, sync, table_schema, table_name, key, at) VALUES ('old', 's1', 'public', 'items', '{}', now() - interval '3 days')`);
+    await d.query(
+      `INSERT INTO bucardo_main.run (run_id, sync, started, finished) VALUES ('old', 's1', now() - interval '3 days', now() - interval '3 days'), ('recent', 's1', now() - interval '1 day', now() - interval '1 day')`,
+    );
+    await d.query(
+      `INSERT INTO bucardo_main.conflict (run_id, sync, table_schema, table_name, key, at) VALUES ('old', 's1', 'public', 'items', '{}', now() - interval '3 days')`,
+    );
   }
   await a.query(`INSERT INTO public.items VALUES (2, 'y')`);
   await runOnce(file);

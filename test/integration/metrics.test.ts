@@ -78,20 +78,28 @@ test('run --metrics-port: counters grow over runs, pending and lag per source da
 
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     assert.equal(health.status, 200);
-    const hb = await health.json() as { status: string; syncs: Record<string, string> };
+    const hb = (await health.json()) as { status: string; syncs: Record<string, string> };
     assert.equal(hb.status, 'ok');
     assert.ok(['idle', 'running'].includes(hb.syncs.s1), JSON.stringify(hb));
     assert.equal((await fetch(`http://127.0.0.1:${port}/nope`)).status, 404);
 
     // ten changes, not kicked: the poller finds them pending, with a lag that grows
     await a.query(`INSERT INTO public.items SELECT i, 'x' FROM generate_series(1, 10) i`);
-    const pending = (await waitFor(async () => {
-      const r = await scrape(port);
-      return r.s.get('bucardo_pending_changes{sync="s1",database="a"}') === 10 ? r : null;
-    }, 'pending 10 on a', 30_000, 250))!;
+    const pending = (await waitFor(
+      async () => {
+        const r = await scrape(port);
+        return r.s.get('bucardo_pending_changes{sync="s1",database="a"}') === 10 ? r : null;
+      },
+      'pending 10 on a',
+      30_000,
+      250,
+    ))!;
     assert.ok(pending.s.get('bucardo_lag_seconds{sync="s1",database="a"}')! > 0);
 
-    for (const [n, total] of [[0, 10], [5, 15]]) {
+    for (const [n, total] of [
+      [0, 10],
+      [5, 15],
+    ]) {
       if (n) await a.query(`INSERT INTO public.items SELECT i, 'y' FROM generate_series(100, 99 + $1::int) i`, [n]);
       const k = await runCli(['kick', 's1', '-f', file, '--wait', '30']);
       assert.equal(k.code, 0, k.out);

@@ -90,7 +90,10 @@ test('a partition attached after an apply is a plan change; one missing on a rec
   const plan = await runCli(['plan', '-f', file, '--format', 'json']);
   assert.equal(plan.code, 0, plan.out);
   const changes = JSON.parse(plan.stdout).changes as { database: string; action: string; object: string }[];
-  assert.ok(changes.some((ch) => ch.database === 'a' && ch.action === 'create' && /on public\.payment_p2024_06$/.test(ch.object)), plan.stdout);
+  assert.ok(
+    changes.some((ch) => ch.database === 'a' && ch.action === 'create' && /on public\.payment_p2024_06$/.test(ch.object)),
+    plan.stdout,
+  );
   await applyOk(file);
   await a.query(`INSERT INTO public.payment_p2024_06 VALUES (1, '2024-06-02', 3, 'june')`);
   await runOnce(file);
@@ -129,7 +132,7 @@ test('onetimecopy and compare of a partitioned table', async () => {
   assert.equal(diff.code, 2, diff.out);
 });
 
-test('a key changed by the application\'s BEFORE trigger is captured; a nullable key column is refused by plan', async () => {
+test("a key changed by the application's BEFORE trigger is captured; a nullable key column is refused by plan", async () => {
   const ddl = `CREATE TABLE public.doc (id integer PRIMARY KEY, code text, body text);
     CREATE FUNCTION public.renumber() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.body = 'renumber' THEN NEW.id := NEW.id + 1000; END IF; RETURN NEW; END $$;
     CREATE TRIGGER renumber BEFORE UPDATE ON public.doc FOR EACH ROW EXECUTE FUNCTION public.renumber();`;
@@ -141,7 +144,10 @@ test('a key changed by the application\'s BEFORE trigger is captured; a nullable
   await a.query(`UPDATE public.doc SET body = 'renumber' WHERE id = 1`); // the statement never names id
   await runOnce(file);
   await assertSame([a, b], ['public.doc']);
-  assert.deepEqual((await b.query(`SELECT id FROM public.doc ORDER BY id`)).rows.map((r: { id: number }) => r.id), [2, 1001]);
+  assert.deepEqual(
+    (await b.query(`SELECT id FROM public.doc ORDER BY id`)).rows.map((r: { id: number }) => r.id),
+    [2, 1001],
+  );
   // key: [code] where code is nullable
   const nullable = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: [{ name: 'public.doc', key: ['code'] }], name: 'other' }));
   const r = await runCli(['plan', '-f', nullable]);

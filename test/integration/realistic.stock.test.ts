@@ -21,7 +21,9 @@ import { startStockClusters } from '../helpers/stock.js';
 
 // jit_above_cost lowered from 100000: the runner's statements on these small tables cost less than
 // what a production table costs, and the point is that the runner never JIT-compiles
-const stock = useGroup(['a', 'b'], () => startStockClusters(['a', 'b'], { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'top', jit_above_cost: '500' }));
+const stock = useGroup(['a', 'b'], () =>
+  startStockClusters(['a', 'b'], { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'top', jit_above_cost: '500' }),
+);
 const embedded = useClusters(['t']);
 
 const MONTHS = 36;
@@ -60,15 +62,25 @@ CREATE TABLE public.payment (payment_id serial NOT NULL, customer_id integer NOT
   payment_date date NOT NULL, PRIMARY KEY (payment_date, payment_id)) PARTITION BY RANGE (payment_date);
 ${parts.join('\n')}
 ${['language', 'category', 'actor', 'film', 'film_actor', 'film_category', 'store', 'customer', 'inventory', 'rental']
-  .map((t) => `CREATE TRIGGER last_updated BEFORE UPDATE ON public.${t} FOR EACH ROW EXECUTE FUNCTION public.last_updated();`).join('\n')}
+  .map((t) => `CREATE TRIGGER last_updated BEFORE UPDATE ON public.${t} FOR EACH ROW EXECUTE FUNCTION public.last_updated();`)
+  .join('\n')}
 INSERT INTO public.language (language_id, name, last_update) VALUES (1, 'English', '2024-01-01'), (2, 'Italian', '2024-01-01');
 INSERT INTO public.category (category_id, name, last_update) SELECT i, 'category ' || i, '2024-01-01' FROM generate_series(1, 16) i;
 INSERT INTO public.store (store_id, name, last_update) VALUES (1, 'north', '2024-01-01'), (2, 'south', '2024-01-01');
 `;
 }
 
-const TABLES = ['language', 'category', 'actor', 'film', 'film_actor', 'film_category', 'store', 'customer', 'inventory', 'rental', 'payment'].map((t) => `public.${t}`);
-const SEQUENCES = ['actor_actor_id_seq', 'film_film_id_seq', 'customer_customer_id_seq', 'inventory_inventory_id_seq', 'rental_rental_id_seq', 'payment_payment_id_seq'];
+const TABLES = ['language', 'category', 'actor', 'film', 'film_actor', 'film_category', 'store', 'customer', 'inventory', 'rental', 'payment'].map(
+  (t) => `public.${t}`,
+);
+const SEQUENCES = [
+  'actor_actor_id_seq',
+  'film_film_id_seq',
+  'customer_customer_id_seq',
+  'inventory_inventory_id_seq',
+  'rental_rental_id_seq',
+  'payment_payment_id_seq',
+];
 
 /** Each source hands out ids from its own range (a: 1..1e9, b: 1e9+1..2e9). */
 async function ranges(d: TestDb, n: number): Promise<void> {
@@ -86,15 +98,35 @@ async function load(d: TestDb, stop: () => boolean): Promise<number> {
       n++;
       await c.query('BEGIN');
       const actor = (await c.query(`INSERT INTO public.actor (first_name, last_name) VALUES ($1, $2) RETURNING actor_id`, [`A${n}`, d.name])).rows[0].actor_id;
-      const film = (await c.query(`INSERT INTO public.film (title, description, release_year, language_id, rating, special_features)
-        VALUES ($1, 'a film', 2000 + $2::int % 20, 1 + $2::int % 2, (ARRAY['G','PG','R']::public.mpaa_rating[])[1 + $2::int % 3], ARRAY['Trailers', 'Deleted Scenes']) RETURNING film_id`, [`${d.name} film ${n}`, n])).rows[0].film_id;
+      const film = (
+        await c.query(
+          `INSERT INTO public.film (title, description, release_year, language_id, rating, special_features)
+        VALUES ($1, 'a film', 2000 + $2::int % 20, 1 + $2::int % 2, (ARRAY['G','PG','R']::public.mpaa_rating[])[1 + $2::int % 3], ARRAY['Trailers', 'Deleted Scenes']) RETURNING film_id`,
+          [`${d.name} film ${n}`, n],
+        )
+      ).rows[0].film_id;
       await c.query(`INSERT INTO public.film_actor (actor_id, film_id) VALUES ($1, $2)`, [actor, film]);
       await c.query(`INSERT INTO public.film_category (film_id, category_id) VALUES ($1, 1 + $2::int % 16)`, [film, n]);
-      const inv = (await c.query(`INSERT INTO public.inventory (film_id, store_id) VALUES ($1, 1 + $2::int % 2) RETURNING inventory_id`, [film, n])).rows[0].inventory_id;
-      const cust = (await c.query(`INSERT INTO public.customer (store_id, first_name, last_name, email) VALUES (1, $1, $2, $3) RETURNING customer_id`, [`C${n}`, d.name, `c${n}@${d.name}.example`])).rows[0].customer_id;
-      const rental = (await c.query(`INSERT INTO public.rental (rental_date, inventory_id, customer_id) VALUES (now(), $1, $2) RETURNING rental_id`, [inv, cust])).rows[0].rental_id;
-      if (n % 2) await c.query(`INSERT INTO public.payment (customer_id, rental_id, amount, payment_date) VALUES ($1, $2, 2.99, date '2022-01-01' + $3::int)`, [cust, rental, (n * 7) % (MONTHS * 28)]);
-      else await c.query(`INSERT INTO public.payment_p2023_06 (customer_id, rental_id, amount, payment_date) VALUES ($1, $2, 0.99, '2023-06-15')`, [cust, rental]);
+      const inv = (await c.query(`INSERT INTO public.inventory (film_id, store_id) VALUES ($1, 1 + $2::int % 2) RETURNING inventory_id`, [film, n])).rows[0]
+        .inventory_id;
+      const cust = (
+        await c.query(`INSERT INTO public.customer (store_id, first_name, last_name, email) VALUES (1, $1, $2, $3) RETURNING customer_id`, [
+          `C${n}`,
+          d.name,
+          `c${n}@${d.name}.example`,
+        ])
+      ).rows[0].customer_id;
+      const rental = (
+        await c.query(`INSERT INTO public.rental (rental_date, inventory_id, customer_id) VALUES (now(), $1, $2) RETURNING rental_id`, [inv, cust])
+      ).rows[0].rental_id;
+      if (n % 2)
+        await c.query(`INSERT INTO public.payment (customer_id, rental_id, amount, payment_date) VALUES ($1, $2, 2.99, date '2022-01-01' + $3::int)`, [
+          cust,
+          rental,
+          (n * 7) % (MONTHS * 28),
+        ]);
+      else
+        await c.query(`INSERT INTO public.payment_p2023_06 (customer_id, rental_id, amount, payment_date) VALUES ($1, $2, 0.99, '2023-06-15')`, [cust, rental]);
       await c.query(`UPDATE public.film SET description = 'seen ' || $2::int, rental_rate = 0.99 + ($2::int % 4) WHERE film_id = $1`, [film, n]); // fulltext, last_update
       if (n % 5 === 0) await c.query(`UPDATE public.rental SET return_date = now() WHERE rental_id = $1`, [rental]);
       if (n % 7 === 0) await c.query(`UPDATE public.actor SET actor_id = actor_id + 500000000 WHERE actor_id = $1`, [actor]); // cascades to film_actor
@@ -142,7 +174,10 @@ test('a realistic schema on two stock (JIT) sources and a target converges under
     await c.connect();
     try {
       const rows = Array.from({ length: 200 }, (_, i) => `${900_000_000 + i}\t7\t\\N\t1.50\t2022-02-${String(1 + (i % 28)).padStart(2, '0')}\n`).join('');
-      await pipeline(Readable.from([rows]), c.query(copyFrom(`COPY public.payment_p2022_02 (payment_id, customer_id, rental_id, amount, payment_date) FROM STDIN`)));
+      await pipeline(
+        Readable.from([rows]),
+        c.query(copyFrom(`COPY public.payment_p2022_02 (payment_id, customer_id, rental_id, amount, payment_date) FROM STDIN`)),
+      );
     } finally {
       await c.end();
     }
@@ -161,7 +196,8 @@ test('a realistic schema on two stock (JIT) sources and a target converges under
   await assertSame([a, b, t], TABLES, 'after the load');
   // what b held in that month when it truncated it is gone everywhere (later rows may be there)
   assert.ok(truncated.length > 0);
-  for (const d of [a, b, t]) assert.equal((await d.one(`SELECT count(*)::int AS n FROM public.payment WHERE payment_id = ANY($1::int[])`, [truncated])).n, 0, d.name);
+  for (const d of [a, b, t])
+    assert.equal((await d.one(`SELECT count(*)::int AS n FROM public.payment WHERE payment_id = ANY($1::int[])`, [truncated])).n, 0, d.name);
   assert.equal((await t.one(`SELECT count(*)::int AS n FROM public.payment_p2022_02 WHERE payment_id BETWEEN 900000000 AND 900000199`)).n, 200);
   // JIT: forced on once in a session of ours (it works on this server), never in the runner's
   const forced = new pg.Client({ ...a.cluster.clientConfig(a.dbname), options: '-c jit_above_cost=0' });
@@ -174,10 +210,19 @@ test('a realistic schema on two stock (JIT) sources and a target converges under
   for (const d of [a, b]) {
     const probe = await d.one(`SELECT coalesce(sum(jit_functions), 0)::int AS n FROM pg_stat_statements WHERE query LIKE '%forced_jit_probe%'`);
     if (d === a) assert.ok(probe.n > 0, 'JIT is not active on the stock server: the check below would prove nothing');
-    const ours = await d.one(`SELECT count(*)::int AS statements, coalesce(sum(jit_functions), 0)::int AS jit FROM pg_stat_statements WHERE query LIKE '%bucardo%'`);
+    const ours = await d.one(
+      `SELECT count(*)::int AS statements, coalesce(sum(jit_functions), 0)::int AS jit FROM pg_stat_statements WHERE query LIKE '%bucardo%'`,
+    );
     assert.ok(ours.statements > 0);
     assert.equal(ours.jit, 0, `statements of the runner were JIT-compiled on ${d.name}`);
   }
-  const durations = runner.output().stdout.split('\n').filter((l) => l.includes('"event":"run"')).map((l) => JSON.parse(l).duration_ms as number).sort((x, y) => x - y);
-  console.log(`runs during the load: ${durations.length}, duration p50 ${durations[Math.floor(durations.length / 2)]} ms, max ${durations[durations.length - 1]} ms`);
+  const durations = runner
+    .output()
+    .stdout.split('\n')
+    .filter((l) => l.includes('"event":"run"'))
+    .map((l) => JSON.parse(l).duration_ms as number)
+    .sort((x, y) => x - y);
+  console.log(
+    `runs during the load: ${durations.length}, duration p50 ${durations[Math.floor(durations.length / 2)]} ms, max ${durations[durations.length - 1]} ms`,
+  );
 });

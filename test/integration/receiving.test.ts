@@ -75,7 +75,11 @@ test('a column subset on a target: the other columns keep their values on update
   await applyOk(file);
   await a.query(`INSERT INTO public.customers VALUES (1, 'one', 'one@x.org', 10), (2, 'two', 'two@x.org', 20), (3, 'three', NULL, 30)`);
   await runOnce(file);
-  assert.deepEqual(await rows(b, 'public.customers'), ['(1,one,,7,local)', '(2,two,,7,local)', '(3,three,,7,local)'], 'inserted: the columns not sent take their defaults');
+  assert.deepEqual(
+    await rows(b, 'public.customers'),
+    ['(1,one,,7,local)', '(2,two,,7,local)', '(3,three,,7,local)'],
+    'inserted: the columns not sent take their defaults',
+  );
   assert.deepEqual(await rows(c, 'public.customers'), await rows(a, 'public.customers'), 'c takes every column');
 
   await b.query(`UPDATE public.customers SET score = 99, note = 'kept', email = 'b@local' WHERE id IN (1, 2)`);
@@ -84,7 +88,11 @@ test('a column subset on a target: the other columns keep their values on update
   await a.query(`DELETE FROM public.customers WHERE id = 3`);
   await a.query(`INSERT INTO public.customers VALUES (4, 'four', 'four@x.org', 40)`);
   await runOnce(file);
-  assert.deepEqual(await rows(b, 'public.customers'), ['(1,ONE,b@local,99,kept)', '(2,two,b@local,99,kept)', '(4,four,,7,local)'], 'updated in place, deleted, inserted');
+  assert.deepEqual(
+    await rows(b, 'public.customers'),
+    ['(1,ONE,b@local,99,kept)', '(2,two,b@local,99,kept)', '(4,four,,7,local)'],
+    'updated in place, deleted, inserted',
+  );
   assert.deepEqual(await rows(c, 'public.customers'), await rows(a, 'public.customers'));
   const cmp = await compare(file);
   assert.equal(cmp.code, 0, `compare takes the columns sent only${cmp.out}`);
@@ -93,7 +101,9 @@ test('a column subset on a target: the other columns keep their values on update
 
 test('a column subset on a two-source sync: each source keeps its own values of the columns not sent', async () => {
   const [a, b] = await env.fresh('cols2', CUSTOMERS, ['a', 'b']);
-  const file = writeTopology(simpleTopology({ sources: [a, b], tables: [{ name: 'public.customers', columns: ['id', 'name'] }], sync: { onetimecopy: 'never' } }));
+  const file = writeTopology(
+    simpleTopology({ sources: [a, b], tables: [{ name: 'public.customers', columns: ['id', 'name'] }], sync: { onetimecopy: 'never' } }),
+  );
   await applyOk(file);
   await a.query(`INSERT INTO public.customers VALUES (1, 'one', 'a1@x.org', 1), (2, 'two', 'a2@x.org', 2)`);
   await b.query(`INSERT INTO public.customers VALUES (10, 'ten', 'b10@x.org', 10)`);
@@ -118,9 +128,16 @@ const MASK = fs.readFileSync(path.join(packageRoot(), 'examples', 'transforms', 
 test('a transform masks e-mail addresses for one target: copy, inserts, updates, deletes; null leaves the row alone', async () => {
   const [a, b, c] = await env.fresh('mask', CUSTOMERS);
   await a.query(`INSERT INTO public.customers VALUES (1, 'one', 'jane.doe@example.com', 1), (2, 'two', NULL, 2), (3, E'tab\\there', 'x@y.org', 3)`);
-  const dir = writeModule(tempDir(), 'transforms/mask.js', MASK.replace('export function transform(row, ctx) {', `export function transform(row, ctx) {
+  const dir = writeModule(
+    tempDir(),
+    'transforms/mask.js',
+    MASK.replace(
+      'export function transform(row, ctx) {',
+      `export function transform(row, ctx) {
   if (ctx.database !== 'b' || ctx.sync !== 's1' || ctx.table !== 'public.customers') throw new Error('ctx ' + JSON.stringify(ctx));
-  if (row.name === 'hidden') return null;`));
+  if (row.name === 'hidden') return null;`,
+    ),
+  );
   const tables = [{ name: 'public.customers', targets: { b: { transform: './transforms/mask.js' } } }];
   const file = writeTopology(simpleTopology({ sources: [a], targets: [b, c], tables, sync: { onetimecopy: 'if_empty' } }), dir);
   await applyOk(file);
@@ -134,8 +151,16 @@ test('a transform masks e-mail addresses for one target: copy, inserts, updates,
   await a.query(`UPDATE public.customers SET name = 'hidden', email = 'secret@example.com' WHERE id = 1`);
   await a.query(`INSERT INTO public.customers VALUES (7000, 'hidden', 'h@x.org', 0)`);
   await runOnce(file);
-  assert.deepEqual(await rows(b, 'public.customers', 'id < 10 OR id >= 7000'), ['(1,one,j***@example.com,1)', '(2,two,n***@example.com,2)'], 'null: row 1 left as it was, 7000 not sent');
-  assert.equal((await b.one(`SELECT count(*)::int AS n FROM public.customers WHERE id BETWEEN 10 AND 6009 AND email = 'u***@example.com'`)).n, 6000, 'a large set goes through the transform too');
+  assert.deepEqual(
+    await rows(b, 'public.customers', 'id < 10 OR id >= 7000'),
+    ['(1,one,j***@example.com,1)', '(2,two,n***@example.com,2)'],
+    'null: row 1 left as it was, 7000 not sent',
+  );
+  assert.equal(
+    (await b.one(`SELECT count(*)::int AS n FROM public.customers WHERE id BETWEEN 10 AND 6009 AND email = 'u***@example.com'`)).n,
+    6000,
+    'a large set goes through the transform too',
+  );
   assert.deepEqual(await rows(c, 'public.customers'), await rows(a, 'public.customers'));
   const cmp = await compare(file);
   assert.equal(cmp.code, 2, `compared by key: 7000 is missing on b${cmp.out}`);
@@ -145,9 +170,21 @@ test('a transform masks e-mail addresses for one target: copy, inserts, updates,
 });
 
 for (const [what, body, message] of [
-  ['throws', `if (row.name === 'boom') throw new Error('no boom here'); return row;`, /transform \.\/t\.mjs threw Error: no boom here \(table public\.customers, key \{"id":"2"\}, database b, sync s1\); nothing was written/],
-  ['changes the key', `return { ...row, id: String(Number(row.id) + 1) };`, /transform \.\/t\.mjs changed the key \(column id became "2"\) \(table public\.customers, key \{"id":"1"\}, database b, sync s1\)/],
-  ['takes too long (async)', `return row.name === 'boom' ? new Promise(() => {}) : Promise.resolve(row);`, /transform \.\/t\.mjs took longer than 300 ms \(table public\.customers, key \{"id":"2"\}/],
+  [
+    'throws',
+    `if (row.name === 'boom') throw new Error('no boom here'); return row;`,
+    /transform \.\/t\.mjs threw Error: no boom here \(table public\.customers, key \{"id":"2"\}, database b, sync s1\); nothing was written/,
+  ],
+  [
+    'changes the key',
+    `return { ...row, id: String(Number(row.id) + 1) };`,
+    /transform \.\/t\.mjs changed the key \(column id became "2"\) \(table public\.customers, key \{"id":"1"\}, database b, sync s1\)/,
+  ],
+  [
+    'takes too long (async)',
+    `return row.name === 'boom' ? new Promise(() => {}) : Promise.resolve(row);`,
+    /transform \.\/t\.mjs took longer than 300 ms \(table public\.customers, key \{"id":"2"\}/,
+  ],
 ] as const) {
   test(`a transform that ${what} fails the run, naming module, table and key; nothing changes anywhere`, async () => {
     const [a, b, c] = await env.fresh('trfail', CUSTOMERS);
@@ -198,7 +235,11 @@ test('a row filter on a target: rows move out (deleted) and in (inserted); copy,
   assert.deepEqual(JSON.parse(cmp.stdout).tables[0].rows, { a: n, b: n, c: 7028 });
   await b.query(`INSERT INTO public.orders VALUES (5, 'US', 5, NULL)`);
   const extra = await compare(file);
-  assert.deepEqual(JSON.parse(extra.stdout).tables[0].differences, [{ key: { id: 5 }, kind: 'extra', databases: ['b'] }], 'a row on b that does not match is a difference');
+  assert.deepEqual(
+    JSON.parse(extra.stdout).tables[0].differences,
+    [{ key: { id: 5 }, kind: 'extra', databases: ['b'] }],
+    'a row on b that does not match is a difference',
+  );
 });
 
 test('fullcopy with a row filter and a renamed table copies only the matching rows', async () => {
@@ -220,7 +261,9 @@ test('fullcopy with a row filter and a renamed table copies only the matching ro
 
 test('a table-wide row filter on a two-source sync: rows that do not match stay where they were written', async () => {
   const [a, b] = await env.fresh('where2', ORDERS, ['a', 'b']);
-  const file = writeTopology(simpleTopology({ sources: [a, b], tables: [{ name: 'public.orders', where: "region <> 'test'" }], sync: { onetimecopy: 'never' } }));
+  const file = writeTopology(
+    simpleTopology({ sources: [a, b], tables: [{ name: 'public.orders', where: "region <> 'test'" }], sync: { onetimecopy: 'never' } }),
+  );
   await applyOk(file);
   await a.query(`INSERT INTO public.orders VALUES (1, 'EU', 1, NULL), (2, 'test', 2, NULL), (3, 'US', 3, NULL)`);
   await b.query(`INSERT INTO public.orders VALUES (10, 'EU', 10, NULL), (11, 'test', 11, NULL)`);
@@ -243,12 +286,23 @@ test('a table-wide row filter on a two-source sync: rows that do not match stay 
 
 test('examples/reporting and examples/regions: the masked reporting copy and the orders by region', async () => {
   const examples = path.join(packageRoot(), 'examples');
-  const [app] = await env.fresh('ex_app', `CREATE TABLE public.customers (id bigint PRIMARY KEY, name text NOT NULL, email text, country text, password_hash text);`, ['a']);
-  const [rep] = await env.fresh('ex_rep', `CREATE SCHEMA reporting; CREATE TABLE reporting.customers (id bigint PRIMARY KEY, name text NOT NULL, email text, country text, segment text DEFAULT 'unassigned');`, ['b']);
+  const [app] = await env.fresh(
+    'ex_app',
+    `CREATE TABLE public.customers (id bigint PRIMARY KEY, name text NOT NULL, email text, country text, password_hash text);`,
+    ['a'],
+  );
+  const [rep] = await env.fresh(
+    'ex_rep',
+    `CREATE SCHEMA reporting; CREATE TABLE reporting.customers (id bigint PRIMARY KEY, name text NOT NULL, email text, country text, segment text DEFAULT 'unassigned');`,
+    ['b'],
+  );
   await app.query(`INSERT INTO public.customers VALUES (1, 'Jane', 'jane.doe@example.com', 'NL', 'x'), (2, 'Joe', 'joe@example.org', 'US', 'y')`);
   const masked = path.join(examples, 'reporting', 'masked-customers.yaml');
   const repEnv = { APP_URL: app.url, REPORTING_URL: rep.url };
-  for (const args of [['apply', '-f', masked, '--auto-approve'], ['run', '-f', masked, '--once']]) {
+  for (const args of [
+    ['apply', '-f', masked, '--auto-approve'],
+    ['run', '-f', masked, '--once'],
+  ]) {
     const r = await runCli(args, { env: repEnv });
     assert.equal(r.code, 0, r.out);
   }
@@ -262,7 +316,10 @@ test('examples/reporting and examples/regions: the masked reporting copy and the
   await hq.query(`INSERT INTO public.orders (id, region, total) VALUES (1, 'EU', 1), (2, 'US', 2), (3, 'APAC', 3)`);
   const regions = path.join(examples, 'regions', 'orders-by-region.yaml');
   const regEnv = { HQ_URL: hq.url, EU_URL: eu.url, US_URL: us.url };
-  for (const args of [['apply', '-f', regions, '--auto-approve'], ['run', '-f', regions, '--once']]) {
+  for (const args of [
+    ['apply', '-f', regions, '--auto-approve'],
+    ['run', '-f', regions, '--once'],
+  ]) {
     const r = await runCli(args, { env: regEnv });
     assert.equal(r.code, 0, r.out);
   }

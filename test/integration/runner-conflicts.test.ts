@@ -49,10 +49,19 @@ test('latest: the newest change wins per row, deletes versus updates both ways',
   assert.equal(await name(a, 4), 'b4');
   assert.equal(await name(a, 50), 'b50');
   const cf = await c.query(`SELECT key, winner FROM bucardo_main.conflict ORDER BY key->>'id'`);
-  assert.deepEqual(cf.rows.map((x) => [x.key.id, x.winner]), [[1, 'b'], [2, 'a'], [3, 'a'], [4, 'b'], [50, 'b']]);
+  assert.deepEqual(
+    cf.rows.map((x) => [x.key.id, x.winner]),
+    [
+      [1, 'b'],
+      [2, 'a'],
+      [3, 'a'],
+      [4, 'b'],
+      [50, 'b'],
+    ],
+  );
   // nothing ping-pongs
   const again = await runOnce(file);
-  assert.doesNotMatch(again.stdout, /INFO  run /);
+  assert.doesNotMatch(again.stdout, /INFO {2}run /);
 });
 
 test('priority: the first listed source that changed the key wins', async () => {
@@ -101,7 +110,10 @@ test('random: one winner per row, the same on every database, recorded', async (
   await runOnce(file);
   await assertSame([a, b, c], TABLES);
   const winners = (await c.query(`SELECT winner, count(*)::int AS n FROM bucardo_main.conflict GROUP BY 1`)).rows;
-  assert.equal(winners.reduce((s, w) => s + w.n, 0), 10);
+  assert.equal(
+    winners.reduce((s, w) => s + w.n, 0),
+    10,
+  );
   const rows = (await c.query(`SELECT name, count(*)::int AS n FROM public.items GROUP BY 1`)).rows;
   assert.ok(rows.every((r) => r.name === 'a' || r.name === 'b'));
 });
@@ -151,10 +163,14 @@ test('abort: the run fails before any write, reports the keys, and status says f
 
 test('a per-table conflict override beats the sync strategy; metrics are served', async () => {
   const [a, b, c] = await env.fresh('cf_override', DDL);
-  const file = writeTopology(simpleTopology({
-    sources: [a, b], targets: [c], sync: { conflict: 'latest' },
-    tables: [{ name: 'public.items', conflict: { priority: ['a', 'b'] } }, 'public.tags'],
-  }));
+  const file = writeTopology(
+    simpleTopology({
+      sources: [a, b],
+      targets: [c],
+      sync: { conflict: 'latest' },
+      tables: [{ name: 'public.items', conflict: { priority: ['a', 'b'] } }, 'public.tags'],
+    }),
+  );
   await applyOk(file);
   await a.query(`INSERT INTO public.items VALUES (1, 'seed', 0)`);
   await a.query(`INSERT INTO public.tags VALUES ('t1', 'seed')`);
@@ -174,7 +190,7 @@ test('a per-table conflict override beats the sync strategy; metrics are served'
     assert.equal(await name(c, 1), 'a1');
     const text: string = await waitFor(async () => {
       const t = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      return /bucardo_conflicts_total\{sync="s1"\} 2/.test(t) ? t : "";
+      return /bucardo_conflicts_total\{sync="s1"\} 2/.test(t) ? t : '';
     }, 'metrics');
     assert.match(text, /bucardo_rows_total\{sync="s1"\} \d+/);
   } finally {

@@ -65,7 +65,12 @@ ALTER TABLE public.child REPLICA IDENTITY USING INDEX child_pkey;`;
       (SELECT conname FROM pg_constraint WHERE conindid = i.indexrelid AND contype IN ('p', 'u')) AS con
     FROM pg_index i WHERE i.indrelid IN ('public.items'::regclass, 'public.child'::regclass) ORDER BY 1`;
   const before = (await b.query(defs)).rows;
-  const oids = async () => (await b.query(`SELECT indexrelid::regclass::text AS name, indexrelid::int AS oid FROM pg_index WHERE indrelid IN ('public.items'::regclass, 'public.child'::regclass) ORDER BY 1`)).rows;
+  const oids = async () =>
+    (
+      await b.query(
+        `SELECT indexrelid::regclass::text AS name, indexrelid::int AS oid FROM pg_index WHERE indrelid IN ('public.items'::regclass, 'public.child'::regclass) ORDER BY 1`,
+      )
+    ).rows;
   const oidsBefore = await oids();
   const file = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: TABLES, sync: { onetimecopy: 'if_empty', rebuild_index: true } }));
   await applyOk(file);
@@ -73,7 +78,11 @@ ALTER TABLE public.child REPLICA IDENTITY USING INDEX child_pkey;`;
   await assertSame([a, b], TABLES, 'copied');
   assert.deepEqual((await b.query(defs)).rows, before, 'the same indexes, constraints and replica identity');
   const rebuilt = (await oids()).filter((x, i) => x.oid !== oidsBefore[i].oid).map((x) => x.name);
-  assert.deepEqual(rebuilt, ['child_pkey', 'items_name'], 'rebuilt: the unreferenced key and the unique index; kept: the key a foreign key references, the commented index');
+  assert.deepEqual(
+    rebuilt,
+    ['child_pkey', 'items_name'],
+    'rebuilt: the unreferenced key and the unique index; kept: the key a foreign key references, the commented index',
+  );
 });
 
 test('onetimecopy never: only changes after apply are replicated', async () => {
@@ -130,7 +139,7 @@ test('sequences: every database gets the highest value of any source, even with 
   assert.equal((await a.query(`SELECT nextval('public.ids')::int AS v`)).rows[0].v, 26);
 });
 
-test('multi-source: a copy or TRUNCATE into a source keeps that source\'s own pending changes', async () => {
+test("multi-source: a copy or TRUNCATE into a source keeps that source's own pending changes", async () => {
   const [a, b] = await env.fresh('otc_ms', DDL);
   await a.query(`INSERT INTO public.items SELECT i, 'a' || i, i FROM generate_series(1, 100) i`);
   await b.query(`INSERT INTO public.items SELECT i, 'b-before-apply', i FROM generate_series(1001, 1005) i`);

@@ -32,7 +32,11 @@ test('the daemon wakes on commits (autokick), answers kick --wait, reports statu
     assert.ok(['idle', 'running'].includes(s.syncs[0].state));
     assert.deepEqual(Object.keys(s.syncs[0].last_run).sort(), ['conflicts', 'error', 'finished', 'rows', 'started']);
     assert.equal(s.syncs[0].last_run.rows, 100);
-    const lines = runner.output().stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = runner
+      .output()
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const run = lines.find((l) => l.event === 'run');
     assert.equal(run.sync, 's1');
     assert.deepEqual(run.rows_by_table, { 'public.items': 100 });
@@ -70,7 +74,10 @@ test('SIGKILLed five times at random moments under a stream of writes, the runne
     })();
   const writers = [stream(a, 'a', 1_000_000), stream(b, 'b', 2_000_000)];
   let seed = 12345;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
   for (let k = 0; k < 5; k++) {
     const r = spawnCli(['run', '-f', file]);
     await new Promise((res) => setTimeout(res, 300 + rand() * 1500));
@@ -87,7 +94,15 @@ test('SIGKILLed five times at random moments under a stream of writes, the runne
     assert.equal((await r.exited).code, 0);
   }
   await assertSame([a, b, c], TABLES);
-  const expected = written.a + written.b - (await a.query(`SELECT count(*)::int AS n FROM generate_series(1000000, 2999999) i WHERE i % 11 = 0 AND ((i < 2000000 AND i - 1000000 < $1) OR (i >= 2000000 AND i - 2000000 < $2))`, [written.a, written.b])).rows[0].n;
+  const expected =
+    written.a +
+    written.b -
+    (
+      await a.query(
+        `SELECT count(*)::int AS n FROM generate_series(1000000, 2999999) i WHERE i % 11 = 0 AND ((i < 2000000 AND i - 1000000 < $1) OR (i >= 2000000 AND i - 2000000 < $2))`,
+        [written.a, written.b],
+      )
+    ).rows[0].n;
   assert.ok(Math.abs((await count(c)) - expected) <= 2, `rows on c: ${await count(c)}, expected about ${expected}`);
   assert.equal(Number((await c.query(`SELECT n FROM public.counter`)).rows[0].n), Number((await a.query(`SELECT n FROM public.counter`)).rows[0].n));
 });

@@ -18,7 +18,9 @@ const [NS, KEY] = kickGateKey('main');
 async function gateHeld(db: TestDb): Promise<boolean> {
   const r = await db.query(
     `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::int::oid AND objid = $2::int::oid
-        AND objsubid = 2 AND mode = 'ExclusiveLock' AND granted`, [NS, KEY]);
+        AND objsubid = 2 AND mode = 'ExclusiveLock' AND granted`,
+    [NS, KEY],
+  );
   return r.rows[0].n > 0;
 }
 const has = async (db: TestDb, id: number) => (await db.query(`SELECT 1 FROM public.items WHERE id = $1`, [id])).rows.length === 1;
@@ -44,8 +46,7 @@ test('an idle runner is woken by a commit; a writer that skipped its NOTIFY whil
     await waitFor(async () => !(await gateHeld(a)) && next > 1050, 'the runner to be busy');
     await writer.query('BEGIN');
     await writer.query(`INSERT INTO public.items VALUES (2, 'in flight across idle')`);
-    const mine = await writer.query(
-      `SELECT count(*)::int AS n FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND mode = 'ShareLock'`);
+    const mine = await writer.query(`SELECT count(*)::int AS n FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND mode = 'ShareLock'`);
     assert.equal(mine.rows[0].n, 1, 'the trigger took the gate in shared mode, i.e. skipped its NOTIFY');
     streaming = false;
     await stream;

@@ -34,7 +34,9 @@ test('one source to two targets: inserts, updates, key changes, deletes', async 
   assert.equal((await a.query('SELECT count(*)::int AS n FROM public.items WHERE id = 777')).rows[0].n, 0);
   // deltas are purged once consumed (after the run, on the maintenance connection; run
   // --once waits for it before it exits)
-  const d = await a.query(`SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'bucardo_main' AND c.relname LIKE 'delta_%'`);
+  const d = await a.query(
+    `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'bucardo_main' AND c.relname LIKE 'delta_%'`,
+  );
   assert.equal(d.rows.length, 2);
   for (const { relname } of d.rows) {
     const left = await a.query(`SELECT count(*)::int AS n FROM bucardo_main."${relname}"`);
@@ -60,7 +62,9 @@ test('large change sets stream straight into the targets: deletes, key changes, 
   const tables = [{ schema: 'public', table: 'Big table.x' }, 'public.plain', { schema: 'public', table: 'nokey', key: ['code'] }];
   const file = writeTopology(simpleTopology({ sources: [a], targets: [b, c], tables }));
   await applyOk(file);
-  await a.query(`INSERT INTO public."Big table.x" ("order", "näme", qty, m) SELECT i, 'n ' || i, i, (ARRAY['sad','ok','happy'])[1 + i % 3]::public."mood ""x""" FROM generate_series(1, 12000) i`);
+  await a.query(
+    `INSERT INTO public."Big table.x" ("order", "näme", qty, m) SELECT i, 'n ' || i, i, (ARRAY['sad','ok','happy'])[1 + i % 3]::public."mood ""x""" FROM generate_series(1, 12000) i`,
+  );
   await a.query(`INSERT INTO public.plain SELECT i, i / 7.0, '2026-01-01'::timestamptz + i * interval '1 min' FROM generate_series(1, 6000) i`);
   await a.query(`INSERT INTO public.nokey SELECT 'k' || i, i FROM generate_series(1, 7000) i`);
   const r = await runOnce(file);

@@ -16,7 +16,10 @@ test('strict: false replicates the columns common to every database', async () =
   await a.query(`INSERT INTO public.items (id, name) VALUES (1, 'one'), (2, 'two')`);
   await runOnce(file);
   const rows = (await b.query(`SELECT id, name, only_b FROM public.items ORDER BY id`)).rows;
-  assert.deepEqual(rows, [{ id: 1, name: 'one', only_b: 'b' }, { id: 2, name: 'two', only_b: 'b' }]);
+  assert.deepEqual(rows, [
+    { id: 1, name: 'one', only_b: 'b' },
+    { id: 2, name: 'two', only_b: 'b' },
+  ]);
 });
 
 test('isolation: serializable, JSON log lines, and --sync selecting one sync', async () => {
@@ -25,12 +28,18 @@ test('isolation: serializable, JSON log lines, and --sync selecting one sync', a
     version: 1,
     databases: { a: { url: a.url }, b: { url: b.url } },
     relgroups: { g: { tables: ['public.items'] } },
-    syncs: { s1: { relgroup: 'g', sources: ['a'], targets: ['b'], isolation: 'serializable' }, other: { relgroup: 'g', sources: ['a'], targets: ['b'], enabled: false } },
+    syncs: {
+      s1: { relgroup: 'g', sources: ['a'], targets: ['b'], isolation: 'serializable' },
+      other: { relgroup: 'g', sources: ['a'], targets: ['b'], enabled: false },
+    },
   });
   await applyOk(file);
   await a.query(`INSERT INTO public.items SELECT i, 'x' FROM generate_series(1, 30) i`);
   const r = await runOnce(file, ['--sync', 's1', '--log-format', 'json']);
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const run = lines.find((l) => l.event === 'run');
   assert.equal(run.rows, 30);
   assert.equal(typeof run.duration_ms, 'number');

@@ -68,11 +68,7 @@ CREATE TABLE public."where" (k text PRIMARY KEY, "group" int);
 
 test('odd identifiers and composite, text and uuid keys, with key-changing updates', async () => {
   const [a, b] = await env.fresh('odd', ODD_DDL);
-  const tables = [
-    { schema: 'Sales EU', table: 'Order.Lines "v2"' },
-    `public."${'t'.repeat(63)}"`,
-    'public."where"',
-  ];
+  const tables = [{ schema: 'Sales EU', table: 'Order.Lines "v2"' }, `public."${'t'.repeat(63)}"`, 'public."where"'];
   const sqlNames = [`"Sales EU"."Order.Lines ""v2"""`, `public."${'t'.repeat(63)}"`, `public."where"`];
   const file = writeTopology(simpleTopology({ sources: [a, b], tables }));
   await applyOk(file);

@@ -29,7 +29,10 @@ test('INCREMENT BY 2 from different starts: each source keeps its own parity, th
   }
   await assertSame([a, b, c], ['public.orders']);
   const rows = (await a.query(`SELECT id, who FROM public.orders`)).rows as { id: string; who: string }[];
-  assert.ok(rows.every((r) => (BigInt(r.id) % 2n === 1n) === (r.who === 'a')), 'every id keeps the parity of the source that made it');
+  assert.ok(
+    rows.every((r) => (BigInt(r.id) % 2n === 1n) === (r.who === 'a')),
+    'every id keeps the parity of the source that made it',
+  );
   assert.equal(BigInt(await lastValue(b)) % 2n, 0n);
   const highest = rows.reduce((m, r) => (BigInt(r.id) > m ? BigInt(r.id) : m), 0n);
   assert.ok(BigInt(await lastValue(c)) >= highest);

@@ -44,10 +44,15 @@ test('status: a table and JSON after a run; a stale line once no runner ran the 
   assert.match(row, /^s1\s+idle\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+\S+ ago\s+42\s+0\s+0\s+0s\s+-$/);
 
   // nothing runs it any more: after 2 x checktime + 10 s the sync is stale, in both formats
-  const stale = await waitFor(async () => {
-    const s = await statusJson(file);
-    return s.stale.length ? s : null;
-  }, 'the sync to be reported stale', 30_000, 500);
+  const stale = await waitFor(
+    async () => {
+      const s = await statusJson(file);
+      return s.stale.length ? s : null;
+    },
+    'the sync to be reported stale',
+    30_000,
+    500,
+  );
   assert.equal(stale!.stale[0].sync, 's1');
   assert.equal(stale!.stale[0].checktime_seconds, 1);
   assert.ok(stale!.stale[0].seconds_since >= 12, JSON.stringify(stale!.stale));

@@ -18,7 +18,10 @@ test('a bad flag value stops the command before it reads the topology file: one 
     [['kick', 's1', '-f', MISSING, '--wait', '0'], /^error: --wait 0 is not a number of seconds\n$/],
     [['demo', '--duration', '0.5'], /^error: --duration 0\.5 is not a number of seconds >= 1\n$/],
     [['demo', '--rate', 'x'], /^error: --rate x is not a whole number of writes per second >= 1\n$/],
-    [['plan', '-f', MISSING, '--format', 'yaml'], /^error: option '--format <format>' argument 'yaml' is invalid\. Allowed choices are text, json, markdown\.\n/],
+    [
+      ['plan', '-f', MISSING, '--format', 'yaml'],
+      /^error: option '--format <format>' argument 'yaml' is invalid\. Allowed choices are text, json, markdown\.\n/,
+    ],
     [['status', '-f', MISSING, '--format', 'yaml'], /^error: option '--format <format>' argument 'yaml' is invalid\. Allowed choices are text, json\.\n/],
   ];
   for (const [args, expected] of cases) {

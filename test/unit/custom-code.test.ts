@@ -23,9 +23,15 @@ const batch = [conflict('1', ['a', 'b']), conflict('2', ['a', 'c'])];
 test('checkAnswer: names of sources that changed the key, and merged rows as text', () => {
   assert.deepEqual(checkAnswer(['b', 'c'], batch, table), ['b', 'c']);
   const merged = checkAnswer([{ row: { id: 1, name: 'm', qty: 10n } }, { row: { id: '2', name: null, qty: true } }], batch, table);
-  assert.deepEqual(merged, [{ id: '1', name: 'm', qty: '10' }, { id: '2', name: null, qty: 'true' }]);
+  assert.deepEqual(merged, [
+    { id: '1', name: 'm', qty: '10' },
+    { id: '2', name: null, qty: 'true' },
+  ]);
   const when = new Date('2025-01-02T03:04:05.678Z');
-  assert.deepEqual(checkAnswer([{ row: { id: '1', name: 'x', qty: when } }, 'a'], batch, table), [{ id: '1', name: 'x', qty: '2025-01-02T03:04:05.678Z' }, 'a']);
+  assert.deepEqual(checkAnswer([{ row: { id: '1', name: 'x', qty: when } }, 'a'], batch, table), [
+    { id: '1', name: 'x', qty: '2025-01-02T03:04:05.678Z' },
+    'a',
+  ]);
 });
 
 test('checkAnswer: every kind of nonsense is named', () => {
@@ -68,9 +74,24 @@ test('isoTime: PostgreSQL UTC text to ISO with six fractional digits, so times c
 test('callWithTimeout: value, sync throw, rejection, time-out; the limit is 30 s unless the test-only variable says otherwise', async () => {
   assert.equal(await callWithTimeout((x) => (x as number) + 1, [1], 1000), 2);
   assert.equal(await callWithTimeout(async () => 'late', [], 1000), 'late');
-  await assert.rejects(callWithTimeout(() => { throw new Error('sync'); }, [], 1000), /sync/);
-  await assert.rejects(callWithTimeout(() => Promise.reject(new Error('async')), [], 1000), /async/);
-  await assert.rejects(callWithTimeout(() => new Promise(() => {}), [], 30), (e: unknown) => e instanceof UserCodeTimeout && e.ms === 30);
+  await assert.rejects(
+    callWithTimeout(
+      () => {
+        throw new Error('sync');
+      },
+      [],
+      1000,
+    ),
+    /sync/,
+  );
+  await assert.rejects(
+    callWithTimeout(() => Promise.reject(new Error('async')), [], 1000),
+    /async/,
+  );
+  await assert.rejects(
+    callWithTimeout(() => new Promise(() => {}), [], 30),
+    (e: unknown) => e instanceof UserCodeTimeout && e.ms === 30,
+  );
   assert.equal(USER_CODE_TIMEOUT_MS, 30_000);
   assert.equal(userCodeTimeoutMs({}), 30_000);
   assert.equal(userCodeTimeoutMs({ BUCARDO_HOOK_TIMEOUT_MS: '1500' }), 1500);
@@ -90,18 +111,47 @@ test('hookError: what on_error gets from a constraint violation, a PostgreSQL er
   const e = new BucardoError('constraint_violation', 'sync s1 cannot write table public.users on database b: ...', {
     details: { database: 'b', table: 'public.users', constraint: 'users_email_key', keys: [{ id: 1 }] },
   });
-  assert.deepEqual(hookError(e), { message: e.message, code: 'constraint_violation', database: 'b', table: 'public.users', keys: [{ id: 1 }], constraint: 'users_email_key' });
+  assert.deepEqual(hookError(e), {
+    message: e.message,
+    code: 'constraint_violation',
+    database: 'b',
+    table: 'public.users',
+    keys: [{ id: 1 }],
+    constraint: 'users_email_key',
+  });
   assert.deepEqual(hookError(Object.assign(new Error('gone'), { code: '57P01' })), { message: 'gone [57P01]', code: '57P01', database: null, table: null });
   assert.deepEqual(hookError('odd'), { message: 'odd', code: 'run_failed', database: null, table: null });
 });
 
 test('log lines: a skipped run, a hook line, a merged conflict', () => {
   const at = new Date('2025-01-01T00:00:00Z');
-  assert.equal(formatLog({ event: 'skipped', level: 'info', sync: 's1', runId: 'r1', reason: 'maintenance' }, 'text', at),
-    '2025-01-01T00:00:00.000Z INFO  skipped sync=s1 run_id=r1: before_sync: maintenance (nothing consumed)');
-  assert.equal(formatLog({ event: 'hook', level: 'warn', sync: 's1', hook: 'after_sync', message: 'boom' }, 'text', at), '2025-01-01T00:00:00.000Z WARN  hook sync=s1 hook=after_sync: boom');
-  const c = { table: 'public.items', schema: 'public', name: 'items', key: { id: 1 }, winner: null, merged: true as const, changed: [{ database: 'a', at: 'x' }, { database: 'b', at: 'y' }] };
+  assert.equal(
+    formatLog({ event: 'skipped', level: 'info', sync: 's1', runId: 'r1', reason: 'maintenance' }, 'text', at),
+    '2025-01-01T00:00:00.000Z INFO  skipped sync=s1 run_id=r1: before_sync: maintenance (nothing consumed)',
+  );
+  assert.equal(
+    formatLog({ event: 'hook', level: 'warn', sync: 's1', hook: 'after_sync', message: 'boom' }, 'text', at),
+    '2025-01-01T00:00:00.000Z WARN  hook sync=s1 hook=after_sync: boom',
+  );
+  const c = {
+    table: 'public.items',
+    schema: 'public',
+    name: 'items',
+    key: { id: 1 },
+    winner: null,
+    merged: true as const,
+    changed: [
+      { database: 'a', at: 'x' },
+      { database: 'b', at: 'y' },
+    ],
+  };
   assert.match(formatLog({ event: 'conflict', level: 'warn', sync: 's1', conflict: c }, 'text', at), /key=\{"id":1\} winner=\(merged\) changed_on=a,b$/);
-  assert.deepEqual(JSON.parse(formatLog({ event: 'hook', level: 'info', sync: 's1', hook: 'before_sync', message: 'hi' }, 'json', at)),
-    { time: '2025-01-01T00:00:00.000Z', event: 'hook', level: 'info', sync: 's1', hook: 'before_sync', message: 'hi' });
+  assert.deepEqual(JSON.parse(formatLog({ event: 'hook', level: 'info', sync: 's1', hook: 'before_sync', message: 'hi' }, 'json', at)), {
+    time: '2025-01-01T00:00:00.000Z',
+    event: 'hook',
+    level: 'info',
+    sync: 's1',
+    hook: 'before_sync',
+    message: 'hi',
+  });
 });

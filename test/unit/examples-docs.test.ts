@@ -40,7 +40,12 @@ test('the reference documents every property of the schema', () => {
 test('every complete topology in README.md validates', () => {
   // Code blocks, also those indented inside a list item (dedented by their fence's indent).
   const blocks = [...readme.matchAll(/^( *)```yaml\n([\s\S]*?)^ *```/gm)]
-    .map((m) => m[2]!.split('\n').map((l) => l.slice(m[1]!.length)).join('\n'))
+    .map((m) =>
+      m[2]!
+        .split('\n')
+        .map((l) => l.slice(m[1]!.length))
+        .join('\n'),
+    )
     .filter((b) => /^version: 1$/m.test(b));
   assert.ok(blocks.length >= 2);
   for (const text of blocks) {
@@ -54,7 +59,15 @@ test('README.md opens with the two commands and has every promised section', () 
   const opening = readme.slice(0, 2000);
   assert.match(opening, /npm ci && npm test/);
   assert.match(opening, /npx bucardo demo/);
-  for (const h of ['## Quickstart', '## The topology file', '## Commands', '## Conflict strategies', '## Guarantees and limits', '## Coming from Bucardo 5', '## Performance']) {
+  for (const h of [
+    '## Quickstart',
+    '## The topology file',
+    '## Commands',
+    '## Conflict strategies',
+    '## Guarantees and limits',
+    '## Coming from Bucardo 5',
+    '## Performance',
+  ]) {
     assert.ok(readme.includes(`\n${h}\n`), h);
   }
   for (const cmd of ['validate', 'plan', 'apply', 'destroy', 'run', 'kick', 'status', 'compare', 'demo', 'init']) {
@@ -63,7 +76,23 @@ test('README.md opens with the two commands and has every promised section', () 
   for (const s of ['latest', 'latest_table', 'latest_sync', 'priority', 'random', 'skip', 'abort']) {
     assert.match(readme, new RegExp(`\\*\\*\`${s}\`\\*\\*[\\s\\S]*?\`\`\`yaml`), `conflict strategy ${s} with an example`);
   }
-  for (const b of ['bucardo_source', 'bucardo_target', 'bucardo_latest', 'bucardo_latest_all_tables', 'onetimecopy', 'makedelta', 'customcode', 'autokick', 'checktime', 'kick', 'status', 'add db', 'add sync', 'update sync', 'relgroup']) {
+  for (const b of [
+    'bucardo_source',
+    'bucardo_target',
+    'bucardo_latest',
+    'bucardo_latest_all_tables',
+    'onetimecopy',
+    'makedelta',
+    'customcode',
+    'autokick',
+    'checktime',
+    'kick',
+    'status',
+    'add db',
+    'add sync',
+    'update sync',
+    'relgroup',
+  ]) {
     assert.ok(readme.includes(b), `Coming from Bucardo 5 mentions ${b}`);
   }
 });

@@ -37,7 +37,8 @@ function placeholderEnv(text: string): NodeJS.ProcessEnv {
 
 test('examples/ holds the pgbench topologies, the workflow, the unit and the deployment', () => {
   const rel = yamlFiles.map((f) => path.relative(examples, f).split(path.sep).join('/'));
-  for (const f of ['pgbench/one-way.yaml', 'pgbench/multi-source.yaml', 'github-actions/bucardo.yml', 'kubernetes/deployment.yaml']) assert.ok(rel.includes(f), f);
+  for (const f of ['pgbench/one-way.yaml', 'pgbench/multi-source.yaml', 'github-actions/bucardo.yml', 'kubernetes/deployment.yaml'])
+    assert.ok(rel.includes(f), f);
   assert.ok(fs.existsSync(path.join(examples, 'systemd/bucardo.service')));
   assert.ok(fs.existsSync(path.join(examples, 'pgbench/README.md')));
   assert.ok(topologies.length >= 2);
@@ -80,7 +81,8 @@ for (const file of yamlFiles.filter((f) => !isTopology(f))) {
 
 test('the GitHub Actions workflow posts the markdown plan on pull requests and applies on main', () => {
   const wf = YAML.parse(fs.readFileSync(path.join(examples, 'github-actions/bucardo.yml'), 'utf8')) as {
-    on: Record<string, unknown>; jobs: Record<string, { steps: { run?: string }[] }>;
+    on: Record<string, unknown>;
+    jobs: Record<string, { steps: { run?: string }[] }>;
   };
   assert.ok('pull_request' in wf.on && 'push' in wf.on);
   const runs = (job: string) => wf.jobs[job]!.steps.map((s) => s.run ?? '').join('\n');
@@ -93,7 +95,8 @@ test('the systemd unit and the Deployment start `bucardo run`', () => {
   assert.match(unit, /^ExecStart=.*bucardo run\b/m);
   assert.match(unit, /^\[Install\]$/m);
   const dep = YAML.parse(fs.readFileSync(path.join(examples, 'kubernetes/deployment.yaml'), 'utf8')) as {
-    kind: string; spec: { replicas: number; template: { spec: { containers: { args: string[] }[] } } };
+    kind: string;
+    spec: { replicas: number; template: { spec: { containers: { args: string[] }[] } } };
   };
   assert.equal(dep.kind, 'Deployment');
   assert.equal(dep.spec.template.spec.containers[0]!.args[0], 'run');

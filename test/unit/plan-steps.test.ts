@@ -26,9 +26,13 @@ syncs:
 
 function table(schema: string, name: string, opts: Partial<TableInfo> = {}): TableInfo {
   return {
-    schema, name, kind: 'r',
+    schema,
+    name,
+    kind: 'r',
     columns: [{ name: 'id', type: 'integer', notNull: true, generated: false, identity: '' }],
-    primaryKey: ['id'], uniqueKeys: [], estimatedRows: 10,
+    primaryKey: ['id'],
+    uniqueKeys: [],
+    estimatedRows: 10,
     privileges: { select: true, insert: true, update: true, delete: true, truncate: true, trigger: true },
     ...opts,
   };
@@ -37,15 +41,37 @@ function table(schema: string, name: string, opts: Partial<TableInfo> = {}): Tab
 function catalog(database: string): DatabaseCatalog {
   const parts = [{ schema: 'public', name: 'pay_1', leaf: true }];
   return {
-    database, serverVersion: 170000, currentUser: 'u', isSuperuser: true, canCreateSchema: true, canSetReplicationRole: true,
+    database,
+    serverVersion: 170000,
+    currentUser: 'u',
+    isSuperuser: true,
+    canCreateSchema: true,
+    canSetReplicationRole: true,
     tables: [table('public', 'items'), table('Sales EU', 'Order "Lines"'), table('public', 'pay', { kind: 'p', partitions: parts })],
-    sequences: [], partitionsOf: parts.map((p) => ({ ...p, rootSchema: 'public', rootName: 'pay' })),
-    installed: { schema: 'bucardo_main', schemaExists: false, meta: {}, tables: new Map(), functions: new Map(), triggers: [], registry: [], syncs: [], syncRelations: [] },
+    sequences: [],
+    partitionsOf: parts.map((p) => ({ ...p, rootSchema: 'public', rootName: 'pay' })),
+    installed: {
+      schema: 'bucardo_main',
+      schemaExists: false,
+      meta: {},
+      tables: new Map(),
+      functions: new Map(),
+      triggers: [],
+      registry: [],
+      syncs: [],
+      syncRelations: [],
+    },
   };
 }
 
 function freshPlan(): Plan {
-  const plan = computePlan(validateTopologyText(YAML, 'bucardo.yaml', {}), new Map([['a', { ok: true, catalog: catalog('a') }], ['b', { ok: true, catalog: catalog('b') }]]));
+  const plan = computePlan(
+    validateTopologyText(YAML, 'bucardo.yaml', {}),
+    new Map([
+      ['a', { ok: true, catalog: catalog('a') }],
+      ['b', { ok: true, catalog: catalog('b') }],
+    ]),
+  );
   assert.deepEqual(plan.errors, []);
   return plan;
 }
@@ -53,7 +79,17 @@ function freshPlan(): Plan {
 test('steps are plain JSON: a round trip through a plan file loses nothing', () => {
   const steps = freshPlan().changes.flatMap((c) => c.steps);
   const kinds = new Set(steps.map((s) => s.kind));
-  for (const k of ['create_schema', 'create_metadata_table', 'init_meta', 'create_delta_table', 'install_function', 'create_trigger', 'register_object', 'register_sync', 'register_table']) {
+  for (const k of [
+    'create_schema',
+    'create_metadata_table',
+    'init_meta',
+    'create_delta_table',
+    'install_function',
+    'create_trigger',
+    'register_object',
+    'register_sync',
+    'register_table',
+  ]) {
     assert.ok(kinds.has(k as Step['kind']), `a fresh plan has a ${k} step`);
   }
   assert.deepEqual(JSON.parse(JSON.stringify(steps)), steps);
@@ -91,7 +127,10 @@ test('a plan file carries the steps; apply refuses it when a step differs, even 
     const old = JSON.parse(fs.readFileSync(out, 'utf8'));
     for (const c of old.changes) delete c.steps;
     fs.writeFileSync(out, JSON.stringify(old));
-    assert.throws(() => readPlanFile(out), (e: unknown) => e instanceof BucardoError && e.code === 'bad_plan_file' && /earlier version of bucardo/.test(e.message));
+    assert.throws(
+      () => readPlanFile(out),
+      (e: unknown) => e instanceof BucardoError && e.code === 'bad_plan_file' && /earlier version of bucardo/.test(e.message),
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

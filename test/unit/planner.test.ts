@@ -22,9 +22,16 @@ syncs:
 
 function table(name: string, opts: Partial<TableInfo> = {}): TableInfo {
   return {
-    schema: 'public', name, kind: 'r',
-    columns: [{ name: 'id', type: 'integer', notNull: true, generated: false, identity: '' }, { name: 'v', type: 'text', notNull: false, generated: false, identity: '' }],
-    primaryKey: ['id'], uniqueKeys: [], estimatedRows: 1234,
+    schema: 'public',
+    name,
+    kind: 'r',
+    columns: [
+      { name: 'id', type: 'integer', notNull: true, generated: false, identity: '' },
+      { name: 'v', type: 'text', notNull: false, generated: false, identity: '' },
+    ],
+    primaryKey: ['id'],
+    uniqueKeys: [],
+    estimatedRows: 1234,
     privileges: { select: true, insert: true, update: true, delete: true, truncate: true, trigger: true },
     ...opts,
   };
@@ -32,9 +39,26 @@ function table(name: string, opts: Partial<TableInfo> = {}): TableInfo {
 
 function catalog(database: string, tables: TableInfo[]): DatabaseCatalog {
   return {
-    database, serverVersion: 170000, currentUser: 'u', isSuperuser: true, canCreateSchema: true, canSetReplicationRole: true,
-    tables, sequences: [], partitionsOf: [],
-    installed: { schema: 'bucardo_main', schemaExists: false, meta: {}, tables: new Map(), functions: new Map(), triggers: [], registry: [], syncs: [], syncRelations: [] },
+    database,
+    serverVersion: 170000,
+    currentUser: 'u',
+    isSuperuser: true,
+    canCreateSchema: true,
+    canSetReplicationRole: true,
+    tables,
+    sequences: [],
+    partitionsOf: [],
+    installed: {
+      schema: 'bucardo_main',
+      schemaExists: false,
+      meta: {},
+      tables: new Map(),
+      functions: new Map(),
+      triggers: [],
+      registry: [],
+      syncs: [],
+      syncRelations: [],
+    },
   };
 }
 
@@ -43,15 +67,25 @@ const topo = () => validateTopologyText(YAML, 'bucardo.yaml', {});
 const tables = () => [table('items'), table('audit_log'), table('audit_tmp'), table('other')];
 
 test('a fresh pair of databases: creates only, globs and excludes resolved on the first source, copies noted', () => {
-  const plan = computePlan(topo(), new Map([['a', ok(catalog('a', tables()))], ['b', ok(catalog('b', tables()))]]));
+  const plan = computePlan(
+    topo(),
+    new Map([
+      ['a', ok(catalog('a', tables()))],
+      ['b', ok(catalog('b', tables()))],
+    ]),
+  );
   assert.deepEqual(plan.errors, []);
   assert.ok(plan.changes.every((c) => c.action === 'create'));
   const captured = new Set(plan.changes.filter((c) => c.objectType === 'trigger').map((c) => c.object.split(' on ')[1]));
   assert.deepEqual([...captured].sort(), ['public.audit_log', 'public.items']);
   assert.ok(plan.changes.filter((c) => c.database === 'b').every((c) => ['schema', 'sync', 'sync_table'].includes(c.objectType)));
-  assert.deepEqual(plan.copies.map((c) => [c.table, c.from, c.to, c.mode, c.estimatedRows]), [
-    ['public.items', 'a', 'b', 'always', 1234], ['public.audit_log', 'a', 'b', 'always', 1234],
-  ]);
+  assert.deepEqual(
+    plan.copies.map((c) => [c.table, c.from, c.to, c.mode, c.estimatedRows]),
+    [
+      ['public.items', 'a', 'b', 'always', 1234],
+      ['public.audit_log', 'a', 'b', 'always', 1234],
+    ],
+  );
   const s = summarize(plan.changes);
   assert.equal(s.add, plan.changes.length);
   const text = renderText(plan, { file: 'bucardo.yaml', describe: (d) => d, color: false });
@@ -62,14 +96,38 @@ test('a fresh pair of databases: creates only, globs and excludes resolved on th
 test('blocking problems: a keyless table, a table missing on the target, a column mismatch, an unreachable database', () => {
   const a = catalog('a', [table('items', { primaryKey: null }), table('audit_log')]);
   const b = catalog('b', [table('items', { primaryKey: null })]);
-  const plan = computePlan(topo(), new Map([['a', ok(a)], ['b', ok(b)]]));
+  const plan = computePlan(
+    topo(),
+    new Map([
+      ['a', ok(a)],
+      ['b', ok(b)],
+    ]),
+  );
   assert.deepEqual(plan.errors.map((e) => e.code).sort(), ['missing_table', 'no_key']);
-  const mismatch = catalog('b', [table('items', { columns: [{ name: 'id', type: 'bigint', notNull: true, generated: false, identity: '' }] }), table('audit_log')]);
-  const p2 = computePlan(topo(), new Map([['a', ok(catalog('a', tables()))], ['b', ok(mismatch)]]));
+  const mismatch = catalog('b', [
+    table('items', { columns: [{ name: 'id', type: 'bigint', notNull: true, generated: false, identity: '' }] }),
+    table('audit_log'),
+  ]);
+  const p2 = computePlan(
+    topo(),
+    new Map([
+      ['a', ok(catalog('a', tables()))],
+      ['b', ok(mismatch)],
+    ]),
+  );
   assert.equal(p2.errors.length, 1);
   assert.match(p2.errors[0].message, /column id is integer on a but bigint on b; column v is missing on b/);
-  const p3 = computePlan(topo(), new Map<string, CatalogResult>([['a', ok(catalog('a', tables()))], ['b', { ok: false, error: { code: 'unreachable', database: 'b', message: 'cannot connect to database b' } }]]));
-  assert.deepEqual(p3.errors.map((e) => e.code), ['unreachable']);
+  const p3 = computePlan(
+    topo(),
+    new Map<string, CatalogResult>([
+      ['a', ok(catalog('a', tables()))],
+      ['b', { ok: false, error: { code: 'unreachable', database: 'b', message: 'cannot connect to database b' } }],
+    ]),
+  );
+  assert.deepEqual(
+    p3.errors.map((e) => e.code),
+    ['unreachable'],
+  );
   assert.deepEqual(p3.changes, [], 'nothing is planned for the databases of a sync with an unreachable member');
 });
 
@@ -79,31 +137,65 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
   const defs = ['items', 'audit_log'].map((n) => captureDef('main', { schema: 'public', name: n }, key, { autokick: true, makedelta: false }));
   const inst = a.installed;
   inst.schemaExists = true;
-  for (const t of ['meta', 'installed', 'sync', 'sync_relation', 'sync_recopy', 'sync_state', 'run', 'conflict', 'truncate_log', 'kick_seq']) inst.tables.set(t, []);
+  for (const t of ['meta', 'installed', 'sync', 'sync_relation', 'sync_recopy', 'sync_state', 'run', 'conflict', 'truncate_log', 'kick_seq'])
+    inst.tables.set(t, []);
   for (const d of defs) {
-    inst.tables.set(d.deltaTable.name, d.deltaTable.columns.map((c) => ({ name: c.name, type: c.type, notNull: true, generated: false, identity: '' })));
+    inst.tables.set(
+      d.deltaTable.name,
+      d.deltaTable.columns.map((c) => ({ name: c.name, type: c.type, notNull: true, generated: false, identity: '' })),
+    );
     inst.functions.set(d.function.name, { name: d.function.name, body: d.function.body, language: 'plpgsql', returnType: 'trigger', argCount: 0 });
     for (const t of d.triggers) {
       inst.triggers.push({
-        tableSchema: 'public', tableName: d.table.name, name: t.name, enabled: 'O', functionSchema: 'bucardo_main', functionName: d.function.name,
-        type: { insert: 4, delete: 8, update: 16, truncate: 32, keychange: 17, before_truncate: 34, partition_truncate: 34 }[t.event], oldTable: t.event === 'delete' ? 'bucardo_old' : null,
+        tableSchema: 'public',
+        tableName: d.table.name,
+        name: t.name,
+        enabled: 'O',
+        functionSchema: 'bucardo_main',
+        functionName: d.function.name,
+        type: { insert: 4, delete: 8, update: 16, truncate: 32, keychange: 17, before_truncate: 34, partition_truncate: 34 }[t.event],
+        oldTable: t.event === 'delete' ? 'bucardo_old' : null,
         newTable: t.event === 'update' || t.event === 'insert' ? 'bucardo_new' : null,
-        hasWhen: t.event === 'keychange', hasColumns: false, columns: [], definition: t.event === 'keychange' ? `CREATE TRIGGER x AFTER UPDATE ON t FOR EACH ROW WHEN (${t.keyColumns.map((k) => `(old.${k} IS DISTINCT FROM new.${k})`).join(' OR ')}) EXECUTE FUNCTION f()` : '',
+        hasWhen: t.event === 'keychange',
+        hasColumns: false,
+        columns: [],
+        definition:
+          t.event === 'keychange'
+            ? `CREATE TRIGGER x AFTER UPDATE ON t FOR EACH ROW WHEN (${t.keyColumns.map((k) => `(old.${k} IS DISTINCT FROM new.${k})`).join(' OR ')}) EXECUTE FUNCTION f()`
+            : '',
       });
     }
   }
   const b = () => ok(catalog('b', tables()));
-  const p0 = computePlan(topo(), new Map([['a', ok(a)], ['b', b()]]));
+  const p0 = computePlan(
+    topo(),
+    new Map([
+      ['a', ok(a)],
+      ['b', b()],
+    ]),
+  );
   // on a, only the sync registrations are missing
-  assert.deepEqual(p0.changes.filter((c) => c.database === 'a' && !['sync', 'sync_table'].includes(c.objectType)), []);
+  assert.deepEqual(
+    p0.changes.filter((c) => c.database === 'a' && !['sync', 'sync_table'].includes(c.objectType)),
+    [],
+  );
   inst.triggers[1].enabled = 'D';
   inst.triggers.push({ ...inst.triggers[0], tableName: 'other', name: 'bucardo_main_000000000000_i' });
-  const p1 = computePlan(topo(), new Map([['a', ok(a)], ['b', b()]]));
+  const p1 = computePlan(
+    topo(),
+    new Map([
+      ['a', ok(a)],
+      ['b', b()],
+    ]),
+  );
   const drift = p1.changes.filter((c) => c.database === 'a' && !['sync', 'sync_table'].includes(c.objectType));
-  assert.deepEqual(drift.map((c) => [c.action, c.object]), [
-    ['destroy', 'trigger bucardo_main_000000000000_i on public.other'],
-    ['update', `trigger ${inst.triggers[1].name} on public.items`],
-  ]);
+  assert.deepEqual(
+    drift.map((c) => [c.action, c.object]),
+    [
+      ['destroy', 'trigger bucardo_main_000000000000_i on public.other'],
+      ['update', `trigger ${inst.triggers[1].name} on public.items`],
+    ],
+  );
   // an UPDATE trigger that still keeps the old rows (an earlier capture design), and a
   // key-change trigger limited to UPDATE OF some columns (another earlier design), are replaced
   inst.triggers.pop();
@@ -112,16 +204,33 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
   const kc = inst.triggers.find((t) => t.tableName === 'audit_log' && t.name.endsWith('_k'))!;
   kc.columns = ['id'];
   kc.hasColumns = true;
-  const p2 = computePlan(topo(), new Map([['a', ok(a)], ['b', b()]]));
+  const p2 = computePlan(
+    topo(),
+    new Map([
+      ['a', ok(a)],
+      ['b', b()],
+    ]),
+  );
   const replaced = p2.changes.filter((c) => c.database === 'a' && c.action === 'replace');
-  assert.deepEqual(replaced.map((c) => [c.object, c.reason]).sort(), [
-    [`trigger ${inst.triggers[1].name} on public.items`, 'definition differs: it keeps the old rows too (installed by an earlier bucardo)'],
-    [`trigger ${kc.name} on public.audit_log`, 'definition differs: it fires only on UPDATE OF id, so it misses a key changed by a BEFORE trigger (installed by an earlier bucardo)'],
-  ].sort());
+  assert.deepEqual(
+    replaced.map((c) => [c.object, c.reason]).sort(),
+    [
+      [`trigger ${inst.triggers[1].name} on public.items`, 'definition differs: it keeps the old rows too (installed by an earlier bucardo)'],
+      [
+        `trigger ${kc.name} on public.audit_log`,
+        'definition differs: it fires only on UPDATE OF id, so it misses a key changed by a BEFORE trigger (installed by an earlier bucardo)',
+      ],
+    ].sort(),
+  );
 });
 
 test('whenColumns reads the columns a key-change trigger compares, quoted names included', async () => {
   const { whenColumns } = await import('../../engine/planner/diff.js');
-  assert.deepEqual(whenColumns('CREATE TRIGGER x AFTER UPDATE ON public.t FOR EACH ROW WHEN (((old.id IS DISTINCT FROM new.id) OR (old."Line ""No""" IS DISTINCT FROM new."Line ""No"""))) EXECUTE FUNCTION f()'), ['id', 'Line "No"']);
+  assert.deepEqual(
+    whenColumns(
+      'CREATE TRIGGER x AFTER UPDATE ON public.t FOR EACH ROW WHEN (((old.id IS DISTINCT FROM new.id) OR (old."Line ""No""" IS DISTINCT FROM new."Line ""No"""))) EXECUTE FUNCTION f()',
+    ),
+    ['id', 'Line "No"'],
+  );
   assert.deepEqual(whenColumns('CREATE TRIGGER x AFTER UPDATE ON public.t FOR EACH ROW WHEN ((old.id IS DISTINCT FROM new.id)) EXECUTE FUNCTION f()'), ['id']);
 });

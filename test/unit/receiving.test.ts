@@ -13,9 +13,21 @@ import type { RunTable } from '../../engine/runner/scope.js';
 import type { ModuleRef } from '../../engine/topology/types.js';
 
 const table = (over: Partial<RunTable> = {}): RunTable => ({
-  tableId: 'abc', schema: 'public', name: 'orders', display: 'public.orders', keyColumns: ['id'], columns: ['id', 'region', 'total'],
+  tableId: 'abc',
+  schema: 'public',
+  name: 'orders',
+  display: 'public.orders',
+  keyColumns: ['id'],
+  columns: ['id', 'region', 'total'],
   types: { a: ['integer', 'text', 'integer'], b: ['integer', 'text', 'integer'], c: ['integer', 'text', 'integer'] },
-  copyInto: [], recopyInto: [], copyClear: [], keyIndexedOn: ['a', 'b', 'c'], keyUniqueOn: ['a', 'b', 'c'], fks: {}, binary: true, ...over,
+  copyInto: [],
+  recopyInto: [],
+  copyClear: [],
+  keyIndexedOn: ['a', 'b', 'c'],
+  keyUniqueOn: ['a', 'b', 'c'],
+  fks: {},
+  binary: true,
+  ...over,
 });
 const mod: ModuleRef = { path: './m.js', file: '/x/m.js', sha256: 'f', export: 'transform', pos: { line: 1, col: 1 } };
 
@@ -24,7 +36,10 @@ test('COPY text fields: NULL, escapes and every value a transform may return', (
   assert.equal(encodeField(null), '\\N');
   assert.equal(encodeField('a\\N'), 'a\\\\N');
   assert.equal(decodeField('a\\bb\\fc\\vd'), 'a\bb\fc\vd');
-  assert.deepEqual([toText(3), toText(10n), toText(true), toText(false), toText(undefined), toText({ a: [1] }), toText(Buffer.from([1, 255]))], ['3', '10', 't', 'f', null, '{"a":[1]}', '\\x01ff']);
+  assert.deepEqual(
+    [toText(3), toText(10n), toText(true), toText(false), toText(undefined), toText({ a: [1] }), toText(Buffer.from([1, 255]))],
+    ['3', '10', 't', 'f', null, '{"a":[1]}', '\\x01ff'],
+  );
   assert.equal(toText(new Date('2024-01-02T03:04:05.678Z')), '2024-01-02T03:04:05.678Z');
 });
 
@@ -53,9 +68,15 @@ test('receivers grouped by what they read: a rename alone shares the plain read;
     },
   });
   const groups = streamGroups(t, ['a', 'b', 'c', 'd', 'e', 'f']);
-  assert.deepEqual(groups.map((g) => g.receivers.map((r) => r.db)), [['a', 'b'], ['c'], ['d'], ['e'], ['f']]);
+  assert.deepEqual(
+    groups.map((g) => g.receivers.map((r) => r.db)),
+    [['a', 'b'], ['c'], ['d'], ['e'], ['f']],
+  );
   assert.equal(groups[0].receivers[1].view.name, 'orders_eu', 'b writes into its own table');
-  assert.ok(groups.every((g) => g.send.schema === 'public' && g.send.name === 'orders'), 'every group reads the source table');
+  assert.ok(
+    groups.every((g) => g.send.schema === 'public' && g.send.name === 'orders'),
+    'every group reads the source table',
+  );
   assert.equal(tableOn(t, 'a'), t);
   assert.equal(sendOf(t, tableOn(t, 'c')).where, "region = 'EU'");
   assert.ok(directAllowed(t, ['a', 'b', 'c']));
@@ -66,11 +87,33 @@ test('receivers grouped by what they read: a rename alone shares the plain read;
 test('a filter is read in a subquery of the table alone; a subset updates in place', () => {
   const t = table({ where: "region = 'EU'" });
   const byKey = sendWinnerRowsSql(t, 2, true);
-  assert.match(byKey, /LEFT JOIN LATERAL \(SELECT "public"\."orders"\."region", "public"\."orders"\."total", \(\(region = 'EU'\) IS TRUE\) AS _bucardo_match FROM "public"\."orders" WHERE "public"\."orders"\."id" = k\."id" OFFSET 0\) t ON true/);
-  assert.match(sendWinnerRowsSql(t, 2, false), /LEFT JOIN \(SELECT "id", "region", "total", \(\(region = 'EU'\) IS TRUE\) AS _bucardo_match FROM "public"\."orders"\) t ON t\."id" = k\."id"/);
+  assert.match(
+    byKey,
+    /LEFT JOIN LATERAL \(SELECT "public"\."orders"\."region", "public"\."orders"\."total", \(\(region = 'EU'\) IS TRUE\) AS _bucardo_match FROM "public"\."orders" WHERE "public"\."orders"\."id" = k\."id" OFFSET 0\) t ON true/,
+  );
+  assert.match(
+    sendWinnerRowsSql(t, 2, false),
+    /LEFT JOIN \(SELECT "id", "region", "total", \(\(region = 'EU'\) IS TRUE\) AS _bucardo_match FROM "public"\."orders"\) t ON t\."id" = k\."id"/,
+  );
   assert.match(sendWholeTableSql(t), /FROM "public"\."orders" WHERE \(region = 'EU'\)\) TO STDOUT WITH \(FORMAT binary\)$/);
-  const sql = subsetApplySql({ tableId: 'abc', schema: 'public', name: 'orders', keyColumns: ['id'], columns: ['id', 'total'], analyze: false, sorted: true, subset: true });
-  assert.deepEqual(sql.map((s) => s.split(' ')[0]), ['DELETE', 'UPDATE', 'INSERT']);
+  const sql = subsetApplySql({
+    tableId: 'abc',
+    schema: 'public',
+    name: 'orders',
+    keyColumns: ['id'],
+    columns: ['id', 'total'],
+    analyze: false,
+    sorted: true,
+    subset: true,
+  });
+  assert.deepEqual(
+    sql.map((s) => s.split(' ')[0]),
+    ['DELETE', 'UPDATE', 'INSERT'],
+  );
   assert.match(sql[1], /SET "total" = s\."total"/);
-  assert.equal(subsetApplySql({ tableId: 'abc', schema: 'public', name: 'orders', keyColumns: ['id'], columns: ['id'], analyze: false, sorted: false }).length, 2, 'only the key sent: nothing to update');
+  assert.equal(
+    subsetApplySql({ tableId: 'abc', schema: 'public', name: 'orders', keyColumns: ['id'], columns: ['id'], analyze: false, sorted: false }).length,
+    2,
+    'only the key sent: nothing to update',
+  );
 });

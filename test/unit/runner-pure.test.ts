@@ -17,38 +17,83 @@ const pos = { line: 1, col: 1 };
 function topo(sync: Partial<SyncSpec> = {}): Topology {
   const db = (name: string) => [name, { name, connection: { url: `postgres://u@h/${name}` }, makedelta: false, pos }] as const;
   const s: SyncSpec = {
-    name: 's1', kind: 'delta', relgroup: 'g', sources: ['a', 'b'], targets: ['c'], conflict: { kind: 'latest' }, onetimecopy: 'if_empty',
-    autokick: true, checktimeMs: null, enabled: true, deletemethod: 'truncate', strict: true, isolation: 'repeatable read',
-    lockTables: false, analyzeAfterCopy: true, vacuumAfterCopy: false, rebuildIndex: false, hooks: {}, pos, ...sync,
+    name: 's1',
+    kind: 'delta',
+    relgroup: 'g',
+    sources: ['a', 'b'],
+    targets: ['c'],
+    conflict: { kind: 'latest' },
+    onetimecopy: 'if_empty',
+    autokick: true,
+    checktimeMs: null,
+    enabled: true,
+    deletemethod: 'truncate',
+    strict: true,
+    isolation: 'repeatable read',
+    lockTables: false,
+    analyzeAfterCopy: true,
+    vacuumAfterCopy: false,
+    rebuildIndex: false,
+    hooks: {},
+    pos,
+    ...sync,
   };
   return {
-    file: 'bucardo.yaml', name: 'main', runHistoryMs: 14 * 24 * 3600 * 1000,
+    file: 'bucardo.yaml',
+    name: 'main',
+    runHistoryMs: 14 * 24 * 3600 * 1000,
     databases: new Map([db('a'), db('b'), db('c')]),
-    relgroups: new Map([['g', {
-      name: 'g', pos, exclude: [],
-      tables: [
-        { kind: 'name', table: { schema: 'public', name: 'items' }, pos },
-        { kind: 'match', pattern: 'audit.*', conflict: { kind: 'skip' }, pos },
+    relgroups: new Map([
+      [
+        'g',
+        {
+          name: 'g',
+          pos,
+          exclude: [],
+          tables: [
+            { kind: 'name', table: { schema: 'public', name: 'items' }, pos },
+            { kind: 'match', pattern: 'audit.*', conflict: { kind: 'skip' }, pos },
+          ],
+          sequences: [{ seq: { schema: 'public', name: 'ids' }, pos }],
+        },
       ],
-      sequences: [{ seq: { schema: 'public', name: 'ids' }, pos }],
-    }]]),
+    ]),
     syncs: new Map([['s1', s]]),
   };
 }
 
 function state(db: string, o: Partial<DatabaseState> = {}): DatabaseState {
   return {
-    database: db, registered: true, runSeq: 3, snapshots: { a: '10:10:', b: '20:20:' },
-    relations: [{ tableId: 'abc', schema: 'public', name: 'items', keyColumns: ['id'], copyPending: false, columns: [{ name: 'id', type: 'integer' }, { name: 'name', type: 'text' }] }],
+    database: db,
+    registered: true,
+    runSeq: 3,
+    snapshots: { a: '10:10:', b: '20:20:' },
+    relations: [
+      {
+        tableId: 'abc',
+        schema: 'public',
+        name: 'items',
+        keyColumns: ['id'],
+        copyPending: false,
+        columns: [
+          { name: 'id', type: 'integer' },
+          { name: 'name', type: 'text' },
+        ],
+      },
+    ],
     sequences: { [seqKey({ schema: 'public', name: 'ids' })]: '5' },
-    systemIdentifier: '7000000000000000001', recordedSystemIdentifier: null,
+    systemIdentifier: '7000000000000000001',
+    recordedSystemIdentifier: null,
     ...o,
   };
 }
 
 test('context: databases in order, per-table strategy overrides, stable lock keys', () => {
   const ctx = makeSyncContext(topo(), 's1');
-  assert.deepEqual(ctx.databases.map((d) => d.name), ['a', 'b', 'c']);
+  assert.deepEqual(
+    ctx.databases.map((d) => d.name),
+    ['a', 'b', 'c'],
+  );
   assert.equal(ctx.strategyFor('public', 'items').kind, 'latest');
   assert.equal(ctx.strategyFor('audit', 'log').kind, 'skip');
   assert.deepEqual(syncLockKey('main', 's1'), syncLockKey('main', 's1'));
@@ -76,7 +121,14 @@ test('run scope: resumes from the lowest run_seq, brings sequences up, due oneti
   assert.equal(scope.setvals.get('a'), undefined);
   // the next run is numbered above every database, whichever is lowest
   assert.equal(scope.nextSeq, 4);
-  assert.deepEqual([...scope.expectedSeq], [['a', 3], ['b', 2], ['c', 3]]);
+  assert.deepEqual(
+    [...scope.expectedSeq],
+    [
+      ['a', 3],
+      ['b', 2],
+      ['c', 3],
+    ],
+  );
   // a database that never ran (it joined the sync): everything pending, and still max + 1,
   // so that a run that commits on it but not on b leaves b the lowest
   states.set('c', state('c', { runSeq: 0, snapshots: {} }));
@@ -88,7 +140,11 @@ test('run scope: resumes from the lowest run_seq, brings sequences up, due oneti
 test('run scope: strict reports a missing column; strict false copies the common columns', () => {
   const rel = state('a').relations[0];
   const narrow = { ...rel, columns: [{ name: 'id', type: 'integer' }] };
-  const states = new Map([['a', state('a')], ['b', state('b')], ['c', state('c', { relations: [narrow] })]]);
+  const states = new Map([
+    ['a', state('a')],
+    ['b', state('b')],
+    ['c', state('c', { relations: [narrow] })],
+  ]);
   assert.throws(() => makeRunScope(makeSyncContext(topo(), 's1'), states), /table public.items in database c lacks column "name"/);
   assert.deepEqual(makeRunScope(makeSyncContext(topo({ strict: false }), 's1'), states).tables[0].columns, ['id']);
   states.set('c', state('c', { registered: false }));
@@ -97,8 +153,21 @@ test('run scope: strict reports a missing column; strict false copies the common
 
 test('log lines: text and JSON', () => {
   const now = new Date('2026-01-01T00:00:00Z');
-  const result = { sync: 's1', runId: 'r', wrote: true, rowsByTable: { 'public.items': 3 }, rows: 3, conflicts: 1, started: now, finished: new Date(now.getTime() + 12), copied: [] };
-  assert.equal(formatLog({ event: 'run', level: 'info', result }, 'text', now), '2026-01-01T00:00:00.000Z INFO  run sync=s1 rows=3 (public.items=3) conflicts=1 duration=12ms run_id=r');
+  const result = {
+    sync: 's1',
+    runId: 'r',
+    wrote: true,
+    rowsByTable: { 'public.items': 3 },
+    rows: 3,
+    conflicts: 1,
+    started: now,
+    finished: new Date(now.getTime() + 12),
+    copied: [],
+  };
+  assert.equal(
+    formatLog({ event: 'run', level: 'info', result }, 'text', now),
+    '2026-01-01T00:00:00.000Z INFO  run sync=s1 rows=3 (public.items=3) conflicts=1 duration=12ms run_id=r',
+  );
   const j = JSON.parse(formatLog({ event: 'run', level: 'info', result }, 'json', now));
   assert.equal(j.duration_ms, 12);
   assert.deepEqual(j.rows_by_table, { 'public.items': 3 });
@@ -138,11 +207,21 @@ test('deferred work: a failure is reported, and closeAll waits for the work', as
   const seen: unknown[] = [];
   const conns = new SyncConnections('s1', (e) => seen.push(e));
   let done = false;
-  conns.defer(new Promise((resolve) => setTimeout(() => { done = true; resolve(null); }, 20)));
+  conns.defer(
+    new Promise((resolve) =>
+      setTimeout(() => {
+        done = true;
+        resolve(null);
+      }, 20),
+    ),
+  );
   conns.defer(Promise.reject(new Error('purge failed')));
   await conns.closeAll();
   assert.equal(done, true, 'closeAll returned before the deferred work ended');
-  assert.deepEqual(seen.map((e) => (e as Error).message), ['purge failed']);
+  assert.deepEqual(
+    seen.map((e) => (e as Error).message),
+    ['purge failed'],
+  );
   const line = formatLog({ event: 'maintenance_failed', level: 'warn', sync: 's1', error: 'purge failed' }, 'text', new Date('2026-01-01T00:00:00Z'));
   assert.equal(line, '2026-01-01T00:00:00.000Z WARN  maintenance sync=s1: purge failed (the next run does it again)');
 });

@@ -30,12 +30,18 @@ const L = DBS.split('\n').length; // line of the first sync
 
 test('unknown database and relgroup references, at the reference, with a hint', () => {
   const p = problems(`  s: {relgroup: gg, sources: [a, bb], targets: [zz]}\n`);
-  assert.deepEqual(p.map((x) => `${x.line}:${x.col}: ${x.message}`), [
-    `${L}:17: sync "s" names relgroup "gg", which is not defined under relgroups:`,
-    `${L}:34: sync "s" names database "bb" in sources, which is not defined under databases:`,
-    `${L}:49: sync "s" names database "zz" in targets, which is not defined under databases:`,
-  ]);
-  assert.deepEqual(p.map((x) => x.hint), ['did you mean "g"?', 'did you mean "b"?', 'defined databases: a, b, c']);
+  assert.deepEqual(
+    p.map((x) => `${x.line}:${x.col}: ${x.message}`),
+    [
+      `${L}:17: sync "s" names relgroup "gg", which is not defined under relgroups:`,
+      `${L}:34: sync "s" names database "bb" in sources, which is not defined under databases:`,
+      `${L}:49: sync "s" names database "zz" in targets, which is not defined under databases:`,
+    ],
+  );
+  assert.deepEqual(
+    p.map((x) => x.hint),
+    ['did you mean "g"?', 'did you mean "b"?', 'defined databases: a, b, c'],
+  );
 });
 
 test('a database both source and target of one sync', () => {
@@ -67,17 +73,21 @@ test('priority lists: unknown databases, non-sources, unranked sources', () => {
 });
 
 test('per-table priority lists are checked against every multi-source sync of the relgroup', () => {
-  const text = DBS.replace('  h: {tables: [public.t]}', '  h: {tables: [{name: public.t, conflict: {priority: [a, c]}}]}') +
+  const text =
+    DBS.replace('  h: {tables: [public.t]}', '  h: {tables: [{name: public.t, conflict: {priority: [a, c]}}]}') +
     `  s: {relgroup: h, sources: [a, b]}\n  one_way: {relgroup: h, sources: [c], targets: [b]}\n`;
   try {
     validateTopologyText(text, 't.yaml', {});
     assert.fail('invalid');
   } catch (e) {
     assert.ok(e instanceof TopologyError);
-    assert.deepEqual(e.problems.map((p) => `${p.line}:${p.col}: ${p.message}`), [
-      '8:44: the priority of table public.t in relgroup "h" does not rank "b", a source of sync "s"',
-      '8:58: the priority of table public.t in relgroup "h" names "c", which is not a source of sync "s"',
-    ]);
+    assert.deepEqual(
+      e.problems.map((p) => `${p.line}:${p.col}: ${p.message}`),
+      [
+        '8:44: the priority of table public.t in relgroup "h" does not rank "b", a source of sync "s"',
+        '8:58: the priority of table public.t in relgroup "h" names "c", which is not a source of sync "s"',
+      ],
+    );
   }
 });
 
@@ -85,7 +95,10 @@ test('loops: two delta syncs carrying a table in opposite directions', () => {
   const p = problems(`  s1: {relgroup: g, sources: [a], targets: [b]}\n  s2: {relgroup: h, sources: [b], targets: [a]}\n`);
   assert.equal(p.length, 1);
   assert.equal(`${p[0]!.line}:${p[0]!.col}`, `${L + 1}:31`);
-  assert.equal(p[0]!.message, 'syncs "s1" and "s2" both replicate table public.t, "s1" from "a" to "b" and "s2" from "b" to "a": changes would loop between the two syncs, and rows changed on both databases at once would be swapped, never resolved');
+  assert.equal(
+    p[0]!.message,
+    'syncs "s1" and "s2" both replicate table public.t, "s1" from "a" to "b" and "s2" from "b" to "a": changes would loop between the two syncs, and rows changed on both databases at once would be swapped, never resolved',
+  );
   assert.equal(p[0]!.hint, 'to replicate both ways, use one multi-source sync with sources: [a, b]');
 });
 

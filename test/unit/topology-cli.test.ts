@@ -33,7 +33,9 @@ test('validate: a valid file exits 0 with a one-line summary', async () => {
 });
 
 test('validate: problems as FILE:LINE:COL: message, with the path as given, exit 1, no stack, no password', async () => {
-  const bad = VALID.replace('checktime: 30s', 'checktime: 30 parsecs').replace('sources: [east, west]', 'source: [east, west]').replace('    host: 127.0.0.1\n', '    host: 127.0.0.1\n    port: ${env:NO_SUCH_PORT}\n');
+  const bad = VALID.replace('checktime: 30s', 'checktime: 30 parsecs')
+    .replace('sources: [east, west]', 'source: [east, west]')
+    .replace('    host: 127.0.0.1\n', '    host: 127.0.0.1\n    port: ${env:NO_SUCH_PORT}\n');
   const { dir } = tempFile('other.yaml', bad);
   const r = await runCli(['validate', '-f', './other.yaml'], { cwd: dir });
   assert.equal(r.code, 1, r.out);

@@ -29,7 +29,11 @@ test('SQL names: unicode folds like PostgreSQL (ASCII only), reserved words are 
 
 test('SQL names: bad syntax throws bad_name', () => {
   for (const bad of ['"unbalanced', 'a.b.c', 'public.', '.foo', 'a..b', '""', 'Sales EU.x', '1abc', '"a"b', 'x"y"', '']) {
-    assert.throws(() => parseQualifiedName(bad), (e: unknown) => e instanceof BucardoError && e.code === 'bad_name', bad);
+    assert.throws(
+      () => parseQualifiedName(bad),
+      (e: unknown) => e instanceof BucardoError && e.code === 'bad_name',
+      bad,
+    );
   }
 });
 

@@ -40,7 +40,22 @@ test('every object in the schema forbids unknown keys', () => {
 test('the sync options of the SPEC are all in the schema', () => {
   const sync = (topologySchema().$defs as S).sync as S;
   assert.deepEqual(Object.keys(sync.properties as S).sort(), [
-    'analyze_after_copy', 'autokick', 'checktime', 'conflict', 'deletemethod', 'enabled', 'hooks', 'isolation', 'kind',
-    'lock_tables', 'onetimecopy', 'rebuild_index', 'relgroup', 'sources', 'strict', 'targets', 'vacuum_after_copy',
+    'analyze_after_copy',
+    'autokick',
+    'checktime',
+    'conflict',
+    'deletemethod',
+    'enabled',
+    'hooks',
+    'isolation',
+    'kind',
+    'lock_tables',
+    'onetimecopy',
+    'rebuild_index',
+    'relgroup',
+    'sources',
+    'strict',
+    'targets',
+    'vacuum_after_copy',
   ]);
 });

@@ -12,7 +12,12 @@ const sha = (text: string) => crypto.createHash('sha256').update(text).digest('h
 /** The topology of these tests lives in a folder with the modules it names (paths are relative to it). */
 const DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'bucardo-topology-test-'));
 const TOPO = path.join(DIR, 'topo.yaml');
-for (const [rel, fn] of [['hooks/before.js', 'before_sync'], ['hooks/after.js', 'after_sync'], ['hooks/error.js', 'on_error'], ['resolve.js', 'resolve']]) {
+for (const [rel, fn] of [
+  ['hooks/before.js', 'before_sync'],
+  ['hooks/after.js', 'after_sync'],
+  ['hooks/error.js', 'on_error'],
+  ['resolve.js', 'resolve'],
+]) {
   fs.mkdirSync(path.dirname(path.join(DIR, rel)), { recursive: true });
   fs.writeFileSync(path.join(DIR, rel), `export function ${fn}() {}\n`);
 }
@@ -149,8 +154,17 @@ test('a file with every feature loads, with every default filled in', () => {
   assert.deepEqual(shop.tables[2], { kind: 'match', pattern: 'public.audit_*', conflict: { kind: 'skip' }, pos: { line: lineOf(FULL, 'audit_*"'), col: 9 } });
   assert.deepEqual(shop.tables[3]!.kind === 'name' && shop.tables[3]!.table, { schema: 'Sales EU', name: 'Order Lines' });
   assert.deepEqual(shop.tables[4]!.kind === 'name' && shop.tables[4]!.table, { schema: 'Sales EU', name: 'Order.Lines "v2"' });
-  assert.deepEqual(shop.exclude.map((x) => x.pattern), ['public.audit_tmp', 'public.audit_*_old']);
-  assert.deepEqual(shop.sequences.map((s) => s.seq), [{ schema: 'public', name: 'orders_id_seq' }, { schema: 'Sales EU', name: 'Seq One' }]);
+  assert.deepEqual(
+    shop.exclude.map((x) => x.pattern),
+    ['public.audit_tmp', 'public.audit_*_old'],
+  );
+  assert.deepEqual(
+    shop.sequences.map((s) => s.seq),
+    [
+      { schema: 'public', name: 'orders_id_seq' },
+      { schema: 'Sales EU', name: 'Seq One' },
+    ],
+  );
   assert.deepEqual(t.relgroups.get('unused')!.exclude, []);
   assert.deepEqual(t.relgroups.get('unused')!.sequences, []);
 
@@ -187,8 +201,18 @@ test('a file with every feature loads, with every default filled in', () => {
   assert.equal(archive.analyzeAfterCopy, false);
   assert.equal(archive.vacuumAfterCopy, true);
   assert.equal(archive.rebuildIndex, true);
-  const mod = (rel: string, fn: string) => ({ path: rel, file: path.join(DIR, rel), export: fn, sha256: sha(`export function ${fn}() {}\n`), pos: { line: lineOf(FULL, rel), col: FULL.split('\n')[lineOf(FULL, rel) - 1]!.indexOf(rel) + 1 } });
-  assert.deepEqual(archive.hooks, { before_sync: mod('./hooks/before.js', 'before_sync'), after_sync: mod('./hooks/after.js', 'after_sync'), on_error: mod('./hooks/error.js', 'on_error') });
+  const mod = (rel: string, fn: string) => ({
+    path: rel,
+    file: path.join(DIR, rel),
+    export: fn,
+    sha256: sha(`export function ${fn}() {}\n`),
+    pos: { line: lineOf(FULL, rel), col: FULL.split('\n')[lineOf(FULL, rel) - 1]!.indexOf(rel) + 1 },
+  });
+  assert.deepEqual(archive.hooks, {
+    before_sync: mod('./hooks/before.js', 'before_sync'),
+    after_sync: mod('./hooks/after.js', 'after_sync'),
+    on_error: mod('./hooks/error.js', 'on_error'),
+  });
   assert.deepEqual(t.syncs.get('custom_mm')!.conflict, { kind: 'custom', module: mod('./resolve.js', 'resolve') });
   assert.deepEqual(t.syncs.get('custom_mm')!.targets, []);
   assert.equal(t.syncs.get('custom_mm')!.checktimeMs, null);
@@ -246,14 +270,23 @@ test('YAML syntax errors are reported with their position', () => {
   assert.match(p[0]!.message, /^YAML: /);
   assert.ok(p[0]!.line >= 3);
   const dup = problems('version: 1\ndatabases:\n  a: {url: "postgres://h/d"}\n  a: {url: "postgres://h/e"}\n');
-  assert.deepEqual(dup.map((x) => [x.line, x.col]), [[4, 3]]);
+  assert.deepEqual(
+    dup.map((x) => [x.line, x.col]),
+    [[4, 3]],
+  );
   assert.match(dup[0]!.message, /unique/);
 });
 
 test('an empty file and a missing file are clear errors', () => {
   assert.deepEqual(at(''), ['1:1: the topology file is empty']);
-  assert.throws(() => loadTopology('/nonexistent/dir/bucardo.yaml'), (e: unknown) => e instanceof BucardoError && e.code === 'topology_not_found' && e.message === 'topology file /nonexistent/dir/bucardo.yaml does not exist');
-  assert.throws(() => loadTopology('/'), (e: unknown) => e instanceof BucardoError && /is a directory/.test(e.message));
+  assert.throws(
+    () => loadTopology('/nonexistent/dir/bucardo.yaml'),
+    (e: unknown) => e instanceof BucardoError && e.code === 'topology_not_found' && e.message === 'topology file /nonexistent/dir/bucardo.yaml does not exist',
+  );
+  assert.throws(
+    () => loadTopology('/'),
+    (e: unknown) => e instanceof BucardoError && /is a directory/.test(e.message),
+  );
 });
 
 test('env interpolation: several per string, defaults, empty values, $${ escape', () => {
@@ -301,7 +334,9 @@ syncs:
 relgroups:
   g: {tables: [t]}
 `;
-  const out = problems(text, { PW: 'hunter3' }).map((p) => `${p.message} ${p.hint ?? ''}`).join('\n');
+  const out = problems(text, { PW: 'hunter3' })
+    .map((p) => `${p.message} ${p.hint ?? ''}`)
+    .join('\n');
   assert.match(out, /url is not a valid postgres/);
   assert.match(out, /password must be a string/);
   for (const secret of ['hunter2', 'hunter3', '12345', 'mysql']) assert.ok(!out.includes(secret), `${secret} leaked:\n${out}`);
@@ -396,8 +431,20 @@ relgroups:
     '15:15: table name "\\"open" has an unbalanced double quote',
     '16:17: sequence name "x.y.z" has 3 dot-separated parts; write schema.table (database-qualified names are not supported)',
   ]);
-  const t = validateTopologyText(text.replace(/ {6}- '"unbalanced'\n {6}- a\.b\.c\n {6}- public\.customers\n/, '').replace(/ {6}- \{table: "n+"\}\n {6}- \{match: audit_log\}\n/, '').replace(`['"open']`, '["x.*"]').replace('[x.y.z]', '[X.Y]'), 't.yaml', {});
+  const t = validateTopologyText(
+    text
+      .replace(/ {6}- '"unbalanced'\n {6}- a\.b\.c\n {6}- public\.customers\n/, '')
+      .replace(/ {6}- \{table: "n+"\}\n {6}- \{match: audit_log\}\n/, '')
+      .replace(`['"open']`, '["x.*"]')
+      .replace('[x.y.z]', '[X.Y]'),
+    't.yaml',
+    {},
+  );
   const tables = t.relgroups.get('g')!.tables.map((e) => (e.kind === 'name' ? e.table : e.pattern));
-  assert.deepEqual(tables, [{ schema: 'public', name: 'customers' }, { schema: 'X', name: 'Y' }, { schema: 'public', name: 'Y' }]);
+  assert.deepEqual(tables, [
+    { schema: 'public', name: 'customers' },
+    { schema: 'X', name: 'Y' },
+    { schema: 'public', name: 'Y' },
+  ]);
   assert.deepEqual(t.relgroups.get('g')!.sequences[0]!.seq, { schema: 'x', name: 'y' });
 });

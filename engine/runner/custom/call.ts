@@ -50,7 +50,7 @@ export async function callWithTimeout<T>(fn: (...a: unknown[]) => T | Promise<T>
 export function describeUserError(e: unknown): string {
   if (e instanceof Error) return describePgError(e).split('\n')[0] || e.name;
   try {
-    return typeof e === 'string' ? e : JSON.stringify(e) ?? String(e);
+    return typeof e === 'string' ? e : (JSON.stringify(e) ?? String(e));
   } catch {
     return String(e);
   }

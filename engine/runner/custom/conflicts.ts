@@ -30,7 +30,14 @@ import { type ErrorCode, BucardoError } from '../../errors.js';
 import { callWithTimeout, describeUserError, UserCodeTimeout } from './call.js';
 import { createStagingSql } from '../sql/apply.js';
 import {
-  MERGED, declareConflictCursorSql, fetchConflictsSql, CLOSE_CONFLICT_CURSOR_SQL, currentRowsSql, createWinnersSql, insertWinnersSql, applyWinnersSql,
+  MERGED,
+  declareConflictCursorSql,
+  fetchConflictsSql,
+  CLOSE_CONFLICT_CURSOR_SQL,
+  currentRowsSql,
+  createWinnersSql,
+  insertWinnersSql,
+  applyWinnersSql,
   copyMergedIntoStagingSql,
 } from '../sql/custom.js';
 
@@ -76,11 +83,15 @@ export async function resolveCustom(inp: RunInputs, reads: SourceRead[], t: RunT
     for (const r of rows) r.tss = r.tss.map(isoTime);
     const conflicts = await readBatch(reads, t, rows);
     const fail = (code: ErrorCode, what: string, detail: string, cause?: unknown) =>
-      new BucardoError(code, `sync ${sync}: conflict handler ${module.path} ${what} on table ${t.display} (first key ${JSON.stringify(conflicts[0].key)})${detail ? `: ${detail}` : ''}; nothing was written`, {
-        cause,
-        hint: 'fix the module, then run bucardo plan and bucardo apply (the runner runs only what apply registered); see docs/custom-code.md',
-        details: { module: module.path, table: t.display, key: conflicts[0].key },
-      });
+      new BucardoError(
+        code,
+        `sync ${sync}: conflict handler ${module.path} ${what} on table ${t.display} (first key ${JSON.stringify(conflicts[0].key)})${detail ? `: ${detail}` : ''}; nothing was written`,
+        {
+          cause,
+          hint: 'fix the module, then run bucardo plan and bucardo apply (the runner runs only what apply registered); see docs/custom-code.md',
+          details: { module: module.path, table: t.display, key: conflicts[0].key },
+        },
+      );
     let answer: unknown;
     try {
       answer = await callWithTimeout(resolve, [{ sync, table: t.display, conflicts }]);
@@ -233,7 +244,15 @@ export async function stageMerged(inp: RunInputs, work: Work, merged: MergedRows
           work.staged.set(d.name, m);
         }
         const sink = w.query(copyFrom(copyMergedIntoStagingSql(tableId, t.columns)));
-        await pipeline(Readable.from(copyLines(list, ctx.sources.findIndex((x) => x.name === d.name))), sink);
+        await pipeline(
+          Readable.from(
+            copyLines(
+              list,
+              ctx.sources.findIndex((x) => x.name === d.name),
+            ),
+          ),
+          sink,
+        );
         m.set(tableId, m.get(tableId)! + list.length);
       }),
     );
@@ -246,7 +265,7 @@ function* copyLines(list: MergedRow[], self: number): Generator<string> {
   let chunk = '';
   for (const r of list) {
     const sender = r.senders.find((s) => s !== self)!;
-    chunk += [...r.values.map(copyText), 't', r.ts, String(sender)].join('\t') + '\n';
+    chunk += `${[...r.values.map(copyText), 't', r.ts, String(sender)].join('\t')}\n`;
     if (chunk.length > 1 << 16) {
       yield chunk;
       chunk = '';

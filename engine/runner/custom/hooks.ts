@@ -104,7 +104,14 @@ export function makeRunHooks(ctx: SyncContext, runId: string, log: (e: LogEntry)
 }
 
 /** Calls one hook with a ctx whose query() goes through `clientFor`, usable only while the hook runs. */
-async function callHook(run: HookRun, hook: HookName, ref: ModuleRef, clientFor: (db: string) => Promise<pg.Client>, savepoint: boolean, extra: Partial<HookContext>): Promise<unknown> {
+async function callHook(
+  run: HookRun,
+  hook: HookName,
+  ref: ModuleRef,
+  clientFor: (db: string) => Promise<pg.Client>,
+  savepoint: boolean,
+  extra: Partial<HookContext>,
+): Promise<unknown> {
   const sync = run.ctx.sync.name;
   const fn = await loadRegisteredFunction(ref, sync);
   let open = true;
@@ -120,7 +127,8 @@ async function callHook(run: HookRun, hook: HookName, ref: ModuleRef, clientFor:
   } catch (e) {
     const hint = 'fix the module, then run bucardo plan and bucardo apply (the runner runs only what apply registered); see docs/custom-code.md';
     const details = { hook, module: ref.path };
-    if (e instanceof UserCodeTimeout) throw new BucardoError('hook_timeout', `sync ${sync}: hook ${hook} (${ref.path}) did not return within ${e.ms / 1000} s`, { cause: e, hint, details });
+    if (e instanceof UserCodeTimeout)
+      throw new BucardoError('hook_timeout', `sync ${sync}: hook ${hook} (${ref.path}) did not return within ${e.ms / 1000} s`, { cause: e, hint, details });
     throw new BucardoError('hook_failed', `sync ${sync}: hook ${hook} (${ref.path}) threw: ${describeUserError(e)}`, { cause: e, hint, details });
   } finally {
     open = false;
@@ -128,19 +136,30 @@ async function callHook(run: HookRun, hook: HookName, ref: ModuleRef, clientFor:
 }
 
 /** ctx.query of one hook call: checked, and (with `savepoint`) each statement in a savepoint of the run's transaction. */
-function makeHookQuery(ctx: SyncContext, hook: HookName, clientFor: (db: string) => Promise<pg.Client>, savepoint: boolean, isOpen: () => boolean): HookContext['query'] {
+function makeHookQuery(
+  ctx: SyncContext,
+  hook: HookName,
+  clientFor: (db: string) => Promise<pg.Client>,
+  savepoint: boolean,
+  isOpen: () => boolean,
+): HookContext['query'] {
   const sync = ctx.sync.name;
   // statements a hook runs at the same time on one database go one after another, each in its own savepoint
   const queues = new Map<string, Promise<unknown>>();
   const inTurn = <T>(db: string, work: () => Promise<T>): Promise<T> => {
     const next = (queues.get(db) ?? Promise.resolve()).then(work, work);
-    queues.set(db, next.catch(() => {}));
+    queues.set(
+      db,
+      next.catch(() => {}),
+    );
     return next;
   };
   return async (database, sql, params = []) => {
     if (!isOpen()) throw new Error(`ctx.query: ${hook} has returned (or timed out); the run's connections are not the hook's any more`);
-    if (!ctx.databases.some((d) => d.name === database)) throw new Error(`ctx.query: database ${database} is not in sync ${sync} (${ctx.databases.map((d) => d.name).join(', ')})`);
-    if (typeof sql !== 'string' || TRANSACTION_CONTROL.test(sql)) throw new Error('ctx.query: give one SQL statement that does not begin or end a transaction (the run owns the transaction)');
+    if (!ctx.databases.some((d) => d.name === database))
+      throw new Error(`ctx.query: database ${database} is not in sync ${sync} (${ctx.databases.map((d) => d.name).join(', ')})`);
+    if (typeof sql !== 'string' || TRANSACTION_CONTROL.test(sql))
+      throw new Error('ctx.query: give one SQL statement that does not begin or end a transaction (the run owns the transaction)');
     const c = await clientFor(database);
     if (!savepoint) return pick(await c.query(sql, params));
     // a failed statement must not leave the run's transaction aborted: the hook may catch it
@@ -163,9 +182,13 @@ function skipReason(sync: string, ref: ModuleRef, r: unknown): string | null {
   const skip = r && typeof r === 'object' ? (r as { skip?: unknown }).skip : undefined;
   if (skip === undefined || skip === null || skip === false) return null;
   if (typeof skip !== 'string' || !skip.trim()) {
-    throw new BucardoError('hook_invalid', `sync ${sync}: hook before_sync (${ref.path}) returned {skip: ${JSON.stringify(skip)}}: the reason to skip must be a non-empty string`, {
-      hint: 'return {skip: "why"} to skip the run, or nothing to go on',
-    });
+    throw new BucardoError(
+      'hook_invalid',
+      `sync ${sync}: hook before_sync (${ref.path}) returned {skip: ${JSON.stringify(skip)}}: the reason to skip must be a non-empty string`,
+      {
+        hint: 'return {skip: "why"} to skip the run, or nothing to go on',
+      },
+    );
   }
   return skip;
 }

@@ -24,11 +24,27 @@ const AFTER_RUN_MS = 250;
  * gets bucardo_source_up 0.
  */
 export class PendingPoller {
-  private dbs = new Map<string, { spec: DatabaseSpec; syncs: SyncContext[]; client: pg.Client | null; tables: Map<string, string[]> | null; tablesAt: number; busy: Promise<void> | null; again: boolean; timer: NodeJS.Timeout | null }>();
+  private dbs = new Map<
+    string,
+    {
+      spec: DatabaseSpec;
+      syncs: SyncContext[];
+      client: pg.Client | null;
+      tables: Map<string, string[]> | null;
+      tablesAt: number;
+      busy: Promise<void> | null;
+      again: boolean;
+      timer: NodeJS.Timeout | null;
+    }
+  >();
   private interval: NodeJS.Timeout | null = null;
   private stopped = false;
 
-  constructor(private readonly metrics: Metrics, contexts: SyncContext[], private readonly refreshMs = REFRESH_MS) {
+  constructor(
+    private readonly metrics: Metrics,
+    contexts: SyncContext[],
+    private readonly refreshMs = REFRESH_MS,
+  ) {
     for (const ctx of contexts) {
       if (ctx.sync.kind !== 'delta') continue;
       for (const s of ctx.sources) {
@@ -90,7 +106,13 @@ export class PendingPoller {
         e.tablesAt = Date.now();
       }
       const tables = e.tables;
-      const r = await e.client.query<{ sync: string; n: string; lag: number }>(pendingBySyncSql(schema, names.map((n) => ({ tableIds: tables.get(n) ?? [] }))), [name, names]);
+      const r = await e.client.query<{ sync: string; n: string; lag: number }>(
+        pendingBySyncSql(
+          schema,
+          names.map((n) => ({ tableIds: tables.get(n) ?? [] })),
+        ),
+        [name, names],
+      );
       if (this.stopped) return;
       this.metrics.setPending(name, new Map(r.rows.map((x) => [x.sync, { n: Number(x.n), lag: Number(x.lag) }])));
     } catch {

@@ -37,19 +37,42 @@ export class Metrics {
   private readonly up = this.gauge('bucardo_up', 'Always 1 while the runner serves metrics.', []);
   private readonly about = this.gauge('bucardo_info', 'The runner: its topology and its name (host:pid); always 1.', ['topology', 'runner']);
   private readonly startTime = this.gauge('bucardo_start_time_seconds', 'When the runner started, seconds since the epoch.', []);
-  private readonly runs = this.counter('bucardo_runs_total', 'Runs finished, by result: ok (replicated something), idle (nothing pending), failed.', ['sync', 'result']);
+  private readonly runs = this.counter('bucardo_runs_total', 'Runs finished, by result: ok (replicated something), idle (nothing pending), failed.', [
+    'sync',
+    'result',
+  ]);
   private readonly rows = this.counter('bucardo_rows_total', 'Changed rows replicated (each row once, whatever the number of receiving databases).', ['sync']);
   private readonly tableRows = this.counter('bucardo_table_rows_total', 'Changed rows replicated, per table.', ['sync', 'table']);
-  private readonly databaseRows = this.counter('bucardo_database_rows_total', 'Changed rows written into each receiving database (syncs with one source; see docs/metrics.md).', ['sync', 'database']);
+  private readonly databaseRows = this.counter(
+    'bucardo_database_rows_total',
+    'Changed rows written into each receiving database (syncs with one source; see docs/metrics.md).',
+    ['sync', 'database'],
+  );
   private readonly conflicts = this.counter('bucardo_conflicts_total', 'Conflicts resolved (or skipped).', ['sync']);
   private readonly errors = this.counter('bucardo_errors_total', 'Failed runs.', ['sync']);
   private readonly busy = this.counter('bucardo_busy_total', 'Runs skipped because another runner was running the sync.', ['sync']);
   private readonly failingGauge = this.gauge('bucardo_sync_failing', '1 when the latest run of the sync failed, else 0.', ['sync']);
-  private readonly lastSuccess = this.gauge('bucardo_last_success_timestamp_seconds', 'End of the latest successful run, seconds since the epoch (absent before the first).', ['sync']);
-  private readonly pending = this.gauge('bucardo_pending_changes', 'Changes captured on a source database and not yet replicated by the sync (refreshed every few seconds and after each run).', ['sync', 'database']);
-  private readonly lag = this.gauge('bucardo_lag_seconds', 'Age of the oldest pending change on a source database (its transaction start time to now); 0 when nothing is pending.', ['sync', 'database']);
+  private readonly lastSuccess = this.gauge(
+    'bucardo_last_success_timestamp_seconds',
+    'End of the latest successful run, seconds since the epoch (absent before the first).',
+    ['sync'],
+  );
+  private readonly pending = this.gauge(
+    'bucardo_pending_changes',
+    'Changes captured on a source database and not yet replicated by the sync (refreshed every few seconds and after each run).',
+    ['sync', 'database'],
+  );
+  private readonly lag = this.gauge(
+    'bucardo_lag_seconds',
+    'Age of the oldest pending change on a source database (its transaction start time to now); 0 when nothing is pending.',
+    ['sync', 'database'],
+  );
   private readonly sourceUp = this.gauge('bucardo_source_up', '1 when the latest pending/lag poll of a source database succeeded, else 0.', ['database']);
-  private readonly listenErrors = this.counter('bucardo_listen_errors_total', 'Failures of the LISTEN connection to a source database (each followed by a reconnect).', ['database']);
+  private readonly listenErrors = this.counter(
+    'bucardo_listen_errors_total',
+    'Failures of the LISTEN connection to a source database (each followed by a reconnect).',
+    ['database'],
+  );
   private readonly durations = new Histogram({
     name: 'bucardo_run_duration_seconds',
     help: 'Duration of finished runs (idle and failed ones included).',
@@ -192,7 +215,7 @@ export class Metrics {
  */
 function receivedRows(r: RunWithReceivers, ctx: SyncContext | undefined): Record<string, number> {
   if (r.rowsByDatabase) return r.rowsByDatabase;
-  if (!ctx || ctx.sources.length !== 1) return {};
+  if (ctx?.sources.length !== 1) return {};
   const src = ctx.sources[0].name;
   return Object.fromEntries(ctx.databases.filter((d) => d.name !== src).map((d) => [d.name, r.rows]));
 }

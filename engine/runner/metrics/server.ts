@@ -36,7 +36,7 @@ export function serveMetrics(metrics: Metrics, port: number, host?: string): Pro
     } else if (path === '/healthz') {
       const h = metrics.health();
       res.writeHead(h.code, { 'content-type': 'application/json' });
-      res.end(req.method === 'HEAD' ? undefined : JSON.stringify(h.body) + '\n');
+      res.end(req.method === 'HEAD' ? undefined : `${JSON.stringify(h.body)}\n`);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found: try /metrics or /healthz\n');

@@ -53,7 +53,10 @@ export function emptyTablesSql(tables: { schema: string; name: string }[], delet
   const names = tables.map((t) => qualify(t.schema, t.name));
   const deletes = names.map((n) => `DELETE FROM ${n}`);
   if (deleteOnly) return [deletes.join(';\n')];
-  return [`SAVEPOINT bucardo_empty; TRUNCATE ${names.join(', ')}; RELEASE SAVEPOINT bucardo_empty`, `ROLLBACK TO SAVEPOINT bucardo_empty; ${deletes.join('; ')}; RELEASE SAVEPOINT bucardo_empty`];
+  return [
+    `SAVEPOINT bucardo_empty; TRUNCATE ${names.join(', ')}; RELEASE SAVEPOINT bucardo_empty`,
+    `ROLLBACK TO SAVEPOINT bucardo_empty; ${deletes.join('; ')}; RELEASE SAVEPOINT bucardo_empty`,
+  ];
 }
 
 /**
@@ -219,7 +222,8 @@ export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boole
   // conflict anyway: the run writes over it now (it stays pending here and carries the
   // winner's row on), and only a newer (or equal) one is deferred. Keys hot on both sides
   // then settle in the run that finds them instead of being deferred run after run.
-  const localChange = (a: string) => (t.latest ? `EXISTS (SELECT 1 FROM ${delta} d WHERE ${on('d', a)} AND ${unseen} AND d._bucardo_ts >= ${a}.${STAGED_TS})` : anyChange(a));
+  const localChange = (a: string) =>
+    t.latest ? `EXISTS (SELECT 1 FROM ${delta} d WHERE ${on('d', a)} AND ${unseen} AND d._bucardo_ts >= ${a}.${STAGED_TS})` : anyChange(a);
   const cols = t.columns.map(quoteIdent).join(', ');
   // in a savepoint, bounded by lock_timeout: the one wait here is the insert's, for a
   // local transaction inserting the same key (deferAllSql undoes the table on a timeout)

@@ -50,15 +50,23 @@ export interface ForeignKey {
  * parent the run replaced or deleted), with every FK column set and no parent row. Up to 5
  * child keys, as JSON. MATCH SIMPLE, as PostgreSQL's default.
  */
-export function orphansSql(fk: ForeignKey, childKey: string[], childStaged: string | null, parentStaged: { table: string; keyColumns: string[] } | null): string {
+export function orphansSql(
+  fk: ForeignKey,
+  childKey: string[],
+  childStaged: string | null,
+  parentStaged: { table: string; keyColumns: string[] } | null,
+): string {
   const c = 'c';
   const child = qualify(fk.child.schema, fk.child.name);
   const parent = qualify(fk.parent.schema, fk.parent.name);
   const set = fk.childCols.map((col) => `${c}.${quoteIdent(col)} IS NOT NULL`).join(' AND ');
   const joins = fk.childCols.map((col, i) => `p.${quoteIdent(fk.parentCols[i])} = ${c}.${quoteIdent(col)}`).join(' AND ');
   const scope: string[] = [];
-  if (childStaged) scope.push(`EXISTS (SELECT 1 FROM ${quoteIdent(childStaged)} s WHERE s.${PRESENT} AND ${childKey.map((k) => `s.${quoteIdent(k)} = ${c}.${quoteIdent(k)}`).join(' AND ')})`);
-  if (parentStaged && parentStaged.keyColumns.every((k) => fk.parentCols.includes(k))) {
+  if (childStaged)
+    scope.push(
+      `EXISTS (SELECT 1 FROM ${quoteIdent(childStaged)} s WHERE s.${PRESENT} AND ${childKey.map((k) => `s.${quoteIdent(k)} = ${c}.${quoteIdent(k)}`).join(' AND ')})`,
+    );
+  if (parentStaged?.keyColumns.every((k) => fk.parentCols.includes(k))) {
     const on = parentStaged.keyColumns.map((k) => `s.${quoteIdent(k)} = ${c}.${quoteIdent(fk.childCols[fk.parentCols.indexOf(k)])}`).join(' AND ');
     scope.push(`EXISTS (SELECT 1 FROM ${quoteIdent(parentStaged.table)} s WHERE ${on})`);
   } else if (parentStaged) {

@@ -37,7 +37,12 @@ export const PENDING_SETUP_SQL = `SELECT pg_current_snapshot()::text AS snapshot
 export function probeSql(schema: string, tables: { tableId: string }[], hasLast: boolean): string {
   const where = pendingWhere(hasLast);
   const probe = tables.length
-    ? tables.map((t) => `SELECT ${quoteLiteral(t.tableId)}::text AS table_id WHERE EXISTS (SELECT 1 FROM ${qualify(schema, deltaTableName(t.tableId))} WHERE ${where})`).join(' UNION ALL ')
+    ? tables
+        .map(
+          (t) =>
+            `SELECT ${quoteLiteral(t.tableId)}::text AS table_id WHERE EXISTS (SELECT 1 FROM ${qualify(schema, deltaTableName(t.tableId))} WHERE ${where})`,
+        )
+        .join(' UNION ALL ')
     : `SELECT NULL::text AS table_id WHERE false`;
   return `${probe};\nSELECT table_id, max(_bucardo_ts)::text AS ts FROM ${qualify(schema, 'truncate_log')} WHERE ${where} GROUP BY table_id`;
 }
@@ -58,7 +63,14 @@ export function pendingSql(schema: string, tables: { tableId: string; keyColumns
       `CREATE TEMP TABLE ${quoteIdent(pendingTable(t.tableId))} ON COMMIT DROP AS SELECT ${keys}, max(_bucardo_ts) AS _bucardo_ts FROM ${qualify(schema, deltaTableName(t.tableId))} WHERE ${where} GROUP BY ${keys}${t.ordered ? ` ORDER BY ${keys}` : ''}`,
     );
   }
-  parts.push(tables.map((t) => `SELECT ${quoteLiteral(t.tableId)}::text AS table_id, count(*)::bigint AS n, max(_bucardo_ts)::text AS ts FROM ${quoteIdent(pendingTable(t.tableId))}`).join(' UNION ALL '));
+  parts.push(
+    tables
+      .map(
+        (t) =>
+          `SELECT ${quoteLiteral(t.tableId)}::text AS table_id, count(*)::bigint AS n, max(_bucardo_ts)::text AS ts FROM ${quoteIdent(pendingTable(t.tableId))}`,
+      )
+      .join(' UNION ALL '),
+  );
   return parts.join(';\n');
 }
 
@@ -74,7 +86,12 @@ export function pendingSql(schema: string, tables: { tableId: string; keyColumns
  * against ~0.1 ms by key. Large sets keep the join: the planner sizes them right (their
  * page count is real), and a hash join over the table beats 10^5 probes.
  */
-export function winnerRowsSql(table: { schema: string; name: string; tableId: string; keyColumns: string[]; binary?: boolean }, columns: string[], src: number, byKey = false): string {
+export function winnerRowsSql(
+  table: { schema: string; name: string; tableId: string; keyColumns: string[]; binary?: boolean },
+  columns: string[],
+  src: number,
+  byKey = false,
+): string {
   const keySet = new Set(table.keyColumns);
   // the staged row also carries its sender and the time of its change (sql/apply.ts STAGED_SRC, STAGED_TS)
   const sel = `${columns.map((c) => (keySet.has(c) ? `k.${quoteIdent(c)}` : `t.${quoteIdent(c)}`)).join(', ')}`;

@@ -26,7 +26,11 @@ const KEY_INDEX = `i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
 function prepareSql(schema: string, renamed = false): string {
   const t = (n: string) => qualify(schema, n);
   const [sch, nam, join] = renamed
-    ? ['coalesce(rn.sch, r.table_schema)', 'coalesce(rn.nam, r.table_name)', `\n     LEFT JOIN unnest($4::text[], $5::text[], $6::text[]) AS rn(id, sch, nam) ON rn.id = r.table_id`]
+    ? [
+        'coalesce(rn.sch, r.table_schema)',
+        'coalesce(rn.nam, r.table_name)',
+        `\n     LEFT JOIN unnest($4::text[], $5::text[], $6::text[]) AS rn(id, sch, nam) ON rn.id = r.table_id`,
+      ]
     : ['r.table_schema', 'r.table_name', ''];
   return `SELECT
   (SELECT json_build_object('run_seq', run_seq::text, 'snapshots', snapshots) FROM ${t('sync_state')} WHERE sync = $1) AS state,
@@ -74,12 +78,22 @@ export function seqKey(s: { schema: string; name: string }): string {
 }
 
 export async function readDatabaseState(
-  c: pg.Client, database: string, schema: string, sync: string, sequences: QualifiedName[], renamed: { from: QualifiedName; to: QualifiedName }[] = [],
+  c: pg.Client,
+  database: string,
+  schema: string,
+  sync: string,
+  sequences: QualifiedName[],
+  renamed: { from: QualifiedName; to: QualifiedName }[] = [],
 ): Promise<DatabaseState> {
   let row: Row;
   try {
     const params: unknown[] = [sync, sequences.map((s) => s.schema), sequences.map((s) => s.name)];
-    if (renamed.length) params.push(renamed.map((x) => tableId(x.from.schema, x.from.name)), renamed.map((x) => x.to.schema), renamed.map((x) => x.to.name));
+    if (renamed.length)
+      params.push(
+        renamed.map((x) => tableId(x.from.schema, x.from.name)),
+        renamed.map((x) => x.to.schema),
+        renamed.map((x) => x.to.name),
+      );
     const r = await c.query<Row>(prepareSql(schema, renamed.length > 0), params);
     row = r.rows[0];
   } catch (e) {

@@ -91,7 +91,9 @@ export function subsetApplySql(t: ApplyTable): string[] {
   const set = setList(t);
   if (set) out.push(`UPDATE ${tbl} t SET ${set} FROM ${st} s WHERE ${on} AND s.${PRESENT}`);
   const order = t.sorted ? ` ORDER BY ${t.keyColumns.map(quoteIdent).join(', ')}` : '';
-  out.push(`INSERT INTO ${tbl} (${cols}) OVERRIDING SYSTEM VALUE SELECT ${cols} FROM ${st} s WHERE s.${PRESENT} AND NOT EXISTS (SELECT 1 FROM ${tbl} t WHERE ${on})${order}`);
+  out.push(
+    `INSERT INTO ${tbl} (${cols}) OVERRIDING SYSTEM VALUE SELECT ${cols} FROM ${st} s WHERE s.${PRESENT} AND NOT EXISTS (SELECT 1 FROM ${tbl} t WHERE ${on})${order}`,
+  );
   return out;
 }
 

@@ -76,10 +76,22 @@ export interface RunState {
 /** The parameters of writeStateSql, in its order. */
 export function writeStateParams(s: RunState): unknown[] {
   return [
-    s.sync, String(s.runSeq), JSON.stringify(s.snapshots), s.runId, s.started.toISOString(), String(s.rows),
-    JSON.stringify(s.rowsByTable), s.conflicts, s.runner, s.conflictRows, s.copyDone,
-    s.setvals.map((v) => v[0]), s.setvals.map((v) => v[1]), s.setvals.map((v) => v[2]),
-    String(s.expectedSeq), s.systemIdentifier,
+    s.sync,
+    String(s.runSeq),
+    JSON.stringify(s.snapshots),
+    s.runId,
+    s.started.toISOString(),
+    String(s.rows),
+    JSON.stringify(s.rowsByTable),
+    s.conflicts,
+    s.runner,
+    s.conflictRows,
+    s.copyDone,
+    s.setvals.map((v) => v[0]),
+    s.setvals.map((v) => v[1]),
+    s.setvals.map((v) => v[2]),
+    String(s.expectedSeq),
+    s.systemIdentifier,
   ];
 }
 
@@ -130,7 +142,6 @@ export function purgeSql(schema: string, tableIds: string[]): string {
   parts.push(`DELETE FROM ${t('truncate_log')} WHERE _bucardo_txid < ${horizon('')}`);
   return parts.join(';\n');
 }
-
 
 /**
  * Run history older than the retention, on one database: $1 sync, $2 retention in

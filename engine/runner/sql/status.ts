@@ -52,7 +52,9 @@ export function pendingCountSql(schema: string, tableIds: string[]): string {
 /** Per delta table of `tableIds` and for their TRUNCATEs: (n, oldest) of the rows matching `where`. */
 function pendingRowsSql(schema: string, tableIds: string[], where: string): string {
   const parts = tableIds.map((id) => `SELECT count(*) AS n, min(_bucardo_ts) AS oldest FROM ${qualify(schema, deltaTableName(id))} WHERE ${where}`);
-  parts.push(`SELECT count(*), min(_bucardo_ts) FROM ${qualify(schema, 'truncate_log')} WHERE ${where} AND table_id = ANY(ARRAY[${tableIds.map(quoteLiteral).join(', ') || "''"}]::text[])`);
+  parts.push(
+    `SELECT count(*), min(_bucardo_ts) FROM ${qualify(schema, 'truncate_log')} WHERE ${where} AND table_id = ANY(ARRAY[${tableIds.map(quoteLiteral).join(', ') || "''"}]::text[])`,
+  );
   return parts.join(' UNION ALL ');
 }
 
