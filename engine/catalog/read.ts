@@ -115,19 +115,14 @@ async function readSequences(c: pg.Client) {
   return r.rows.map((s) => ({ schema: s.schema, name: s.name, canUpdate: s.upd }));
 }
 
+/** What a database holds of a topology before apply ever ran there. */
+export function emptyInstalledState(schema: string): InstalledState {
+  return { schema, schemaExists: false, meta: {}, tables: new Map(), functions: new Map(), triggers: [], registry: [], syncs: [], syncRelations: [] };
+}
+
 async function readInstalled(c: pg.Client, topology: string): Promise<InstalledState> {
   const schema = schemaName(topology);
-  const state: InstalledState = {
-    schema,
-    schemaExists: false,
-    meta: {},
-    tables: new Map(),
-    functions: new Map(),
-    triggers: [],
-    registry: [],
-    syncs: [],
-    syncRelations: [],
-  };
+  const state = emptyInstalledState(schema);
   const ns = await c.query<{ oid: string }>(`SELECT oid::text FROM pg_namespace WHERE nspname = $1`, [schema]);
   // Triggers are read even without the schema: a trigger left behind by hand is drift.
   // Clones of a row-level trigger on the partitions of a partitioned table (tgparentid)

@@ -12,6 +12,7 @@ import { writePlanFile, readPlanFile, planFileMatches } from '../../cli/planfile
 import type { DatabaseCatalog, TableInfo } from '../../engine/catalog/types.js';
 import type { Plan } from '../../engine/planner/types.js';
 import { BucardoError } from '../../engine/errors.js';
+import { emptyInstalledState } from '../../engine/catalog/read.js';
 
 const YAML = `version: 1
 databases:
@@ -50,17 +51,7 @@ function catalog(database: string): DatabaseCatalog {
     tables: [table('public', 'items'), table('Sales EU', 'Order "Lines"'), table('public', 'pay', { kind: 'p', partitions: parts })],
     sequences: [],
     partitionsOf: parts.map((p) => ({ ...p, rootSchema: 'public', rootName: 'pay' })),
-    installed: {
-      schema: 'bucardo_main',
-      schemaExists: false,
-      meta: {},
-      tables: new Map(),
-      functions: new Map(),
-      triggers: [],
-      registry: [],
-      syncs: [],
-      syncRelations: [],
-    },
+    installed: emptyInstalledState('bucardo_main'),
   };
 }
 

@@ -7,6 +7,7 @@ import { summarize } from '../../engine/planner/types.js';
 import { renderText, renderJson } from '../../engine/planner/render.js';
 import { captureDef } from '../../engine/sql/capture.js';
 import type { DatabaseCatalog, TableInfo } from '../../engine/catalog/types.js';
+import { emptyInstalledState } from '../../engine/catalog/read.js';
 
 const YAML = `version: 1
 databases:
@@ -48,17 +49,7 @@ function catalog(database: string, tables: TableInfo[]): DatabaseCatalog {
     tables,
     sequences: [],
     partitionsOf: [],
-    installed: {
-      schema: 'bucardo_main',
-      schemaExists: false,
-      meta: {},
-      tables: new Map(),
-      functions: new Map(),
-      triggers: [],
-      registry: [],
-      syncs: [],
-      syncRelations: [],
-    },
+    installed: emptyInstalledState('bucardo_main'),
   };
 }
 

@@ -95,11 +95,18 @@ export interface ApplyTable {
  * insert is also the form that is right whatever the other unique indexes (two rows
  * swapping a unique value violate it row by row under an update, never here).
  */
+/** The names every apply statement of a table uses: staging table (s), table (t), the key join, the columns. */
+export function applyNames(t: ApplyTable): { st: string; tbl: string; on: string; cols: string } {
+  return {
+    st: quoteIdent(stagingTable(t.tableId)),
+    tbl: qualify(t.schema, t.name),
+    on: t.keyColumns.map((c) => `t.${quoteIdent(c)} = s.${quoteIdent(c)}`).join(' AND '),
+    cols: t.columns.map(quoteIdent).join(', '),
+  };
+}
+
 export function applyStagingSql(t: ApplyTable): string[] {
-  const st = quoteIdent(stagingTable(t.tableId));
-  const tbl = qualify(t.schema, t.name);
-  const on = t.keyColumns.map((c) => `t.${quoteIdent(c)} = s.${quoteIdent(c)}`).join(' AND ');
-  const cols = t.columns.map(quoteIdent).join(', ');
+  const { st, tbl, on, cols } = applyNames(t);
   const out: string[] = [];
   // Large staging sets: give the planner real numbers (a temp table has no statistics).
   if (t.analyze) out.push(`ANALYZE ${st}`);

@@ -16,7 +16,7 @@
  */
 import { quoteIdent, qualify } from '../../sql/ident.js';
 import { copyFormat, pendingTable, winnerRowsSql, wholeTableSql, presentRowsSql } from './pending.js';
-import { stagingTable, PRESENT, type ApplyTable } from './apply.js';
+import { PRESENT, applyNames, type ApplyTable } from './apply.js';
 
 interface Sent {
   schema: string;
@@ -81,10 +81,7 @@ function setList(t: { keyColumns: string[]; columns: string[] }): string | null 
  * exist, insert the others.
  */
 export function subsetApplySql(t: ApplyTable): string[] {
-  const st = quoteIdent(stagingTable(t.tableId));
-  const tbl = qualify(t.schema, t.name);
-  const on = t.keyColumns.map((c) => `t.${quoteIdent(c)} = s.${quoteIdent(c)}`).join(' AND ');
-  const cols = t.columns.map(quoteIdent).join(', ');
+  const { st, tbl, on, cols } = applyNames(t);
   const out: string[] = [];
   if (t.analyze) out.push(`ANALYZE ${st}`);
   out.push(`DELETE FROM ${tbl} t USING ${st} s WHERE ${on} AND NOT s.${PRESENT}`);
