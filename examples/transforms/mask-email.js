@@ -19,7 +19,8 @@ export function maskEmail(email) {
   return at > 0 ? `${email[0]}***${email.slice(at)}` : '***';
 }
 
-export function transform(row, _ctx) {
+// biome-ignore lint/correctness/noUnusedFunctionParameters: the signature SPEC section 6 documents
+export function transform(row, ctx) {
   if (row.email === null || row.email === undefined) return row;
   return { ...row, email: maskEmail(row.email) };
 }
