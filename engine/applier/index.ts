@@ -12,7 +12,7 @@
 import type pg from 'pg';
 import type { Topology } from '../topology/types.js';
 import type { Change, Plan } from '../planner/types.js';
-import { computePlan, databasesInUse, type CatalogResult } from '../planner/plan.js';
+import { computePlan, syncedDatabases, type CatalogResult } from '../planner/plan.js';
 import { readCatalog } from '../catalog/read.js';
 import { connect, withTransaction, BEGIN } from '../connect.js';
 import { BucardoError, describePgError } from '../errors.js';
@@ -25,8 +25,14 @@ export const LOCK_WAIT = '60s';
 /** How long one DDL statement may wait for a table lock before apply gives up. */
 export const DDL_LOCK_TIMEOUT = '15s';
 
-/** Reads every database's catalog in parallel; an unreachable database becomes a plan error. */
-export async function readCatalogs(topology: Topology, names = databasesInUse(topology)): Promise<Map<string, CatalogResult>> {
+/** Why a database could not be read, as a plan problem (the planner makes it an error or a warning). */
+function unreadable(name: string, e: unknown): CatalogResult {
+  const message = e instanceof BucardoError ? e.message : `reading the catalog of database ${name} failed: ${describePgError(e)}`;
+  return { ok: false, error: { code: 'unreachable', database: name, message, hint: e instanceof BucardoError ? e.hint : undefined } };
+}
+
+/** Reads every database's catalog in parallel, those in no sync too (what was installed there must go). */
+export async function readCatalogs(topology: Topology, names = [...topology.databases.keys()]): Promise<Map<string, CatalogResult>> {
   const results = await Promise.all(
     names.map(async (name): Promise<[string, CatalogResult]> => {
       const db = topology.databases.get(name)!;
@@ -36,8 +42,7 @@ export async function readCatalogs(topology: Topology, names = databasesInUse(to
         const catalog = await withTransaction(c, BEGIN.snapshot, (tx) => readCatalog(tx, name, topology.name));
         return [name, { ok: true, catalog }];
       } catch (e) {
-        const message = e instanceof BucardoError ? e.message : `reading the catalog of database ${name} failed: ${describePgError(e)}`;
-        return [name, { ok: false, error: { code: 'unreachable', database: name, message, hint: e instanceof BucardoError ? e.hint : undefined } }];
+        return [name, unreadable(name, e)];
       } finally {
         await c?.end().catch(() => {});
       }
@@ -81,12 +86,15 @@ export interface OpenOptions {
 const changeKey = (c: Change) => `${c.database}\u0000${c.action}\u0000${c.object}`;
 
 /**
- * Connects to every database in use, locks, re-reads and re-plans under the locks, and
- * returns a session that executes the changes. Throws (after rolling back) when the plan
- * has errors or the state differs from a plan file's.
+ * Connects to every database, locks, re-reads and re-plans under the locks, and returns a
+ * session that executes the changes. Throws (after rolling back) when the plan has errors
+ * or the state differs from a plan file's. A database in no sync that cannot be reached is
+ * left out (the plan warns about it): no sync needs it.
  */
 export async function openApply(topology: Topology, opts: OpenOptions = {}): Promise<ApplySession> {
-  const names = [...databasesInUse(topology)].sort();
+  const names = [...topology.databases.keys()].sort();
+  const synced = syncedDatabases(topology);
+  const results = new Map<string, CatalogResult>();
   const clients = new Map<string, pg.Client>();
   const closeAll = async () => {
     await Promise.all([...clients.values()].map((c) => c.end().catch(() => {})));
@@ -97,11 +105,17 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
   };
   try {
     for (const name of names) {
-      const c = await connect(topology.databases.get(name)!, opts.destroy ? 'bucardo destroy' : 'bucardo apply');
+      let c: pg.Client;
+      try {
+        c = await connect(topology.databases.get(name)!, opts.destroy ? 'bucardo destroy' : 'bucardo apply');
+      } catch (e) {
+        if (synced.has(name)) throw e;
+        results.set(name, unreadable(name, e));
+        continue;
+      }
       clients.set(name, c);
       await beginLocked(c, topology.name, name);
     }
-    const results = new Map<string, CatalogResult>();
     // one connection each: read every catalog at once
     await Promise.all([...clients].map(async ([name, c]) => results.set(name, { ok: true, catalog: await readCatalog(c, name, topology.name) })));
     const plan = computePlan(topology, results, { destroy: opts.destroy });
@@ -123,7 +137,7 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
     }
     return {
       changes: plan.changes,
-      databases: names,
+      databases: [...clients.keys()],
       replanned,
       async execute(change) {
         await executeChange(clients.get(change.database)!, change);

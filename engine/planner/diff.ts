@@ -56,7 +56,8 @@ interface DiffContext {
   add(c: Omit<Change, 'database'>): void;
 }
 
-export function diffDatabase(topologyName: string, desired: DesiredDatabase | undefined, cat: DatabaseCatalog): Change[] {
+/** `removedBecause`: why everything goes when nothing is desired (unset: the topology is being destroyed). */
+export function diffDatabase(topologyName: string, desired: DesiredDatabase | undefined, cat: DatabaseCatalog, removedBecause?: string): Change[] {
   const changes: Change[] = [];
   const ctx: DiffContext = {
     topology: topologyName,
@@ -66,7 +67,7 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
     add: (c) => changes.push({ database: cat.database, ...c }),
   };
   if (!desired) {
-    removeAll(ctx);
+    removeAll(ctx, removedBecause);
     return changes;
   }
   diffMetadata(ctx);
@@ -83,12 +84,13 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
 const wasOurs = (ctx: DiffContext, type: string, name: string) => ctx.registered.has(`${type}\u0000${name}`);
 
 /** Nothing wanted here: all that is ours goes; the schema (and with it the registry) as a whole. */
-function removeAll(ctx: DiffContext): void {
+function removeAll(ctx: DiffContext, because: string | undefined): void {
   const { schema, add } = ctx;
+  const why = because ?? 'not in the topology any more';
   const inst = ctx.cat.installed;
   for (const t of inst.triggers) {
     // only the DROP TRIGGER: its registry row goes with the schema
-    const d = destroyTrigger(schema, t, 'not in the topology any more');
+    const d = destroyTrigger(schema, t, why);
     add({ ...d, steps: d.steps.slice(0, 1) });
   }
   if (!inst.schemaExists) return;
@@ -97,7 +99,7 @@ function removeAll(ctx: DiffContext): void {
       action: 'destroy',
       objectType: 'function',
       object: `function ${schema}.${name}()`,
-      reason: 'not in the topology any more',
+      reason: why,
       steps: [],
       phase: PHASE.dropFunction,
     });
@@ -108,18 +110,17 @@ function removeAll(ctx: DiffContext): void {
       action: 'destroy',
       objectType: 'delta_table',
       object: `table ${schema}.${name}`,
-      reason: 'not in the topology any more; pending changes in it are dropped',
+      reason: `${why}; pending changes in it are dropped`,
       steps: [],
       phase: PHASE.dropDelta,
     });
   }
-  for (const s of inst.syncs)
-    add({ action: 'destroy', objectType: 'sync', object: `sync ${s.name}`, reason: 'not in the topology any more', steps: [], phase: PHASE.dropSync });
+  for (const s of inst.syncs) add({ action: 'destroy', objectType: 'sync', object: `sync ${s.name}`, reason: why, steps: [], phase: PHASE.dropSync });
   add({
     action: 'destroy',
     objectType: 'schema',
     object: `schema ${schema}`,
-    reason: `no sync of topology ${ctx.topology} uses this database; its metadata and run history go too`,
+    reason: `${because ?? `no sync of topology ${ctx.topology} uses this database`}; its metadata and run history go too`,
     steps: [{ kind: 'drop_schema', schema }],
     phase: PHASE.dropSchema,
   });

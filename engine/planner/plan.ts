@@ -14,22 +14,39 @@ import { schemaName } from '../objectnames.js';
 /** Per database: its catalog, or the reason it could not be read (unreachable...). */
 export type CatalogResult = { ok: true; catalog: DatabaseCatalog } | { ok: false; error: PlanProblem };
 
-/** Databases a topology uses: those named by some sync, in file order. */
-export function databasesInUse(topology: Topology): string[] {
+/** Databases named by some sync. The others under databases: are still read: what the topology installed there must go. */
+export function syncedDatabases(topology: Topology): Set<string> {
   const used = new Set<string>();
   for (const s of topology.syncs.values()) for (const d of [...s.sources, ...s.targets]) used.add(d);
-  return [...topology.databases.keys()].filter((d) => used.has(d));
+  return used;
+}
+
+/**
+ * An unreachable database in no sync blocks nothing (no sync needs it), but whatever the
+ * topology installed there stays, capture included, so the user is told.
+ */
+function unsyncedUnreachable(topology: string, e: PlanProblem): PlanProblem {
+  return {
+    code: e.code,
+    database: e.database,
+    message: `database ${e.database} is in no sync of topology ${topology} any more, so anything the topology installed there is to be removed, but it cannot be read: ${e.message}`,
+    hint: 'make it reachable and run apply again; remove it from databases: once it holds nothing of this topology',
+  };
 }
 
 export function computePlan(topology: Topology, results: Map<string, CatalogResult>, opts: { destroy?: boolean } = {}): Plan {
   const errors: PlanProblem[] = [];
+  const warnings: PlanProblem[] = [];
   const catalogs = new Map<string, DatabaseCatalog>();
+  const synced = syncedDatabases(topology);
   for (const [db, r] of results) {
     if (r.ok) catalogs.set(db, r.catalog);
-    else errors.push(r.error);
+    else if (synced.has(db)) errors.push(r.error);
+    else warnings.push(unsyncedUnreachable(topology.name, r.error));
   }
   const resolved = opts.destroy ? { syncs: [], errors: [], warnings: [] } : resolveSyncs(topology, catalogs);
   errors.push(...resolved.errors);
+  warnings.unshift(...resolved.warnings);
   const desired = desiredState(topology, resolved.syncs);
   errors.push(...desired.errors);
 
@@ -55,7 +72,8 @@ export function computePlan(topology: Topology, results: Map<string, CatalogResu
         hint: `GRANT CREATE ON DATABASE to ${cat.currentUser}, or create the schema for it`,
       });
     }
-    changes.push(...diffDatabase(topology.name, opts.destroy ? undefined : want, cat));
+    const unsynced = !opts.destroy && !want ? `database ${cat.database} is in no sync of topology ${topology.name} any more` : undefined;
+    changes.push(...diffDatabase(topology.name, opts.destroy ? undefined : want, cat, unsynced));
   }
   const order = [...topology.databases.keys()];
   changes.sort((a, b) => order.indexOf(a.database) - order.indexOf(b.database) || a.phase - b.phase);
@@ -78,7 +96,7 @@ export function computePlan(topology: Topology, results: Map<string, CatalogResu
   }
   const fingerprints: Record<string, string> = {};
   for (const cat of catalogs.values()) fingerprints[cat.database] = catalogFingerprint(cat);
-  return { topology: topology.name, changes, errors, warnings: resolved.warnings, copies, fingerprints };
+  return { topology: topology.name, changes, errors, warnings, copies, fingerprints };
 }
 
 /**

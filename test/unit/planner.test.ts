@@ -225,3 +225,28 @@ test('whenColumns reads the columns a key-change trigger compares, quoted names 
   );
   assert.deepEqual(whenColumns('CREATE TRIGGER x AFTER UPDATE ON public.t FOR EACH ROW WHEN ((old.id IS DISTINCT FROM new.id)) EXECUTE FUNCTION f()'), ['id']);
 });
+
+test('a database in no sync: nothing planned there when it holds nothing; unreachable, a warning that blocks nothing', () => {
+  const yaml = YAML.replace('relgroups:', '  c: {url: "postgres://u:secret@h3/db"}\nrelgroups:');
+  const t = validateTopologyText(yaml, 'bucardo.yaml', {});
+  const ab: [string, CatalogResult][] = [
+    ['a', ok(catalog('a', tables()))],
+    ['b', ok(catalog('b', tables()))],
+  ];
+  const reachable = computePlan(t, new Map([...ab, ['c', ok(catalog('c', tables()))]]));
+  assert.deepEqual(outline(reachable), { errors: [], warnings: [], onC: 0 });
+  const gone: CatalogResult = { ok: false, error: { code: 'unreachable', database: 'c', message: 'cannot connect to database c' } };
+  const plan = computePlan(t, new Map([...ab, ['c', gone]]));
+  assert.deepEqual(outline(plan), { errors: [], warnings: ['unreachable c'], onC: 0 });
+  assert.match(plan.warnings[0].message, /^database c is in no sync of topology main any more, .*: cannot connect to database c$/);
+  assert.ok(plan.changes.length > 0, 'a and b are still planned');
+});
+
+/** The problems of a plan and how many changes it has on database c. */
+function outline(plan: ReturnType<typeof computePlan>) {
+  return {
+    errors: plan.errors.map((e) => `${e.code} ${e.database}`),
+    warnings: plan.warnings.map((e) => `${e.code} ${e.database}`),
+    onC: plan.changes.filter((c) => c.database === 'c').length,
+  };
+}
