@@ -92,3 +92,13 @@ export function twoSyncTopology(a: TestDb, b: TestDb, down: TestDb, syncExtra: R
     },
   });
 }
+
+/** Every object bucardo could have left: schemas, triggers, functions outside user schemas. */
+export async function bucardoObjects(db: TestDb): Promise<string[]> {
+  const r = await db.query<{ x: string }>(`
+    SELECT 'schema ' || nspname AS x FROM pg_namespace WHERE nspname LIKE 'bucardo%'
+    UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'bucardo%'
+    UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE proname LIKE 'capture\\_%'
+    ORDER BY 1`);
+  return r.rows.map((x) => x.x);
+}

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useClusters, writeTopology, type TestDb } from '../helpers/env.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
+import { bucardoObjects } from '../helpers/install.js';
 
 const env = useClusters(['a', 'b']);
 
@@ -44,15 +45,6 @@ function topo(a: TestDb, b: TestDb, cUrl: string, sources: string[], tables = ['
     relgroups: { g: { tables } },
     syncs: { s1: { relgroup: 'g', sources, targets: ['b'] } },
   };
-}
-
-async function bucardoObjects(db: TestDb): Promise<string[]> {
-  const r = await db.query<{ x: string }>(`
-    SELECT 'schema ' || nspname AS x FROM pg_namespace WHERE nspname LIKE 'bucardo%'
-    UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'bucardo%'
-    UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE proname LIKE 'capture\\_%'
-    ORDER BY 1`);
-  return r.rows.map((x) => x.x);
 }
 
 test('a database taken out of every sync has its objects destroyed by plan/apply; unreachable, it is a warning', async () => {

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { useClusters, writeTopology, simpleTopology, tempDir, type TestDb } from '../helpers/env.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
+import { bucardoObjects } from '../helpers/install.js';
 import { SUPERPASS } from '../../cli/demo/clusters.js';
 
 const env = useClusters(['a', 'b']);
@@ -39,16 +40,6 @@ async function planJson(file: string, code = 0) {
     summary: { add: number; change: number; destroy: number };
     errors: { code: string; database: string | null; message: string }[];
   };
-}
-
-/** Every object bucardo could have left: schemas, triggers, functions outside user schemas. */
-async function bucardoObjects(db: TestDb): Promise<string[]> {
-  const r = await db.query<{ x: string }>(`
-    SELECT 'schema ' || nspname AS x FROM pg_namespace WHERE nspname LIKE 'bucardo%'
-    UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'bucardo%'
-    UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE proname LIKE 'capture\\_%'
-    ORDER BY 1`);
-  return r.rows.map((x) => x.x);
 }
 
 async function triggers(db: TestDb, table: string) {
