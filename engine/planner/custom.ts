@@ -11,6 +11,8 @@
  * applications' own, and only changes from then on follow the new settings.
  */
 
+import { receivingOn } from '../topology/receiving.js';
+
 type Mod = { path: string; sha256: string };
 type Override = { name?: { schema: string; name: string }; columns?: string[]; where?: string; transform?: Mod };
 type Table = {
@@ -27,11 +29,8 @@ const tableKey = (t: { schema: string; name: string }) => `${t.schema}.${t.name}
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 const short = (m: Mod | undefined) => (m ? `${m.path} (sha256 ${m.sha256.slice(0, 12)})` : 'none');
 
-/** How database `db` receives table `t` under `d` (targets of the sync only take `targets:` overrides). */
-function receiving(d: Detail, t: Table, db: string): Override {
-  const o = d.targets?.includes(db) ? t.targets?.[db] : undefined;
-  return { name: o?.name, columns: o?.columns ?? t.columns, where: o?.where ?? t.where, transform: o?.transform };
-}
+/** How database `db` receives table `t` under `d` (topology/receiving.ts). */
+const receiving = (d: Detail, t: Table, db: string): Override => receivingOn(t, t.targets?.[db], (d.targets ?? []).includes(db));
 
 /** Sentences describing every section-6 difference between two registered details of one sync. */
 export function describeCustomChanges(live: Detail, want: Detail): string[] {

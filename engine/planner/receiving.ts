@@ -6,18 +6,18 @@
 import type { SyncSpec, TableEntry, QualifiedName } from '../topology/types.js';
 import type { TableInfo } from '../catalog/types.js';
 import { displayName } from '../sql/ident.js';
+import { receivingOn } from '../topology/receiving.js';
 
 type Problem = (code: string, database: string, message: string, hint?: string) => void;
 
 /** The table's name on `db` when a `name:` override renames it there (targets of the sync only). */
 export function renamedOn(entry: TableEntry, spec: SyncSpec, db: string): QualifiedName | undefined {
-  return entry.kind === 'name' && spec.targets.includes(db) ? entry.targets?.get(db)?.name : undefined;
+  return entry.kind === 'name' ? receivingOn(entry, entry.targets?.get(db), spec.targets.includes(db)).name : undefined;
 }
 
 /** The columns sent to `db` when not all of them (a target's override, else the table's list). */
 export function sentColumnsOn(entry: TableEntry, spec: SyncSpec, db: string): string[] | undefined {
-  if (entry.kind !== 'name') return undefined;
-  return (spec.targets.includes(db) ? entry.targets?.get(db)?.columns : undefined) ?? entry.columns;
+  return entry.kind === 'name' ? receivingOn(entry, entry.targets?.get(db), spec.targets.includes(db)).columns : undefined;
 }
 
 /** The missing-table message for a renamed table: which table, under which name, where. */

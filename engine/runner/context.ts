@@ -16,6 +16,7 @@ import { schemaName, kickChannel, LOCK_NAMESPACE } from '../objectnames.js';
 import { shortHash } from '../sql/ident.js';
 import { BucardoError, makeUnknownSyncError } from '../errors.js';
 import { globToRegExp } from '../topology/relnames.js';
+import { receivingOn, type ReceivingOf } from '../topology/receiving.js';
 
 export interface SyncContext {
   topology: Topology;
@@ -47,12 +48,7 @@ export interface SyncContext {
 }
 
 /** How one database receives one table; see SyncContext.receivingFor. */
-export interface Receiving {
-  name?: QualifiedName;
-  columns?: string[];
-  where?: string;
-  transform?: ModuleRef;
-}
+export type Receiving = ReceivingOf<ModuleRef>;
 
 /** Advisory lock of one sync: (LOCK_NAMESPACE, 31-bit hash of topology NUL sync). */
 export function syncLockKey(topology: string, sync: string): [number, number] {
@@ -83,17 +79,11 @@ export function makeSyncContext(topology: Topology, syncName: string): SyncConte
     }
     return sync.conflict;
   };
+  const named = entries.filter((e): e is Extract<TableEntry, { kind: 'name' }> => e.kind === 'name');
   const receivingFor = (schema: string, name: string, db: string): Receiving => {
-    const e = entries.find((x) => x.kind === 'name' && x.table.schema === schema && x.table.name === name);
-    if (e?.kind !== 'name') return {};
-    const o = sync.targets.includes(db) ? e.targets?.get(db) : undefined;
-    return pick(o?.name, o?.columns ?? e.columns, o?.where ?? e.where, o?.transform);
+    const e = named.find((x) => x.table.schema === schema && x.table.name === name);
+    return e ? receivingOn(e, e.targets?.get(db), sync.targets.includes(db)) : {};
   };
-  const renamedOn = (db: string) =>
-    (sync.targets.includes(db) ? entries : []).flatMap((e) => {
-      const to = e.kind === 'name' ? e.targets?.get(db)?.name : undefined;
-      return e.kind === 'name' && to ? [{ from: e.table, to }] : [];
-    });
   return contextOf(
     topology,
     sync,
@@ -102,12 +92,8 @@ export function makeSyncContext(topology: Topology, syncName: string): SyncConte
     null,
     strategyFor,
     receivingFor,
-    renamedOn,
+    named.map((e) => e.table),
   );
-}
-
-function pick(name?: QualifiedName, columns?: string[], where?: string, transform?: ModuleRef): Receiving {
-  return { ...(name ? { name } : {}), ...(columns ? { columns } : {}), ...(where ? { where } : {}), ...(transform ? { transform } : {}) };
 }
 
 /** The context of `sync`, with its databases looked up by `db`. */
@@ -119,8 +105,15 @@ function contextOf(
   fingerprint: string | null,
   strategyFor: SyncContext['strategyFor'],
   receivingFor: SyncContext['receivingFor'],
-  renamedOn: SyncContext['renamedOn'],
+  /** The tables that may have a receiving override, for renamedOn. */
+  overridable: QualifiedName[],
 ): SyncContext {
+  // the renamed tables of a database, from the one rule of receivingFor
+  const renamedOn = (db: string) =>
+    overridable.flatMap((from) => {
+      const to = receivingFor(from.schema, from.name, db).name;
+      return to ? [{ from, to }] : [];
+    });
   const sources = sync.sources.map(db);
   const targets = sync.targets.filter((t) => !sync.sources.includes(t)).map(db);
   return {
@@ -192,14 +185,9 @@ export function makeRegisteredContext(topology: Topology, reg: RegisteredSync): 
   const receivingFor = (schema: string, name: string, db: string): Receiving => {
     const t = tables.get(`${schema}\u0000${name}`);
     if (!t) return {};
-    const o = sync.targets.includes(db) ? t.targets?.[db] : undefined;
-    return pick(o?.name, o?.columns ?? t.columns, o?.where ?? t.where, o?.transform ? mod(o.transform) : undefined);
+    const { transform, ...r } = receivingOn(t, t.targets?.[db], sync.targets.includes(db));
+    return transform ? { ...r, transform: mod(transform) } : r;
   };
-  const renamedOn = (db: string) =>
-    (sync.targets.includes(db) ? [...tables.values()] : []).flatMap((t) => {
-      const to = t.targets?.[db]?.name;
-      return to ? [{ from: { schema: t.schema, name: t.name }, to }] : [];
-    });
   return contextOf(
     topology,
     sync,
@@ -208,7 +196,7 @@ export function makeRegisteredContext(topology: Topology, reg: RegisteredSync): 
     reg.fingerprint,
     (schema, name) => overrides.get(`${schema}\u0000${name}`) ?? sync.conflict,
     receivingFor,
-    renamedOn,
+    [...tables.values()].map((t) => ({ schema: t.schema, name: t.name })),
   );
 }
 
