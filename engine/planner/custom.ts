@@ -56,7 +56,7 @@ export function describeCustomChanges(live: Detail, want: Detail): string[] {
 
 /** One receiver whose way of taking a table changed. */
 export interface ReceivingChange {
-  table: string;
+  table: { schema: string; name: string };
   /** What changed, e.g. "filter changed". */
   what: string;
   /** True: the next run empties the table there and copies it again (a target). */
@@ -78,7 +78,7 @@ export function receivingChanges(live: Detail, want: Detail, db: string): Receiv
     if (!same(a.columns, b.columns)) what.push(`columns changed to ${b.columns ? b.columns.join(', ') : 'all'}`);
     if (!same(a.where, b.where)) what.push(b.where ? `filter changed to ${b.where}` : 'filter removed');
     if (!same(a.transform, b.transform)) what.push(b.transform ? `transform ${b.transform.path} changed` : 'transform removed');
-    if (what.length) out.push({ table: tableKey(t), what: what.join('; '), recopy: !isSource });
+    if (what.length) out.push({ table: { schema: t.schema, name: t.name }, what: what.join('; '), recopy: !isSource });
   }
   return out;
 }

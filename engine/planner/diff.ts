@@ -17,7 +17,7 @@ import type { CaptureDef, TriggerDef } from '../sql/capture.js';
 import { metadataFingerprint, METADATA_OBJECTS, METADATA_VERSION } from '../sql/metadata.js';
 import type { Step } from '../sql/steps.js';
 import { displayName, displayIdent, fingerprint as fingerprintOf } from '../sql/ident.js';
-import { schemaName, type CaptureEvent } from '../objectnames.js';
+import { schemaName, tableId, type CaptureEvent } from '../objectnames.js';
 
 /** Execution order inside a database's transaction. */
 const PHASE = {
@@ -415,8 +415,7 @@ function diffSyncs(ctx: DiffContext, desired: DesiredDatabase): void {
     const live = liveSyncs.get(name);
     if (!live?.detail || s.spec.kind !== 'delta' || live.fingerprint === s.fingerprint) continue;
     for (const c of receivingChanges(live.detail, s.detail, desired.database)) {
-      const t = [...desired.syncTables.values()].find((x) => x.sync === name && `${x.table.schema}.${x.table.name}` === c.table);
-      if (t) recopies.set(syncTableKey(name, t.table.id), c);
+      recopies.set(syncTableKey(name, tableId(c.table.schema, c.table.name)), c);
     }
   }
   for (const [k, st] of desired.syncTables) {

@@ -76,6 +76,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
     finished: new Date(),
     copied: work.copied,
     deferred: Object.keys(work.deferred).length ? work.deferred : undefined,
-    traffic: trafficOf(inp, reads, work, deferred),
+    // only after_sync reads it (custom/summary.ts)
+    ...(ctx.sync.hooks.after_sync ? { traffic: trafficOf(inp, reads, work, deferred) } : {}),
   };
 }
