@@ -19,7 +19,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { ModuleRef } from '../topology/types.js';
 import { loadRegisteredFunction } from '../topology/modules.js';
 import { BucardoError } from '../errors.js';
-import { userCodeTimeoutMs } from './custom/call.js';
+import { userCodeTimeoutMs, withTimeLimit, UserCodeTimeout } from './custom/call.js';
 
 /** What a transform stream needs to know about the rows it carries. */
 export interface TransformTarget {
@@ -99,7 +99,7 @@ export async function makeTransformStream(target: TransformTarget): Promise<Tran
     return values.join('\t');
   };
   const threw = (fields: (string | null)[], e: unknown) =>
-    e instanceof TimeLimit
+    e instanceof UserCodeTimeout
       ? fail(fields, `took longer than ${limit} ms`)
       : fail(fields, `threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, e);
 
@@ -120,7 +120,7 @@ export async function makeTransformStream(target: TransformTarget): Promise<Tran
       throw threw(fields, e);
     }
     if (out && typeof (out as Promise<unknown>).then === 'function') {
-      return withLimit(out as Promise<unknown>, limit).then(
+      return withTimeLimit(out as Promise<unknown>, limit).then(
         (o) => written(fields, raw, o),
         (e) => Promise.reject(threw(fields, e)),
       );
@@ -148,17 +148,6 @@ export async function makeTransformStream(target: TransformTarget): Promise<Tran
       lines(decoder.end() + (rest ? '\n' : ''), (s) => this.push(s)).then(() => cb(), cb);
     },
   });
-}
-
-class TimeLimit extends Error {}
-
-async function withLimit<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new TimeLimit()), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const UNESCAPE: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };

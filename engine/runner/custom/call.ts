@@ -34,13 +34,21 @@ export class UserCodeTimeout extends Error {
  * `fn(...args)`, awaited at most `ms`. A synchronous throw and a rejected promise come out
  * as that error; past the limit, UserCodeTimeout (the call is abandoned, not stopped).
  */
-export async function callWithTimeout<T>(fn: (...a: unknown[]) => T | Promise<T>, args: unknown[], ms = userCodeTimeoutMs()): Promise<T> {
+export function callWithTimeout<T>(fn: (...a: unknown[]) => T | Promise<T>, args: unknown[], ms = userCodeTimeoutMs()): Promise<T> {
+  return withTimeLimit(
+    Promise.resolve().then(() => fn(...args)),
+    ms,
+  );
+}
+
+/** `p`, awaited at most `ms`; past that, UserCodeTimeout (for a result already in hand, as a transform's promise). */
+export async function withTimeLimit<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new UserCodeTimeout(ms)), ms);
   });
   try {
-    return await Promise.race([Promise.resolve().then(() => fn(...args)), late]);
+    return await Promise.race([p, late]);
   } finally {
     clearTimeout(timer);
   }
