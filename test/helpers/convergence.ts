@@ -33,6 +33,47 @@ export const DDL = `
 CREATE TABLE public.kv (k integer PRIMARY KEY, v text NOT NULL);
 CREATE TABLE public.pair (a integer, b text, v text, PRIMARY KEY (a, b));
 `;
+/**
+ * The audit trail of a schedule: every row change and TRUNCATE of kv and pair on every
+ * database, the runner's included (ENABLE ALWAYS fires under session_replication_role =
+ * replica), with the backend, the role, the origin and the transaction; written out
+ * beside the history when a schedule fails, in commit order (track_commit_timestamp), so
+ * that a divergence can be followed write by write.
+ */
+const AUDIT_DDL = `
+CREATE TABLE public.conv_audit (id bigserial PRIMARY KEY, xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  at timestamptz NOT NULL DEFAULT clock_timestamp(), pid integer NOT NULL DEFAULT pg_backend_pid(),
+  role text NOT NULL DEFAULT current_setting('session_replication_role'), origin text DEFAULT current_setting('bucardo.origin', true),
+  app text NOT NULL DEFAULT current_setting('application_name'), tbl text NOT NULL, op text NOT NULL, before text, after text);
+CREATE FUNCTION public.conv_audit() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    INSERT INTO public.conv_audit (tbl, op) VALUES (TG_TABLE_NAME, TG_OP);
+  ELSE
+    INSERT INTO public.conv_audit (tbl, op, before, after)
+    VALUES (TG_TABLE_NAME, TG_OP, CASE WHEN TG_OP <> 'INSERT' THEN row_to_json(OLD)::text END, CASE WHEN TG_OP <> 'DELETE' THEN row_to_json(NEW)::text END);
+  END IF;
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER conv_audit AFTER INSERT OR UPDATE OR DELETE ON public.kv FOR EACH ROW EXECUTE FUNCTION public.conv_audit();
+CREATE TRIGGER conv_audit_t AFTER TRUNCATE ON public.kv FOR EACH STATEMENT EXECUTE FUNCTION public.conv_audit();
+CREATE TRIGGER conv_audit AFTER INSERT OR UPDATE OR DELETE ON public.pair FOR EACH ROW EXECUTE FUNCTION public.conv_audit();
+CREATE TRIGGER conv_audit_t AFTER TRUNCATE ON public.pair FOR EACH STATEMENT EXECUTE FUNCTION public.conv_audit();
+ALTER TABLE public.kv ENABLE ALWAYS TRIGGER conv_audit, ENABLE ALWAYS TRIGGER conv_audit_t;
+ALTER TABLE public.pair ENABLE ALWAYS TRIGGER conv_audit, ENABLE ALWAYS TRIGGER conv_audit_t;
+`;
+
+/** One database's audit trail in commit order, a line per change. */
+async function auditTrail(d: TestDb): Promise<string> {
+  const r = await d.query(
+    `SELECT pg_xact_commit_timestamp(xid::text::xid) AS committed, xid::text, at, pid, role, coalesce(origin, '') AS origin, app, tbl, op, coalesce(before, '') AS before, coalesce(after, '') AS after
+       FROM public.conv_audit ORDER BY 1, id`,
+  );
+  return r.rows
+    .map((x) => [x.committed?.toISOString?.() ?? x.committed, x.xid, x.at?.toISOString?.() ?? x.at, x.pid, x.role, x.origin, x.app, x.tbl, x.op, x.before, x.after].join('\t'))
+    .join('\n');
+}
+
 const KV_KEYS = 40;
 const PAIR_A = 6;
 const PAIR_B = ['x', 'y', 'z'];
@@ -92,6 +133,7 @@ export async function runSchedule(opts: ScheduleOptions): Promise<ScheduleReport
   const sources = dbs.slice(0, 3);
   const databases: Record<string, unknown> = {};
   for (const d of dbs) databases[d.name] = { url: d.url };
+  await Promise.all(dbs.map((d) => d.query(AUDIT_DDL)));
   const file = writeTopology({
     version: 1,
     databases,
@@ -264,7 +306,9 @@ export async function runSchedule(opts: ScheduleOptions): Promise<ScheduleReport
     const history = [...writes].map(([k, ws]) => `${k}: ${ws.map((w) => `${w.value ?? 'absent'}@${w.ts}/src${w.src}/#${w.commit}`).join(' ')}`).join('\n');
     const tr = truncs.map((t) => `TRUNCATE ${t.table}@${t.ts}/src${t.src}/#${t.commit}`).join('\n');
     fs.writeFileSync(dump, `${history}\n${tr}\n\n${outputs.join('\n=====\n')}`);
-    report.problems.push(`every write and the output of every runner: ${dump}`);
+    const trails = await Promise.all(dbs.map(async (d) => `== ${d.name}\n${await auditTrail(d)}`));
+    fs.writeFileSync(`${dump}.audit`, `committed\txid\tat\tpid\trole\torigin\tapp\ttable\top\tbefore\tafter\n${trails.join('\n')}\n`);
+    report.problems.push(`every write and the output of every runner: ${dump}; every change on every database, in commit order: ${dump}.audit`);
   }
   return report;
 }

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { useClusters } from '../helpers/env.js';
 import { runSchedule, DDL } from '../helpers/convergence.js';
 
-const env = useClusters(['a', 'b', 'c', 't'], { settings: { max_prepared_transactions: '20' } });
+const env = useClusters(['a', 'b', 'c', 't'], { settings: { max_prepared_transactions: '20', track_commit_timestamp: 'on' } });
 
 const first = process.env.BUCARDO_CONVERGENCE_SEED ? Number(process.env.BUCARDO_CONVERGENCE_SEED) : Math.floor(Math.random() * 2 ** 31);
 const count = process.env.BUCARDO_CONVERGENCE_SEED ? 1 : Number(process.env.BUCARDO_CONVERGENCE_SEEDS ?? 2);

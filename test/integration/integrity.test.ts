@@ -74,6 +74,35 @@ test('a local write that commits while a run is in progress is settled as a conf
   await assertSame([a, b], ['public.items']);
 });
 
+test('a TRUNCATE on a source that commits while a run waits to write there is not undone by the run', async () => {
+  // Found by the convergence test (seeds 98986959, 421325480, 1117456297): the guarded
+  // write checked for a TRUNCATE since the snapshot before it took the table's lock, so a
+  // TRUNCATE that committed while the run waited for that lock got the run's older rows
+  // written after it, on the database whose TRUNCATE then won everywhere else.
+  const [a, b] = await env.fresh('trunc_race', DDL, ['a', 'b']);
+  const file = writeTopology(simpleTopology({ sources: [a, b], tables: ['public.items'], sync: { conflict: 'latest' } }));
+  await applyOk(file);
+  await a.query(`INSERT INTO public.items VALUES (1, 'one'), (2, 'two')`);
+  await runOnce(file);
+  await a.query(`UPDATE public.items SET name = 'older' WHERE id = 1`);
+  const u = await client(b);
+  try {
+    await u.query('BEGIN');
+    await u.query('TRUNCATE public.items'); // newer than a's update, still open
+    const run = spawnCli(['run', '-f', file, '--once']);
+    await waitFor(async () => (await runnerLockWaits(b)) > 0 || run.child.exitCode !== null, 'the run to wait for the table on b');
+    await u.query('COMMIT');
+    const exit = await run.exited;
+    assert.equal(exit.code, 0, run.output().stdout + run.output().stderr);
+  } finally {
+    await u.end();
+  }
+  await runOnce(file);
+  assert.deepEqual(await ids(b), [], 'the run wrote into b after its TRUNCATE');
+  assert.deepEqual(await ids(a), []);
+  await assertSame([a, b], ['public.items']);
+});
+
 test('a delta sync and a fullcopy sync reading one source: consumed changes are purged', async () => {
   const [a, b, c] = await env.fresh('purgefc', DDL, ['a', 'b', 'c']);
   const file = writeTopology({
