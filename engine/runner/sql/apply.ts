@@ -240,15 +240,19 @@ export function guardedApplySql(schema: string, t: ApplyTable & { arbiter: boole
   const defer = (where: string) => `INSERT INTO ${rq} SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s WHERE NOT ${deferred('s')} AND ${where}`;
   // Each condition is its own statement: ANDed EXISTS become hash semi- and anti-joins,
   // where an OR of them is a subplan per staged row (100k rows x the delta table).
+  const truncatedHere = `EXISTS (SELECT 1 FROM ${qualify(schema, 'truncate_log')} g WHERE g.table_id = ${quoteLiteral(t.tableId)} AND ${truncated})`;
   out.push(
     // the table was truncated here since the snapshot: every key (an InitPlan, once)
-    `CREATE TEMP TABLE ${rq} ON COMMIT DROP AS SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s
-  WHERE EXISTS (SELECT 1 FROM ${qualify(schema, 'truncate_log')} g WHERE g.table_id = ${quoteLiteral(t.tableId)} AND ${truncated})`,
+    `CREATE TEMP TABLE ${rq} ON COMMIT DROP AS SELECT ${sel('s')}, s.${STAGED_SRC}, s.${STAGED_TS} FROM ${st} s WHERE ${truncatedHere}`,
     // keys already known to be changed here since the snapshot are never locked: the
     // applications writing them (hot rows) do not wait for this run over rows it will not touch
     defer(localChange('s')),
     `CREATE TEMP TABLE ${lk} ON COMMIT DROP AS SELECT ${keys.join(', ')}, NULL::oid AS _bucardo_toid, NULL::tid AS _bucardo_tid FROM ${st} WITH NO DATA`,
     `WITH l AS (SELECT ${sel('t')}, t.tableoid, t.ctid FROM ${tbl} t JOIN ${st} s ON ${on('t', 's')} WHERE NOT ${deferred('s')} FOR UPDATE OF t SKIP LOCKED) INSERT INTO ${lk} SELECT * FROM l`,
+    // again, now that the statement above holds the table (ROW SHARE): a TRUNCATE that
+    // committed while it waited for the lock is visible from here on, and a later one
+    // waits for this run. Checked only before, the run wrote its rows after that TRUNCATE.
+    defer(truncatedHere),
     // rows another transaction holds, and changes that committed while the locks were taken
     defer(`NOT EXISTS (SELECT 1 FROM ${lk} l WHERE ${on('l', 's')}) AND EXISTS (SELECT 1 FROM ${tbl} t WHERE ${on('t', 's')})`),
     defer(localChange('s')),
