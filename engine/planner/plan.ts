@@ -34,6 +34,33 @@ function unsyncedUnreachable(topology: string, e: PlanProblem): PlanProblem {
   };
 }
 
+/**
+ * Databases that a sync was installed with (its registration on a database still in the
+ * file says so) but that are no longer under databases:. bucardo keeps no connection
+ * strings, so it cannot reach them to clean up; the user is told how, once per database.
+ */
+function removedDatabases(topology: Topology, catalogs: Map<string, DatabaseCatalog>): PlanProblem[] {
+  const syncsOf = new Map<string, Set<string>>();
+  for (const cat of catalogs.values()) {
+    for (const row of cat.installed.syncs) {
+      const d = row.detail as { sources?: unknown; targets?: unknown } | undefined;
+      for (const db of [d?.sources, d?.targets].flatMap((x) => (Array.isArray(x) ? x : []))) {
+        if (typeof db !== 'string' || topology.databases.has(db)) continue;
+        syncsOf.set(db, (syncsOf.get(db) ?? new Set()).add(row.name));
+      }
+    }
+  }
+  return [...syncsOf].map(([db, syncs]) => {
+    const names = [...syncs].sort();
+    return {
+      code: 'removed_database',
+      database: db,
+      message: `database ${db} is not in the file any more, but sync${names.length > 1 ? 's' : ''} ${names.join(', ')} ${names.length > 1 ? 'were' : 'was'} installed with it: what topology ${topology.name} installed there stays (schema ${schemaName(topology.name)}, and where it was a source the capture triggers, whose change logs keep growing)`,
+      hint: `to remove it, list ${db} under databases: (in no sync) and run apply, then delete the entry; or run bucardo destroy with it listed`,
+    };
+  });
+}
+
 export function computePlan(topology: Topology, results: Map<string, CatalogResult>, opts: { destroy?: boolean } = {}): Plan {
   const errors: PlanProblem[] = [];
   const warnings: PlanProblem[] = [];
@@ -44,6 +71,7 @@ export function computePlan(topology: Topology, results: Map<string, CatalogResu
     else if (synced.has(db)) errors.push(r.error);
     else warnings.push(unsyncedUnreachable(topology.name, r.error));
   }
+  if (!opts.destroy) warnings.push(...removedDatabases(topology, catalogs));
   const resolved = opts.destroy ? { syncs: [], errors: [], warnings: [] } : resolveSyncs(topology, catalogs);
   errors.push(...resolved.errors);
   warnings.unshift(...resolved.warnings);
