@@ -101,10 +101,11 @@ export function replicationRoleLack(role: PlanRole, cat: DatabaseCatalog): Lack 
   };
 }
 
-// The runner reads and writes every metadata table (watermarks, run history, conflicts,
-// change logs it purges) and moves the kick sequence; TRUNCATE is never needed there.
+// The runner reads and writes the metadata tables (watermarks, run history, conflicts,
+// change logs it purges; never TRUNCATE), reads kick_seq's last_value, and bumps it
+// (nextval: USAGE) when its own writes are captured again (makedelta with autokick).
 const SCHEMA_TABLE_PRIVS = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
-const SCHEMA_SEQUENCE_PRIVS = ['USAGE', 'SELECT', 'UPDATE'];
+const SCHEMA_SEQUENCE_PRIVS = ['USAGE', 'SELECT'];
 
 /** What the runner lacks on the topology schema and the tables and sequences in it, one error per kind of object. */
 export function schemaLacks(role: PlanRole, cat: DatabaseCatalog): Lack[] {
