@@ -33,7 +33,7 @@ export function runnerNote(cat: DatabaseCatalog): PlanProblem {
 }
 
 /** Whether the runner writes to `dbName` for this sync (a fullcopy's targets; a delta's targets, and its sources when several). */
-export function receivesOn(spec: SyncSpec, dbName: string): boolean {
+function receivesOn(spec: SyncSpec, dbName: string): boolean {
   const isSource = spec.sources.includes(dbName);
   return spec.kind === 'fullcopy' ? !isSource : spec.sources.length > 1 || !isSource;
 }
@@ -89,9 +89,14 @@ export function sequenceLacks(role: PlanRole, cat: DatabaseCatalog, s: SequenceI
   return missing.length ? [lack(cat, missing, `SEQUENCE ${displayName(s.schema, s.name)}`)] : [];
 }
 
-/** The runner writes as session_replication_role = replica on every receiver. */
-export function replicationRoleLack(role: PlanRole, cat: DatabaseCatalog): Lack | undefined {
+/**
+ * The runner sets session_replication_role = replica on every database of a delta sync
+ * (a run's write transactions are opened alike on all of them, a one-way source's too:
+ * runner/receive.ts planWork) and on a fullcopy's targets.
+ */
+export function replicationRoleLack(role: PlanRole, spec: SyncSpec, cat: DatabaseCatalog): Lack | undefined {
   if (role === 'owner' || cat.canSetReplicationRole) return undefined;
+  if (spec.kind === 'fullcopy' && spec.sources.includes(cat.database)) return undefined;
   return {
     message: `user ${cat.currentUser} on database ${cat.database} may not set session_replication_role, which the runner needs to write without firing triggers`,
     hint:

@@ -12,7 +12,7 @@ import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN } from '../sql/capture.js';
 import { displayName } from '../sql/ident.js';
 import { tableId } from '../objectnames.js';
 import { globToRegExp } from '../topology/relnames.js';
-import { checkedAs, receivesOn, replicationRoleLack, sequenceLacks, tableLacks } from './privileges.js';
+import { checkedAs, replicationRoleLack, sequenceLacks, tableLacks } from './privileges.js';
 import { renamedOn, sentColumnsOn, missingRenamed, checkSentColumns } from './receiving.js';
 
 export interface ResolvedTable {
@@ -317,12 +317,12 @@ function checkPartitions(scope: SyncScope, table: TableInfo, display: string, pa
   }
 }
 
-/** Database-wide needs of the role checked there: the runner writes as session_replication_role = replica on every receiver. */
+/** Database-wide needs of the role checked there: session_replication_role for the runner. */
 function checkDatabaseNeeds(scope: SyncScope): void {
   const { spec, catalogs, errors } = scope;
   for (const dbName of [...spec.sources, ...spec.targets]) {
     const cat = catalogs.get(dbName)!;
-    const l = receivesOn(spec, dbName) ? replicationRoleLack(checkedAs(cat), cat) : undefined;
+    const l = replicationRoleLack(checkedAs(cat), spec, cat);
     if (l) errors.push({ code: 'privilege', database: dbName, sync: spec.name, ...l });
   }
 }
