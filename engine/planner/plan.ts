@@ -8,6 +8,7 @@ import type { Plan, PlanProblem, CopyNote } from './types.js';
 import { resolveSyncs } from './resolve.js';
 import { desiredState, syncTableKey } from './desired.js';
 import { diffDatabase } from './diff.js';
+import { checkedAs, runnerNote, schemaLacks } from './privileges.js';
 import { fingerprint } from '../sql/ident.js';
 import { schemaName } from '../objectnames.js';
 
@@ -88,7 +89,12 @@ export function computePlan(topology: Topology, results: Map<string, CatalogResu
   }
   const changes = [];
   for (const cat of catalogs.values()) {
-    if (blocked.has(cat.database)) continue;
+    if (checkedAs(cat) === 'runner') {
+      warnings.push(runnerNote(cat));
+      for (const l of schemaLacks('runner', cat)) errors.push({ code: 'privilege', database: cat.database, object: cat.installed.schema, ...l });
+    }
+    // what cannot be read cannot be compared: planned as if absent, it would all be destroyed
+    if (blocked.has(cat.database) || !cat.installed.readable) continue;
     const want = desired.dbs.get(cat.database);
     if (!opts.destroy && !want && !cat.installed.schemaExists && !cat.installed.triggers.length) continue;
     // The schema of one topology and its metadata hold the other schema's objects only by name.

@@ -34,6 +34,8 @@ function table(name: string, opts: Partial<TableInfo> = {}): TableInfo {
     uniqueKeys: [],
     estimatedRows: 1234,
     privileges: { select: true, insert: true, update: true, delete: true, truncate: true, trigger: true },
+    owner: 'postgres',
+    owned: true,
     ...opts,
   };
 }
