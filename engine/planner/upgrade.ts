@@ -8,7 +8,7 @@
  * bucardo"). Pure: no pg here.
  */
 import type { InstalledState } from '../catalog/types.js';
-import type { Change } from './types.js';
+import type { Change, PlanProblem } from './types.js';
 import { METADATA_OBJECTS, METADATA_VERSION, metadataColumns, metadataFingerprint } from '../sql/metadata.js';
 import type { Step } from '../sql/steps.js';
 
@@ -17,6 +17,21 @@ export function olderMetadata(installed: InstalledState): string | null {
   const v = installed.meta.schema_version;
   if (v === undefined || !/^\d+$/.test(v)) return null;
   return Number(v) < Number(METADATA_VERSION) ? v : null;
+}
+
+/**
+ * An install by a later bucardo, whose layout this one does not know: planning over it
+ * would undo what that version added, so the plan is blocked.
+ */
+export function newerMetadataProblem(database: string, installed: InstalledState): PlanProblem | null {
+  const v = installed.meta.schema_version;
+  if (v === undefined || !/^\d+$/.test(v) || Number(v) <= Number(METADATA_VERSION)) return null;
+  return {
+    code: 'metadata_newer',
+    database,
+    message: `database ${database} holds bucardo metadata version ${v}, installed by a later bucardo; this one knows version ${METADATA_VERSION}`,
+    hint: 'run the bucardo version that installed it, or a later one',
+  };
 }
 
 /** The change bringing the metadata of an earlier bucardo's install to this version's layout. */
