@@ -9,6 +9,7 @@ import { resolveSyncs } from './resolve.js';
 import { desiredState, syncTableKey } from './desired.js';
 import { diffDatabase } from './diff.js';
 import { checkedAs, runnerNote, schemaLacks } from './privileges.js';
+import { newerMetadataProblem } from './upgrade.js';
 import { fingerprint } from '../sql/ident.js';
 import { schemaName } from '../objectnames.js';
 
@@ -105,6 +106,12 @@ export function computePlan(topology: Topology, results: Map<string, CatalogResu
         message: `user ${cat.currentUser} may not create schema ${schemaName(topology.name)} in database ${cat.database}`,
         hint: `GRANT CREATE ON DATABASE to ${cat.currentUser}, or create the schema for it`,
       });
+    }
+    // destroy drops the schema whole, whatever its layout
+    const newer = opts.destroy ? null : newerMetadataProblem(cat.database, cat.installed);
+    if (newer) {
+      errors.push(newer);
+      continue;
     }
     const unsynced = !opts.destroy && !want ? `database ${cat.database} is in no sync of topology ${topology.name} any more` : undefined;
     changes.push(...diffDatabase(topology.name, opts.destroy ? undefined : want, cat, unsynced));
