@@ -41,11 +41,16 @@ const APP_NAME_BYTES = 63;
  * left off whole, never cut: a cut host name would name another machine.
  */
 export function runnerAppName(sync: string, role: Role, who: RunnerIdentity = thisRunner()): string {
-  const base = `bucardo:${sync}:${role}`;
+  const base = runnerAppPrefix(sync, role);
   for (const name of [`${base}:${who.pid}@${who.host}`, `${base}:${who.pid}`]) {
     if (Buffer.byteLength(name, 'utf8') <= APP_NAME_BYTES) return name;
   }
   return base;
+}
+
+/** What every runner's application_name for (sync, role) starts with. */
+export function runnerAppPrefix(sync: string, role: Role): string {
+  return `bucardo:${sync}:${role}`;
 }
 
 /** The runner named in an application_name made by runnerAppName (host null: it did not fit); null: none named. */

@@ -20,7 +20,7 @@ import type pg from 'pg';
 import type { Topology } from '../topology/types.js';
 import { makeSyncContext, type SyncContext } from './context.js';
 import { withClient } from '../connect.js';
-import { ROLES, parseRunnerAppName } from './connections.js';
+import { ROLES, parseRunnerAppName, runnerAppPrefix } from './connections.js';
 import { historySql, RUNNING_SQL, RUNNER_ACTIVITY_SQL, pendingCountSql } from './sql/status.js';
 import { makeUnknownSyncError } from '../errors.js';
 import { SQLSTATE } from '../sqlstate.js';
@@ -104,7 +104,7 @@ export function staleAfterMs(checktimeMs: number): number {
 
 /** application_name prefixes of a runner's connections for a sync (connections.ts), as the server keeps them (63 bytes). */
 export function runnerApplicationNames(sync: string): string[] {
-  return ROLES.map((role) => truncateBytes(`bucardo:${sync}:${role}`, 63));
+  return ROLES.map((role) => truncateBytes(runnerAppPrefix(sync, role), 63));
 }
 
 function truncateBytes(s: string, max: number): string {
