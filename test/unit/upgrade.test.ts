@@ -51,6 +51,8 @@ function catalog(database: string, version: string, without: string[]): Database
         uniqueKeys: [],
         estimatedRows: 10,
         privileges: { select: true, insert: true, update: true, delete: true, truncate: true, trigger: true },
+        owner: 'u',
+        owned: true,
       },
     ],
     sequences: [],
