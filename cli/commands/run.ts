@@ -5,7 +5,8 @@
  */
 import type { Command } from 'commander';
 import { topologyPath, action, EXIT } from '../common.js';
-import { fileOption, formatOption, collectValues, parsePort } from '../flags.js';
+import { fileOption, formatOption, collectValues, parsePort, parseCount } from '../flags.js';
+import { DEFAULT_MAX_CONNECTED_SYNCS } from '../../engine/runner/slots.js';
 import { loadTopology } from '../../engine/topology/load.js';
 import { Runner } from '../../engine/runner/runner.js';
 import { formatLog, type LogFormat } from '../../engine/runner/log.js';
@@ -19,6 +20,7 @@ interface RunOpts {
   sync: string[];
   logFormat: LogFormat;
   metricsPort?: number;
+  maxConnectedSyncs?: number;
 }
 
 export function register(program: Command): void {
@@ -31,6 +33,11 @@ export function register(program: Command): void {
       '--metrics-port <port>',
       'serve Prometheus metrics on this port: GET /metrics, and GET /healthz (200 up; 503 shutting down or every sync failing); see docs/metrics.md',
       parsePort('--metrics-port'),
+    )
+    .option(
+      '--max-connected-syncs <n>',
+      `at most this many syncs keep their connections open at once (default ${DEFAULT_MAX_CONNECTED_SYNCS}); the others connect when they run, taking the place of the one idle longest`,
+      parseCount('--max-connected-syncs', 'a number of syncs'),
     )
     .action(action(runCommand));
 }
@@ -49,6 +56,7 @@ async function runCommand(opts: RunOpts): Promise<number> {
       write(formatLog(e, opts.logFormat));
     },
     onRun: (s, r, e) => metrics?.record(s, r, e),
+    maxConnectedSyncs: opts.maxConnectedSyncs,
   });
   // metrics: served from before the first run until every run finished or rolled back
   let server: MetricsServer | null = null;

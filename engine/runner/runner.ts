@@ -30,6 +30,7 @@ import { connect } from '../connect.js';
 import { schemaName, kickChannel } from '../objectnames.js';
 import { SQLSTATE } from '../sqlstate.js';
 import { registrationsSql } from './sql/registrations.js';
+import { ConnectionSlots, DEFAULT_MAX_CONNECTED_SYNCS } from './slots.js';
 
 /** How often a daemon reads the registrations again (an apply takes effect within this). */
 const RELOAD_MS = 5_000;
@@ -42,6 +43,8 @@ export interface RunnerOptions {
   log: (e: LogEntry) => void;
   /** Metrics hook, called after every run. */
   onRun?: (sync: string, r: RunResult | null, error: unknown) => void;
+  /** At most this many syncs hold their connections open at once (slots.ts; default DEFAULT_MAX_CONNECTED_SYNCS). */
+  maxConnectedSyncs?: number;
 }
 
 export class Runner {
@@ -56,8 +59,10 @@ export class Runner {
   private started = false;
   private booted: Promise<void> | null = null;
   private stopped: Promise<void> | null = null;
+  private readonly slots: ConnectionSlots;
 
   constructor(private readonly opts: RunnerOptions) {
+    this.slots = new ConnectionSlots(opts.maxConnectedSyncs ?? DEFAULT_MAX_CONNECTED_SYNCS);
     const topo = opts.topology;
     for (const n of opts.syncs ?? []) {
       if (!topo.syncs.has(n)) {
@@ -77,6 +82,7 @@ export class Runner {
 
   private makeWorker(ctx: SyncContext): SyncWorker {
     return new SyncWorker(ctx, this.name, this.opts.once, {
+      slots: this.slots,
       log: this.opts.log,
       onRun: (s, r, e) => this.opts.onRun?.(s, r, e),
       replyKicks: (c, k, ok, err) => this.replyKicks(c, k, ok, err),

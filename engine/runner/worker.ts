@@ -17,6 +17,7 @@
  */
 import type { SyncContext } from './context.js';
 import { SyncConnections } from './connections.js';
+import type { ConnectionSlots } from './slots.js';
 import { runSyncOnce, RunError } from './run.js';
 import type { RunOutcome } from './run.js';
 import { isRetryable, isContention, backoffMs } from './retry.js';
@@ -32,6 +33,8 @@ export interface KickRequest {
 }
 
 export interface WorkerHooks {
+  /** The runner's bound on syncs holding connections: a slot is taken before each run. */
+  slots: ConnectionSlots;
   log(e: LogEntry): void;
   /** Called after every run (metrics). */
   onRun(sync: string, r: RunResult | null, error: unknown): void;
@@ -186,6 +189,7 @@ export class SyncWorker {
       for (const g of this.gates) g.disarm(this);
       this.state = 'stopped';
       await this.conns.closeAll();
+      this.hooks.slots.leave(this);
     }
   }
 
@@ -198,8 +202,9 @@ export class SyncWorker {
     this.state = 'running';
     const t0 = Date.now();
     const counts = pace.upstreamDone;
+    await this.hooks.slots.acquire(this, () => this.conns.closeAll());
     try {
-      const outcome = await runSyncOnce(this.ctx, this.conns, this.runner, (e) => this.hooks.log(e));
+      const outcome = await runSyncOnce(this.ctx, this.conns, this.runner, (e) => this.hooks.log(e)).finally(() => this.hooks.slots.done(this));
       if (outcome.kind === 'skipped') return await this.afterSkipped(pace, outcome, kicks, counts);
       if (outcome.kind === 'busy') return await this.afterBusy(pace, kicks);
       return await this.afterDone(pace, outcome.result, kicks, counts, startedAt);
