@@ -128,3 +128,14 @@ test('a plan file carries the steps; apply refuses it when a step differs, even 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('apply batches consecutive statements without parameters into one text; one with parameters goes alone', async () => {
+  const { batchStatements } = await import('../../engine/applier/index.js');
+  const out = batchStatements([
+    { text: 'CREATE TABLE a ()' },
+    { text: 'CREATE TABLE b ()', values: [] },
+    { text: 'INSERT INTO r VALUES ($1)', values: ['x'] },
+    { text: 'DROP TABLE c' },
+  ]);
+  assert.deepEqual(out, [{ text: 'CREATE TABLE a ();\nCREATE TABLE b ()' }, { text: 'INSERT INTO r VALUES ($1)', values: ['x'] }, { text: 'DROP TABLE c' }]);
+});
