@@ -12,6 +12,8 @@ import type { Cluster } from '../../cli/demo/clusters.js';
 import { simpleTopology, writeTopology, TestDb } from './env.js';
 import { applyOk, runOnce, assertSame, fixedFingerprint } from './install.js';
 import { TYPES_DDL, TYPES_INSERT } from './typematrix.js';
+import { OWNER, RUNNER, APP, ROLES, DDL as PRIV_DDL, setupSql, SCHEMA_GRANTS, as, sqlAs } from './leastprivilege.js';
+import { runCli } from './cli.js';
 
 export interface Scenario {
   name: string;
@@ -156,4 +158,32 @@ const virtual: Scenario = {
   },
 };
 
-export const SCENARIOS: Scenario[] = [types, conflict, onetimecopy, sequence, virtual];
+const leastPrivilege: Scenario = {
+  name: 'least-privilege',
+  about: "apply as an owner role, run and plan as a runner role that is not a superuser, with the README's grants (test/helpers/leastprivilege.ts)",
+  fits: (m) => m.length === 2,
+  async run(make) {
+    const [a, b] = await make(2, () => PRIV_DDL);
+    for (const d of [a, b]) await d.query(`${ROLES}; ${setupSql(d)}`);
+    const topo = (role: string) =>
+      simpleTopology({
+        sources: [a, b],
+        tables: ['public.items'],
+        sequences: ['public.items_seq'],
+        sync: { conflict: 'latest' },
+        dbExtra: { [a.name]: { url: as(role, a) }, [b.name]: { url: as(role, b) } },
+      });
+    await applyOk(writeTopology(topo(OWNER)));
+    for (const d of [a, b]) await sqlAs(OWNER, d, SCHEMA_GRANTS);
+    const runnerFile = writeTopology(topo(RUNNER));
+    const plan = await runCli(['plan', '-f', runnerFile]);
+    assert.equal(plan.code, 0, plan.out);
+    assert.match(plan.stdout, /No changes\./, plan.out);
+    await sqlAs(APP, a, `INSERT INTO public.items SELECT i, 'a' || i FROM generate_series(1, 20) i`);
+    await sqlAs(APP, b, `INSERT INTO public.items SELECT i, 'b' || i FROM generate_series(101, 110) i`);
+    await runOnce(runnerFile);
+    await assertSame([a, b], ['public.items']);
+  },
+};
+
+export const SCENARIOS: Scenario[] = [types, conflict, onetimecopy, sequence, virtual, leastPrivilege];

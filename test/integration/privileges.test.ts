@@ -9,54 +9,9 @@ import assert from 'node:assert/strict';
 import { useClusters, simpleTopology, writeTopology, type TestDb } from '../helpers/env.js';
 import { runCli } from '../helpers/cli.js';
 import { applyOk, runOnce, assertSame } from '../helpers/install.js';
+import { OWNER, RUNNER, APP, SCHEMA, ROLES, DDL, setupSql, SCHEMA_GRANTS, as, sqlAs } from '../helpers/leastprivilege.js';
 
 const env = useClusters(['a', 'b']);
-
-const OWNER = 'bucardo_owner';
-const RUNNER = 'bucardo_runner';
-const APP = 'shop_app';
-const PASSWORD = 'Least-Priv-pw-1';
-const SCHEMA = 'bucardo_main';
-
-const ROLES = `DO $$BEGIN
-  CREATE ROLE ${OWNER} LOGIN PASSWORD '${PASSWORD}';
-  CREATE ROLE ${RUNNER} LOGIN PASSWORD '${PASSWORD}';
-  CREATE ROLE ${APP} LOGIN PASSWORD '${PASSWORD}';
-EXCEPTION WHEN duplicate_object THEN NULL; END$$`;
-
-const DDL = `
-  CREATE TABLE public.items (id bigint PRIMARY KEY, name text NOT NULL);
-  CREATE SEQUENCE public.items_seq;
-`;
-
-/** What a superuser runs once per database: the README's owner block, and the runner's grants on the user's objects. */
-function setupSql(db: TestDb): string {
-  return `
-    ALTER TABLE public.items OWNER TO ${OWNER};
-    ALTER SEQUENCE public.items_seq OWNER TO ${OWNER};
-    GRANT CREATE ON DATABASE "${db.dbname}" TO ${OWNER};
-    GRANT SELECT, INSERT, UPDATE, DELETE ON public.items TO ${RUNNER};
-    GRANT SELECT, UPDATE ON SEQUENCE public.items_seq TO ${RUNNER};
-    GRANT SET ON PARAMETER session_replication_role TO ${RUNNER};
-    GRANT SELECT, INSERT, UPDATE, DELETE ON public.items TO ${APP};
-  `;
-}
-
-/**
- * The README's grants on bucardo's schema, run by the owner once apply created it: the
- * runner's, and the application's (its writes on a source fill the change log).
- */
-const SCHEMA_GRANTS = `
-  GRANT USAGE ON SCHEMA ${SCHEMA} TO ${RUNNER}, ${APP};
-  GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${SCHEMA} TO ${RUNNER};
-  GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${SCHEMA} TO ${RUNNER}, ${APP};
-  GRANT INSERT ON ALL TABLES IN SCHEMA ${SCHEMA} TO ${APP};
-  ALTER DEFAULT PRIVILEGES IN SCHEMA ${SCHEMA} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${RUNNER};
-  ALTER DEFAULT PRIVILEGES IN SCHEMA ${SCHEMA} GRANT INSERT ON TABLES TO ${APP};
-  ALTER DEFAULT PRIVILEGES IN SCHEMA ${SCHEMA} GRANT USAGE, SELECT ON SEQUENCES TO ${RUNNER}, ${APP};
-`;
-
-const as = (role: string, db: TestDb) => db.cluster.url(db.dbname, role, PASSWORD);
 
 async function setup(tag: string) {
   const [a, b] = await env.fresh(tag, DDL);
@@ -74,18 +29,6 @@ async function setup(tag: string) {
   const ownerFile = writeTopology(topo(OWNER));
   const runnerFile = writeTopology(topo(RUNNER));
   return { a, b, ownerFile, runnerFile };
-}
-
-/** Runs SQL as `role` on a database. */
-async function sqlAs(role: string, db: TestDb, sql: string) {
-  const pg = (await import('pg')).default;
-  const c = new pg.Client({ connectionString: as(role, db) });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
 }
 
 test('apply as the owner, then plan, run, status, kick and compare as a runner role with the documented grants', async () => {
