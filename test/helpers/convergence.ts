@@ -70,7 +70,11 @@ async function auditTrail(d: TestDb): Promise<string> {
        FROM public.conv_audit ORDER BY 1, id`,
   );
   return r.rows
-    .map((x) => [x.committed?.toISOString?.() ?? x.committed, x.xid, x.at?.toISOString?.() ?? x.at, x.pid, x.role, x.origin, x.app, x.tbl, x.op, x.before, x.after].join('\t'))
+    .map((x) =>
+      [x.committed?.toISOString?.() ?? x.committed, x.xid, x.at?.toISOString?.() ?? x.at, x.pid, x.role, x.origin, x.app, x.tbl, x.op, x.before, x.after].join(
+        '\t',
+      ),
+    )
     .join('\n');
 }
 
