@@ -15,7 +15,9 @@ const env = useClusters(['a']);
 type Row = Record<string, unknown>;
 
 /** A SQLite file in a fresh folder, with `ddl` run in it; the topology beside it names it by a relative path. */
-async function makeLite(ddl: string): Promise<{ dir: string; file: string; rows(sql: string, ...p: unknown[]): Row[]; exec(sql: string): void }> {
+async function makeLite(
+  ddl: string,
+): Promise<{ dir: string; file: string; rows(sql: string, ...p: unknown[]): Row[]; bigRows(sql: string): Row[]; exec(sql: string): void }> {
   const Database = await loadSqliteDriver();
   const dir = tempDir('bucardo-sqlite-');
   const file = path.join(dir, 'lite.db');
@@ -34,6 +36,7 @@ async function makeLite(ddl: string): Promise<{ dir: string; file: string; rows(
     dir,
     file,
     rows: (sql, ...p) => withDb((d) => d.prepare(sql).all(...p) as Row[]),
+    bigRows: (sql) => withDb((d) => d.prepare(sql).safeIntegers(true).all() as Row[]),
     exec: (sql) => withDb((d) => d.exec(sql)),
   };
 }
@@ -134,4 +137,122 @@ test('onetimecopy, then inserts, updates, deletes, key changes and a TRUNCATE re
   await runOnce(file);
   assert.deepEqual(lite.rows('SELECT * FROM items ORDER BY id'), await sourceItems(a), 'after the TRUNCATE');
   assert.equal(lite.rows('SELECT count(*) AS n FROM items')[0].n, 1);
+});
+
+const MATRIX_PG = `
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
+CREATE TYPE pair AS (x integer, label text);
+CREATE TABLE public.matrix (
+  id bigint PRIMARY KEY, i2 smallint, i4 integer, i8 bigint, bo boolean,
+  n numeric, n2 numeric(40, 20), f8 float8, f4 float4, b bytea,
+  ts timestamptz, ts3 timestamptz(3), tsl timestamp, d date, tm timetz, iv interval,
+  arr integer[][], tarr text[], j json, jb jsonb, u uuid, ip inet, r4 int4range,
+  m mood, p posint, c pair, x xml, big text,
+  doubled integer GENERATED ALWAYS AS (p * 2) STORED
+);`;
+const MATRIX_LITE = `CREATE TABLE matrix (
+  id INTEGER PRIMARY KEY, i2 INTEGER, i4 INTEGER, i8 INTEGER, bo INTEGER,
+  n TEXT, n2 TEXT, f8 REAL, f4 REAL, b BLOB,
+  ts TEXT, ts3 TEXT, tsl TEXT, d TEXT, tm TEXT, iv TEXT,
+  arr TEXT, tarr TEXT, j TEXT, jb TEXT, u TEXT, ip TEXT, r4 TEXT,
+  m TEXT, p INTEGER, c TEXT, x TEXT, big TEXT
+);`;
+/** Columns whose SQLite value is PostgreSQL's own text output, unchanged (docs/targets.md). */
+const AS_TEXT = ['d', 'tm', 'iv', 'arr', 'tarr', 'j', 'jb', 'u', 'ip', 'r4', 'm', 'c', 'x', 'big'];
+
+test('types map value by value (docs/targets.md), and compare agrees', async () => {
+  const [a] = await env.fresh('types', MATRIX_PG);
+  const lite = await makeLite(MATRIX_LITE);
+  const file = topology(a, lite.dir, {}, ['public.matrix']);
+  await applyOk(file);
+  await a.query(`SET TimeZone = 'Pacific/Chatham'`);
+  await a.query(`INSERT INTO public.matrix (id, i2, i4, i8, bo, n, n2, f8, f4, b, ts, ts3, tsl, d, tm, iv, arr, tarr, j, jb, u, ip, r4, m, p, c, x, big) VALUES
+    (1, -32768, 2147483647, 9223372036854775807, true, 'NaN', 12345678901234567890.12345678901234567890, 'Infinity', '-Infinity', '\\x00010200ff00'::bytea,
+     '2024-02-29 23:59:59.999999+13:45', '2024-01-01 00:00:00.5+00', '1999-12-31 23:59:59.5', '0044-03-15 BC', '12:34:56.789+05:30', '1 year 2 mons -3 days 04:05:06.789',
+     '{{1,NULL},{3,4}}', '{"a b","",NULL,"\\"q\\"","{}"}', '{"k": [1, 2.50, "x"]}', '{"b": {"c": null}, "a": 1e3}',
+     'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2001:db8::1/64', '[1,10)', 'happy', 7, ROW(3, 'x "y"'), '<doc a="1">t&amp;x</doc>', 'short'),
+    (2, 0, -1, -9223372036854775808, false, -0.0000000000000000001, 0, '-0', 'NaN', '', '-infinity', 'infinity', 'infinity', 'infinity', '00:00:00+00', '-178000000 years',
+     '{}', '{}', 'null', '[]', '00000000-0000-0000-0000-000000000000', '0.0.0.0', 'empty', 'sad', 1, ROW(NULL, NULL), '<a/>',
+     repeat('x', 100000) || E'\\u00e9\\u4e2d\\U0001F600'),
+    (3, NULL, NULL, NULL, NULL, 1e-30, NULL, 1.7976931348623157e308, 1.4e-45, decode(repeat('00ff', 60000), 'hex'), '1970-01-01 00:00:00+00', NULL, '2000-01-01 00:00:00.000001', NULL, NULL, NULL,
+     '{{{1}},{{NULL}}}', '{NULL}', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, E'tab\\there\\nnewline \\\\ backslash \\x01 \\r')`);
+  await runOnce(file);
+  const rows = lite.bigRows('SELECT * FROM matrix ORDER BY id');
+  const [r1, r2, r3] = rows;
+  const exact: [Row, Row][] = [
+    [
+      r1,
+      {
+        id: 1n,
+        i2: -32768n,
+        i4: 2147483647n,
+        i8: 9223372036854775807n,
+        bo: 1n,
+        n: 'NaN',
+        n2: '12345678901234567890.12345678901234567890',
+        f8: 'Infinity',
+        f4: '-Infinity',
+      },
+    ],
+    [r1, { ts: '2024-02-29T10:14:59.999999Z', ts3: '2024-01-01T00:00:00.500000Z', tsl: '1999-12-31T23:59:59.500000', p: 7n }],
+    [
+      r2,
+      {
+        i8: -9223372036854775808n,
+        bo: 0n,
+        n: '-0.0000000000000000001',
+        n2: '0.00000000000000000000',
+        f4: 'NaN',
+        ts: '-infinity',
+        ts3: 'infinity',
+        tsl: 'infinity',
+      },
+    ],
+    [
+      r3,
+      {
+        i2: null,
+        bo: null,
+        n: '0.000000000000000000000000000001',
+        f8: 1.7976931348623157e308,
+        f4: 1e-45,
+        ts: '1970-01-01T00:00:00.000000Z',
+        tsl: '2000-01-01T00:00:00.000001',
+      },
+    ],
+  ];
+  for (const [row, want] of exact) for (const [k, v] of Object.entries(want)) assert.deepEqual(row[k], v, `column ${k} of row ${row.id}`);
+  assert.equal(Math.abs(r2.f8 as number), 0, 'float8 -0 is stored as 0 (SQLite keeps no negative zero)');
+  assert.deepEqual(r1.b, Buffer.from('00010200ff00', 'hex'));
+  assert.deepEqual(r2.b, Buffer.alloc(0));
+  assert.equal((r3.b as Buffer).length, 120000);
+  assert.equal(typeof r1.f8, 'string');
+  // every other column holds PostgreSQL's own text, read here under the runner's fixed settings
+  // concat() calls each type's output function, as COPY does (inet::text would add a /32)
+  const cols = AS_TEXT.map((c) => `CASE WHEN num_nulls(${c}) = 0 THEN concat(${c}) END AS ${c}`).join(', ');
+  const pgRows = await a.query(
+    `SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SELECT ${cols} FROM public.matrix ORDER BY id`,
+  );
+  const pgText = (pgRows as unknown as { rows: Row[] }[])[3].rows;
+  for (const [i, row] of rows.entries()) for (const c of AS_TEXT) assert.equal(row[c], pgText[i][c], `column ${c} of row ${row.id}`);
+  assert.equal(r1.jb, '{"a": 1000, "b": {"c": null}}');
+  assert.equal(r1.tarr, '{"a b","",NULL,"\\"q\\"","{}"}');
+  assert.equal((r2.big as string).slice(-5), 'xé中😀', 'unicode beyond the BMP too');
+  assert.equal(r3.big, 'tab\there\nnewline \\ backslash \x01 \r');
+  const cmp = await runCli(['compare', '-f', file, 's1']);
+  assert.equal(cmp.code, 0, cmp.stdout + cmp.stderr);
+});
+
+test('a fullcopy sync replaces the rows of the SQLite table each run', async () => {
+  const [a] = await env.fresh('full', ITEMS_PG);
+  await a.query(`INSERT INTO public.items SELECT i, 'item ' || i, i, i FROM generate_series(1, 20) i`);
+  const lite = await makeLite(`${ITEMS_LITE} INSERT INTO items VALUES (999, 'stale', 0, '0');`);
+  const file = topology(a, lite.dir, { kind: 'fullcopy' });
+  await applyOk(file);
+  await runOnce(file);
+  assert.deepEqual(lite.rows('SELECT * FROM items ORDER BY id'), await sourceItems(a));
+  await a.query(`DELETE FROM public.items WHERE id > 10; UPDATE public.items SET name = 'again'`);
+  await runOnce(file);
+  assert.deepEqual(lite.rows('SELECT * FROM items ORDER BY id'), await sourceItems(a));
 });
