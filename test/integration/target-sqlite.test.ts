@@ -256,3 +256,88 @@ test('a fullcopy sync replaces the rows of the SQLite table each run', async () 
   await runOnce(file);
   assert.deepEqual(lite.rows('SELECT * FROM items ORDER BY id'), await sourceItems(a));
 });
+
+test('compare finds rows missing, extra and different in the SQLite table', async () => {
+  const [a] = await env.fresh('cmp', ITEMS_PG);
+  await a.query(`INSERT INTO public.items SELECT i, 'item ' || i, i, i FROM generate_series(1, 30) i`);
+  const lite = await makeLite(ITEMS_LITE);
+  const file = topology(a, lite.dir);
+  await applyOk(file);
+  await runOnce(file);
+  const same = await runCli(['compare', '-f', file, 's1']);
+  assert.equal(same.code, 0, same.stdout + same.stderr);
+  assert.match(same.stdout, /lite/);
+  lite.exec(`UPDATE items SET price = '3.001' WHERE id = 3; DELETE FROM items WHERE id = 4; INSERT INTO items VALUES (77, 'x', 1, '1');`);
+  const diff = await runCli(['compare', '-f', file, 's1', '--format', 'json']);
+  assert.equal(diff.code, 2, diff.stdout + diff.stderr);
+  const out = JSON.parse(diff.stdout) as {
+    equal: boolean;
+    tables: { rows: Record<string, number>; differences: { key: Row; kind: string; databases: string[] }[] }[];
+  };
+  assert.equal(out.equal, false);
+  assert.deepEqual(out.tables[0].rows, { a: 30, lite: 30 });
+  const kinds = out.tables[0].differences.map((d) => `${d.kind}:${String(d.key.id)}:${d.databases.join()}`).sort();
+  assert.deepEqual(kinds, ['different:3:lite', 'extra:77:lite', 'missing:4:lite']);
+});
+
+test('a PostgreSQL commit failing after SQLite committed: the run is redone, nothing lost or doubled', async () => {
+  const [a] = await env.fresh('crash', ITEMS_PG);
+  await a.query(`INSERT INTO public.items SELECT i, 'item ' || i, i, i FROM generate_series(1, 2000) i`);
+  const lite = await makeLite(ITEMS_LITE);
+  const file = topology(a, lite.dir);
+  await applyOk(file);
+  await runOnce(file);
+  // the source's watermark write fails at COMMIT: after the SQLite commit (foreign.ts)
+  await a.query(`CREATE FUNCTION public.fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'commit refused by the test'; END $$;
+    CREATE CONSTRAINT TRIGGER fail_commit AFTER UPDATE ON bucardo_main.sync_state DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.fail_commit();
+    ALTER TABLE bucardo_main.sync_state ENABLE ALWAYS TRIGGER fail_commit;`); // the runner writes as replica
+  await a.query(
+    `UPDATE public.items SET qty = qty + 1000 WHERE id <= 1500; DELETE FROM public.items WHERE id > 1900; INSERT INTO public.items VALUES (5000, 'new', 1, 1)`,
+  );
+  const failed = await runOnce(file, [], 1);
+  assert.match(failed.stderr + failed.stdout, /commit refused by the test/);
+  assert.equal(lite.rows('SELECT run_seq FROM bucardo_sync_state')[0].run_seq, 2, 'SQLite committed the run');
+  assert.equal((await a.one(`SELECT run_seq FROM bucardo_main.sync_state`)).run_seq, '1', 'the source did not');
+  // more changes, some to the same rows, before the redone run
+  await a.query(
+    `UPDATE public.items SET name = 'twice' WHERE id BETWEEN 1400 AND 1600; DELETE FROM public.items WHERE id = 5000; INSERT INTO public.items VALUES (6000, 'later', 2, 2)`,
+  );
+  await a.query(`DROP TRIGGER fail_commit ON bucardo_main.sync_state`);
+  await runOnce(file);
+  assert.deepEqual(lite.rows('SELECT * FROM items ORDER BY id'), await sourceItems(a));
+  assert.equal(lite.rows('SELECT run_seq FROM bucardo_sync_state')[0].run_seq, 3);
+  const cmp = await runCli(['compare', '-f', file, 's1']);
+  assert.equal(cmp.code, 0, cmp.stdout + cmp.stderr);
+});
+
+test('a SQLite file locked by another writer fails only its sync; released, the run catches up', async () => {
+  const [a] = await env.fresh('lock', ITEMS_PG);
+  const [b] = await env.fresh('lockpg', ITEMS_PG);
+  const lite = await makeLite(ITEMS_LITE);
+  const file = writeTopology(
+    {
+      version: 1,
+      databases: { a: { url: a.url }, b: { url: b.url }, lite: { type: 'sqlite', path: 'lite.db' } },
+      relgroups: { g: { tables: ['public.items'] } },
+      syncs: { to_lite: { relgroup: 'g', sources: ['a'], targets: ['lite'] }, to_pg: { relgroup: 'g', sources: ['a'], targets: ['b'] } },
+    },
+    lite.dir,
+  );
+  await applyOk(file);
+  await runOnce(file);
+  await a.query(`INSERT INTO public.items SELECT i, 'item ' || i, i, i FROM generate_series(1, 100) i`);
+  const Database = await loadSqliteDriver();
+  const holder = new Database(lite.file, { fileMustExist: true });
+  holder.exec('BEGIN IMMEDIATE');
+  try {
+    const r = await runOnce(file, [], 1);
+    assert.match(r.stderr + r.stdout, /sqlite database lite .*(SQLITE_BUSY|locked)/);
+  } finally {
+    holder.exec('ROLLBACK');
+    holder.close();
+  }
+  assert.equal((await b.one('SELECT count(*)::int AS n FROM public.items')).n, 100, 'the PostgreSQL sync ran');
+  assert.equal(lite.rows('SELECT count(*) AS n FROM items')[0].n, 0);
+  await runOnce(file);
+  assert.deepEqual(lite.rows('SELECT * FROM items ORDER BY id'), await sourceItems(a));
+});
