@@ -15,7 +15,8 @@ that could not be read, and each failed run's full error.
 JSON output: {"format_version": "1", "syncs": [{"name", "enabled", "state", "last_run",
 "conflicts_total", "pending", "lag_seconds"}] (last_run has "skipped": REASON when a
 before_sync hook skipped it), "stale": [{"sync", "checktime_seconds",
-"last_activity", "seconds_since"}], "unreadable": [{"sync", "database", "error"}]}.
+"last_activity", "seconds_since"}], "unreadable": [{"sync", "database", "error"}]}, and with
+targets of other engines "targets": [{"sync", "database", "type", "run_seq", "last_written", "rows"}].
 
 Exit codes: 0 when every database of the syncs shown was read (whatever their state: a
 failed or stale sync is reported, not an error of status); 1 when status could not do its
@@ -77,6 +78,10 @@ export function renderStatusText(report: StatusReport): string {
   for (const s of syncs)
     if (s.last_run?.error && shorten(s.last_run.error) !== s.last_run.error) notes.push(`sync ${s.name}: last run failed: ${s.last_run.error}`);
   for (const s of syncs) if (s.last_run?.skipped) notes.push(`sync ${s.name}: last run skipped by before_sync: ${s.last_run.skipped}`);
+  for (const t of report.targets ?? [])
+    notes.push(
+      `sync ${t.sync}: ${t.type} database ${t.database} at run ${t.run_seq}${t.last_written ? `, last written ${t.last_written.replace('T', ' ').replace(/\.\d+Z$/, 'Z')} (${t.rows} row${t.rows === 1 ? '' : 's'})` : ', never written'}`,
+    );
   if (notes.length) out.push('', ...notes);
   return `${out.join('\n')}\n`;
 }

@@ -182,3 +182,41 @@ export async function commitReceivers(inp: RunInputs, snapshots: Record<string, 
     await rr.receiver.commit();
   }
 }
+
+/** One target of another engine as `bucardo status` shows it. */
+export interface TargetStatus {
+  sync: string;
+  database: string;
+  type: string;
+  /** The sync's run_seq there (0: never committed there). */
+  run_seq: number;
+  /** When the last run committed there, and the rows it wrote. */
+  last_written: string | null;
+  rows: number | null;
+}
+
+/** Each receiver's bookkeeping for `ctx`'s sync (status); one that cannot be read goes to `unreadable`. */
+export async function readReceiverStatus(
+  ctx: SyncContext,
+  unreadable: { sync: string; database: string; error: string }[],
+): Promise<{ status: TargetStatus; state: ReceiverState }[]> {
+  const out: { status: TargetStatus; state: ReceiverState }[] = [];
+  for (const spec of ctx.foreign) {
+    try {
+      const r = await makeReceiver(spec);
+      try {
+        const state = await r.readState(ctx.sync.name);
+        if (!state) throw new BucardoError('not_installed', 'no bucardo bookkeeping table (run bucardo apply)');
+        out.push({
+          status: { sync: ctx.sync.name, database: spec.name, type: spec.type, run_seq: state.runSeq, last_written: state.finished, rows: state.rows },
+          state,
+        });
+      } finally {
+        await r.close();
+      }
+    } catch (e) {
+      unreadable.push({ sync: ctx.sync.name, database: spec.name, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  return out;
+}

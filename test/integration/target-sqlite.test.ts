@@ -137,6 +137,16 @@ test('onetimecopy, then inserts, updates, deletes, key changes and a TRUNCATE re
   await runOnce(file);
   assert.deepEqual(lite.rows('SELECT * FROM items ORDER BY id'), await sourceItems(a), 'after the TRUNCATE');
   assert.equal(lite.rows('SELECT count(*) AS n FROM items')[0].n, 1);
+  const st3 = await runCli(['status', '-f', file, '--format', 'json']);
+  assert.equal(st3.code, 0, st3.stdout + st3.stderr);
+  const report = JSON.parse(st3.stdout) as { syncs: { pending: number }[]; targets: Row[] };
+  assert.equal(report.syncs[0].pending, 0);
+  assert.deepEqual(
+    report.targets.map((t) => [t.database, t.type, t.run_seq, t.rows]),
+    [['lite', 'sqlite', 3, 1]],
+  );
+  const text = await runCli(['status', '-f', file]);
+  assert.match(text.stdout, /sync s1: sqlite database lite at run 3, last written \S+ \S+ \(1 row\)/);
 });
 
 const MATRIX_PG = `
