@@ -13,6 +13,7 @@
  *   lr          native logical replication between fresh databases of A and B: M1 one transaction (native.ts)
  *   custom      100k conflicts settled by latest, then by custom handlers picking and merging (custom.ts)
  *   transform   100k updated rows one-way: plain, identity and masking transforms, a row filter (transform.ts)
+ *   targets     M1 into a SQLite target beside better-sqlite3's own bulk load of the same rows (targets.ts)
  *
  * Every phase has a deadline and ends as "timed out" or "failed" (with the runner's stderr
  * tail) instead of hanging; clusters and runner children are stopped on every exit path.
@@ -31,6 +32,7 @@ import { tpcbLoad, oneRowBurst } from './load.js';
 import { nativeLr } from './native.js';
 import { customPhase } from './custom.js';
 import { transformCost } from './transform.js';
+import { targetsPhase } from './targets.js';
 import {
   DB,
   type Env,
@@ -137,6 +139,7 @@ async function main(): Promise<void> {
       }
     }
     if (cfg.phases.has('custom')) await customPhase(env, res, outDir);
+    if (cfg.phases.has('targets')) await targetsPhase(env, res, outDir);
   } catch (e) {
     res.add({ id: 'suite', label: 'suite', value: null, unit: '', status: 'failed', error: (e as Error).stack ?? String(e) });
     process.exitCode = 1;
