@@ -53,13 +53,14 @@ export interface ReceiverSet {
 /** Step 1 for the receivers: each one's write transaction and watermark (a receiver that is unavailable fails the run). */
 export async function openReceivers(ctx: SyncContext): Promise<ReceiverSet> {
   const list: ReceiverRun[] = [];
+  const opened: Receiver[] = [];
   const close = async () => {
-    await Promise.all(list.map((r) => r.receiver.close().catch(() => {})));
+    await Promise.all(opened.map((r) => r.close().catch(() => {})));
   };
   try {
     for (const spec of ctx.foreign) {
       const receiver = await makeReceiver(spec);
-      list.push({ spec, receiver, state: { runSeq: 0, snapshots: {}, tables: [], runId: null, finished: null, rows: null }, copyDue: new Set() });
+      opened.push(receiver);
       await receiver.begin();
       const state = await receiver.readState(ctx.sync.name);
       if (!state) {
@@ -67,7 +68,7 @@ export async function openReceivers(ctx: SyncContext): Promise<ReceiverSet> {
           hint: 'run bucardo apply first',
         });
       }
-      list[list.length - 1].state = state;
+      list.push({ spec, receiver, state, copyDue: new Set() });
     }
   } catch (e) {
     await close();
@@ -156,16 +157,19 @@ export async function loadReceivers(inp: RunInputs, reads: SourceRead[]): Promis
   return copied;
 }
 
-/** A fullcopy's share: every table emptied and loaded from the source's snapshot. */
-export async function copyIntoReceivers(inp: RunInputs, read: pg.Client): Promise<void> {
+/** A fullcopy's share: every table emptied and loaded from the source's snapshot; the rows loaded per table (the most of any receiver). */
+export async function copyIntoReceivers(inp: RunInputs, read: pg.Client): Promise<Record<string, number>> {
+  const rows: Record<string, number> = {};
   for (const rr of inp.receivers?.list ?? []) {
     for (const t of inp.scope.tables) {
       const rt = receiverTable(inp.ctx, t, rr.spec.name);
       const send = { schema: t.schema, name: t.name, tableId: t.tableId, keyColumns: t.keyColumns, columns: rt.columns, binary: false, where: rt.where };
       await rr.receiver.empty(rt);
-      await readCopyRows(read, sendWholeTableSql(send), BATCH_ROWS, (rows) => rr.receiver.insertRows(rt, rows));
+      const n = await readCopyRows(read, sendWholeTableSql(send), BATCH_ROWS, (batch) => rr.receiver.insertRows(rt, batch));
+      rows[t.display] = Math.max(rows[t.display] ?? 0, n);
     }
   }
+  return rows;
 }
 
 /** Step 10 for the receivers, before the PostgreSQL databases commit: the watermark, then commit. */

@@ -351,3 +351,54 @@ test('a SQLite file locked by another writer fails only its sync; released, the 
   await runOnce(file);
   assert.deepEqual(lite.rows('SELECT * FROM items ORDER BY id'), await sourceItems(a));
 });
+
+test('a SQLite target takes a table under another name, some columns and a filter; a table added later is copied', async () => {
+  const [a] = await env.fresh('recv', `${ITEMS_PG} CREATE TABLE public.other (k text PRIMARY KEY, v text);`);
+  await a.query(
+    `INSERT INTO public.items SELECT i, 'item ' || i, i, i FROM generate_series(1, 20) i; INSERT INTO public.other VALUES ('x', 'one'), ('y', 'two')`,
+  );
+  const lite = await makeLite(
+    `CREATE TABLE stock (id INTEGER PRIMARY KEY, qty INTEGER, note TEXT DEFAULT 'mine'); CREATE TABLE other (k TEXT PRIMARY KEY, v TEXT);`,
+  );
+  const items = { name: 'public.items', targets: { lite: { name: 'public.stock', columns: ['id', 'qty'], where: 'qty >= 10' } } };
+  const file = topology(a, lite.dir, {}, [items]);
+  await applyOk(file);
+  await runOnce(file);
+  const stock = () => lite.rows('SELECT id, qty, note FROM stock ORDER BY id');
+  const want = (ids: number[], qty: (id: number) => number) => ids.map((id) => ({ id, qty: qty(id), note: 'mine' }));
+  const range = (lo: number, hi: number) => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+  assert.deepEqual(
+    stock(),
+    want(range(10, 20), (id) => id),
+  );
+  lite.exec(`UPDATE stock SET note = 'kept' WHERE id = 12`);
+  await a.query(
+    `UPDATE public.items SET qty = 5 WHERE id = 15; UPDATE public.items SET qty = 30 WHERE id = 3; UPDATE public.items SET qty = 99, name = 'n' WHERE id = 12`,
+  );
+  await runOnce(file);
+  const rows = stock();
+  assert.deepEqual(
+    rows.map((r) => r.id),
+    [3, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20],
+    'a row leaving the filter is deleted, one entering it inserted',
+  );
+  assert.deepEqual(rows[3], { id: 12, qty: 99, note: 'kept' }, "the receiver's own column keeps its value");
+  // public.other joins the relgroup: its first run copies it into the SQLite file
+  writeTopology(
+    {
+      version: 1,
+      databases: { a: { url: a.url }, lite: { type: 'sqlite', path: 'lite.db' } },
+      relgroups: { g: { tables: [items, 'public.other'] } },
+      syncs: { s1: { relgroup: 'g', sources: ['a'], targets: ['lite'] } },
+    },
+    lite.dir,
+  );
+  await applyOk(file);
+  await runOnce(file);
+  assert.deepEqual(lite.rows('SELECT * FROM other ORDER BY k'), [
+    { k: 'x', v: 'one' },
+    { k: 'y', v: 'two' },
+  ]);
+  const cmp = await runCli(['compare', '-f', file, 's1']);
+  assert.equal(cmp.code, 0, cmp.stdout + cmp.stderr);
+});
