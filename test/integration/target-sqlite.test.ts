@@ -5,9 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { useClusters, writeTopology, tempDir, type TestDb } from '../helpers/env.js';
+import { useClusters, writeTopology, tempDir, waitFor, type TestDb } from '../helpers/env.js';
 import { applyOk, runOnce } from '../helpers/install.js';
-import { runCli } from '../helpers/cli.js';
+import fs from 'node:fs';
+import { runCli, spawnCli } from '../helpers/cli.js';
 import { loadSqliteDriver } from '../../engine/targets/sqlite.js';
 
 const env = useClusters(['a']);
@@ -399,6 +400,27 @@ test('a SQLite target takes a table under another name, some columns and a filte
     { k: 'x', v: 'one' },
     { k: 'y', v: 'two' },
   ]);
+  const cmp = await runCli(['compare', '-f', file, 's1']);
+  assert.equal(cmp.code, 0, cmp.stdout + cmp.stderr);
+});
+
+test('the runner killed (SIGKILL) while it writes a large set into SQLite: nothing committed there, the next run catches up', async () => {
+  const [a] = await env.fresh('kill', ITEMS_PG);
+  const lite = await makeLite(ITEMS_LITE);
+  const file = topology(a, lite.dir);
+  await applyOk(file);
+  await runOnce(file);
+  await a.query(`INSERT INTO public.items SELECT i, repeat('x', 200) || i, i, i FROM generate_series(1, 300000) i`);
+  const run = spawnCli(['run', '-f', file, '--once']);
+  // SQLite spills an open transaction's pages into the WAL once its cache is full: the run is writing
+  const wal = `${lite.file}-wal`;
+  await waitFor(() => fs.existsSync(wal) && fs.statSync(wal).size > 4 << 20, 'the run writing into the WAL', 120_000, 20);
+  run.kill('SIGKILL');
+  await run.exited;
+  assert.equal(lite.rows('SELECT count(*) AS n FROM items')[0].n, 0, 'the killed run committed nothing');
+  await a.query(`UPDATE public.items SET qty = -qty WHERE id % 1000 = 0; DELETE FROM public.items WHERE id > 299000`);
+  await runOnce(file);
+  assert.equal(lite.rows('SELECT count(*) AS n FROM items')[0].n, 299000);
   const cmp = await runCli(['compare', '-f', file, 's1']);
   assert.equal(cmp.code, 0, cmp.stdout + cmp.stderr);
 });
