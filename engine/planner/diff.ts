@@ -15,6 +15,7 @@ import { syncTableKey } from './desired.js';
 import { describeCustomChanges, receivingChanges, type ReceivingChange } from './custom.js';
 import type { CaptureDef, TriggerDef } from '../sql/capture.js';
 import { metadataFingerprint, METADATA_OBJECTS, METADATA_VERSION } from '../sql/metadata.js';
+import { olderMetadata, metadataUpgrade } from './upgrade.js';
 import type { Step } from '../sql/steps.js';
 import { displayName, displayIdent, fingerprint as fingerprintOf } from '../sql/ident.js';
 import { schemaName, tableId, type CaptureEvent } from '../objectnames.js';
@@ -53,6 +54,8 @@ interface DiffContext {
   schema: string;
   cat: DatabaseCatalog;
   registered: Map<string, RegistryRow>;
+  /** The metadata version of an install by an earlier bucardo (upgraded in place), else null. */
+  older: string | null;
   add(c: Omit<Change, 'database'>): void;
 }
 
@@ -64,6 +67,7 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
     schema: schemaName(topologyName),
     cat,
     registered: new Map(cat.installed.registry.map((r) => [`${r.objectType}\u0000${r.objectName}`, r])),
+    older: cat.installed.schemaExists ? olderMetadata(cat.installed) : null,
     add: (c) => changes.push({ database: cat.database, ...c }),
   };
   if (!desired) {
@@ -146,23 +150,21 @@ function diffMetadata(ctx: DiffContext): void {
     });
     return;
   }
-  // an install by an earlier bucardo lacks what later versions added; anything else missing was dropped by hand
-  const older = inst.meta.schema_version !== undefined && inst.meta.schema_version !== METADATA_VERSION;
-  let added = false;
+  if (ctx.older) {
+    add({ ...metadataUpgrade(topology, schema, inst, ctx.older), phase: PHASE.metadata });
+    return;
+  }
+  // anything of the current layout missing was dropped by hand
   for (const { name, kind } of METADATA_OBJECTS) {
     if (inst.tables.has(name)) continue;
-    const create: Step = { kind: 'create_metadata_table', schema, table: name };
     add({
       action: 'create',
       objectType: 'metadata_table',
       object: `${kind} ${schema}.${name}`,
-      reason: older
-        ? `metadata ${kind} added by this version of bucardo (metadata version ${inst.meta.schema_version} -> ${METADATA_VERSION})`
-        : `metadata ${kind} missing (dropped outside bucardo?)`,
-      steps: added ? [create] : [create, { kind: 'set_meta', schema, key: 'schema_version', value: METADATA_VERSION }],
+      reason: `metadata ${kind} missing (dropped outside bucardo?)`,
+      steps: [{ kind: 'create_metadata_table', schema, table: name }],
       phase: PHASE.metadata,
     });
-    added = true;
   }
 }
 
@@ -246,10 +248,14 @@ function diffFunction(ctx: DiffContext, capture: DesiredCapture): void {
     });
   } else if (liveFn.body !== def.function.body) {
     const reg = ctx.registered.get(`function\u0000${fName}`);
-    const why =
-      reg && reg.fingerprint !== def.function.fingerprint && isLastInstalled(reg.fingerprint, liveFn.body)
-        ? `capture options changed (${forWhom(capture)})`
-        : 'body differs from what bucardo installed (edited outside bucardo?)';
+    const ours = reg && reg.fingerprint !== def.function.fingerprint && isLastInstalled(reg.fingerprint, liveFn.body);
+    // CREATE OR REPLACE FUNCTION either way: the triggers keep calling it, and the new body
+    // takes over for every statement after the commit
+    const why = !ours
+      ? 'body differs from what bucardo installed (edited outside bucardo?)'
+      : ctx.older
+        ? `installed by an earlier bucardo (metadata version ${ctx.older}): replaced in place, its triggers keep calling it`
+        : `capture options changed (${forWhom(capture)})`;
     add({
       action: 'update',
       objectType: 'function',
@@ -287,12 +293,22 @@ function diffTriggers(ctx: DiffContext, capture: DesiredCapture): void {
       continue;
     }
     const mismatch = triggerMismatch(live, trg, def, schema);
-    if (mismatch) {
+    if (mismatch?.earlier) {
+      // one statement: the table is never without its capture trigger (an upgrade under load)
+      add({
+        action: 'update',
+        objectType: 'trigger',
+        object: obj,
+        reason: `installed by an earlier bucardo: ${mismatch.why}; replaced in place`,
+        steps: [createTrigger(trg, 'replace_trigger'), register(ctx, capture, 'trigger', regName, trg.fingerprint)],
+        phase: PHASE.trigger,
+      });
+    } else if (mismatch) {
       add({
         action: 'replace',
         objectType: 'trigger',
         object: obj,
-        reason: `definition differs: ${mismatch}`,
+        reason: `definition differs: ${mismatch.why}`,
         steps: [{ kind: 'drop_trigger', table: on, name: trg.name, ifExists: false }, ...steps],
         phase: PHASE.trigger,
       });
@@ -314,10 +330,10 @@ function diffTriggers(ctx: DiffContext, capture: DesiredCapture): void {
   }
 }
 
-/** The step creating a capture trigger: what its DDL is made from, not what is only compared. */
-function createTrigger(t: TriggerDef): Step {
+/** The step creating (or replacing) a capture trigger: what its DDL is made from, not what is only compared. */
+function createTrigger(t: TriggerDef, kind: 'create_trigger' | 'replace_trigger' = 'create_trigger'): Step {
   return {
-    kind: 'create_trigger',
+    kind,
     name: t.name,
     event: t.event,
     table: t.table,
@@ -501,30 +517,34 @@ function destroyTrigger(schema: string, t: TriggerInfo, reason: string): Omit<Ch
   };
 }
 
-/** Why a live trigger is not the one wanted, or null when its definition matches. */
-function triggerMismatch(live: TriggerInfo, want: TriggerDef, def: CaptureDef, schema: string): string | null {
+/**
+ * Why a live trigger is not the one wanted, or null when its definition matches; earlier:
+ * it is a capture trigger of an earlier bucardo's design (an upgrade replaces it in place).
+ */
+function triggerMismatch(live: TriggerInfo, want: TriggerDef, def: CaptureDef, schema: string): { why: string; earlier?: boolean } | null {
+  const differs = (why: string) => ({ why });
   if (live.functionSchema !== schema || live.functionName !== def.function.name)
-    return `calls ${displayName(live.functionSchema, live.functionName)}() instead of ${displayName(schema, def.function.name)}()`;
-  if (live.type !== want.tgtype) return `fires ${describeType(live.type)} instead of ${describeType(want.tgtype)}`;
+    return differs(`calls ${displayName(live.functionSchema, live.functionName)}() instead of ${displayName(schema, def.function.name)}()`);
+  if (live.type !== want.tgtype) return differs(`fires ${describeType(live.type)} instead of ${describeType(want.tgtype)}`);
   if (live.oldTable !== want.oldTable || live.newTable !== want.newTable) {
     if (want.event === 'update' && live.newTable === want.newTable)
-      return want.oldTable ? 'it does not keep the old rows (the table is partitioned now)' : 'it keeps the old rows too (installed by an earlier bucardo)';
-    return 'its transition tables were changed';
+      return want.oldTable ? differs('it does not keep the old rows (the table is partitioned now)') : { why: 'it keeps the old rows too', earlier: true };
+    return differs('its transition tables were changed');
   }
   const key = want.event === 'keychange';
-  if (live.hasWhen !== key) return key ? 'its WHEN condition was removed' : 'a WHEN condition was added';
+  if (live.hasWhen !== key) return differs(key ? 'its WHEN condition was removed' : 'a WHEN condition was added');
   if (key) {
     // after a change of the replication key the trigger must compare the new key's columns,
     // or an UPDATE of a new key column would not record the old key (the row would be duplicated)
     const compared = whenColumns(live.definition);
     if ([...compared].sort().join('\u0000') !== [...want.keyColumns].sort().join('\u0000')) {
-      return `its WHEN condition names (${compared.join(', ')}), not the key (${want.keyColumns.join(', ')})`;
+      return differs(`its WHEN condition names (${compared.join(', ')}), not the key (${want.keyColumns.join(', ')})`);
     }
   }
   if ([...live.columns].sort().join('\u0000') !== [...want.columns].sort().join('\u0000')) {
     return key
-      ? `it fires only on UPDATE OF ${live.columns.join(', ')}, so it misses a key changed by a BEFORE trigger (installed by an earlier bucardo)`
-      : 'a column list was added';
+      ? { why: `it fires only on UPDATE OF ${live.columns.join(', ')}, so it misses a key changed by a BEFORE trigger`, earlier: true }
+      : differs('a column list was added');
   }
   return null;
 }

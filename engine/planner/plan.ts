@@ -8,6 +8,8 @@ import type { Plan, PlanProblem, CopyNote } from './types.js';
 import { resolveSyncs } from './resolve.js';
 import { desiredState, syncTableKey } from './desired.js';
 import { diffDatabase } from './diff.js';
+import { checkedAs, runnerNote, schemaLacks } from './privileges.js';
+import { newerMetadataProblem } from './upgrade.js';
 import { fingerprint } from '../sql/ident.js';
 import { schemaName } from '../objectnames.js';
 
@@ -34,6 +36,33 @@ function unsyncedUnreachable(topology: string, e: PlanProblem): PlanProblem {
   };
 }
 
+/**
+ * Databases that a sync was installed with (its registration on a database still in the
+ * file says so) but that are no longer under databases:. bucardo keeps no connection
+ * strings, so it cannot reach them to clean up; the user is told how, once per database.
+ */
+function removedDatabases(topology: Topology, catalogs: Map<string, DatabaseCatalog>): PlanProblem[] {
+  const syncsOf = new Map<string, Set<string>>();
+  for (const cat of catalogs.values()) {
+    for (const row of cat.installed.syncs) {
+      const d = row.detail as { sources?: unknown; targets?: unknown } | undefined;
+      for (const db of [d?.sources, d?.targets].flatMap((x) => (Array.isArray(x) ? x : []))) {
+        if (typeof db !== 'string' || topology.databases.has(db)) continue;
+        syncsOf.set(db, (syncsOf.get(db) ?? new Set()).add(row.name));
+      }
+    }
+  }
+  return [...syncsOf].map(([db, syncs]) => {
+    const names = [...syncs].sort();
+    return {
+      code: 'removed_database',
+      database: db,
+      message: `database ${db} is not in the file any more, but sync${names.length > 1 ? 's' : ''} ${names.join(', ')} ${names.length > 1 ? 'were' : 'was'} installed with it: what topology ${topology.name} installed there stays (schema ${schemaName(topology.name)}, and where it was a source the capture triggers, whose change logs keep growing)`,
+      hint: `to remove it, list ${db} under databases: (in no sync) and run apply, then delete the entry; or run bucardo destroy with it listed`,
+    };
+  });
+}
+
 export function computePlan(topology: Topology, results: Map<string, CatalogResult>, opts: { destroy?: boolean } = {}): Plan {
   const errors: PlanProblem[] = [];
   const warnings: PlanProblem[] = [];
@@ -44,6 +73,7 @@ export function computePlan(topology: Topology, results: Map<string, CatalogResu
     else if (synced.has(db)) errors.push(r.error);
     else warnings.push(unsyncedUnreachable(topology.name, r.error));
   }
+  if (!opts.destroy) warnings.push(...removedDatabases(topology, catalogs));
   const resolved = opts.destroy ? { syncs: [], errors: [], warnings: [] } : resolveSyncs(topology, catalogs);
   errors.push(...resolved.errors);
   warnings.unshift(...resolved.warnings);
@@ -60,7 +90,12 @@ export function computePlan(topology: Topology, results: Map<string, CatalogResu
   }
   const changes = [];
   for (const cat of catalogs.values()) {
-    if (blocked.has(cat.database)) continue;
+    if (checkedAs(cat) === 'runner') {
+      warnings.push(runnerNote(cat));
+      for (const l of schemaLacks('runner', cat)) errors.push({ code: 'privilege', database: cat.database, object: cat.installed.schema, ...l });
+    }
+    // what cannot be read cannot be compared: planned as if absent, it would all be destroyed
+    if (blocked.has(cat.database) || !cat.installed.readable) continue;
     const want = desired.dbs.get(cat.database);
     if (!opts.destroy && !want && !cat.installed.schemaExists && !cat.installed.triggers.length) continue;
     // The schema of one topology and its metadata hold the other schema's objects only by name.
@@ -71,6 +106,12 @@ export function computePlan(topology: Topology, results: Map<string, CatalogResu
         message: `user ${cat.currentUser} may not create schema ${schemaName(topology.name)} in database ${cat.database}`,
         hint: `GRANT CREATE ON DATABASE to ${cat.currentUser}, or create the schema for it`,
       });
+    }
+    // destroy drops the schema whole, whatever its layout
+    const newer = opts.destroy ? null : newerMetadataProblem(cat.database, cat.installed);
+    if (newer) {
+      errors.push(newer);
+      continue;
     }
     const unsynced = !opts.destroy && !want ? `database ${cat.database} is in no sync of topology ${topology.name} any more` : undefined;
     changes.push(...diffDatabase(topology.name, opts.destroy ? undefined : want, cat, unsynced));

@@ -1,8 +1,8 @@
 /**
  * Resolves each sync's relgroup against the live catalogs: `match:` globs and `exclude`
  * (on the first source), presence of every table on every database of the sync, the
- * replication key, column agreement under `strict`, and the privileges the capture and
- * the runner will need. Pure: catalogs in, resolved syncs and problems out.
+ * replication key, column agreement under `strict`, and the privileges (planner/privileges.ts)
+ * of the role each database's user is checked for. Pure: catalogs in, resolved syncs and problems out.
  */
 import type { Topology, SyncSpec, RelgroupSpec, TableEntry, ConflictStrategy, QualifiedName, TargetOverride } from '../topology/types.js';
 import type { DatabaseCatalog, TableInfo, PartitionInfo } from '../catalog/types.js';
@@ -12,6 +12,7 @@ import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN } from '../sql/capture.js';
 import { displayName } from '../sql/ident.js';
 import { tableId } from '../objectnames.js';
 import { globToRegExp } from '../topology/relnames.js';
+import { checkedAs, replicationRoleLack, sequenceLacks, tableLacks } from './privileges.js';
 import { renamedOn, sentColumnsOn, missingRenamed, checkSentColumns } from './receiving.js';
 
 export interface ResolvedTable {
@@ -290,46 +291,10 @@ function checkOnDatabase(
       );
     }
   }
-  checkPrivileges(spec, cat, t, display, dbName, problem);
+  // a missing privilege is an error, but the table stays resolved: a role that merely
+  // cannot check or change its capture must not be told to destroy it
+  for (const l of tableLacks(checkedAs(cat), spec, cat, t)) scope.errors.push({ code: 'privilege', database: dbName, sync: spec.name, object: display, ...l });
   return t;
-}
-
-/** Whether the runner writes to `dbName` for this sync (a fullcopy's targets; a delta's targets, and its sources when several). */
-function receivesOn(spec: SyncSpec, dbName: string): boolean {
-  const isSource = spec.sources.includes(dbName);
-  return spec.kind === 'fullcopy' ? !isSource : spec.sources.length > 1 || !isSource;
-}
-
-/** The privileges the capture (a source) and the runner (a receiver) need on the table there. */
-function checkPrivileges(spec: SyncSpec, cat: DatabaseCatalog, t: TableInfo, display: string, dbName: string, problem: Problem): void {
-  const isSource = spec.sources.includes(dbName);
-  const p = t.privileges;
-  if (isSource && !p.select)
-    problem(
-      'privilege',
-      dbName,
-      `user ${cat.currentUser} lacks SELECT on ${display} on database ${dbName}`,
-      `GRANT SELECT ON ${display} TO ${cat.currentUser}`,
-    );
-  if (isSource && spec.kind === 'delta' && !p.trigger)
-    problem(
-      'privilege',
-      dbName,
-      `user ${cat.currentUser} lacks TRIGGER on ${display} on database ${dbName} (needed for the capture triggers)`,
-      `GRANT TRIGGER ON ${display} TO ${cat.currentUser}`,
-    );
-  if (receivesOn(spec, dbName)) {
-    const need = ['select', 'insert', 'update', 'delete'] as const;
-    const missing: string[] = need.filter((n) => !p[n]).map((n) => n.toUpperCase());
-    if (spec.kind === 'fullcopy' && spec.deletemethod !== 'delete' && !p.truncate) missing.push('TRUNCATE');
-    if (missing.length)
-      problem(
-        'privilege',
-        dbName,
-        `user ${cat.currentUser} lacks ${missing.join(', ')} on ${display} on database ${dbName}`,
-        `GRANT ${missing.join(', ')} ON ${display} TO ${cat.currentUser}`,
-      );
-  }
 }
 
 /** A partitioned table: every leaf partition of the first source exists on the others (rows route by partition there). */
@@ -352,20 +317,13 @@ function checkPartitions(scope: SyncScope, table: TableInfo, display: string, pa
   }
 }
 
-/** Database-wide needs: the runner writes as session_replication_role = replica on every receiver. */
+/** Database-wide needs of the role checked there: session_replication_role for the runner. */
 function checkDatabaseNeeds(scope: SyncScope): void {
   const { spec, catalogs, errors } = scope;
   for (const dbName of [...spec.sources, ...spec.targets]) {
     const cat = catalogs.get(dbName)!;
-    if (receivesOn(spec, dbName) && !cat.canSetReplicationRole) {
-      errors.push({
-        code: 'privilege',
-        database: dbName,
-        sync: spec.name,
-        message: `user ${cat.currentUser} on database ${dbName} may not set session_replication_role, which the runner needs to write without firing triggers`,
-        hint: `connect as a superuser, or (PostgreSQL 15+) GRANT SET ON PARAMETER session_replication_role TO ${cat.currentUser}`,
-      });
-    }
+    const l = replicationRoleLack(checkedAs(cat), spec, cat);
+    if (l) errors.push({ code: 'privilege', database: dbName, sync: spec.name, ...l });
   }
 }
 
@@ -375,7 +333,10 @@ function resolveSequences(scope: SyncScope): QualifiedName[] {
   const sequences: QualifiedName[] = [];
   for (const { seq, pos } of rg.sequences) {
     for (const dbName of [...spec.sources, ...spec.targets]) {
-      const s = catalogs.get(dbName)!.sequences.find((x) => x.schema === seq.schema && x.name === seq.name);
+      const cat = catalogs.get(dbName)!;
+      const s = cat.sequences.find((x) => x.schema === seq.schema && x.name === seq.name);
+      for (const l of s ? sequenceLacks(checkedAs(cat), cat, s) : [])
+        errors.push({ code: 'privilege', database: dbName, sync: spec.name, object: displayName(seq.schema, seq.name), ...l });
       if (!s) {
         errors.push({
           code: 'missing_sequence',

@@ -5,6 +5,7 @@
  * where a run leaves work behind, a maintenance connection. Any failure in a run closes
  * them all; the next run connects again.
  */
+import os from 'node:os';
 import type pg from 'pg';
 import { connect } from '../connect.js';
 import type { DatabaseSpec } from '../topology/types.js';
@@ -18,9 +19,44 @@ import { sessionMemorySql, clientCheckIntervalSql } from './sql/session.js';
 export type Role = 'read' | 'write' | 'maintain';
 export const ROLES: Role[] = ['read', 'write', 'maintain'];
 
-/** application_name of a runner's connection for a sync (`bucardo status` looks for it in pg_stat_activity). */
-export function runnerAppName(sync: string, role: Role): string {
+/** A runner process, as status names it: the machine and the process id. */
+export interface RunnerIdentity {
+  host: string;
+  pid: number;
+}
+
+/** This process. */
+export function thisRunner(): RunnerIdentity {
+  return { host: os.hostname(), pid: process.pid };
+}
+
+/** The server keeps this many bytes of an application_name. */
+const APP_NAME_BYTES = 63;
+
+/**
+ * application_name of a runner's connection for a sync: `bucardo:SYNC:ROLE:PID@HOST`.
+ * `bucardo status` finds a runner's sessions by the `bucardo:SYNC:ROLE` prefix and reads
+ * who holds the sync's lock from the rest (pg_stat_activity is the only place another
+ * session sees it: the metadata layout stays as it is). What does not fit in 63 bytes is
+ * left off whole, never cut: a cut host name would name another machine.
+ */
+export function runnerAppName(sync: string, role: Role, who: RunnerIdentity = thisRunner()): string {
+  const base = runnerAppPrefix(sync, role);
+  for (const name of [`${base}:${who.pid}@${who.host}`, `${base}:${who.pid}`]) {
+    if (Buffer.byteLength(name, 'utf8') <= APP_NAME_BYTES) return name;
+  }
+  return base;
+}
+
+/** What every runner's application_name for (sync, role) starts with. */
+export function runnerAppPrefix(sync: string, role: Role): string {
   return `bucardo:${sync}:${role}`;
+}
+
+/** The runner named in an application_name made by runnerAppName (host null: it did not fit); null: none named. */
+export function parseRunnerAppName(name: string): { host: string | null; pid: number } | null {
+  const m = /^bucardo:[^:]+:[a-z]+:(\d+)(?:@(.+))?$/.exec(name);
+  return m ? { pid: Number(m[1]), host: m[2] ?? null } : null;
 }
 
 /** Session memory of runner connections (per connection; a sync has 1-2 per database). */

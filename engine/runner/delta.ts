@@ -74,7 +74,8 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   const rows = Object.values(work.rowsByTable).reduce((a, b) => a + b, 0);
   const snapshots = Object.fromEntries(reads.map((r) => [r.db, r.snapshot]));
   await commitRun(inp, { snapshots, rows, rowsByTable: work.rowsByTable, conflicts: conflicts.count, conflictRecords: conflicts.records });
-  await finishRun(ctx, conns, writers, snapshots, scope.nextSeq, scope.tables, work.copyTargets);
+  const consumed = new Map(reads.map((r) => [r.db, new Set([...r.pending.keys(), ...r.truncates.keys()])]));
+  await finishRun(ctx, conns, writers, snapshots, scope.nextSeq, scope.tables, work.copyTargets, consumed);
   return {
     sync: sync.name,
     runId: inp.runId,

@@ -103,6 +103,8 @@ export function makeRunScope(ctx: SyncContext, states: Map<string, DatabaseState
 function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunTable[] {
   const first = states.get(ctx.sources[0].name)!;
   const tables: RunTable[] = [];
+  // by table id, per database: a lookup per table and database, not a scan (1,000 tables)
+  const byId = new Map(ctx.databases.map((d) => [d.name, new Map(states.get(d.name)!.relations.map((r) => [r.tableId, r]))]));
   for (const rel of first.relations) {
     if (!rel.columns) throw missingTable(ctx, rel, ctx.sources[0].name);
     const recv = receivingOf(ctx, rel);
@@ -114,7 +116,7 @@ function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunT
     const keyUniqueOn: string[] = [];
     for (const d of ctx.databases) {
       const st = states.get(d.name)!;
-      const mine = st.relations.find((r) => r.tableId === rel.tableId);
+      const mine = byId.get(d.name)!.get(rel.tableId);
       if (!mine?.columns) throw missingTable(ctx, rel, d.name, recv.get(d.name)?.name);
       if (mine.keyIndexed) keyIndexedOn.push(d.name);
       if (mine.keyUnique) keyUniqueOn.push(d.name);
@@ -158,7 +160,11 @@ function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunT
         if (!isFirst && ctx.sync.onetimecopy !== 'never' && ctx.sync.kind === 'delta') copyInto.push(d.name);
       }
     }
-    const typeOf = (st: DatabaseState, c: string) => st.relations.find((r) => r.tableId === rel.tableId)!.columns!.find((x) => x.name === c);
+    const typeOf = (st: DatabaseState, c: string) =>
+      byId
+        .get(st.database)!
+        .get(rel.tableId)!
+        .columns!.find((x) => x.name === c);
     const binary = columns.every((c) => {
       const mine = typeOf(first, c)!;
       return (
@@ -180,7 +186,7 @@ function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunT
     }
     const fks: Record<string, ForeignKey[]> = {};
     for (const d of ctx.databases) {
-      const mine = states.get(d.name)!.relations.find((r) => r.tableId === rel.tableId);
+      const mine = byId.get(d.name)!.get(rel.tableId);
       fks[d.name] = (mine?.fks ?? []).map((f) => ({
         name: f.name,
         child: recv.get(d.name)?.name ?? { schema: rel.schema, name: rel.name },

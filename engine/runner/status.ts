@@ -10,12 +10,17 @@
  * keeps them open between runs and every run, idle or not, queries each database). A sync
  * with a checktime is stale when that is older than STALE_AFTER(checktime): a runner runs
  * it at least every checktime, and retries a failing one at least every 10 s.
+ *
+ * Runners: with two or more runners on one file (failover), which one holds each sync now
+ * (the session holding its lock on the first source names its runner in its
+ * application_name, connections.ts), which one ran it last (the run history's `runner`;
+ * idle runs record nothing), and which are connected for it.
  */
 import type pg from 'pg';
 import type { Topology } from '../topology/types.js';
 import { makeSyncContext, type SyncContext } from './context.js';
 import { withClient } from '../connect.js';
-import { ROLES, runnerAppName } from './connections.js';
+import { ROLES, parseRunnerAppName, runnerAppPrefix } from './connections.js';
 import { historySql, RUNNING_SQL, RUNNER_ACTIVITY_SQL, pendingCountSql } from './sql/status.js';
 import { makeUnknownSyncError } from '../errors.js';
 import { SQLSTATE } from '../sqlstate.js';
@@ -29,6 +34,8 @@ export interface LastRun {
   rows: number;
   conflicts: number;
   error: string | null;
+  /** The runner that recorded it (`host:pid`); not part of status's output. */
+  runner?: string | null;
   /** Present when before_sync skipped the run: its reason (the run is no failure: error is null). */
   skipped?: string;
 }
@@ -54,6 +61,23 @@ export interface StaleSync {
   seconds_since: number | null;
 }
 
+/** A runner process; host null: its application_name had no room for it. */
+export interface RunnerRef {
+  host: string | null;
+  pid: number;
+}
+
+/** Who runs a sync (see the header). */
+export interface SyncRunners {
+  sync: string;
+  /** The runner whose run holds the sync's lock now; null: no run in progress, or not a runner's session. */
+  holding: RunnerRef | null;
+  /** The runner of the latest recorded run. */
+  last_run_by: RunnerRef | null;
+  /** Runners with a connection open for the sync on a database status read, by pid. */
+  connected: RunnerRef[];
+}
+
 /** A database of a sync that status could not read. */
 export interface UnreadableDatabase {
   sync: string;
@@ -71,6 +95,7 @@ export interface StatusReport {
   syncs: SyncStatus[];
   stale: StaleSync[];
   unreadable: UnreadableDatabase[];
+  runners: SyncRunners[];
   /** Targets of other engines (SPEC section 7): each one's watermark and last write; absent when the topology has none. */
   targets?: TargetStatus[];
 }
@@ -80,9 +105,9 @@ export function staleAfterMs(checktimeMs: number): number {
   return 2 * checktimeMs + 10_000;
 }
 
-/** application_name of a runner's connections for a sync (connections.ts), as the server keeps it (63 bytes). */
+/** application_name prefixes of a runner's connections for a sync (connections.ts), as the server keeps them (63 bytes). */
 export function runnerApplicationNames(sync: string): string[] {
-  return ROLES.map((role) => truncateBytes(runnerAppName(sync, role), 63));
+  return ROLES.map((role) => truncateBytes(runnerAppPrefix(sync, role), 63));
 }
 
 function truncateBytes(s: string, max: number): string {
@@ -102,6 +127,7 @@ interface DbHistory {
   registered: boolean;
   runner_sessions: number;
   runner_active: Date | null;
+  runner_names: string[];
   now: Date;
 }
 
@@ -113,21 +139,30 @@ export async function readStatus(topology: Topology, only?: string): Promise<{ r
   const names = only ? [only] : [...topology.syncs.keys()];
   const unreadable: UnreadableDatabase[] = [];
   const stale: StaleSync[] = [];
+  const runners: SyncRunners[] = [];
   const targets: TargetStatus[] = [];
-  const syncs = await Promise.all(names.map((n) => syncStatus(makeSyncContext(topology, n), unreadable, stale, targets)));
+  const syncs = await Promise.all(names.map((n) => syncStatus(makeSyncContext(topology, n), unreadable, stale, runners, targets)));
   const order = (s: string) => names.indexOf(s);
   unreadable.sort((a, b) => order(a.sync) - order(b.sync) || a.database.localeCompare(b.database));
   stale.sort((a, b) => order(a.sync) - order(b.sync));
+  runners.sort((a, b) => order(a.sync) - order(b.sync));
   const problems = unreadable.map((u) => `sync ${u.sync}: database ${u.database}: ${u.error}`);
   targets.sort((a, b) => order(a.sync) - order(b.sync) || a.database.localeCompare(b.database));
-  return { report: { format_version: '1', syncs, stale, unreadable, ...(topology.foreignDatabases?.size ? { targets } : {}) }, problems };
+  return { report: { format_version: '1', syncs, stale, unreadable, runners, ...(topology.foreignDatabases?.size ? { targets } : {}) }, problems };
 }
 
 const iso = (v: string | null) => (v === null ? null : new Date(v).toISOString());
 
-async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], staleOut: StaleSync[], targetsOut: TargetStatus[]): Promise<SyncStatus> {
+async function syncStatus(
+  ctx: SyncContext,
+  unreadable: UnreadableDatabase[],
+  staleOut: StaleSync[],
+  runnersOut: SyncRunners[],
+  targetsOut: TargetStatus[],
+): Promise<SyncStatus> {
   const histories: DbHistory[] = [];
   let running = false;
+  let holder: string | null = null;
   const appNames = runnerApplicationNames(ctx.sync.name);
   await Promise.all(
     ctx.databases.map((d) =>
@@ -141,7 +176,7 @@ async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], st
             return { last_run: null, conflicts_total: '0', state: null, tables: [], registered: false, ...a } as Omit<DbHistory, 'db'>;
           });
           histories.push({ db: d.name, ...h });
-          if (d === ctx.sources[0]) running = (await c.query<{ running: boolean }>(RUNNING_SQL, ctx.lockKey)).rows[0].running;
+          if (d === ctx.sources[0]) ({ running, holder } = (await c.query<{ running: boolean; holder: string | null }>(RUNNING_SQL, ctx.lockKey)).rows[0]);
         },
         'bucardo:status',
       ).catch((e: unknown) => {
@@ -191,6 +226,7 @@ async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], st
   const state: SyncStatus['state'] = running ? 'running' : !last ? 'never_run' : last.error && skipped === null ? 'failed' : 'idle';
   const stale = staleness(ctx, histories, last, running);
   if (stale) staleOut.push(stale);
+  runnersOut.push(makeSyncRunners(ctx.sync.name, holder, last?.runner ?? null, histories));
   return {
     name: ctx.sync.name,
     enabled: ctx.sync.enabled,
@@ -208,6 +244,23 @@ async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], st
     conflicts_total: conflicts,
     pending,
     lag_seconds: lag === null ? null : Math.round((lag as number) * 1000) / 1000,
+  };
+}
+
+/** Holder and connected runners from their application_names, the last run's from `host:pid`. */
+function makeSyncRunners(sync: string, holder: string | null, lastRunner: string | null, histories: DbHistory[]): SyncRunners {
+  const connected = new Map<number, RunnerRef>();
+  for (const name of histories.flatMap((h) => h.runner_names ?? [])) {
+    const r = parseRunnerAppName(name);
+    if (r && (!connected.has(r.pid) || connected.get(r.pid)!.host === null)) connected.set(r.pid, r);
+  }
+  const at = lastRunner?.lastIndexOf(':') ?? -1;
+  const pid = lastRunner && at >= 0 ? Number(lastRunner.slice(at + 1)) : Number.NaN;
+  return {
+    sync,
+    holding: holder ? parseRunnerAppName(holder) : null,
+    last_run_by: Number.isInteger(pid) ? { host: lastRunner!.slice(0, at), pid } : null,
+    connected: [...connected.values()].sort((a, b) => a.pid - b.pid),
   };
 }
 

@@ -322,8 +322,11 @@ export function functionDDL(fn: QualifiedName, body: string): string {
   return `CREATE OR REPLACE FUNCTION ${qualify(fn.schema, fn.name)}() RETURNS trigger LANGUAGE plpgsql AS ${tag}${body}${tag}`;
 }
 
-/** CREATE TRIGGER of a capture trigger, then ENABLE ALWAYS with makedelta. */
-export function triggerDDL(t: TriggerSpec): string[] {
+/**
+ * CREATE TRIGGER of a capture trigger, then ENABLE ALWAYS with makedelta. orReplace: CREATE
+ * OR REPLACE TRIGGER, which also resets the trigger to ENABLE, hence the ENABLE ALWAYS after.
+ */
+export function triggerDDL(t: TriggerSpec, orReplace = false): string[] {
   const on = qualify(t.table.schema, t.table.name);
   const fn = `${qualify(t.function.schema, t.function.name)}()`;
   const ref =
@@ -332,12 +335,13 @@ export function triggerDDL(t: TriggerSpec): string[] {
   // keychange: considered for every UPDATE (not UPDATE OF the key: a BEFORE trigger of
   // the application's may change the key of a row whose UPDATE never named it), and
   // queued only for a row whose key did change (WHEN, evaluated as the row is updated)
+  const head = `CREATE ${orReplace ? 'OR REPLACE ' : ''}TRIGGER ${quoteIdent(t.name)}`;
   const create =
     t.event === 'keychange'
-      ? `CREATE TRIGGER ${quoteIdent(t.name)} AFTER UPDATE ON ${on} FOR EACH ROW WHEN (${keyCols.map((c) => `OLD.${c} IS DISTINCT FROM NEW.${c}`).join(' OR ')}) EXECUTE FUNCTION ${fn}`
+      ? `${head} AFTER UPDATE ON ${on} FOR EACH ROW WHEN (${keyCols.map((c) => `OLD.${c} IS DISTINCT FROM NEW.${c}`).join(' OR ')}) EXECUTE FUNCTION ${fn}`
       : t.event === 'before_truncate' || t.event === 'partition_truncate'
-        ? `CREATE TRIGGER ${quoteIdent(t.name)} BEFORE TRUNCATE ON ${on} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`
-        : `CREATE TRIGGER ${quoteIdent(t.name)} AFTER ${t.event.toUpperCase()} ON ${on}${ref} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`;
+        ? `${head} BEFORE TRUNCATE ON ${on} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`
+        : `${head} AFTER ${t.event.toUpperCase()} ON ${on}${ref} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`;
   return t.enabled === 'A' ? [create, enableTriggerDDL(t.table, t.name, true)] : [create];
 }
 

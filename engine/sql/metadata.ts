@@ -8,7 +8,12 @@ import { quoteIdent, quoteLiteral, fingerprint } from './ident.js';
 import { schemaName } from '../objectnames.js';
 import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN, KICK_SEQUENCE } from './capture.js';
 
-/** Version of the metadata layout below; stored in meta('schema_version'). */
+/**
+ * Version of the metadata layout below; stored in meta('schema_version'). An install of an
+ * earlier version is upgraded in place (engine/planner/upgrade.ts): the tables it lacks are
+ * created and the columns it lacks added, so a column added in a later version must be
+ * nullable or have a DEFAULT (ADD COLUMN fills the rows already there).
+ */
 export const METADATA_VERSION = '3';
 
 /** One metadata table or sequence: its DDL (CREATE and its indexes), from the quoted schema. */
@@ -166,6 +171,43 @@ export function metadataObjectDDL(schema: string, name: string): string[] {
   const o = OBJECTS.find((x) => x.name === name);
   if (!o) throw new Error(`unknown metadata object ${name}`);
   return o.ddl(quoteIdent(schema));
+}
+
+/** The columns of one metadata table, in order, each with its definition as CREATE TABLE writes it. */
+export function metadataColumns(schema: string, name: string): { name: string; definition: string }[] {
+  const o = OBJECTS.find((x) => x.name === name);
+  if (o?.kind !== 'table') return [];
+  const create = o.ddl(quoteIdent(schema))[0];
+  return splitTopLevel(create.slice(create.indexOf('(') + 1, create.lastIndexOf(')')))
+    .filter((part) => !/^(PRIMARY KEY|FOREIGN KEY|UNIQUE|CHECK|CONSTRAINT)\b/.test(part))
+    .map((definition) => ({ name: definition.split(/\s/)[0], definition }));
+}
+
+/** The parts of a list separated by commas outside parentheses and quotes, trimmed. */
+function splitTopLevel(list: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < list.length; i++) {
+    const ch = list[i];
+    if (ch === "'") quoted = !quoted;
+    else if (!quoted && ch === '(') depth++;
+    else if (!quoted && ch === ')') depth--;
+    else if (!quoted && depth === 0 && ch === ',') {
+      parts.push(list.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  parts.push(list.slice(start).trim());
+  return parts.filter(Boolean);
+}
+
+/** ALTER TABLE adding one column of a metadata table to an install of an earlier layout. */
+export function addMetadataColumnDDL(schema: string, table: string, column: string): string {
+  const c = metadataColumns(schema, table).find((x) => x.name === column);
+  if (!c) throw new Error(`unknown metadata column ${table}.${column}`);
+  return `ALTER TABLE ${quoteIdent(schema)}.${table} ADD COLUMN IF NOT EXISTS ${c.definition}`;
 }
 
 /** Fingerprint of the metadata layout: a changed layout shows as an update of the schema. */

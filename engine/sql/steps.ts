@@ -7,7 +7,7 @@
  * bucardo_<name>.installed in step with what was done, in the same transaction.
  */
 import { qualify, quoteIdent } from './ident.js';
-import { schemaDDL, metadataObjectDDL } from './metadata.js';
+import { schemaDDL, metadataObjectDDL, addMetadataColumnDDL } from './metadata.js';
 import { deltaTableDDL, functionDDL, triggerDDL, enableTriggerDDL, type KeyColumn, type TriggerSpec } from './capture.js';
 import type { QualifiedName } from '../topology/types.js';
 
@@ -23,6 +23,8 @@ export type MetadataStep =
   | { kind: 'create_schema'; schema: string; topology: string }
   /** One metadata table (with its indexes) or sequence. */
   | { kind: 'create_metadata_table'; schema: string; table: string }
+  /** A column that a later metadata version added to a table an earlier bucardo created. */
+  | { kind: 'add_metadata_column'; schema: string; table: string; column: string }
   /** The facts a new schema starts with: its topology and metadata version. */
   | { kind: 'init_meta'; schema: string; topology: string; version: string }
   | { kind: 'set_meta'; schema: string; key: string; value: string }
@@ -40,6 +42,11 @@ export type CaptureStep =
   | { kind: 'install_function'; function: QualifiedName; body: string }
   | { kind: 'drop_function'; function: QualifiedName; ifExists: boolean }
   | ({ kind: 'create_trigger' } & TriggerSpec)
+  /**
+   * CREATE OR REPLACE TRIGGER (PostgreSQL 14+): the trigger of that name gets this
+   * definition in one statement, so the table is never without it (an upgrade).
+   */
+  | ({ kind: 'replace_trigger' } & TriggerSpec)
   | { kind: 'enable_trigger'; table: QualifiedName; name: string; always: boolean }
   | { kind: 'drop_trigger'; table: QualifiedName; name: string; ifExists: boolean };
 
@@ -77,6 +84,8 @@ export function toStatements(step: Step): Statement[] {
       return ddl(schemaDDL(step.topology, step.schema));
     case 'create_metadata_table':
       return ddl(metadataObjectDDL(step.schema, step.table));
+    case 'add_metadata_column':
+      return [{ text: addMetadataColumnDDL(step.schema, step.table, step.column) }];
     case 'init_meta':
       return [
         {
@@ -106,6 +115,10 @@ export function toStatements(step: Step): Statement[] {
     case 'create_trigger': {
       const { kind: _kind, ...spec } = step;
       return ddl(triggerDDL(spec));
+    }
+    case 'replace_trigger': {
+      const { kind: _kind, ...spec } = step;
+      return ddl(triggerDDL(spec, true));
     }
     case 'enable_trigger':
       return [{ text: enableTriggerDDL(step.table, step.name, step.always) }];

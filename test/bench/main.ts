@@ -13,6 +13,8 @@
  *   lr          native logical replication between fresh databases of A and B: M1 one transaction (native.ts)
  *   custom      100k conflicts settled by latest, then by custom handlers picking and merging (custom.ts)
  *   transform   100k updated rows one-way: plain, identity and masking transforms, a row filter (transform.ts)
+ *   failover    two runners, a steady insert stream, the active one SIGKILLed 10 times: the replication gap per kill (failover.ts)
+ *   scale       1,000 tables in 1 sync and in 50 syncs: plan, apply, lag, idle CPU, memory, connections (scale.ts)
  *   targets     M1 into a SQLite target beside better-sqlite3's own bulk load of the same rows (targets.ts)
  *
  * Every phase has a deadline and ends as "timed out" or "failed" (with the runner's stderr
@@ -32,6 +34,8 @@ import { tpcbLoad, oneRowBurst } from './load.js';
 import { nativeLr } from './native.js';
 import { customPhase } from './custom.js';
 import { transformCost } from './transform.js';
+import { failoverPhase } from './failover.js';
+import { scalePhase } from './scale.js';
 import { targetsPhase } from './targets.js';
 import {
   DB,
@@ -139,6 +143,8 @@ async function main(): Promise<void> {
       }
     }
     if (cfg.phases.has('custom')) await customPhase(env, res, outDir);
+    if (cfg.phases.has('failover')) await failoverPhase(env, res, outDir);
+    if (cfg.phases.has('scale')) await scalePhase(env, res, outDir);
     if (cfg.phases.has('targets')) await targetsPhase(env, res, outDir);
   } catch (e) {
     res.add({ id: 'suite', label: 'suite', value: null, unit: '', status: 'failed', error: (e as Error).stack ?? String(e) });

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { startClusters, type Cluster, type ClusterGroup, type ClusterOptions } from '../../cli/demo/clusters.js';
+import { startClusters, type Cluster, type ClusterGroup, type GroupOptions } from '../../cli/demo/clusters.js';
 
 /** One fresh database on one cluster. `name` is its key in topologies. */
 export class TestDb {
@@ -40,7 +40,8 @@ export interface TestEnv {
   fresh(tag: string, sql?: string, which?: string[]): Promise<TestDb[]>;
 }
 
-export function useClusters(names: string[], opts: ClusterOptions = {}): TestEnv {
+/** `opts.majors` runs some clusters on another PostgreSQL major: `useClusters(['a', 'b'], { majors: { a: 15, b: 18 } })`. */
+export function useClusters(names: string[], opts: GroupOptions = {}): TestEnv {
   return useGroup(names, () => startClusters(names, opts));
 }
 

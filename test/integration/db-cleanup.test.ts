@@ -102,3 +102,31 @@ test('destroy removes the objects of a database that is in no sync any more', as
   await cli(['destroy', '-f', file, '--auto-approve'], 0);
   for (const db of [a, b, c]) assert.deepEqual(await bucardoObjects(db), [], `database ${db.dbname}`);
 });
+
+test('a database deleted from the file is named by plan as a warning, with the way to clean it; listed again in no sync, apply cleans it', async () => {
+  const [a, b, c] = await threeDbs('deleted');
+  await cli(['apply', '-f', writeTopology(topo(a, b, c.url, ['a', 'c'])), '--auto-approve'], 0);
+  // c gone from databases: and from the sync: bucardo keeps no connection strings, so the
+  // registrations of s1 on a and b are what remember it
+  const { c: _c, ...rest } = topo(a, b, c.url, ['a']).databases;
+  const file = writeTopology({ ...topo(a, b, c.url, ['a']), databases: rest });
+  const r = await cli(['plan', '-f', file, '--format', 'json'], 0);
+  const doc = JSON.parse(r.stdout) as PlanDoc;
+  assert.deepEqual(
+    doc.warnings.map((w) => [w.code, w.database]),
+    [['removed_database', 'c']],
+    show(r),
+  );
+  assert.match(doc.warnings[0].message, /database c is not in the file any more, but sync s1 was installed with it/, show(r));
+  assert.deepEqual(doc.errors, []);
+  const text = await cli(['plan', '-f', file], 0);
+  assert.match(text.stdout, /warning: database c is not in the file any more/, show(text));
+  assert.match(text.stdout, /list c under databases: \(in no sync\) and run apply/, show(text));
+
+  // listed again in no sync: its objects are planned for destruction and removed
+  const back = writeTopology(topo(a, b, c.url, ['a']));
+  const again = JSON.parse((await cli(['plan', '-f', back, '--format', 'json'], 0)).stdout) as PlanDoc;
+  assert.ok(again.changes.some((ch) => ch.database === 'c' && ch.action === 'destroy'));
+  await cli(['apply', '-f', back, '--auto-approve'], 0);
+  assert.deepEqual(await bucardoObjects(c), []);
+});

@@ -210,7 +210,7 @@ test('runners exclude each other on every database: a lost lock session or anoth
     await blocker.query('BEGIN; LOCK TABLE public.items IN ACCESS EXCLUSIVE MODE');
     await waitFor(async () => (await runnerLockWaits(c)) > 0, 'the first runner to wait on c');
     // its session on the first source dies (a proxy, idle_in_transaction_session_timeout, ...)
-    await a.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'bucardo:s1:read'`);
+    await a.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'bucardo:s1:read%'`);
     for (const other of [file, reversed]) {
       r2 = spawnCli(['run', '-f', other, '--once']);
       await waitFor(async () => /busy sync=s1/.test(r2!.output().stdout) || (await runnerLockWaits(c)) > 1, 'the second runner to decide');

@@ -3,6 +3,7 @@
  * sync, extras at the top level), the line for a sync no runner runs any more, and a
  * database that cannot be read.
  */
+import os from 'node:os';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useClusters, simpleTopology, writeTopology, waitFor } from '../helpers/env.js';
@@ -30,18 +31,26 @@ test('status: a table and JSON after a run; a stale line once no runner ran the 
   const j = await statusJson(file);
   assert.equal(j.format_version, '1');
   assert.deepEqual(Object.keys(j.syncs[0]).sort(), SPEC_KEYS);
-  assert.deepEqual(Object.keys(j).sort(), ['format_version', 'stale', 'syncs', 'unreadable']);
+  assert.deepEqual(Object.keys(j).sort(), ['format_version', 'runners', 'stale', 'syncs', 'unreadable']);
   assert.equal(j.syncs[0].state, 'idle');
   assert.equal(j.syncs[0].last_run.rows, 42);
   assert.equal(j.syncs[0].pending, 0);
   assert.equal(j.syncs[0].lag_seconds, 0);
   assert.deepEqual(j.unreadable, []);
+  // the run --once that moved the rows is gone: it ran the sync last, holds nothing, is not connected
+  assert.equal(j.runners.length, 1);
+  assert.equal(j.runners[0].sync, 's1');
+  assert.equal(j.runners[0].holding, null);
+  assert.equal(j.runners[0].last_run_by.host, os.hostname());
+  assert.ok(Number.isInteger(j.runners[0].last_run_by.pid) && j.runners[0].last_run_by.pid !== process.pid);
+  assert.deepEqual(j.runners[0].connected, []);
 
   const t = await runCli(['status', '-f', file]);
   assert.equal(t.code, 0, t.out);
   const [head, row] = t.stdout.split('\n');
   assert.match(head, /^SYNC\s+STATE\s+LAST RUN\s+AGE\s+ROWS\s+CONFLICTS\s+PENDING\s+LAG\s+LAST ERROR$/);
   assert.match(row, /^s1\s+idle\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+\S+ ago\s+42\s+0\s+0\s+0s\s+-$/);
+  assert.match(t.stdout, new RegExp(`^sync s1: last run by ${os.hostname()}:${j.runners[0].last_run_by.pid}$`, 'm'));
 
   // nothing runs it any more: after 2 x checktime + 10 s the sync is stale, in both formats
   const stale = await waitFor(

@@ -95,14 +95,27 @@ test('the GitHub Actions workflow posts the markdown plan on pull requests and a
   assert.match(runs('apply'), /bucardo apply .*--auto-approve/);
 });
 
-test('the systemd unit and the Deployment start `bucardo run`', () => {
+test('the systemd unit and the Deployment start `bucardo run`; the Deployment runs 2 replicas, ready by /healthz on the metrics port', () => {
   const unit = fs.readFileSync(path.join(examples, 'systemd/bucardo.service'), 'utf8');
   assert.match(unit, /^ExecStart=.*bucardo run\b/m);
   assert.match(unit, /^\[Install\]$/m);
   const dep = YAML.parse(fs.readFileSync(path.join(examples, 'kubernetes/deployment.yaml'), 'utf8')) as {
     kind: string;
-    spec: { replicas: number; template: { spec: { containers: { args: string[] }[] } } };
+    spec: {
+      replicas: number;
+      template: {
+        spec: {
+          containers: { args: string[]; ports: { name: string; containerPort: number }[]; readinessProbe: { httpGet?: { path: string; port: string } } }[];
+        };
+      };
+    };
   };
   assert.equal(dep.kind, 'Deployment');
-  assert.equal(dep.spec.template.spec.containers[0]!.args[0], 'run');
+  const runner = dep.spec.template.spec.containers[0]!;
+  assert.equal(runner.args[0], 'run');
+  // failover: a second runner, and a pod counts as ready by what the runner says of itself
+  assert.equal(dep.spec.replicas, 2);
+  assert.equal(runner.readinessProbe.httpGet?.path, '/healthz');
+  const port = runner.ports.find((p) => p.name === runner.readinessProbe.httpGet?.port);
+  assert.equal(String(port?.containerPort), runner.args[runner.args.indexOf('--metrics-port') + 1]);
 });

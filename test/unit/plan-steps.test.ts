@@ -35,6 +35,8 @@ function table(schema: string, name: string, opts: Partial<TableInfo> = {}): Tab
     uniqueKeys: [],
     estimatedRows: 10,
     privileges: { select: true, insert: true, update: true, delete: true, truncate: true, trigger: true },
+    owner: 'postgres',
+    owned: true,
     ...opts,
   };
 }

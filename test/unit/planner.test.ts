@@ -34,6 +34,8 @@ function table(name: string, opts: Partial<TableInfo> = {}): TableInfo {
     uniqueKeys: [],
     estimatedRows: 1234,
     privileges: { select: true, insert: true, update: true, delete: true, truncate: true, trigger: true },
+    owner: 'postgres',
+    owned: true,
     ...opts,
   };
 }
@@ -188,7 +190,8 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
     ],
   );
   // an UPDATE trigger that still keeps the old rows (an earlier capture design), and a
-  // key-change trigger limited to UPDATE OF some columns (another earlier design), are replaced
+  // key-change trigger limited to UPDATE OF some columns (another earlier design), are
+  // replaced in place: one CREATE OR REPLACE TRIGGER each
   inst.triggers.pop();
   inst.triggers[1].enabled = 'O';
   inst.triggers[1].oldTable = 'bucardo_old';
@@ -202,14 +205,21 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
       ['b', b()],
     ]),
   );
-  const replaced = p2.changes.filter((c) => c.database === 'a' && c.action === 'replace');
+  const upgraded = p2.changes.filter((c) => c.database === 'a' && c.objectType === 'trigger');
   assert.deepEqual(
-    replaced.map((c) => [c.object, c.reason]).sort(),
+    upgraded.map((c) => [c.action, c.object, c.reason, c.steps.map((s) => s.kind).join(' ')]).sort(),
     [
-      [`trigger ${inst.triggers[1].name} on public.items`, 'definition differs: it keeps the old rows too (installed by an earlier bucardo)'],
       [
+        'update',
+        `trigger ${inst.triggers[1].name} on public.items`,
+        'installed by an earlier bucardo: it keeps the old rows too; replaced in place',
+        'replace_trigger register_object',
+      ],
+      [
+        'update',
         `trigger ${kc.name} on public.audit_log`,
-        'definition differs: it fires only on UPDATE OF id, so it misses a key changed by a BEFORE trigger (installed by an earlier bucardo)',
+        'installed by an earlier bucardo: it fires only on UPDATE OF id, so it misses a key changed by a BEFORE trigger; replaced in place',
+        'replace_trigger register_object',
       ],
     ].sort(),
   );

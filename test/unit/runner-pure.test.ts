@@ -5,7 +5,7 @@ import { makeSyncContext, globMatch, syncLockKey } from '../../engine/runner/con
 import { makeRunScope } from '../../engine/runner/scope.js';
 import { seqKey } from '../../engine/runner/sql/prepare.js';
 import { formatLog } from '../../engine/runner/log.js';
-import { SyncConnections } from '../../engine/runner/connections.js';
+import { SyncConnections, runnerAppName, parseRunnerAppName } from '../../engine/runner/connections.js';
 import { isRetryable, backoffMs } from '../../engine/runner/retry.js';
 import { parseKickPayload, kickPayload } from '../../engine/runner/kick.js';
 import { Metrics } from '../../engine/runner/metrics.js';
@@ -224,4 +224,19 @@ test('deferred work: a failure is reported, and closeAll waits for the work', as
   );
   const line = formatLog({ event: 'maintenance_failed', level: 'warn', sync: 's1', error: 'purge failed' }, 'text', new Date('2026-01-01T00:00:00Z'));
   assert.equal(line, '2026-01-01T00:00:00.000Z WARN  maintenance sync=s1: purge failed (the next run does it again)');
+});
+
+test('a runner names itself in application_name as far as 63 bytes allow, never a cut host name; status reads it back', () => {
+  const who = { host: 'runner-7d9f', pid: 4242 };
+  assert.equal(runnerAppName('s1', 'write', who), 'bucardo:s1:write:4242@runner-7d9f');
+  assert.deepEqual(parseRunnerAppName(runnerAppName('s1', 'write', who)), who);
+  // a 40-character sync name (the longest a topology allows) leaves room for the pid only
+  const long = 'a'.repeat(40);
+  assert.equal(runnerAppName(long, 'maintain', who), `bucardo:${long}:maintain:4242`);
+  assert.deepEqual(parseRunnerAppName(`bucardo:${long}:maintain:4242`), { host: null, pid: 4242 });
+  assert.equal(runnerAppName(long, 'maintain', { host: 'h', pid: 1234567 }), `bucardo:${long}:maintain`);
+  for (const n of [runnerAppName(long, 'maintain', who), runnerAppName('s1', 'read', { host: 'x'.repeat(80), pid: 1 })])
+    assert.ok(Buffer.byteLength(n) <= 63, n);
+  // sessions that name no runner: older runners, status itself, an application
+  for (const n of ['bucardo:s1:write', 'bucardo:status', 'psql', 'bucardo:s1:write:abc']) assert.equal(parseRunnerAppName(n), null, n);
 });

@@ -1,7 +1,13 @@
 /**
  * The first query of a run, on every database of the sync at once (one round trip each):
- * the sync's watermark here, its tables with their keys and current columns (read from
- * pg_attribute at every run, so an ALTER TABLE is picked up), and the sequences' values.
+ * the sync's watermark here, its tables with their keys and current columns, and the
+ * sequences' values. The tables' details (columns, key indexes, foreign keys) cost ~0.4 ms
+ * per table to gather; the query returns instead a fingerprint of the catalog rows they
+ * come from (the tables' pg_class, pg_attribute, pg_index and pg_constraint rows, each
+ * with its xmin, which any ALTER, CREATE INDEX or constraint change renews, and the
+ * registry's flags), and the details are read again, in a second round trip, only when
+ * that fingerprint differs from the last run's: an ALTER TABLE is still picked up by the
+ * next run, and a 1,000-table sync no longer spends 0.4 s per database per run on them.
  */
 import type pg from 'pg';
 import { qualify } from '../../sql/ident.js';
@@ -23,7 +29,7 @@ const KEY_INDEX = `i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
  * override): $4-$6 list them (table id, schema, name there), and their columns, key index
  * and foreign keys are read from the table of that name.
  */
-function prepareSql(schema: string, renamed = false): string {
+function prepareSql(schema: string, renamed: boolean, withRelations: boolean): string {
   const t = (n: string) => qualify(schema, n);
   const [sch, nam, join] = renamed
     ? [
@@ -32,10 +38,32 @@ function prepareSql(schema: string, renamed = false): string {
         `\n     LEFT JOIN unnest($4::text[], $5::text[], $6::text[]) AS rn(id, sch, nam) ON rn.id = r.table_id`,
       ]
     : ['r.table_schema', 'r.table_name', ''];
+  const rels = `${t('sync_relation')} r${join}
+     LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = ${sch}
+     LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = ${nam} AND c.relkind IN ('r', 'p')
+    WHERE r.sync = $1`;
+  const version = `(SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) FROM (
+     SELECT concat_ws(':', r.table_id, r.key_columns::text, r.copy_pending, EXISTS (SELECT 1 FROM ${t('sync_recopy')} rc WHERE rc.sync = r.sync AND rc.table_id = r.table_id), c.oid, c.xmin) AS x FROM ${rels}
+     UNION ALL SELECT concat_ws(':', a.attrelid, a.attnum, a.xmin, ty.xmin) FROM ${rels.replace('WHERE r.sync = $1', 'JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid WHERE r.sync = $1')}
+     UNION ALL SELECT concat_ws(':', i.indexrelid, i.xmin) FROM ${rels.replace('WHERE r.sync = $1', 'JOIN pg_catalog.pg_index i ON i.indrelid = c.oid WHERE r.sync = $1')}
+     UNION ALL SELECT concat_ws(':', con.oid, con.xmin, pc.xmin) FROM ${rels.replace('WHERE r.sync = $1', "JOIN pg_catalog.pg_constraint con ON con.conrelid = c.oid AND con.contype = 'f' JOIN pg_catalog.pg_class pc ON pc.oid = con.confrelid WHERE r.sync = $1")}
+   ) f) AS relations_version`;
   return `SELECT
   (SELECT json_build_object('run_seq', run_seq::text, 'snapshots', snapshots) FROM ${t('sync_state')} WHERE sync = $1) AS state,
   EXISTS (SELECT 1 FROM ${t('sync')} WHERE name = $1) AS registered,
-  (SELECT coalesce(json_agg(json_build_object(
+  ${version},
+  ${withRelations ? relationsSql(t, rels) : 'NULL::json'} AS relations,
+  (SELECT coalesce(json_agg(json_build_object('schema', s.schemaname, 'name', s.sequencename, 'value', s.last_value::text,
+       'start', s.start_value::text, 'min', s.min_value::text, 'max', s.max_value::text, 'inc', s.increment_by::text)), '[]')
+     FROM pg_catalog.pg_sequences s
+     JOIN unnest($2::text[], $3::text[]) AS q(sch, nam) ON q.sch = s.schemaname AND q.nam = s.sequencename) AS sequences,
+  (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS system_identifier,
+  (SELECT value FROM ${t('meta')} WHERE key = 'system_identifier') AS recorded_system_identifier`;
+}
+
+/** The tables' details: keys, columns, key indexes, foreign keys, copy flags. */
+function relationsSql(t: (n: string) => string, rels: string): string {
+  return `(SELECT coalesce(json_agg(json_build_object(
        'tableId', r.table_id, 'schema', r.table_schema, 'name', r.table_name,
        'keyColumns', r.key_columns, 'copyPending', r.copy_pending,
        'recopy', EXISTS (SELECT 1 FROM ${t('sync_recopy')} rc WHERE rc.sync = r.sync AND rc.table_id = r.table_id),
@@ -51,26 +79,26 @@ function prepareSql(schema: string, renamed = false): string {
          FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class pc ON pc.oid = con.confrelid JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
         WHERE con.conrelid = c.oid AND con.contype = 'f' AND con.conparentid = 0))
      ORDER BY r.table_schema, r.table_name), '[]')
-     FROM ${t('sync_relation')} r${join}
-     LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = ${sch}
-     LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = ${nam} AND c.relkind IN ('r', 'p')
-    WHERE r.sync = $1) AS relations,
-  (SELECT coalesce(json_agg(json_build_object('schema', s.schemaname, 'name', s.sequencename, 'value', s.last_value::text,
-       'start', s.start_value::text, 'min', s.min_value::text, 'max', s.max_value::text, 'inc', s.increment_by::text)), '[]')
-     FROM pg_catalog.pg_sequences s
-     JOIN unnest($2::text[], $3::text[]) AS q(sch, nam) ON q.sch = s.schemaname AND q.nam = s.sequencename) AS sequences,
-  (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS system_identifier,
-  (SELECT value FROM ${t('meta')} WHERE key = 'system_identifier') AS recorded_system_identifier`;
+     FROM ${rels})`;
 }
 
 interface Row {
   state: { run_seq: string; snapshots: Record<string, string> } | null;
   registered: boolean;
-  relations: RelationInfo[];
+  relations_version: string;
+  relations: RelationInfo[] | null;
   sequences: ({ schema: string; name: string; value: string | null } & SequenceShape)[];
   system_identifier: string | null;
   recorded_system_identifier: string | null;
 }
+
+/**
+ * Per write connection, then per (schema, sync, renamed tables): the tables' details of the
+ * last read and the fingerprint they were read at. Kept with the connection, which a failed
+ * run closes: whatever the fingerprint may miss (a rename of a foreign key's parent
+ * column) is read again after the run it makes fail.
+ */
+const relationsCache = new WeakMap<pg.Client, Map<string, { version: string; relations: RelationInfo[] }>>();
 
 /** Sequence key used in DatabaseState.sequences. */
 export function seqKey(s: { schema: string; name: string }): string {
@@ -94,8 +122,16 @@ export async function readDatabaseState(
         renamed.map((x) => x.to.schema),
         renamed.map((x) => x.to.name),
       );
-    const r = await c.query<Row>(prepareSql(schema, renamed.length > 0), params);
-    row = r.rows[0];
+    const key = JSON.stringify([schema, sync, renamed]);
+    const cache = relationsCache.get(c) ?? new Map<string, { version: string; relations: RelationInfo[] }>();
+    relationsCache.set(c, cache);
+    row = (await c.query<Row>(prepareSql(schema, renamed.length > 0, false), params)).rows[0];
+    const known = cache.get(key);
+    if (known?.version === row.relations_version) row.relations = structuredClone(known.relations);
+    else {
+      row = (await c.query<Row>(prepareSql(schema, renamed.length > 0, true), params)).rows[0];
+      cache.set(key, { version: row.relations_version, relations: structuredClone(row.relations ?? []) });
+    }
   } catch (e) {
     if ((e as { code?: string }).code === SQLSTATE.undefined_table || (e as { code?: string }).code === SQLSTATE.invalid_schema_name) {
       throw new BucardoError('not_installed', `sync ${sync} is not installed in database ${database} (schema ${schema} is missing or incomplete)`, {
@@ -116,7 +152,7 @@ export async function readDatabaseState(
     registered: row.registered,
     runSeq: row.state ? Number(row.state.run_seq) : 0,
     snapshots: row.state?.snapshots ?? {},
-    relations: row.relations,
+    relations: row.relations ?? [],
     sequences: seqs,
     sequenceShapes: shapes,
     systemIdentifier: row.system_identifier,

@@ -16,7 +16,7 @@ import { pendingCondition } from './watermark.js';
 export function historySql(schema: string): string {
   const t = (n: string) => qualify(schema, n);
   return `SELECT
-  (SELECT row_to_json(r) FROM (SELECT run_id, started, finished, rows::text AS rows, conflicts, error FROM ${t('run')} WHERE sync = $1 ORDER BY started DESC, finished DESC NULLS FIRST LIMIT 1) r) AS last_run,
+  (SELECT row_to_json(r) FROM (SELECT run_id, started, finished, rows::text AS rows, conflicts, error, runner FROM ${t('run')} WHERE sync = $1 ORDER BY started DESC, finished DESC NULLS FIRST LIMIT 1) r) AS last_run,
   (SELECT coalesce(sum(conflicts), 0)::text FROM ${t('run')} WHERE sync = $1 AND error IS NULL) AS conflicts_total,
   (SELECT json_build_object('run_seq', run_seq::text, 'snapshots', snapshots) FROM ${t('sync_state')} WHERE sync = $1) AS state,
   (SELECT coalesce(json_agg(table_id), '[]') FROM ${t('sync_relation')} WHERE sync = $1) AS tables,
@@ -25,20 +25,33 @@ export function historySql(schema: string): string {
 }
 
 /**
- * $2: application names. Sessions of a runner for the sync here, and the end of their
- * latest statement (NULL where pg_stat_activity hides it: another role without
- * pg_read_all_stats); the server's clock.
+ * $2: the application_name prefixes of the sync's runner connections (`bucardo:SYNC:ROLE`,
+ * followed by `:PID@HOST` since runners name themselves). Sessions of a runner for the
+ * sync here, their names (who is connected), and the end of their latest statement (NULL
+ * where pg_stat_activity hides it: another role without pg_read_all_stats); the server's
+ * clock.
  */
-const RUNNER_ACTIVITY = `(SELECT count(*)::int FROM pg_catalog.pg_stat_activity WHERE datname = current_database() AND application_name = ANY($2::text[])) AS runner_sessions,
-  (SELECT max(state_change) FROM pg_catalog.pg_stat_activity WHERE datname = current_database() AND application_name = ANY($2::text[])) AS runner_active,
+const RUNNER_SESSIONS = `FROM pg_catalog.pg_stat_activity WHERE datname = current_database()
+    AND (application_name = ANY($2::text[]) OR EXISTS (SELECT 1 FROM unnest($2::text[]) p WHERE starts_with(application_name, p || ':')))`;
+const RUNNER_ACTIVITY = `(SELECT count(*)::int ${RUNNER_SESSIONS}) AS runner_sessions,
+  (SELECT max(state_change) ${RUNNER_SESSIONS}) AS runner_active,
+  (SELECT coalesce(json_agg(DISTINCT application_name), '[]') ${RUNNER_SESSIONS}) AS runner_names,
   clock_timestamp() AS now`;
 
 /** The same activity alone, for a database where the sync is not installed: $2 as above ($1 unused). */
 export const RUNNER_ACTIVITY_SQL = `SELECT $1::text AS sync, ${RUNNER_ACTIVITY}`;
 
-/** Is the sync's advisory lock held (a run in progress)? $1, $2: the lock key. */
-export const RUNNING_SQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted
-  AND classid = $1::int::oid AND objid = $2::int::oid AND objsubid = 2) AS running`;
+/**
+ * Is the sync's advisory lock held (a run in progress)? $1, $2: the lock key. `holder`:
+ * the application_name of the session holding it (a runner's names the runner).
+ */
+export const RUNNING_SQL = `SELECT l.pid IS NOT NULL AS running, a.application_name AS holder
+  FROM (SELECT 1) one
+  LEFT JOIN pg_catalog.pg_locks l ON l.locktype = 'advisory' AND l.granted
+    AND l.classid = $1::int::oid AND l.objid = $2::int::oid AND l.objsubid = 2
+    AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+  LIMIT 1`;
 
 /**
  * Pending changes on one source after watermark $1 (empty: everything) for sync $2: count
