@@ -18,7 +18,8 @@ JSON output: {"format_version": "1", "syncs": [{"name", "enabled", "state", "las
 before_sync hook skipped it), "stale": [{"sync", "checktime_seconds",
 "last_activity", "seconds_since"}], "unreadable": [{"sync", "database", "error"}],
 "runners": [{"sync", "holding", "last_run_by", "connected": [...]}]} (a runner: {"host",
-"pid"}; holding and last_run_by may be null).
+"pid"}; holding and last_run_by may be null), and with targets of other engines
+"targets": [{"sync", "database", "type", "run_seq", "last_written", "rows"}].
 
 Exit codes: 0 when every database of the syncs shown was read (whatever their state: a
 failed or stale sync is reported, not an error of status); 1 when status could not do its
@@ -84,6 +85,10 @@ export function renderStatusText(report: StatusReport): string {
     const line = runnersLine(r);
     if (line) notes.push(line);
   }
+  for (const t of report.targets ?? [])
+    notes.push(
+      `sync ${t.sync}: ${t.type} database ${t.database} at run ${t.run_seq}${t.last_written ? `, last written ${t.last_written.replace('T', ' ').replace(/\.\d+Z$/, 'Z')} (${t.rows} row${t.rows === 1 ? '' : 's'})` : ', never written'}`,
+    );
   if (notes.length) out.push('', ...notes);
   return `${out.join('\n')}\n`;
 }

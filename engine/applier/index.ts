@@ -19,6 +19,7 @@ import { BucardoError, describePgError } from '../errors.js';
 import { LOCK_NAMESPACE, schemaName } from '../objectnames.js';
 import { toStatements } from '../sql/steps.js';
 import { SQLSTATE } from '../sqlstate.js';
+import { planForeignTargets, executeForeignChange } from './foreign.js';
 
 /** How long apply waits for another apply/destroy of the same topology on a database. */
 export const LOCK_WAIT = '60s';
@@ -53,7 +54,10 @@ export async function readCatalogs(topology: Topology, names = [...topology.data
 
 /** Reads every catalog (I/O), then plans with the pure computePlan. */
 export async function readCatalogsAndPlan(topology: Topology, opts: { destroy?: boolean } = {}): Promise<Plan> {
-  return computePlan(topology, await readCatalogs(topology), opts);
+  const results = await readCatalogs(topology);
+  const plan = computePlan(topology, results, opts);
+  if (!opts.destroy) await planForeignTargets(topology, results, plan);
+  return plan;
 }
 
 /** The advisory lock of apply/destroy for one topology (second key from the name). */
@@ -119,6 +123,7 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
     // one connection each: read every catalog at once
     await Promise.all([...clients].map(async ([name, c]) => results.set(name, { ok: true, catalog: await readCatalog(c, name, topology.name) })));
     const plan = computePlan(topology, results, { destroy: opts.destroy });
+    if (!opts.destroy) await planForeignTargets(topology, results, plan);
     if (plan.errors.length) {
       throw new BucardoError('plan_errors', plan.errors.map((e) => e.message + (e.hint ? ` (${e.hint})` : '')).join('\n'), {
         hint: 'fix these, then run plan again',
@@ -140,6 +145,7 @@ export async function openApply(topology: Topology, opts: OpenOptions = {}): Pro
       databases: [...clients.keys()],
       replanned,
       async execute(change) {
+        if (await executeForeignChange(topology, change)) return;
         await executeChange(clients.get(change.database)!, change);
       },
       async commit(database) {

@@ -26,6 +26,7 @@ import type { DatabaseCatalog, TableInfo } from '../catalog/types.js';
 import { hashRange, readColumnOrder, rowHashes, sampleBoundaries, sortKeys, type ChunkHash, type KeyRange, type TableView } from './sql.js';
 import type { CompareDifference, CompareOptions, CompareResult, TableComparison } from './types.js';
 import { compareGroups, mergeComparisons } from './receiving.js';
+import { compareForeignTargets } from './foreign.js';
 
 export type { CompareResult, TableComparison, CompareDifference, CompareOptions } from './types.js';
 
@@ -87,7 +88,8 @@ export async function compareSync(topology: Topology, syncName: string, options:
       }
       results.push(mergeComparisons(parts, opts.maxDifferences));
     }
-    return { sync: syncName, databases: names, equal: results.every((r) => r.equal), tables: results };
+    const foreign = await compareForeignTargets(topology, syncName, clients.get(names[0])!, tables, results, opts.maxDifferences);
+    return { sync: syncName, databases: [...names, ...foreign], equal: results.every((r) => r.equal), tables: results };
   } finally {
     await Promise.all([...clients.values()].map((c) => c.end().catch(() => {})));
   }

@@ -14,6 +14,7 @@ import type { SourceRead } from './snapshot.js';
 import { writeStateSql, writeStateParams, setvalSql } from './sql/state.js';
 import { COMMIT_SQL, ROLLBACK_SQL } from './sql/transaction.js';
 import { BucardoError } from '../errors.js';
+import { commitReceivers } from './foreign.js';
 
 export interface RunRecord {
   snapshots: Record<string, string>;
@@ -69,6 +70,8 @@ export async function commitRun(inp: RunInputs, rec: RunRecord): Promise<void> {
       },
     );
   }
+  // targets of other engines first: a PostgreSQL commit failing after them only makes the run redo idempotent writes (foreign.ts)
+  if (inp.receivers) await commitReceivers(inp, rec.snapshots, rec.rows);
   for (const d of ctx.databases) await writers.get(d.name)!.query(COMMIT_SQL);
 }
 

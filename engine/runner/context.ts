@@ -4,7 +4,17 @@
  * per-table conflict overrides of its relgroup. Built from the topology file; the tables
  * themselves come from `sync_relation`, written by apply.
  */
-import type { Topology, SyncSpec, DatabaseSpec, ConflictStrategy, QualifiedName, TableEntry, ModuleRef, HooksSpec } from '../topology/types.js';
+import type {
+  Topology,
+  SyncSpec,
+  DatabaseSpec,
+  ForeignDatabaseSpec,
+  ConflictStrategy,
+  QualifiedName,
+  TableEntry,
+  ModuleRef,
+  HooksSpec,
+} from '../topology/types.js';
 import {
   conflictFromRegistered,
   moduleFromRegistered,
@@ -27,6 +37,8 @@ export interface SyncContext {
   databases: DatabaseSpec[];
   sources: DatabaseSpec[];
   targets: DatabaseSpec[];
+  /** Targets of other engines (SPEC section 7): written through receivers (engine/runner/foreign.ts), outside `databases`. */
+  foreign: ForeignDatabaseSpec[];
   /** Two int4 for pg_try_advisory_lock on the first source. */
   lockKey: [number, number];
   sequences: QualifiedName[];
@@ -82,7 +94,7 @@ export function makeSyncContext(topology: Topology, syncName: string): SyncConte
   const named = entries.filter((e): e is Extract<TableEntry, { kind: 'name' }> => e.kind === 'name');
   const receivingFor = (schema: string, name: string, db: string): Receiving => {
     const e = named.find((x) => x.table.schema === schema && x.table.name === name);
-    return e ? receivingOn(e, e.targets?.get(db), sync.targets.includes(db)) : {};
+    return e ? receivingOn(e, e.targets?.get(db), sync.targets.includes(db) || !!sync.foreignTargets?.includes(db)) : {};
   };
   return contextOf(
     topology,
@@ -116,6 +128,11 @@ function contextOf(
     });
   const sources = sync.sources.map(db);
   const targets = sync.targets.filter((t) => !sync.sources.includes(t)).map(db);
+  const foreign = (sync.foreignTargets ?? []).map((n) => {
+    const f = topology.foreignDatabases?.get(n);
+    if (!f) throw new BucardoError('unknown_database', `sync ${sync.name} names database ${n}, which is not in ${topology.file}`);
+    return f;
+  });
   return {
     topology,
     sync,
@@ -123,6 +140,7 @@ function contextOf(
     databases: [...sources, ...targets],
     sources,
     targets,
+    foreign,
     lockKey: syncLockKey(topology.name, sync.name),
     sequences,
     kickChannel: kickChannel(topology.name),
@@ -185,7 +203,7 @@ export function makeRegisteredContext(topology: Topology, reg: RegisteredSync): 
   const receivingFor = (schema: string, name: string, db: string): Receiving => {
     const t = tables.get(`${schema}\u0000${name}`);
     if (!t) return {};
-    const { transform, ...r } = receivingOn(t, t.targets?.[db], sync.targets.includes(db));
+    const { transform, ...r } = receivingOn(t, t.targets?.[db], sync.targets.includes(db) || !!sync.foreignTargets?.includes(db));
     return transform ? { ...r, transform: mod(transform) } : r;
   };
   return contextOf(

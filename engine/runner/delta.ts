@@ -11,6 +11,7 @@
  *   6. stage             receive.ts    the winners' rows into staging on every receiver
  *      stageMerged       custom/conflicts.ts  rows merged by a custom conflict handler, into every database
  *   7. loadTargets       receive.ts    targets: empty, onetimecopy, direct apply
+ *      loadReceivers     foreign.ts    targets of other engines: the same, through their receivers
  *   8. loadSources       receive.ts    sources: reads end, then empty, onetimecopy
  *   9. applyStaged       receive.ts    staged rows in; on sources guarded, deferring keys
  *                                      with a local change the run has not seen;
@@ -34,6 +35,8 @@ import { checkForeignKeys } from './constraints.js';
 import { finishRun } from './finish.js';
 import { stageMerged } from './custom/conflicts.js';
 import { trafficOf } from './custom/summary.js';
+import { loadReceivers } from './foreign.js';
+import { BucardoError } from '../errors.js';
 
 export type { RunInputs } from './inputs.js';
 
@@ -44,7 +47,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   const reads = await takeSnapshots(inp);
 
   const anyPending = reads.some((r) => [...r.pending.values()].some((p) => p.n > 0) || r.truncates.size > 0);
-  const anyCopy = scope.tables.some((t) => t.copyClear.length > 0);
+  const anyCopy = scope.tables.some((t) => t.copyClear.length > 0) || !!inp.receivers?.list.some((r) => r.copyDue.size > 0);
   if (!anyPending && !anyCopy) {
     await commitIdle(inp, reads);
     return { sync: sync.name, runId: inp.runId, wrote: false, rowsByTable: {}, rows: 0, conflicts: 0, started: inp.started, finished: new Date(), copied: [] };
@@ -55,6 +58,14 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   await stage(inp, reads, work);
   if (conflicts.merged.size) await stageMerged(inp, work, conflicts.merged);
   await loadTargets(inp, reads, work);
+  if (inp.receivers) {
+    if (conflicts.merged.size) {
+      throw new BucardoError('not_supported', `sync ${sync.name}: rows merged by a custom conflict handler cannot be written to targets of other engines yet`, {
+        hint: 'have the handler pick a winning database instead of merging',
+      });
+    }
+    for (const d of await loadReceivers(inp, reads)) if (!work.copied.includes(d)) work.copied.push(d);
+  }
   await loadSources(inp, reads, work);
   const deferred = await applyStaged(inp, reads, work, locks);
   await checkForeignKeys(inp, work);

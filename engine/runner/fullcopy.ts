@@ -13,6 +13,7 @@ import { tableOn } from './receiving.js';
 import { deferMaintenance, deferHistoryPrune } from './finish.js';
 import { withIndexesDropped } from './rebuild.js';
 import { commitRun } from './commit.js';
+import { copyIntoReceivers } from './foreign.js';
 
 export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   const { ctx, conns, scope, writers } = inp;
@@ -57,6 +58,7 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
         )
       : copy());
   }
+  if (inp.receivers) for (const [t, n] of Object.entries(await copyIntoReceivers(inp, read))) rowsByTable[t] = Math.max(rowsByTable[t] ?? 0, n);
   await read.query(ROLLBACK_SQL);
   const rows = Object.values(rowsByTable).reduce((a, b) => a + b, 0);
   await commitRun(inp, { snapshots: { [ctx.sources[0].name]: snap }, rows, rowsByTable, conflicts: 0, conflictRecords: [] });

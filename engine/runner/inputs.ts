@@ -4,6 +4,7 @@ import type { SyncContext } from './context.js';
 import type { SyncConnections } from './connections.js';
 import type { RunScope } from './scope.js';
 import type { DatabaseState } from './types.js';
+import type { ReceiverSet } from './foreign.js';
 
 export interface RunInputs {
   ctx: SyncContext;
@@ -16,4 +17,6 @@ export interface RunInputs {
   runId: string;
   started: Date;
   runner: string;
+  /** The sync's targets of other engines, their transactions open (foreign.ts); absent when it has none. */
+  receivers?: ReceiverSet;
 }

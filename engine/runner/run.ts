@@ -18,6 +18,7 @@ import { fenceSql } from './sql/fence.js';
 import { makeRunScope } from './scope.js';
 import { runDelta } from './delta.js';
 import { runFullcopy } from './fullcopy.js';
+import { openReceivers, scopeReceivers } from './foreign.js';
 import { failedRunSql } from './sql/state.js';
 import { ROLLBACK_SQL } from './sql/transaction.js';
 import { skippedRunSql } from './sql/custom.js';
@@ -86,15 +87,22 @@ async function attemptRun(ctx: SyncContext, conns: SyncConnections, runner: stri
   if (!fenced) return { kind: 'busy' };
   const { writers, states } = fenced;
   const scope = makeRunScope(ctx, states);
-  const skip = await hooks?.beforeSync(writers);
-  if (skip) {
-    await Promise.all([...writers.values()].map((w) => w.query(ROLLBACK_SQL)));
-    await recordSkip(ctx, writers, runId, started, runner, skip);
-    return { kind: 'skipped', runId, reason: skip };
+  // targets of other engines: opened under the fence, released whatever happens (foreign.ts)
+  const receivers = ctx.foreign.length ? await openReceivers(ctx) : undefined;
+  try {
+    if (receivers) await scopeReceivers(ctx, states, scope, receivers);
+    const skip = await hooks?.beforeSync(writers);
+    if (skip) {
+      await Promise.all([...writers.values()].map((w) => w.query(ROLLBACK_SQL)));
+      await recordSkip(ctx, writers, runId, started, runner, skip);
+      return { kind: 'skipped', runId, reason: skip };
+    }
+    const inputs = { ctx, conns, scope, states, writers, runId, started, runner, receivers };
+    const result = ctx.sync.kind === 'fullcopy' ? await runFullcopy(inputs) : await runDelta(inputs);
+    return { kind: 'done', result };
+  } finally {
+    await receivers?.close();
   }
-  const inputs = { ctx, conns, scope, states, writers, runId, started, runner };
-  const result = ctx.sync.kind === 'fullcopy' ? await runFullcopy(inputs) : await runDelta(inputs);
-  return { kind: 'done', result };
 }
 
 /** A run that before_sync skipped, recorded (outside any transaction: the run's rolled back) where it can be; status shows its reason. */

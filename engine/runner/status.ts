@@ -26,6 +26,7 @@ import { makeUnknownSyncError } from '../errors.js';
 import { SQLSTATE } from '../sqlstate.js';
 import { resumeWatermark } from './scope.js';
 import { skipReason } from './sql/custom.js';
+import { readReceiverStatus, type TargetStatus } from './foreign.js';
 
 export interface LastRun {
   started: string;
@@ -95,6 +96,8 @@ export interface StatusReport {
   stale: StaleSync[];
   unreadable: UnreadableDatabase[];
   runners: SyncRunners[];
+  /** Targets of other engines (SPEC section 7): each one's watermark and last write; absent when the topology has none. */
+  targets?: TargetStatus[];
 }
 
 /** Margin above checktime before a sync counts as stale (ms): see the header. */
@@ -137,18 +140,26 @@ export async function readStatus(topology: Topology, only?: string): Promise<{ r
   const unreadable: UnreadableDatabase[] = [];
   const stale: StaleSync[] = [];
   const runners: SyncRunners[] = [];
-  const syncs = await Promise.all(names.map((n) => syncStatus(makeSyncContext(topology, n), unreadable, stale, runners)));
+  const targets: TargetStatus[] = [];
+  const syncs = await Promise.all(names.map((n) => syncStatus(makeSyncContext(topology, n), unreadable, stale, runners, targets)));
   const order = (s: string) => names.indexOf(s);
   unreadable.sort((a, b) => order(a.sync) - order(b.sync) || a.database.localeCompare(b.database));
   stale.sort((a, b) => order(a.sync) - order(b.sync));
   runners.sort((a, b) => order(a.sync) - order(b.sync));
   const problems = unreadable.map((u) => `sync ${u.sync}: database ${u.database}: ${u.error}`);
-  return { report: { format_version: '1', syncs, stale, unreadable, runners }, problems };
+  targets.sort((a, b) => order(a.sync) - order(b.sync) || a.database.localeCompare(b.database));
+  return { report: { format_version: '1', syncs, stale, unreadable, runners, ...(topology.foreignDatabases?.size ? { targets } : {}) }, problems };
 }
 
 const iso = (v: string | null) => (v === null ? null : new Date(v).toISOString());
 
-async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], staleOut: StaleSync[], runnersOut: SyncRunners[]): Promise<SyncStatus> {
+async function syncStatus(
+  ctx: SyncContext,
+  unreadable: UnreadableDatabase[],
+  staleOut: StaleSync[],
+  runnersOut: SyncRunners[],
+  targetsOut: TargetStatus[],
+): Promise<SyncStatus> {
   const histories: DbHistory[] = [];
   let running = false;
   let holder: string | null = null;
@@ -181,10 +192,14 @@ async function syncStatus(ctx: SyncContext, unreadable: UnreadableDatabase[], st
       last = h.last_run;
     conflicts = Math.max(conflicts, Number(h.conflicts_total));
   }
+  // targets of other engines count in the resume rule like any database (foreign.ts)
+  const receivers = await readReceiverStatus(ctx, unreadable);
+  targetsOut.push(...receivers.map((r) => r.status));
   // pending: from the watermark a run would resume from, on every reachable source
-  const resume = resumeWatermark(
-    histories.filter((h) => h.registered).map((h) => ({ runSeq: Number(h.state?.run_seq ?? 0), snapshots: h.state?.snapshots ?? {} })),
-  );
+  const resume = resumeWatermark([
+    ...histories.filter((h) => h.registered).map((h) => ({ runSeq: Number(h.state?.run_seq ?? 0), snapshots: h.state?.snapshots ?? {} })),
+    ...receivers.map((r) => r.state),
+  ]);
   let pending: number | null = null;
   let lag: number | null = null;
   const tableIds = histories.find((h) => h.db === ctx.sources[0].name)?.tables ?? histories.find((h) => h.registered)?.tables ?? [];

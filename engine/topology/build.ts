@@ -9,7 +9,9 @@ import { parseDuration, DURATION_EXAMPLES } from './duration.js';
 import { assertIdentifierLength, exactGlob, isGlob, parseQualifiedName } from './relnames.js';
 import { formatPath, type Path } from './source.js';
 import { buildModuleRef } from './modules.js';
+import nodePath from 'node:path';
 import type {
+  ForeignDatabaseSpec,
   ConflictStrategy,
   ConnectionSpec,
   DatabaseSpec,
@@ -75,6 +77,7 @@ export function buildTopology(raw: RawTopology, file: string, ctx: BuildContext)
     name: name !== undefined && /^[a-z][a-z0-9_]{0,39}$/.test(name) ? name : DEFAULTS.name,
     runHistoryMs: DEFAULTS.runHistoryMs,
     databases: new Map(),
+    foreignDatabases: new Map(),
     relgroups: new Map(),
     syncs: new Map(),
   };
@@ -91,6 +94,12 @@ export function buildTopology(raw: RawTopology, file: string, ctx: BuildContext)
     else topology.runHistoryMs = ms;
   }
   for (const [db, v] of entries(root.databases)) {
+    const type = isObj(v) ? v.type : undefined;
+    if (type !== undefined && type !== 'postgres') {
+      const spec = buildForeignDatabase(db, v as Obj, ['databases', db], ctx);
+      if (spec) topology.foreignDatabases!.set(db, spec);
+      continue;
+    }
     const spec = buildDatabase(db, v, ['databases', db], ctx);
     origins.set(spec, ['databases', db]);
     topology.databases.set(db, spec);
@@ -104,6 +113,7 @@ export function buildTopology(raw: RawTopology, file: string, ctx: BuildContext)
     const spec = buildSync(s, v, ['syncs', s], ctx, origins);
     origins.set(spec, ['syncs', s]);
     topology.syncs.set(s, spec);
+    splitForeignTargets(spec, topology, ['syncs', s], ctx);
   }
   return { topology, origins };
 }
@@ -132,6 +142,10 @@ function buildDatabase(name: string, v: unknown, path: Path, ctx: BuildContext):
       'write postgres://user@host:port/dbname, percent-encoding special characters in the user and password',
     );
   }
+  for (const k of ['path', 'database', 'db'] as const) {
+    if (k in o)
+      ctx.report([...path, k], 'key', `database "${name}" is a postgres database: ${k} belongs to another type`, 'set type: sqlite for a SQLite file');
+  }
   // Only when nothing else was written: a typo'd key is reported as unknown, more helpfully.
   if (isObj(v) && Object.keys(v).every((k) => k === 'makedelta' || k === 'password' || k === 'sslmode')) {
     ctx.report(
@@ -142,6 +156,61 @@ function buildDatabase(name: string, v: unknown, path: Path, ctx: BuildContext):
     );
   }
   return { name, connection: c, makedelta: bool(o.makedelta, DEFAULTS.makedelta), pos: ctx.pos(path, 'key') };
+}
+
+/** Fields of a PostgreSQL entry, which an entry of another engine must not carry. */
+const POSTGRES_ONLY = ['url', 'host', 'port', 'dbname', 'user', 'password', 'sslmode', 'makedelta', 'database', 'db'] as const;
+
+/**
+ * A `type: sqlite` entry (SPEC section 7); mariadb and redis are in the format (schema)
+ * but have no receiver yet, so they are refused here in one sentence rather than failing
+ * at the first run.
+ */
+function buildForeignDatabase(name: string, o: Obj, path: Path, ctx: BuildContext): ForeignDatabaseSpec | undefined {
+  const type = o.type;
+  if (type === 'mariadb' || type === 'redis') {
+    ctx.report(
+      [...path, 'type'],
+      'value',
+      `database "${name}": type ${type} is not supported yet`,
+      'the supported types are postgres (the default) and sqlite',
+    );
+    return undefined;
+  }
+  if (type !== 'sqlite') return undefined; // the schema reported it
+  for (const k of POSTGRES_ONLY) {
+    if (k in o)
+      ctx.report([...path, k], 'key', `database "${name}" is a sqlite database: ${k} has no meaning there`, 'a sqlite database has only type and path');
+  }
+  const rel = str(o.path);
+  if (!rel) {
+    ctx.report(path, 'key', `database "${name}" is a sqlite database without a path`, 'give path: the database file, relative to the topology file');
+    return undefined;
+  }
+  return { name, type, path: nodePath.resolve(nodePath.dirname(nodePath.resolve(ctx.file)), rel), pos: ctx.pos(path, 'key') };
+}
+
+/**
+ * A sync's targets of other engines move to foreignTargets (the PostgreSQL protocol never
+ * sees them); such a database among the sources is an error at that entry, since it has
+ * no capture of its own to send from.
+ */
+function splitForeignTargets(spec: SyncSpec, t: Topology, path: Path, ctx: BuildContext): void {
+  spec.sources.forEach((db, i) => {
+    const f = t.foreignDatabases?.get(db);
+    if (f)
+      ctx.report(
+        [...path, 'sources', i],
+        'value',
+        `sync "${spec.name}" names database "${db}" (type ${f.type}) in sources: a ${f.type} database can only be a target`,
+        'move it to targets',
+      );
+  });
+  spec.sources = spec.sources.filter((db) => !t.foreignDatabases?.has(db));
+  const foreign = spec.targets.filter((db) => t.foreignDatabases?.has(db));
+  if (!foreign.length) return;
+  spec.targets = spec.targets.filter((db) => !t.foreignDatabases?.has(db));
+  spec.foreignTargets = foreign;
 }
 
 function isPostgresUri(url: string): boolean {

@@ -80,7 +80,7 @@ function checkSync(t: Topology, s: SyncSpec, origins: Origins, raw: unknown, ctx
       );
     }
   }
-  if (s.sources.length === 1 && s.targets.length === 0) {
+  if (s.sources.length === 1 && s.targets.length === 0 && !s.foreignTargets?.length) {
     ctx.report(
       [...path, 'sources'],
       'key',
@@ -149,7 +149,7 @@ function checkTargetOverrides(t: Topology, g: RelgroupSpec, ctx: BuildContext): 
     if (e.kind !== 'name' || !e.targets) return;
     for (const db of e.targets.keys()) {
       const at: Path = ['relgroups', g.name, 'tables', i, 'targets', db];
-      if (!t.databases.has(db)) {
+      if (!t.databases.has(db) && !t.foreignDatabases?.has(db)) {
         ctx.report(
           at,
           'key',
@@ -166,8 +166,8 @@ function checkTargetOverrides(t: Topology, g: RelgroupSpec, ctx: BuildContext): 
           `table ${e.table.schema}.${e.table.name} in relgroup "${g.name}" has overrides for database "${db}", a source of sync "${asSource.name}": overrides apply to targets only`,
           'put columns and where on the table entry itself to apply them to every receiver, sources included',
         );
-      } else if (!syncs.some((s) => s.targets.includes(db))) {
-        const targets = [...new Set(syncs.flatMap((s) => s.targets))];
+      } else if (!syncs.some((s) => s.targets.includes(db) || s.foreignTargets?.includes(db))) {
+        const targets = [...new Set(syncs.flatMap((s) => [...s.targets, ...(s.foreignTargets ?? [])]))];
         ctx.report(
           at,
           'key',

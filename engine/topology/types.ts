@@ -30,6 +30,21 @@ export interface DatabaseSpec {
   pos: Pos;
 }
 
+/** The engines a database entry may name with `type:` (SPEC section 7); postgres is the default. */
+export type DatabaseType = 'postgres' | 'sqlite' | 'mariadb' | 'redis';
+
+/**
+ * A database that is not PostgreSQL (SPEC section 7): a target only, written through a
+ * receiver (engine/targets/receiver.ts), never holding capture objects.
+ */
+export interface ForeignDatabaseSpec {
+  name: string;
+  type: Exclude<DatabaseType, 'postgres'>;
+  /** sqlite: the database file, absolute (the `path:` as written resolved against the topology file's folder). */
+  path: string;
+  pos: Pos;
+}
+
 /** An exact table or sequence name: no folding, no quoting. */
 export interface QualifiedName {
   schema: string;
@@ -123,7 +138,10 @@ export interface SyncSpec {
   relgroup: string;
   /** Database names, in the order written (order matters for ties and onetimecopy). */
   sources: string[];
+  /** The PostgreSQL targets. */
   targets: string[];
+  /** The targets of other engines (topology.foreignDatabases), in the order written; absent when none. */
+  foreignTargets?: string[];
   conflict: ConflictStrategy;
   onetimecopy: OneTimeCopy;
   autokick: boolean;
@@ -148,7 +166,10 @@ export interface Topology {
   name: string;
   /** How long run and conflict history is kept in each database (milliseconds; `run_history`, default 14 days). */
   runHistoryMs: number;
+  /** The PostgreSQL databases. */
   databases: Map<string, DatabaseSpec>;
+  /** The databases of other engines (`type:` other than postgres): targets only. */
+  foreignDatabases?: Map<string, ForeignDatabaseSpec>;
   relgroups: Map<string, RelgroupSpec>;
   syncs: Map<string, SyncSpec>;
 }

@@ -36,7 +36,7 @@ export interface BenchConfig {
   outDir: string;
 }
 
-export const PHASES = ['limit', 'm3', 'm1', 'm2', 'rss', 'm5', 'm4', 'lr', 'custom', 'transform', 'failover', 'scale'] as const;
+export const PHASES = ['limit', 'm3', 'm1', 'm2', 'rss', 'm5', 'm4', 'lr', 'custom', 'transform', 'failover', 'scale', 'targets'] as const;
 export type Phase = (typeof PHASES)[number];
 
 /** Connections from the same settings the peers used (setup-clusters.sh), durability on. */

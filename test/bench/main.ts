@@ -15,6 +15,7 @@
  *   transform   100k updated rows one-way: plain, identity and masking transforms, a row filter (transform.ts)
  *   failover    two runners, a steady insert stream, the active one SIGKILLed 10 times: the replication gap per kill (failover.ts)
  *   scale       1,000 tables in 1 sync and in 50 syncs: plan, apply, lag, idle CPU, memory, connections (scale.ts)
+ *   targets     M1 into a SQLite target beside better-sqlite3's own bulk load of the same rows (targets.ts)
  *
  * Every phase has a deadline and ends as "timed out" or "failed" (with the runner's stderr
  * tail) instead of hanging; clusters and runner children are stopped on every exit path.
@@ -35,6 +36,7 @@ import { customPhase } from './custom.js';
 import { transformCost } from './transform.js';
 import { failoverPhase } from './failover.js';
 import { scalePhase } from './scale.js';
+import { targetsPhase } from './targets.js';
 import {
   DB,
   type Env,
@@ -143,6 +145,7 @@ async function main(): Promise<void> {
     if (cfg.phases.has('custom')) await customPhase(env, res, outDir);
     if (cfg.phases.has('failover')) await failoverPhase(env, res, outDir);
     if (cfg.phases.has('scale')) await scalePhase(env, res, outDir);
+    if (cfg.phases.has('targets')) await targetsPhase(env, res, outDir);
   } catch (e) {
     res.add({ id: 'suite', label: 'suite', value: null, unit: '', status: 'failed', error: (e as Error).stack ?? String(e) });
     process.exitCode = 1;

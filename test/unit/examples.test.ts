@@ -61,8 +61,13 @@ for (const file of topologies) {
       assert.ok(db.connection.url, `database ${db.name} has a url`);
     }
     // Every url is an ${env:...} reference: no host or password is written in an example.
-    const doc = YAML.parse(text) as { databases: Record<string, { url?: string; password?: string }> };
+    const doc = YAML.parse(text) as { databases: Record<string, { url?: string; password?: string; type?: string; path?: string }> };
     for (const [name, db] of Object.entries(doc.databases)) {
+      // a SQLite file is named by a path relative to the topology (SPEC section 7)
+      if (db.type === 'sqlite') {
+        assert.ok(db.path && !path.isAbsolute(db.path), `database ${name} of ${rel} names its file relative to the topology`);
+        continue;
+      }
       assert.match(db.url ?? '', /^\$\{env:[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$/, `database ${name} of ${rel} takes its url from the environment`);
       assert.equal(db.password, undefined);
     }
