@@ -16,7 +16,7 @@ import type pg from 'pg';
 import type { RunInputs } from './inputs.js';
 import type { DatabaseSpec } from '../topology/types.js';
 import { BucardoError } from '../errors.js';
-import { PENDING_SETUP_SQL, probeSql, probePreparedSql, pendingSql } from './sql/pending.js';
+import { PENDING_SETUP_SQL, probeSql, pendingSql } from './sql/pending.js';
 import { lockTablesSql, emptinessSql, probeInSavepoint } from './sql/apply.js';
 import { beginReadSql } from './sql/transaction.js';
 
@@ -97,7 +97,9 @@ export async function takeSnapshots(inp: RunInputs): Promise<SourceRead[]> {
       await client.query(beginReadSql(sync.isolation));
       const lastSnap = scope.last[db.name] ?? '';
       const setup = await client.query<{ snapshot: string }>(PENDING_SETUP_SQL, [lastSnap, sync.name]);
-      const { found, truncs } = await probe(client, ctx.schema, scope.tables, lastSnap !== '');
+      const probe = (await client.query(probeSql(ctx.schema, scope.tables, lastSnap !== ''))) as unknown as pg.QueryResult[];
+      const found = new Set((probe[0].rows as { table_id: string }[]).map((r) => r.table_id));
+      const truncs = probe[1].rows as { table_id: string; ts: string }[];
       let counts: { table_id: string; n: string; ts: string | null }[] = [];
       if (found.size) {
         const pendingOf = scope.tables.filter((t) => found.has(t.tableId)).map((t) => ({ ...t, ordered: t.keyIndexedOn.includes(db.name) }));
@@ -117,35 +119,6 @@ export async function takeSnapshots(inp: RunInputs): Promise<SourceRead[]> {
   );
   assertSameHistory(inp, reads);
   return reads;
-}
-
-/** Per read connection, the tables whose probe it holds prepared (probePreparedSql). */
-const preparedProbes = new WeakMap<pg.Client, Set<string>>();
-
-/**
- * The tables with a pending delta, and the pending TRUNCATEs. With a watermark (every run
- * but a sync's first), by prepared statements; a PREPARE that fails leaves the connection
- * to the failed run, which closes it, and the next connection prepares again.
- */
-async function probe(
-  client: pg.Client,
-  schema: string,
-  tables: { tableId: string }[],
-  hasLast: boolean,
-): Promise<{ found: Set<string>; truncs: { table_id: string; ts: string }[] }> {
-  if (!hasLast || !tables.length) {
-    const res = (await client.query(probeSql(schema, tables, hasLast))) as unknown as pg.QueryResult[];
-    return { found: new Set((res[0].rows as { table_id: string }[]).map((r) => r.table_id)), truncs: res[1].rows as { table_id: string; ts: string }[] };
-  }
-  const done = preparedProbes.get(client) ?? new Set<string>();
-  preparedProbes.set(client, done);
-  const unprepared = tables.filter((t) => !done.has(t.tableId));
-  const res = (await client.query(probePreparedSql(schema, tables, unprepared))) as unknown as pg.QueryResult | pg.QueryResult[];
-  for (const t of unprepared) done.add(t.tableId);
-  const list = (Array.isArray(res) ? res : [res]).slice(unprepared.length);
-  const found = new Set<string>();
-  for (const r of list.slice(0, tables.length)) for (const row of r.rows as { table_id: string }[]) found.add(row.table_id);
-  return { found, truncs: list[tables.length].rows as { table_id: string; ts: string }[] };
 }
 
 /** xmax of a pg_snapshot's text form (xmin:xmax:xip,...). */

@@ -47,33 +47,6 @@ export function probeSql(schema: string, tables: { tableId: string }[], hasLast:
   return `${probe};\nSELECT table_id, max(_bucardo_ts)::text AS ts FROM ${qualify(schema, 'truncate_log')} WHERE ${where} GROUP BY table_id`;
 }
 
-/** A read connection's prepared probe of one table's delta (probePreparedSql). */
-export const probeStatement = (tableId: string) => `bucardo_pr_${tableId}`;
-
-/**
- * The probe with a watermark, as prepared statements: PREPARE, once per read connection,
- * for the tables `unprepared`; then one EXECUTE per table (a row where the table has a
- * pending delta), and the TRUNCATEs as in probeSql. The one UNION ALL of probeSql is
- * planned again at every run, and planning costs ~0.5 ms per table: half a second of
- * every run of a 1,000-table sync, however little changed. A statement without
- * parameters keeps its one plan, re-planned by PostgreSQL itself if its table changes;
- * the watermark and the sync come from current_setting at execution, as in probeSql.
- * Results: one per EXECUTE, in `tables` order, then the TRUNCATEs.
- */
-export function probePreparedSql(schema: string, tables: { tableId: string }[], unprepared: { tableId: string }[]): string {
-  const where = pendingWhere(true);
-  const prepare = unprepared.map(
-    (t) =>
-      `PREPARE ${quoteIdent(probeStatement(t.tableId))} AS SELECT ${quoteLiteral(t.tableId)}::text AS table_id WHERE EXISTS (SELECT 1 FROM ${qualify(schema, deltaTableName(t.tableId))} WHERE ${where})`,
-  );
-  const execute = tables.map((t) => `EXECUTE ${quoteIdent(probeStatement(t.tableId))}`);
-  return [
-    ...prepare,
-    ...execute,
-    `SELECT table_id, max(_bucardo_ts)::text AS ts FROM ${qualify(schema, 'truncate_log')} WHERE ${where} GROUP BY table_id`,
-  ].join(';\n');
-}
-
 /**
  * Second pass, for the tables the probe found: CREATE TEMP TABLE ... AS per table, then
  * (table_id, n, max ts) per table as the last result set. `ordered` (the key has a btree
