@@ -115,7 +115,6 @@ function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunT
     const keyIndexedOn: string[] = [];
     const keyUniqueOn: string[] = [];
     for (const d of ctx.databases) {
-      const st = states.get(d.name)!;
       const mine = byId.get(d.name)!.get(rel.tableId);
       if (!mine?.columns) throw missingTable(ctx, rel, d.name, recv.get(d.name)?.name);
       if (mine.keyIndexed) keyIndexedOn.push(d.name);
