@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useClusters, simpleTopology, writeTopology, type TestDb } from '../helpers/env.js';
+import { useClusters, simpleTopology, writeTopology } from '../helpers/env.js';
 import { runCli } from '../helpers/cli.js';
 import { applyOk, runOnce, assertSame } from '../helpers/install.js';
 import { OWNER, RUNNER, APP, SCHEMA, ROLES, DDL, setupSql, SCHEMA_GRANTS, as, sqlAs } from '../helpers/leastprivilege.js';
