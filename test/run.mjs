@@ -24,6 +24,21 @@ if (stock.length && !stockBinDir()) {
     `not run: ${stock.map((f) => path.basename(f, '.js')).join(', ')} (no stock PostgreSQL server in /usr/lib/postgresql; apt-get install postgresql, as .ci/run does)`,
   );
 }
+// SQLite targets need better-sqlite3, an optional dependency built from source where no
+// prebuilt binary can be downloaded; if it could not be installed, its tests are left out
+// and said so in one line
+const sqliteTests = files.filter((f) => /target-sqlite/.test(path.basename(f)));
+if (sqliteTests.length) {
+  try {
+    const { createRequire } = await import('node:module');
+    createRequire(import.meta.url)('better-sqlite3');
+  } catch (e) {
+    files = files.filter((f) => !sqliteTests.includes(f));
+    console.log(
+      `not run: ${sqliteTests.map((f) => path.basename(f, '.js')).join(', ')} (better-sqlite3 cannot be loaded: ${String(e.message).split('\n')[0]}; npm ci builds it, which needs python3, make and a C++ compiler where no prebuilt binary downloads)`,
+    );
+  }
+}
 const child = spawn(process.execPath, ['--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   cwd: root,
