@@ -50,7 +50,18 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   const anyCopy = scope.tables.some((t) => t.copyClear.length > 0) || !!inp.receivers?.list.some((r) => r.copyDue.size > 0);
   if (!anyPending && !anyCopy) {
     await commitIdle(inp, reads);
-    return { sync: sync.name, runId: inp.runId, wrote: false, rowsByTable: {}, rows: 0, conflicts: 0, started: inp.started, finished: new Date(), copied: [] };
+    return {
+      sync: sync.name,
+      runId: inp.runId,
+      wrote: false,
+      rowsByTable: {},
+      rows: 0,
+      conflicts: 0,
+      started: inp.started,
+      finished: new Date(),
+      copied: [],
+      tableIds: scope.tables.map((t) => t.tableId),
+    };
   }
 
   const conflicts = await resolveConflicts(inp, reads);
@@ -88,6 +99,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
     finished: new Date(),
     copied: work.copied,
     deferred: Object.keys(work.deferred).length ? work.deferred : undefined,
+    tableIds: scope.tables.map((t) => t.tableId),
     // only after_sync reads it (custom/summary.ts)
     ...(ctx.sync.hooks.after_sync ? { traffic: trafficOf(inp, reads, work, deferred) } : {}),
   };

@@ -32,6 +32,9 @@ import { SQLSTATE } from '../sqlstate.js';
 import { registrationsSql } from './sql/registrations.js';
 import { ConnectionSlots, DEFAULT_MAX_CONNECTED_SYNCS } from './slots.js';
 
+/** A capture trigger's NOTIFY payload: a table id (objectnames.ts tableId). */
+const TABLE_ID = /^[0-9a-f]{12}$/;
+
 /** How often a daemon reads the registrations again (an apply takes effect within this). */
 const RELOAD_MS = 5_000;
 
@@ -301,7 +304,11 @@ export class Runner {
       if (w) w.wake(kick.id ? { id: kick.id } : undefined);
       return;
     }
-    for (const w of ws) w.wake();
+    // a capture trigger's payload is the id of the table it changed: only the syncs that
+    // hold that table run (with 50 syncs on a database, a one-row change woke all 50);
+    // anything else wakes every sync reading the database
+    const table = TABLE_ID.test(payload) ? payload : null;
+    for (const w of ws) if (!table || w.holds(table)) w.wake();
   }
 
   private replyKicks(ctx: SyncContext, kicks: KickRequest[], ok: boolean, error?: string): void {

@@ -31,6 +31,8 @@ export interface RunResult {
    * are in `copied`). What after_sync's ctx.summary shows (custom/summary.ts).
    */
   traffic?: Record<string, { sent: Record<string, number>; received: Record<string, number> }>;
+  /** Ids of the tables the run covered (a delta run): the runner wakes the sync only for changes of these (runner.ts onNotify). */
+  tableIds?: string[];
 }
 
 /** One conflict, as recorded in the `conflict` table and logged. */

@@ -107,6 +107,8 @@ export class SyncWorker {
   /** Resolves when the loop ended: true when (in --once) the sync succeeded. */
   readonly finished: Promise<boolean>;
   private resolveFinished!: (ok: boolean) => void;
+  /** Ids of the sync's tables, from its last delta run; null until then (it wakes for any change). */
+  private tables: Set<string> | null = null;
   /** --once: resolves when every sync feeding this one's sources has finished (Runner); null: none. */
   private upstream: Promise<unknown> | null = null;
 
@@ -137,6 +139,11 @@ export class SyncWorker {
       (ok) => this.resolveFinished(ok),
       () => this.resolveFinished(false),
     );
+  }
+
+  /** Whether a change of table `id` concerns this sync: one of its tables, or its tables are not known yet. */
+  holds(id: string): boolean {
+    return this.tables === null || this.tables.has(id);
   }
 
   wake(kick?: KickRequest): void {
@@ -248,6 +255,7 @@ export class SyncWorker {
     pace.busy = 0;
     pace.failures = 0;
     this.hooks.onRun(this.ctx.sync.name, r, null);
+    if (r.tableIds) this.tables = new Set(r.tableIds);
     if (r.wrote) this.logRun(r);
     if (kicks.length) this.hooks.replyKicks(this.ctx, kicks, true);
     if (this.once) return this.endOnce(pace, counts);

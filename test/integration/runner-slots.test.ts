@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { useClusters, writeTopology, waitFor } from '../helpers/env.js';
 import { applyOk } from '../helpers/install.js';
 import { spawnCli } from '../helpers/cli.js';
+import { freePort } from '../../cli/demo/clusters.js';
 
 const env = useClusters(['a', 'b']);
 const SYNCS = 5;
@@ -62,4 +63,44 @@ test('--max-connected-syncs takes a positive count', async () => {
   const exit = await r.exited;
   assert.equal(exit.code, 1);
   assert.match(r.output().stderr, /--max-connected-syncs/);
+});
+
+test('a change wakes only the syncs that hold its table, not every sync reading the database', async () => {
+  const [a, b] = await env.fresh('wake', 'CREATE TABLE public.hot (id integer PRIMARY KEY); CREATE TABLE public.cold (id integer PRIMARY KEY);');
+  const file = writeTopology({
+    version: 1,
+    databases: { a: { url: a.url }, b: { url: b.url } },
+    relgroups: { h: { tables: ['public.hot'] }, c: { tables: ['public.cold'] } },
+    syncs: { hot: { relgroup: 'h', sources: ['a'], targets: ['b'] }, cold: { relgroup: 'c', sources: ['a'], targets: ['b'] } },
+  });
+  await applyOk(file);
+  const port = await freePort();
+  const runner = spawnCli(['run', '-f', file, '--metrics-port', String(port)]);
+  // runs of a sync that finished, of any result, from the runner's own metrics
+  const runs = async (sync: string) => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    let n = 0;
+    for (const m of text.matchAll(new RegExp(`^bucardo_runs_total\\{[^}]*sync="${sync}"[^}]*\\} (\\d+)`, 'gm'))) n += Number(m[1]);
+    return n;
+  };
+  try {
+    await waitFor(async () => (await runs('hot')) >= 1 && (await runs('cold')) >= 1, 'the first run of both syncs').catch(async (e) => {
+      throw new Error(`${e.message}\n${runner.output().stdout}${runner.output().stderr}`);
+    });
+    // no checktime: only a change, a kick, or the few polls while a kick gate is not
+    // held yet (worker.ts afterDone) run an idle sync. Ten changes of public.hot woke
+    // sync cold ten times before; now at most those polls remain.
+    const before = await runs('cold');
+    for (let i = 1; i <= 10; i++) {
+      await a.query('INSERT INTO public.hot VALUES ($1)', [i]);
+      await waitFor(async () => (await b.query('SELECT 1 FROM public.hot WHERE id = $1', [i])).rowCount === 1, `row ${i} on b`);
+    }
+    const woke = (await runs('cold')) - before;
+    assert.ok(woke < 5, `ten changes of public.hot ran sync cold ${woke} times`);
+    await a.query('INSERT INTO public.cold VALUES (1)');
+    await waitFor(async () => (await b.query('SELECT 1 FROM public.cold WHERE id = 1')).rowCount === 1, 'the cold row on b');
+  } finally {
+    runner.kill('SIGTERM');
+    await runner.exited;
+  }
 });
