@@ -4,7 +4,7 @@
  * round trip on every major: test/helpers/matrix.ts).
  */
 import pg from 'pg';
-import type { TestDb } from './env.js';
+import { simpleTopology, writeTopology, type TestDb } from './env.js';
 
 export const OWNER = 'bucardo_owner';
 export const RUNNER = 'bucardo_runner';
@@ -61,4 +61,21 @@ export async function sqlAs(role: string, db: TestDb, sql: string): Promise<void
   } finally {
     await c.end();
   }
+}
+
+/**
+ * Two databases set up for the round trip (roles, the superuser's grants), and one
+ * topology file per role over them: a multi-source sync of public.items with its sequence.
+ */
+export async function leastPrivilegeFiles(a: TestDb, b: TestDb): Promise<{ ownerFile: string; runnerFile: string }> {
+  for (const d of [a, b]) await d.query(`${ROLES}; ${setupSql(d)}`);
+  const topo = (role: string) =>
+    simpleTopology({
+      sources: [a, b],
+      tables: ['public.items'],
+      sequences: ['public.items_seq'],
+      sync: { conflict: 'latest' },
+      dbExtra: { [a.name]: { url: as(role, a) }, [b.name]: { url: as(role, b) } },
+    });
+  return { ownerFile: writeTopology(topo(OWNER)), runnerFile: writeTopology(topo(RUNNER)) };
 }

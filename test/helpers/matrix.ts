@@ -12,7 +12,7 @@ import type { Cluster } from '../../cli/demo/clusters.js';
 import { simpleTopology, writeTopology, TestDb } from './env.js';
 import { applyOk, runOnce, assertSame, fixedFingerprint } from './install.js';
 import { TYPES_DDL, TYPES_INSERT } from './typematrix.js';
-import { OWNER, RUNNER, APP, ROLES, DDL as PRIV_DDL, setupSql, SCHEMA_GRANTS, as, sqlAs } from './leastprivilege.js';
+import { OWNER, APP, DDL as PRIV_DDL, SCHEMA_GRANTS, sqlAs, leastPrivilegeFiles } from './leastprivilege.js';
 import { runCli } from './cli.js';
 
 export interface Scenario {
@@ -164,18 +164,9 @@ const leastPrivilege: Scenario = {
   fits: (m) => m.length === 2,
   async run(make) {
     const [a, b] = await make(2, () => PRIV_DDL);
-    for (const d of [a, b]) await d.query(`${ROLES}; ${setupSql(d)}`);
-    const topo = (role: string) =>
-      simpleTopology({
-        sources: [a, b],
-        tables: ['public.items'],
-        sequences: ['public.items_seq'],
-        sync: { conflict: 'latest' },
-        dbExtra: { [a.name]: { url: as(role, a) }, [b.name]: { url: as(role, b) } },
-      });
-    await applyOk(writeTopology(topo(OWNER)));
+    const { ownerFile, runnerFile } = await leastPrivilegeFiles(a, b);
+    await applyOk(ownerFile);
     for (const d of [a, b]) await sqlAs(OWNER, d, SCHEMA_GRANTS);
-    const runnerFile = writeTopology(topo(RUNNER));
     const plan = await runCli(['plan', '-f', runnerFile]);
     assert.equal(plan.code, 0, plan.out);
     assert.match(plan.stdout, /No changes\./, plan.out);

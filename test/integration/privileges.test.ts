@@ -9,26 +9,13 @@ import assert from 'node:assert/strict';
 import { useClusters, simpleTopology, writeTopology } from '../helpers/env.js';
 import { runCli } from '../helpers/cli.js';
 import { applyOk, runOnce, assertSame } from '../helpers/install.js';
-import { OWNER, RUNNER, APP, SCHEMA, ROLES, DDL, setupSql, SCHEMA_GRANTS, as, sqlAs } from '../helpers/leastprivilege.js';
+import { OWNER, RUNNER, APP, SCHEMA, ROLES, DDL, setupSql, SCHEMA_GRANTS, as, sqlAs, leastPrivilegeFiles } from '../helpers/leastprivilege.js';
 
 const env = useClusters(['a', 'b']);
 
 async function setup(tag: string) {
   const [a, b] = await env.fresh(tag, DDL);
-  await a.query(ROLES);
-  await b.query(ROLES);
-  for (const d of [a, b]) await d.query(setupSql(d));
-  const topo = (role: string) =>
-    simpleTopology({
-      sources: [a, b],
-      tables: ['public.items'],
-      sequences: ['public.items_seq'],
-      sync: { conflict: 'latest' },
-      dbExtra: { a: { url: as(role, a) }, b: { url: as(role, b) } },
-    });
-  const ownerFile = writeTopology(topo(OWNER));
-  const runnerFile = writeTopology(topo(RUNNER));
-  return { a, b, ownerFile, runnerFile };
+  return { a, b, ...(await leastPrivilegeFiles(a, b)) };
 }
 
 test('apply as the owner, then plan, run, status, kick and compare as a runner role with the documented grants', async () => {
