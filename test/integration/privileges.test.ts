@@ -6,10 +6,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useClusters, simpleTopology, writeTopology } from '../helpers/env.js';
+import { useClusters } from '../helpers/env.js';
 import { runCli } from '../helpers/cli.js';
 import { applyOk, runOnce, assertSame } from '../helpers/install.js';
-import { OWNER, RUNNER, APP, SCHEMA, ROLES, DDL, setupSql, SCHEMA_GRANTS, as, sqlAs, leastPrivilegeFiles } from '../helpers/leastprivilege.js';
+import { OWNER, RUNNER, APP, SCHEMA, DDL, SCHEMA_GRANTS, sqlAs, leastPrivilegeFiles } from '../helpers/leastprivilege.js';
 
 const env = useClusters(['a', 'b']);
 
