@@ -42,11 +42,13 @@ function prepareSql(schema: string, renamed: boolean, withRelations: boolean): s
      LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = ${sch}
      LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = ${nam} AND c.relkind IN ('r', 'p')
     WHERE r.sync = $1`;
+  // the sync's tables looked up once (CTE s), then the catalog rows of each
   const version = `(SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) FROM (
-     SELECT concat_ws(':', r.table_id, r.key_columns::text, r.copy_pending, EXISTS (SELECT 1 FROM ${t('sync_recopy')} rc WHERE rc.sync = r.sync AND rc.table_id = r.table_id), c.oid, c.xmin) AS x FROM ${rels}
-     UNION ALL SELECT concat_ws(':', a.attrelid, a.attnum, a.xmin, ty.xmin) FROM ${rels.replace('WHERE r.sync = $1', 'JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid WHERE r.sync = $1')}
-     UNION ALL SELECT concat_ws(':', i.indexrelid, i.xmin) FROM ${rels.replace('WHERE r.sync = $1', 'JOIN pg_catalog.pg_index i ON i.indrelid = c.oid WHERE r.sync = $1')}
-     UNION ALL SELECT concat_ws(':', con.oid, con.xmin, pc.xmin) FROM ${rels.replace('WHERE r.sync = $1', "JOIN pg_catalog.pg_constraint con ON con.conrelid = c.oid AND con.contype = 'f' JOIN pg_catalog.pg_class pc ON pc.oid = con.confrelid WHERE r.sync = $1")}
+     WITH s AS (SELECT r.sync, r.table_id, r.key_columns, r.copy_pending, c.oid AS rel, c.xmin AS relxmin FROM ${rels})
+     SELECT concat_ws(':', s.table_id, s.key_columns::text, s.copy_pending, EXISTS (SELECT 1 FROM ${t('sync_recopy')} rc WHERE rc.sync = s.sync AND rc.table_id = s.table_id), s.rel, s.relxmin) AS x FROM s
+     UNION ALL SELECT concat_ws(':', a.attrelid, a.attnum, a.xmin, ty.xmin) FROM s JOIN pg_catalog.pg_attribute a ON a.attrelid = s.rel AND a.attnum > 0 JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+     UNION ALL SELECT concat_ws(':', i.indexrelid, i.xmin) FROM s JOIN pg_catalog.pg_index i ON i.indrelid = s.rel
+     UNION ALL SELECT concat_ws(':', con.oid, con.xmin, pc.xmin) FROM s JOIN pg_catalog.pg_constraint con ON con.conrelid = s.rel AND con.contype = 'f' JOIN pg_catalog.pg_class pc ON pc.oid = con.confrelid
    ) f) AS relations_version`;
   return `SELECT
   (SELECT json_build_object('run_seq', run_seq::text, 'snapshots', snapshots) FROM ${t('sync_state')} WHERE sync = $1) AS state,
