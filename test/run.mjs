@@ -39,6 +39,27 @@ if (sqliteTests.length) {
     );
   }
 }
+// MariaDB and Redis targets need those servers from the machine's packages (the tests
+// start their own, on free ports, as an unprivileged user); without one its tests are left
+// out, and said so in one line. `npm run test:targets` (BUCARDO_REQUIRE_TARGETS=1) fails instead.
+const onPath = (bin) =>
+  [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin'].some((d) => d && fs.existsSync(path.join(d, bin)));
+const servers = [
+  { test: 'target-mariadb', bins: ['mariadbd', 'mariadb-install-db'], install: 'apt-get install mariadb-server' },
+  { test: 'target-redis', bins: ['redis-server'], install: 'apt-get install redis-server' },
+];
+for (const s of servers) {
+  const these = files.filter((f) => path.basename(f).startsWith(s.test));
+  const missing = s.bins.filter((b) => !onPath(b));
+  if (!these.length || !missing.length) continue;
+  const line = `${these.map((f) => path.basename(f, '.js')).join(', ')} (no ${missing.join(' or ')} on this machine; ${s.install}, as .ci/run does)`;
+  if (process.env.BUCARDO_REQUIRE_TARGETS) {
+    console.error(`cannot run: ${line}`);
+    process.exit(1);
+  }
+  files = files.filter((f) => !these.includes(f));
+  console.log(`not run: ${line}`);
+}
 const child = spawn(process.execPath, ['--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   cwd: root,

@@ -107,7 +107,21 @@ export async function withReceiver<T>(spec: ForeignDatabaseSpec, fn: (r: Receive
   }
 }
 
-/** A database of another engine as messages name it. */
+/** A database of another engine as messages name it: its file, or its server without user or password. */
 export function describeDatabaseType(spec: ForeignDatabaseSpec): string {
-  return `${spec.type} database ${spec.name} (${spec.path})`;
+  return `${spec.type} database ${spec.name} (${spec.server ? describeServer(spec) : spec.path})`;
+}
+
+/** host:port/database (mariadb) or host:port db N (redis), the defaults filled in; never the password. */
+export function describeServer(spec: ForeignDatabaseSpec): string {
+  const s = spec.server ?? {};
+  let url: URL | undefined;
+  try {
+    url = s.url ? new URL(s.url) : undefined;
+  } catch {}
+  const host = s.host ?? (url?.hostname || 'localhost');
+  const port = s.port ?? (url?.port ? Number(url.port) : spec.type === 'redis' ? 6379 : 3306);
+  const path = url?.pathname.slice(1) ?? '';
+  if (spec.type === 'redis') return `${host}:${port} db ${s.db ?? (path ? Number(path) : 0)}`;
+  return `${host}:${port}/${s.database ?? decodeURIComponent(path)}`;
 }

@@ -9,9 +9,8 @@ import { parseDuration, DURATION_EXAMPLES } from './duration.js';
 import { assertIdentifierLength, exactGlob, isGlob, parseQualifiedName } from './relnames.js';
 import { formatPath, type Path } from './source.js';
 import { buildModuleRef } from './modules.js';
-import nodePath from 'node:path';
+import { buildForeignDatabase } from './foreign.js';
 import type {
-  ForeignDatabaseSpec,
   ConflictStrategy,
   ConnectionSpec,
   DatabaseSpec,
@@ -144,7 +143,12 @@ function buildDatabase(name: string, v: unknown, path: Path, ctx: BuildContext):
   }
   for (const k of ['path', 'database', 'db'] as const) {
     if (k in o)
-      ctx.report([...path, k], 'key', `database "${name}" is a postgres database: ${k} belongs to another type`, 'set type: sqlite for a SQLite file');
+      ctx.report(
+        [...path, k],
+        'key',
+        `database "${name}" is a postgres database: ${k} belongs to another type`,
+        'set type: sqlite for a SQLite file, mariadb or redis for those servers',
+      );
   }
   // Only when nothing else was written: a typo'd key is reported as unknown, more helpfully.
   if (isObj(v) && Object.keys(v).every((k) => k === 'makedelta' || k === 'password' || k === 'sslmode')) {
@@ -156,38 +160,6 @@ function buildDatabase(name: string, v: unknown, path: Path, ctx: BuildContext):
     );
   }
   return { name, connection: c, makedelta: bool(o.makedelta, DEFAULTS.makedelta), pos: ctx.pos(path, 'key') };
-}
-
-/** Fields of a PostgreSQL entry, which an entry of another engine must not carry. */
-const POSTGRES_ONLY = ['url', 'host', 'port', 'dbname', 'user', 'password', 'sslmode', 'makedelta', 'database', 'db'] as const;
-
-/**
- * A `type: sqlite` entry (SPEC section 7); mariadb and redis are in the format (schema)
- * but have no receiver yet, so they are refused here in one sentence rather than failing
- * at the first run.
- */
-function buildForeignDatabase(name: string, o: Obj, path: Path, ctx: BuildContext): ForeignDatabaseSpec | undefined {
-  const type = o.type;
-  if (type === 'mariadb' || type === 'redis') {
-    ctx.report(
-      [...path, 'type'],
-      'value',
-      `database "${name}": type ${type} is not supported yet`,
-      'the supported types are postgres (the default) and sqlite',
-    );
-    return undefined;
-  }
-  if (type !== 'sqlite') return undefined; // the schema reported it
-  for (const k of POSTGRES_ONLY) {
-    if (k in o)
-      ctx.report([...path, k], 'key', `database "${name}" is a sqlite database: ${k} has no meaning there`, 'a sqlite database has only type and path');
-  }
-  const rel = str(o.path);
-  if (!rel) {
-    ctx.report(path, 'key', `database "${name}" is a sqlite database without a path`, 'give path: the database file, relative to the topology file');
-    return undefined;
-  }
-  return { name, type, path: nodePath.resolve(nodePath.dirname(nodePath.resolve(ctx.file)), rel), pos: ctx.pos(path, 'key') };
 }
 
 /**

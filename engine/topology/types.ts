@@ -40,9 +40,28 @@ export type DatabaseType = 'postgres' | 'sqlite' | 'mariadb' | 'redis';
 export interface ForeignDatabaseSpec {
   name: string;
   type: Exclude<DatabaseType, 'postgres'>;
-  /** sqlite: the database file, absolute (the `path:` as written resolved against the topology file's folder). */
+  /** sqlite: the database file, absolute (the `path:` as written resolved against the topology file's folder); '' for a server. */
   path: string;
+  /** mariadb, redis: how to reach the server; never printed raw (it may hold a password). */
+  server?: ServerConnectionSpec;
   pos: Pos;
+}
+
+/**
+ * How to reach a MariaDB/MySQL or Redis server: a URL (`mysql://`, `mariadb://`,
+ * `redis://`, `rediss://`) or discrete fields, which override the URL's parts. The
+ * receiver fills in the engine's defaults (localhost, 3306 or 6379, db 0).
+ */
+export interface ServerConnectionSpec {
+  url?: string;
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string;
+  /** mariadb: the database (schema) holding the tables. */
+  database?: string;
+  /** redis: the database number. */
+  db?: number;
 }
 
 /** An exact table or sequence name: no folding, no quoting. */

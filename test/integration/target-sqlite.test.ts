@@ -111,10 +111,26 @@ syncs:
   const r = await runCli(['validate', '-f', file]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /bucardo\.yaml:10:18: sync "s1" names database "lite" \(type sqlite\) in sources: a sqlite database can only be a target/);
-  const maria = writeTopology(`version: 1\ndatabases:\n  m: {type: mariadb, url: "mysql://h/db"}\n`, dir, 'm.yaml');
-  const m = await runCli(['validate', '-f', maria]);
+  // each engine takes only its own fields, and a server entry says where its tables are
+  const wrong = writeTopology(
+    `version: 1\ndatabases:\n  m: {type: mariadb, host: h, dbname: x}\n  r: {type: redis, url: "mysql://h/0"}\n  l: {type: sqlite, path: l.db, db: 2}\n`,
+    dir,
+    'm.yaml',
+  );
+  const m = await runCli(['validate', '-f', wrong]);
   assert.equal(m.code, 1);
-  assert.match(m.stderr, /type mariadb is not supported yet/);
+  assert.match(m.stderr, /m\.yaml:3:\d+: database "m" is a mariadb database: dbname has no meaning there/);
+  assert.match(m.stderr, /database "m" is a mariadb database without a database/);
+  assert.match(m.stderr, /m\.yaml:4:\d+: database "r": url is not a valid redis:\/\/ or rediss:\/\/ URL/);
+  assert.match(m.stderr, /m\.yaml:5:\d+: database "l" is a sqlite database: db has no meaning there/);
+  const ok = writeTopology(
+    `version: 1\ndatabases:\n  m: {type: mariadb, url: "mysql://u:secret@h:3307/shop"}\n  r: {type: redis, host: h, port: "6380", db: 3, password: secret}\n`,
+    dir,
+    'ok.yaml',
+  );
+  const v = await runCli(['validate', '-f', ok]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.doesNotMatch(v.stdout + v.stderr, /secret/);
 });
 
 test('onetimecopy, then inserts, updates, deletes, key changes and a TRUNCATE reach the SQLite file', async () => {
