@@ -16,7 +16,7 @@ import type pg from 'pg';
 import type { RunInputs } from './inputs.js';
 import type { DatabaseSpec } from '../topology/types.js';
 import { BucardoError } from '../errors.js';
-import { PENDING_SETUP_SQL, probeSql, pendingSql } from './sql/pending.js';
+import { PENDING_SETUP_SQL, probeStatement, pendingTruncatesSql, pendingSql } from './sql/pending.js';
 import { lockTablesSql, emptinessSql, probeInSavepoint } from './sql/apply.js';
 import { beginReadSql } from './sql/transaction.js';
 
@@ -97,9 +97,9 @@ export async function takeSnapshots(inp: RunInputs): Promise<SourceRead[]> {
       await client.query(beginReadSql(sync.isolation));
       const lastSnap = scope.last[db.name] ?? '';
       const setup = await client.query<{ snapshot: string }>(PENDING_SETUP_SQL, [lastSnap, sync.name]);
-      const probe = (await client.query(probeSql(ctx.schema, scope.tables, lastSnap !== ''))) as unknown as pg.QueryResult[];
-      const found = new Set((probe[0].rows as { table_id: string }[]).map((r) => r.table_id));
-      const truncs = probe[1].rows as { table_id: string; ts: string }[];
+      const probe = await client.query<{ table_id: string }>(probeStatement(ctx.schema, scope.tables, lastSnap !== ''));
+      const found = new Set(probe.rows.map((r) => r.table_id));
+      const truncs = (await client.query<{ table_id: string; ts: string }>(pendingTruncatesSql(ctx.schema, lastSnap !== ''))).rows;
       let counts: { table_id: string; n: string; ts: string | null }[] = [];
       if (found.size) {
         const pendingOf = scope.tables.filter((t) => found.has(t.tableId)).map((t) => ({ ...t, ordered: t.keyIndexedOn.includes(db.name) }));
