@@ -12,6 +12,7 @@ import { seqKey } from './sql/prepare.js';
 import type { ForeignKey } from './sql/constraints.js';
 import type { ModuleRef } from '../topology/types.js';
 import { receivingOf, assertReceivable, makeReceivingViews } from './receiving.js';
+import { deepFreeze } from './frozen.js';
 
 export interface RunTable {
   tableId: string;
@@ -99,8 +100,23 @@ export function makeRunScope(ctx: SyncContext, states: Map<string, DatabaseState
   return { tables, last: resume.snapshots, lastSeq: resume.runSeq, nextSeq: highest + 1, expectedSeq, setvals: setvalsOf(ctx, states) };
 }
 
+/**
+ * The last scope's tables per sync context, and the relations they were made from: a run
+ * whose databases all report the very same (unchanged, shared) relations reuses them.
+ */
+const scopeMemo = new WeakMap<SyncContext, { relations: RelationInfo[][]; tables: RunTable[] }>();
+
 /** The tables of the first source's sync_relation, each checked and described in every database (RunTable). */
 function scopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunTable[] {
+  const relations = ctx.databases.map((d) => states.get(d.name)!.relations);
+  const memo = scopeMemo.get(ctx);
+  if (memo && Object.isFrozen(relations[0]) && memo.relations.every((r, i) => r === relations[i])) return memo.tables;
+  const tables = deepFreeze(makeScopeTables(ctx, states));
+  scopeMemo.set(ctx, { relations, tables });
+  return tables;
+}
+
+function makeScopeTables(ctx: SyncContext, states: Map<string, DatabaseState>): RunTable[] {
   const first = states.get(ctx.sources[0].name)!;
   const tables: RunTable[] = [];
   // by table id, per database: a lookup per table and database, not a scan (1,000 tables)

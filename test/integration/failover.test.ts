@@ -253,3 +253,51 @@ test('a runner cut off from a database mid-run commits nothing there or anywhere
     await Promise.all([cut?.stop(), other?.stop()]);
   }
 });
+
+test('two runners on one file with six syncs share the work: both take runs, and every row arrives once', async () => {
+  const names = [1, 2, 3, 4, 5, 6].map((i) => `t${i}`);
+  const [a, b] = await env.fresh('sharing', names.map((t) => `CREATE TABLE public.${t} (id bigint PRIMARY KEY, v text NOT NULL);`).join('\n'));
+  const file = writeTopology({
+    version: 1,
+    databases: { [a.name]: { url: a.url }, [b.name]: { url: b.url } },
+    relgroups: Object.fromEntries(names.map((t) => [`g_${t}`, { tables: [`public.${t}`] }])),
+    syncs: Object.fromEntries(names.map((t) => [`s_${t}`, { relgroup: `g_${t}`, sources: [a.name], targets: [b.name] }])),
+  });
+  await applyOk(file);
+  const runners = [spawnCli(['run', '-f', file]), spawnCli(['run', '-f', file])];
+  const pids = runners.map((r) => r.child.pid!);
+  const writer = new pg.Client(a.cluster.clientConfig(a.dbname));
+  await writer.connect();
+  let n = 0;
+  const committedRunsBy = async () =>
+    new Set(
+      (await a.query<{ runner: string }>(`SELECT DISTINCT runner FROM bucardo_main.run WHERE error IS NULL AND rows > 0`)).rows.map((r) =>
+        Number(r.runner.slice(r.runner.lastIndexOf(':') + 1)),
+      ),
+    );
+  try {
+    // a row into every table at a time, until each runner has committed runs that moved rows
+    await waitFor(
+      async () => {
+        n++;
+        await writer.query('BEGIN');
+        for (const t of names) await writer.query(`INSERT INTO public.${t} VALUES ($1, 'x')`, [n]);
+        await writer.query('COMMIT');
+        const by = await committedRunsBy();
+        return pids.every((p) => by.has(p));
+      },
+      'both runners committing runs that moved rows',
+      60_000,
+      50,
+    );
+    for (const t of names)
+      await waitFor(async () => Number((await b.one(`SELECT count(*)::int AS n FROM public.${t}`)).n) === n, `all ${n} rows of ${t} on b`, 60_000);
+    for (const t of names) {
+      const got = await b.one(`SELECT count(DISTINCT id)::int AS d, min(id)::int AS lo, max(id)::int AS hi FROM public.${t}`);
+      assert.deepEqual(got, { d: n, lo: 1, hi: n }, `every id of ${t} on b`);
+    }
+  } finally {
+    await writer.end();
+    await Promise.all(runners.map((r) => r.stop()));
+  }
+});

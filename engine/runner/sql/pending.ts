@@ -40,6 +40,17 @@ export const PENDING_SETUP_SQL = `SELECT pg_current_snapshot()::text AS snapshot
  * so PostgreSQL keeps the one generic plan, and replans it by itself after DDL.
  */
 export function probeStatement(schema: string, tables: { tableId: string }[], hasLast: boolean): { name: string; text: string } {
+  const memo = probeMemo.get(tables) ?? new Map<string, { name: string; text: string }>();
+  probeMemo.set(tables, memo);
+  const key = `${schema}\0${hasLast}`;
+  if (!memo.has(key)) memo.set(key, makeProbeStatement(schema, tables, hasLast));
+  return memo.get(key)!;
+}
+
+/** By the scope's (reused, frozen) list of tables: the probe's text is 1,000 EXISTS long. */
+const probeMemo = new WeakMap<object, Map<string, { name: string; text: string }>>();
+
+function makeProbeStatement(schema: string, tables: { tableId: string }[], hasLast: boolean): { name: string; text: string } {
   const where = pendingWhere(hasLast);
   const text = tables.length
     ? tables

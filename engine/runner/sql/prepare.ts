@@ -16,6 +16,7 @@ import type { DatabaseState, RelationInfo, SequenceShape } from '../types.js';
 import type { QualifiedName } from '../../topology/types.js';
 import { BucardoError, describePgError } from '../../errors.js';
 import { SQLSTATE } from '../../sqlstate.js';
+import { deepFreeze } from '../frozen.js';
 
 /** A btree index `i` whose key columns are exactly the replication key (as a set): lookups and order by key. */
 const KEY_INDEX = `i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
@@ -129,10 +130,12 @@ export async function readDatabaseState(
     relationsCache.set(c, cache);
     row = (await c.query<Row>(prepareSql(schema, renamed.length > 0, false), params)).rows[0];
     const known = cache.get(key);
-    if (known?.version === row.relations_version) row.relations = structuredClone(known.relations);
+    if (known?.version === row.relations_version) row.relations = known.relations;
     else {
       row = (await c.query<Row>(prepareSql(schema, renamed.length > 0, true), params)).rows[0];
-      cache.set(key, { version: row.relations_version, relations: structuredClone(row.relations ?? []) });
+      // shared with the next runs as it is (frozen.ts), never copied: scope.ts recognises it
+      cache.set(key, { version: row.relations_version, relations: deepFreeze(row.relations ?? []) });
+      row.relations = cache.get(key)!.relations;
     }
   } catch (e) {
     if ((e as { code?: string }).code === SQLSTATE.undefined_table || (e as { code?: string }).code === SQLSTATE.invalid_schema_name) {
