@@ -48,6 +48,7 @@ export type ErrorCode =
   | 'conflict_abort'
   | 'constraint_violation'
   | 'state_changed'
+  | 'details_changed'
   | 'source_replaced'
   | 'not_supported'
   // custom code (SPEC section 6)

@@ -5,6 +5,7 @@
  *
  *   2. lockTables        snapshot.ts   tables a onetimecopy loads into a source (lock_tables: all)
  *   3. takeSnapshots     snapshot.ts   REPEATABLE READ snapshot and pending keys per source;
+ *      assertScopeCurrent snapshot.ts  the tables the run touches not altered since step 1
  *      commitIdle        commit.ts     nothing to do: sequences up, commit, done
  *   4. resolveConflicts  conflicts.ts  keys pending on several sources get one winner
  *   5. planWork          receive.ts    replica role and origin; what each database empties, copies, stages
@@ -27,7 +28,7 @@
  */
 import type { RunResult } from './types.js';
 import type { RunInputs } from './inputs.js';
-import { lockTables, takeSnapshots } from './snapshot.js';
+import { lockTables, takeSnapshots, assertScopeCurrent } from './snapshot.js';
 import { resolveConflicts } from './conflicts.js';
 import { planWork, stage, loadTargets, loadSources, applyStaged, requeue } from './receive.js';
 import { commitRun, commitIdle } from './commit.js';
@@ -45,6 +46,7 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   const sync = ctx.sync;
   const locks = await lockTables(inp);
   const reads = await takeSnapshots(inp);
+  await assertScopeCurrent(inp, reads);
 
   const anyPending = reads.some((r) => [...r.pending.values()].some((p) => p.n > 0) || r.truncates.size > 0);
   const anyCopy = scope.tables.some((t) => t.copyClear.length > 0) || !!inp.receivers?.list.some((r) => r.copyDue.size > 0);

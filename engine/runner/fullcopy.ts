@@ -14,6 +14,7 @@ import { deferMaintenance, deferHistoryPrune } from './finish.js';
 import { withIndexesDropped } from './rebuild.js';
 import { commitRun } from './commit.js';
 import { copyIntoReceivers } from './foreign.js';
+import { assertScopeCurrent } from './snapshot.js';
 
 export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   const { ctx, conns, scope, writers } = inp;
@@ -24,6 +25,7 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   // short would never be answered (pg-copy-streams stops reading the connection).
   await read.query(beginReadSql(sync.isolation));
   const snap = (await read.query<{ snapshot: string }>(CURRENT_SNAPSHOT_SQL)).rows[0].snapshot;
+  await assertScopeCurrent(inp, [], true);
   const targets = ctx.databases.slice(1);
   const tw = targets.map((d) => writers.get(d.name)!);
   await Promise.all(tw.map((w) => w.query(WRITE_SETUP_SQL, [sync.name])));

@@ -59,11 +59,15 @@ export class RunError extends BucardoError {
   }
 }
 
+/** How many times in a row a run starts again because a table it touches was altered as it started. */
+const DETAILS_RESTARTS = 3;
+
 export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runner: string, log: (e: LogEntry) => void = () => {}): Promise<RunOutcome> {
   const runId = randomUUID();
   const started = new Date();
   const hooks = makeRunHooks(ctx, runId, log);
-  for (let retried = false; ; retried = true) {
+  let retried = false;
+  for (let restarts = 0; ; ) {
     try {
       const outcome = await attemptRun(ctx, conns, runner, runId, started, hooks);
       if (outcome.kind === 'done') await hooks?.afterSync(outcome.result, conns);
@@ -71,8 +75,14 @@ export async function runSyncOnce(ctx: SyncContext, conns: SyncConnections, runn
     } catch (e) {
       // closing the connections rolls back whatever is open and frees the fence
       await conns.closeAll();
+      // a table the run touches was altered as it started: again at once, with the new
+      // definition (sql/prepare.ts); not a failure, unless the table keeps changing
+      if (e instanceof BucardoError && e.code === 'details_changed' && restarts++ < DETAILS_RESTARTS) continue;
       // on_error may repair the data and ask for the run again, once (custom/hooks.ts)
-      if (hooks && !retried && (await hooks.onError(e, conns))) continue;
+      if (hooks && !retried && (await hooks.onError(e, conns))) {
+        retried = true;
+        continue;
+      }
       // recorded even when the fence was never taken (a database is down): the other
       // databases of the sync then show the failure in `bucardo status`
       await recordFailure(ctx, runId, started, runner, e);

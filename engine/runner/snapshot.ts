@@ -19,6 +19,7 @@ import { BucardoError } from '../errors.js';
 import { PENDING_SETUP_SQL, probeStatement, pendingTruncatesSql, pendingSql } from './sql/pending.js';
 import { lockTablesSql, emptinessSql, probeInSavepoint } from './sql/apply.js';
 import { beginReadSql } from './sql/transaction.js';
+import { assertDetailsCurrent } from './sql/prepare.js';
 
 /** What a run read on one source, in its snapshot. */
 export interface SourceRead {
@@ -153,4 +154,27 @@ export function assertSameHistory(inp: RunInputs, reads: SourceRead[]): void {
       );
     }
   }
+}
+
+/**
+ * After the snapshots: the tables this run reads or writes (pending changes or TRUNCATEs
+ * on a source, a copy due anywhere; `all`: every table) are, on every database, the ones
+ * the run was scoped with. See sql/prepare.ts: an ALTER TABLE that committed before the
+ * snapshot fails the attempt, and run.ts starts it again with the new definition.
+ */
+export async function assertScopeCurrent(inp: RunInputs, reads: SourceRead[], all = false): Promise<void> {
+  const { ctx, scope, states, writers } = inp;
+  const touched = new Set<string>();
+  for (const t of scope.tables) if (all || t.copyClear.length) touched.add(t.tableId);
+  for (const r of reads) {
+    for (const [id, p] of r.pending) if (p.n > 0) touched.add(id);
+    for (const id of r.truncates.keys()) touched.add(id);
+  }
+  if (!touched.size) return;
+  const ids = [...touched];
+  await Promise.all(
+    ctx.databases.map((d) =>
+      assertDetailsCurrent(writers.get(d.name)!, d.name, ctx.schema, ctx.sync.name, ctx.renamedOn(d.name), states.get(d.name)!.relations, ids),
+    ),
+  );
 }

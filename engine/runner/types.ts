@@ -66,6 +66,8 @@ export interface RelationInfo {
   name: string;
   keyColumns: string[];
   copyPending: boolean;
+  /** A fingerprint of the catalog rows the details below come from (sql/prepare.ts). */
+  catalogVersion?: string;
   /** The next run empties the table here and copies it again (how this database receives it changed: sync_recopy). */
   recopy?: boolean;
   /** null: the table does not exist in this database. */

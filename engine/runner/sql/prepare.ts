@@ -2,15 +2,26 @@
  * The first query of a run, on every database of the sync at once (one round trip each):
  * the sync's watermark here, its tables with their keys and current columns, and the
  * sequences' values. The tables' details (columns, key indexes, foreign keys) cost ~0.4 ms
- * per table to gather; the query returns instead a fingerprint of the catalog rows they
- * come from (the tables' pg_class, pg_attribute, pg_index and pg_constraint rows, each
- * with its xmin, which any ALTER, CREATE INDEX or constraint change renews, and the
- * registry's flags), and the details are read again, in a second round trip, only when
- * that fingerprint differs from the last run's: an ALTER TABLE is still picked up by the
- * next run, and a 1,000-table sync no longer spends 0.4 s per database per run on them.
+ * per table to gather, so a connection keeps them from one run to the next:
+ *
+ * - Each run reads the sync's own registry rows (sync_relation, sync_recopy: which tables,
+ *   their keys, the onetimecopies due), cheaply, and reads every detail again when they
+ *   changed (an apply).
+ * - Each table's details carry a fingerprint of the catalog rows they come from (its
+ *   pg_class, pg_attribute, pg_type, pg_index and pg_constraint rows, each with its xmin,
+ *   which any ALTER, CREATE INDEX or constraint change renews). Once a run has taken its
+ *   snapshots, and so knows which tables it reads and writes, assertDetailsCurrent compares
+ *   those tables' fingerprints with the catalog as it is then, on every database. A table
+ *   altered before the snapshot (its new column's values may be in the rows the run reads)
+ *   fails the attempt, and the run starts again with the details read afresh.
+ *
+ * A 1,000-table sync's one-row run so checks one table, not 1,000. And the check comes
+ * after the snapshot: reading the details before it, as the first query does, missed an
+ * ALTER TABLE ... ADD COLUMN that committed, with rows filling the column, between the
+ * two, and the run sent those rows without the column (runner-ddl.test).
  */
 import type pg from 'pg';
-import { qualify } from '../../sql/ident.js';
+import { displayName, qualify } from '../../sql/ident.js';
 import { tableId } from '../../objectnames.js';
 import type { DatabaseState, RelationInfo, SequenceShape } from '../types.js';
 import type { QualifiedName } from '../../topology/types.js';
@@ -26,36 +37,47 @@ const KEY_INDEX = `i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
     = (SELECT array_agg(x ORDER BY x) FROM unnest(r.key_columns) x)`;
 
 /**
- * `renamed`: some tables have another name in this database (a target's `name:`
- * override): $4-$6 list them (table id, schema, name there), and their columns, key index
- * and foreign keys are read from the table of that name.
+ * The sync's relations joined to their tables in this database's catalog (r, c). `renamed`:
+ * some tables have another name here (a target's `name:` override): three parameters from
+ * $`at` list them (table id, schema, name there). `only`: just the table ids in that parameter.
  */
-function prepareSql(schema: string, renamed: boolean, withRelations: boolean): string {
-  const t = (n: string) => qualify(schema, n);
+function relsSql(schema: string, renamed: boolean, at: number, only?: string): string {
   const [sch, nam, join] = renamed
     ? [
         'coalesce(rn.sch, r.table_schema)',
         'coalesce(rn.nam, r.table_name)',
-        `\n     LEFT JOIN unnest($4::text[], $5::text[], $6::text[]) AS rn(id, sch, nam) ON rn.id = r.table_id`,
+        `\n     LEFT JOIN unnest($${at}::text[], $${at + 1}::text[], $${at + 2}::text[]) AS rn(id, sch, nam) ON rn.id = r.table_id`,
       ]
     : ['r.table_schema', 'r.table_name', ''];
-  const rels = `${t('sync_relation')} r${join}
+  return `${qualify(schema, 'sync_relation')} r${join}
      LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = ${sch}
      LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = ${nam} AND c.relkind IN ('r', 'p')
-    WHERE r.sync = $1`;
-  // the sync's tables looked up once (CTE s), then the catalog rows of each
-  const version = `(SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) FROM (
-     WITH s AS (SELECT r.sync, r.table_id, r.key_columns, r.copy_pending, c.oid AS rel, c.xmin AS relxmin FROM ${rels})
-     SELECT concat_ws(':', s.table_id, s.key_columns::text, s.copy_pending, EXISTS (SELECT 1 FROM ${t('sync_recopy')} rc WHERE rc.sync = s.sync AND rc.table_id = s.table_id), s.rel, s.relxmin) AS x FROM s
-     UNION ALL SELECT concat_ws(':', a.attrelid, a.attnum, a.xmin, ty.xmin) FROM s JOIN pg_catalog.pg_attribute a ON a.attrelid = s.rel AND a.attnum > 0 JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-     UNION ALL SELECT concat_ws(':', i.indexrelid, i.xmin) FROM s JOIN pg_catalog.pg_index i ON i.indrelid = s.rel
-     UNION ALL SELECT concat_ws(':', con.oid, con.xmin, pc.xmin) FROM s JOIN pg_catalog.pg_constraint con ON con.conrelid = s.rel AND con.contype = 'f' JOIN pg_catalog.pg_class pc ON pc.oid = con.confrelid
-   ) f) AS relations_version`;
+    WHERE r.sync = $1${only ? ` AND r.table_id = ANY(${only}::text[])` : ''}`;
+}
+
+/** One table's catalog fingerprint (c: its pg_class row, NULL when it does not exist). */
+const CATALOG_VERSION = `md5(concat_ws('/', c.oid, c.xmin,
+       (SELECT string_agg(concat_ws(':', a.attnum, a.xmin, ty.xmin), ',' ORDER BY a.attnum)
+          FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0),
+       (SELECT string_agg(concat_ws(':', i.indexrelid, i.xmin), ',' ORDER BY i.indexrelid) FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid),
+       (SELECT string_agg(concat_ws(':', con.oid, con.xmin, pc.xmin), ',' ORDER BY con.oid)
+          FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class pc ON pc.oid = con.confrelid WHERE con.conrelid = c.oid AND con.contype = 'f')))`;
+
+/** The sync's registry rows here: which tables, their keys, the copies due. */
+function registryVersionSql(t: (n: string) => string): string {
+  return `md5(concat_ws('/',
+     (SELECT string_agg(concat_ws(':', r.table_id, r.table_schema, r.table_name, r.key_columns::text, r.copy_pending, r.xmin), ',' ORDER BY r.table_id)
+        FROM ${t('sync_relation')} r WHERE r.sync = $1),
+     (SELECT string_agg(concat_ws(':', rc.table_id, rc.xmin), ',' ORDER BY rc.table_id) FROM ${t('sync_recopy')} rc WHERE rc.sync = $1)))`;
+}
+
+function prepareSql(schema: string, renamed: boolean, withRelations: boolean): string {
+  const t = (n: string) => qualify(schema, n);
   return `SELECT
   (SELECT json_build_object('run_seq', run_seq::text, 'snapshots', snapshots) FROM ${t('sync_state')} WHERE sync = $1) AS state,
   EXISTS (SELECT 1 FROM ${t('sync')} WHERE name = $1) AS registered,
-  ${version},
-  ${withRelations ? relationsSql(t, rels) : 'NULL::json'} AS relations,
+  ${registryVersionSql(t)} AS registry_version,
+  ${withRelations ? relationsSql(t, relsSql(schema, renamed, 4)) : 'NULL::json'} AS relations,
   (SELECT coalesce(json_agg(json_build_object('schema', s.schemaname, 'name', s.sequencename, 'value', s.last_value::text,
        'start', s.start_value::text, 'min', s.min_value::text, 'max', s.max_value::text, 'inc', s.increment_by::text)), '[]')
      FROM pg_catalog.pg_sequences s
@@ -64,10 +86,15 @@ function prepareSql(schema: string, renamed: boolean, withRelations: boolean): s
   (SELECT value FROM ${t('meta')} WHERE key = 'system_identifier') AS recorded_system_identifier`;
 }
 
+/** The catalog fingerprint of some of the sync's tables ($2: their ids; renamed ones from $3), as assertDetailsCurrent compares them. */
+function catalogVersionsSql(schema: string, renamed: boolean): string {
+  return `SELECT r.table_id, ${CATALOG_VERSION} AS version FROM ${relsSql(schema, renamed, 3, '$2')}`;
+}
+
 /** The tables' details: keys, columns, key indexes, foreign keys, copy flags. */
 function relationsSql(t: (n: string) => string, rels: string): string {
   return `(SELECT coalesce(json_agg(json_build_object(
-       'tableId', r.table_id, 'schema', r.table_schema, 'name', r.table_name,
+       'tableId', r.table_id, 'schema', r.table_schema, 'name', r.table_name, 'catalogVersion', ${CATALOG_VERSION},
        'keyColumns', r.key_columns, 'copyPending', r.copy_pending,
        'recopy', EXISTS (SELECT 1 FROM ${t('sync_recopy')} rc WHERE rc.sync = r.sync AND rc.table_id = r.table_id),
        'columns', (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'builtin', a.atttypid < 16384,
@@ -88,7 +115,7 @@ function relationsSql(t: (n: string) => string, rels: string): string {
 interface Row {
   state: { run_seq: string; snapshots: Record<string, string> } | null;
   registered: boolean;
-  relations_version: string;
+  registry_version: string;
   relations: RelationInfo[] | null;
   sequences: ({ schema: string; name: string; value: string | null } & SequenceShape)[];
   system_identifier: string | null;
@@ -97,11 +124,19 @@ interface Row {
 
 /**
  * Per write connection, then per (schema, sync, renamed tables): the tables' details of the
- * last read and the fingerprint they were read at. Kept with the connection, which a failed
- * run closes: whatever the fingerprint may miss (a rename of a foreign key's parent
- * column) is read again after the run it makes fail.
+ * last read and the registry version they were read at. Kept with the connection, which a
+ * failed run closes: whatever the fingerprints may miss (a rename of a foreign key's
+ * parent column) is read again after the run it makes fail.
  */
 const relationsCache = new WeakMap<pg.Client, Map<string, { version: string; relations: RelationInfo[] }>>();
+
+const cacheKey = (schema: string, sync: string, renamed: { from: QualifiedName; to: QualifiedName }[]) => JSON.stringify([schema, sync, renamed]);
+
+/** The three parameters of relsSql's renamed tables. */
+function renamedParams(renamed: { from: QualifiedName; to: QualifiedName }[]): unknown[] {
+  if (!renamed.length) return [];
+  return [renamed.map((x) => tableId(x.from.schema, x.from.name)), renamed.map((x) => x.to.schema), renamed.map((x) => x.to.name)];
+}
 
 /** Sequence key used in DatabaseState.sequences. */
 export function seqKey(s: { schema: string; name: string }): string {
@@ -119,23 +154,18 @@ export async function readDatabaseState(
   let row: Row;
   try {
     const params: unknown[] = [sync, sequences.map((s) => s.schema), sequences.map((s) => s.name)];
-    if (renamed.length)
-      params.push(
-        renamed.map((x) => tableId(x.from.schema, x.from.name)),
-        renamed.map((x) => x.to.schema),
-        renamed.map((x) => x.to.name),
-      );
-    const key = JSON.stringify([schema, sync, renamed]);
+    const key = cacheKey(schema, sync, renamed);
     const cache = relationsCache.get(c) ?? new Map<string, { version: string; relations: RelationInfo[] }>();
     relationsCache.set(c, cache);
-    row = (await c.query<Row>(prepareSql(schema, renamed.length > 0, false), params)).rows[0];
+    row = (await c.query<Row>(prepareSql(schema, false, false), params)).rows[0];
     const known = cache.get(key);
-    if (known?.version === row.relations_version) row.relations = known.relations;
+    if (known?.version === row.registry_version) row.relations = known.relations;
     else {
-      row = (await c.query<Row>(prepareSql(schema, renamed.length > 0, true), params)).rows[0];
+      row = (await c.query<Row>(prepareSql(schema, renamed.length > 0, true), [...params, ...renamedParams(renamed)])).rows[0];
       // shared with the next runs as it is (frozen.ts), never copied: scope.ts recognises it
-      cache.set(key, { version: row.relations_version, relations: deepFreeze(row.relations ?? []) });
-      row.relations = cache.get(key)!.relations;
+      const relations = deepFreeze(row.relations ?? []);
+      cache.set(key, { version: row.registry_version, relations });
+      row.relations = relations;
     }
   } catch (e) {
     if ((e as { code?: string }).code === SQLSTATE.undefined_table || (e as { code?: string }).code === SQLSTATE.invalid_schema_name) {
@@ -163,4 +193,32 @@ export async function readDatabaseState(
     systemIdentifier: row.system_identifier,
     recordedSystemIdentifier: row.recorded_system_identifier,
   };
+}
+
+/**
+ * The tables `ids` as this database's catalog describes them now are the ones the run was
+ * scoped with (the fingerprints of `relations`); otherwise the connection forgets the
+ * details it keeps and the run fails with `details_changed`, which run.ts starts again at
+ * once. Called once the run holds its snapshots (see the header).
+ */
+export async function assertDetailsCurrent(
+  c: pg.Client,
+  database: string,
+  schema: string,
+  sync: string,
+  renamed: { from: QualifiedName; to: QualifiedName }[],
+  relations: RelationInfo[],
+  ids: string[],
+): Promise<void> {
+  if (!ids.length) return;
+  const now = await c.query<{ table_id: string; version: string }>(catalogVersionsSql(schema, renamed.length > 0), [sync, ids, ...renamedParams(renamed)]);
+  const byId = new Map(relations.map((r) => [r.tableId, r]));
+  const changed = now.rows.find((r) => byId.get(r.table_id)?.catalogVersion !== r.version);
+  if (!changed) return;
+  relationsCache.get(c)?.delete(cacheKey(schema, sync, renamed));
+  const rel = byId.get(changed.table_id);
+  throw new BucardoError(
+    'details_changed',
+    `table ${rel ? displayName(rel.schema, rel.name) : changed.table_id} changed in database ${database} as sync ${sync}'s run started (ALTER TABLE, an index or a constraint); the run starts again with its new definition`,
+  );
 }
