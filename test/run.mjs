@@ -42,8 +42,7 @@ if (sqliteTests.length) {
 // MariaDB and Redis targets need those servers from the machine's packages (the tests
 // start their own, on free ports, as an unprivileged user); without one its tests are left
 // out, and said so in one line. `npm run test:targets` (BUCARDO_REQUIRE_TARGETS=1) fails instead.
-const onPath = (bin) =>
-  [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin'].some((d) => d && fs.existsSync(path.join(d, bin)));
+const onPath = (bin) => [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin'].some((d) => d && fs.existsSync(path.join(d, bin)));
 const servers = [
   { test: 'target-mariadb', bins: ['mariadbd', 'mariadb-install-db'], install: 'apt-get install mariadb-server' },
   { test: 'target-redis', bins: ['redis-server'], install: 'apt-get install redis-server' },

@@ -14,7 +14,7 @@ import { deferMaintenance, deferHistoryPrune } from './finish.js';
 import { withIndexesDropped } from './rebuild.js';
 import { commitRun } from './commit.js';
 import { copyIntoReceivers } from './foreign.js';
-import { assertScopeCurrent } from './snapshot.js';
+import { assertScopeCurrent, assertNotRewritten } from './snapshot.js';
 
 export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
   const { ctx, conns, scope, writers } = inp;
@@ -61,6 +61,7 @@ export async function runFullcopy(inp: RunInputs): Promise<RunResult> {
       : copy());
   }
   if (inp.receivers) for (const [t, n] of Object.entries(await copyIntoReceivers(inp, read))) rowsByTable[t] = Math.max(rowsByTable[t] ?? 0, n);
+  await assertNotRewritten(read, ctx.sources[0].name, sync.name, scope.tables);
   await read.query(ROLLBACK_SQL);
   const rows = Object.values(rowsByTable).reduce((a, b) => a + b, 0);
   await commitRun(inp, { snapshots: { [ctx.sources[0].name]: snap }, rows, rowsByTable, conflicts: 0, conflictRecords: [] });

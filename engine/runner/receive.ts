@@ -20,6 +20,7 @@ import type pg from 'pg';
 import type { RunInputs } from './inputs.js';
 import type { RunTable } from './scope.js';
 import type { SourceRead, TableLocks } from './snapshot.js';
+import { assertNotRewritten, touchedTables } from './snapshot.js';
 import { newestTruncater } from './conflicts.js';
 import { uniqueViolation } from './constraints.js';
 import { copyBetween } from './copy.js';
@@ -238,7 +239,12 @@ export async function loadTargets(inp: RunInputs, reads: SourceRead[], work: Wor
  */
 export async function loadSources(inp: RunInputs, reads: SourceRead[], work: Work): Promise<void> {
   const [first, ...others] = reads;
-  await Promise.all(others.map((r) => r.client.query(ROLLBACK_SQL)));
+  const read = touchedTables(inp, reads);
+  const end = async (r: SourceRead) => {
+    await assertNotRewritten(r.client, r.db, inp.ctx.sync.name, read);
+    await r.client.query(ROLLBACK_SQL);
+  };
+  await Promise.all(others.map(end));
   for (const r of others) await emptySource(inp, r, work);
   await copyWhole(
     inp,
@@ -246,7 +252,7 @@ export async function loadSources(inp: RunInputs, reads: SourceRead[], work: Wor
     work,
     others.map((r) => r.db),
   );
-  await first.client.query(ROLLBACK_SQL);
+  await end(first);
   await emptySource(inp, first, work);
 }
 

@@ -19,7 +19,8 @@ import { BucardoError } from '../errors.js';
 import { PENDING_SETUP_SQL, probeStatement, pendingTruncatesSql, pendingSql } from './sql/pending.js';
 import { lockTablesSql, emptinessSql, probeInSavepoint } from './sql/apply.js';
 import { beginReadSql } from './sql/transaction.js';
-import { assertDetailsCurrent } from './sql/prepare.js';
+import { assertDetailsCurrent, REWRITTEN_SQL } from './sql/prepare.js';
+import { displayName } from '../sql/ident.js';
 
 /** What a run read on one source, in its snapshot. */
 export interface SourceRead {
@@ -163,18 +164,40 @@ export function assertSameHistory(inp: RunInputs, reads: SourceRead[]): void {
  * snapshot fails the attempt, and run.ts starts it again with the new definition.
  */
 export async function assertScopeCurrent(inp: RunInputs, reads: SourceRead[], all = false): Promise<void> {
-  const { ctx, scope, states, writers } = inp;
-  const touched = new Set<string>();
-  for (const t of scope.tables) if (all || t.copyClear.length) touched.add(t.tableId);
-  for (const r of reads) {
-    for (const [id, p] of r.pending) if (p.n > 0) touched.add(id);
-    for (const id of r.truncates.keys()) touched.add(id);
-  }
-  if (!touched.size) return;
-  const ids = [...touched];
+  const { ctx, states, writers } = inp;
+  const ids = touchedTables(inp, reads, all).map((t) => t.tableId);
+  if (!ids.length) return;
   await Promise.all(
     ctx.databases.map((d) =>
       assertDetailsCurrent(writers.get(d.name)!, d.name, ctx.schema, ctx.sync.name, ctx.renamedOn(d.name), states.get(d.name)!.relations, ids),
     ),
   );
+}
+
+/**
+ * Before a source's read transaction ends: none of the tables the run read there was
+ * rewritten after its snapshot (REWRITTEN_SQL), or what the run took for deleted rows may
+ * only have been invisible to it; the run then starts again at once (`details_changed`).
+ * Reading a table holds its ACCESS SHARE lock to the end of the transaction, so a rewrite
+ * that has not committed by now can no longer change what the run read.
+ */
+export async function assertNotRewritten(client: pg.Client, db: string, sync: string, tables: { schema: string; name: string }[]): Promise<void> {
+  if (!tables.length) return;
+  const res = await client.query<{ schema: string; name: string }>(REWRITTEN_SQL, [tables.map((t) => t.schema), tables.map((t) => t.name)]);
+  if (!res.rows.length) return;
+  const t = res.rows[0];
+  throw new BucardoError(
+    'details_changed',
+    `table ${displayName(t.schema, t.name)} in database ${db} was rewritten (ALTER TABLE or TRUNCATE) as sync ${sync}'s run read it; the run starts again`,
+  );
+}
+
+/** The tables a run reads or writes: pending or truncated on a source, or due for a copy (`all`: every one). */
+export function touchedTables(inp: RunInputs, reads: SourceRead[], all = false): RunInputs['scope']['tables'] {
+  const ids = new Set<string>();
+  for (const r of reads) {
+    for (const [id, p] of r.pending) if (p.n > 0) ids.add(id);
+    for (const id of r.truncates.keys()) ids.add(id);
+  }
+  return inp.scope.tables.filter((t) => all || t.copyClear.length || ids.has(t.tableId));
 }

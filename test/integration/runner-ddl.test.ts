@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import pg from 'pg';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
@@ -105,5 +106,44 @@ export async function before_sync() {
   assert.deepEqual((await b.query('SELECT id, name, note FROM public.items ORDER BY id')).rows, [
     { id: 1, name: 'one', note: null },
     { id: 2, name: 'two', note: 'n2' },
+  ]);
+});
+
+test('a table rewritten by ALTER TABLE after a run took its snapshot does not look empty to the run', async () => {
+  // PostgreSQL's table rewrites are not MVCC-safe: to a snapshot taken before the rewrite
+  // committed, the rewritten table looks empty, and a run reading its changed rows then
+  // would take them for deleted and delete them on the target
+  const [a, b] = await env.fresh('rewrite', `CREATE TABLE public.items (id integer PRIMARY KEY, n integer NOT NULL);`);
+  const file = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: ['public.items'] }));
+  await applyOk(file);
+  await a.query(`INSERT INTO public.items SELECT i, i FROM generate_series(1, 3) i`);
+  await runOnce(file);
+  await b.query(`ALTER TABLE public.items ALTER COLUMN n TYPE bigint`);
+  await a.query(`UPDATE public.items SET n = 20 WHERE id = 2`);
+  const app = new pg.Client(a.cluster.clientConfig(a.dbname));
+  await app.connect();
+  try {
+    // the application holds the table, so the run takes its snapshot and then waits to read it
+    await app.query('BEGIN; LOCK TABLE public.items IN ACCESS EXCLUSIVE MODE');
+    const run = spawnCli(['run', '-f', file, '--once']);
+    await waitFor(
+      async () =>
+        (
+          await a.one(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name LIKE 'bucardo:s1:read:%'`,
+          )
+        ).n === 1,
+      'the run reading public.items, waiting for the lock',
+    );
+    await app.query('ALTER TABLE public.items ALTER COLUMN n TYPE bigint; COMMIT');
+    const exit = await run.exited;
+    assert.equal(exit.code, 0, run.output().stdout + run.output().stderr);
+  } finally {
+    await app.end();
+  }
+  assert.deepEqual((await b.query('SELECT id, n::int FROM public.items ORDER BY id')).rows, [
+    { id: 1, n: 1 },
+    { id: 2, n: 20 },
+    { id: 3, n: 3 },
   ]);
 });
