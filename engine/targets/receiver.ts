@@ -87,7 +87,10 @@ export async function makeReceiver(spec: ForeignDatabaseSpec, options: { create?
       const { makeSqliteReceiver } = await import('./sqlite.js');
       return makeSqliteReceiver(spec, options);
     }
-    case 'mariadb':
+    case 'mariadb': {
+      const { makeMariadbReceiver } = await import('./mariadb.js');
+      return makeMariadbReceiver(spec);
+    }
     case 'redis':
       throw new BucardoError('not_supported', `database ${spec.name}: type ${spec.type} is not supported yet`);
     default: {
