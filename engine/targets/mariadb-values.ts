@@ -66,8 +66,8 @@ const DECIMAL = /^(-?)(\d+)(?:\.(\d*?)0*)?$/;
 /**
  * A value (its bytes as MariaDB returned them, or null) in the form compare matches:
  * bytes as hex, numbers as JavaScript prints them (a DOUBLE's -0 is read back as 0, and
- * both sides agree), decimals without the trailing zeros of the column's scale, the rest
- * as its text.
+ * both sides agree), decimals without the trailing zeros of the column's scale, DATETIMEs
+ * with six fractional digits, the rest as its text.
  */
 export function mariadbCanonical(c: TypeClass, raw: Buffer | null): string | null {
   if (raw === null) return null;
@@ -83,8 +83,15 @@ export function mariadbExpected(c: TypeClass, text: string | null): string | nul
   return canonicalText(c, String(v));
 }
 
+const DATETIME = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.(\d{1,6}))?$/;
+
 function canonicalText(c: TypeClass, s: string): string {
   if (c === 'float') return String(Number(s));
+  if (c === 'timestamptz' || c === 'timestamp') {
+    // a DATETIME(6) prints six fractional digits, PostgreSQL only those it needs
+    const m = DATETIME.exec(s);
+    return m ? `${m[1]}.${(m[2] ?? '').padEnd(6, '0')}` : s;
+  }
   if (c === 'numeric') {
     const m = DECIMAL.exec(s);
     if (!m) return s;
