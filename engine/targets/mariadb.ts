@@ -44,14 +44,32 @@ function connectionOptions(spec: ForeignDatabaseSpec) {
   };
 }
 
+/**
+ * MariaDB errors of a statement that say "try again later" rather than "this cannot be
+ * written": reported as `unreachable`, which the runner retries (engine/runner/retry.ts).
+ */
+const TRANSIENT_CODES: Record<string, string> = {
+  ER_LOCK_DEADLOCK: 'a deadlock with another transaction on the target; the run is redone',
+  ER_LOCK_WAIT_TIMEOUT: "another transaction held the rows' locks past innodb_lock_wait_timeout",
+  ER_SERVER_SHUTDOWN: 'the server is shutting down',
+  ER_CON_COUNT_ERROR: 'too many connections',
+  ER_OUT_OF_RESOURCES: 'out of memory',
+};
+
+/** True for an error of the statement itself (it would fail again), false for the connection's or a transient one. */
+function isStatementError(e: unknown): boolean {
+  const err = e as { sqlState?: string; fatal?: boolean; code?: string };
+  return Boolean(err.sqlState) && !err.fatal && !(String(err.code) in TRANSIENT_CODES);
+}
+
 /** A MariaDB failure as a message naming the database and server (never the password) and MariaDB's code. */
 function unavailable(spec: ForeignDatabaseSpec, e: unknown): BucardoError {
   const code = (e as { code?: string }).code ?? '';
   return new BucardoError('unreachable', `${describeDatabaseType(spec)} is unavailable: ${(e as Error).message}${code ? ` (${code})` : ''}`, {
     cause: e,
     hint:
-      code === 'ER_LOCK_WAIT_TIMEOUT'
-        ? 'another transaction holds locks on its rows; the run is retried'
+      code in TRANSIENT_CODES
+        ? `${TRANSIENT_CODES[code]}; the run is retried`
         : `check that the server at ${describeServer(spec)} is up and that the user may write there`,
   });
 }
@@ -93,6 +111,11 @@ class MariadbReceiver implements Receiver {
       return await fn();
     } catch (e) {
       if (e instanceof BucardoError) throw e;
+      if (isStatementError(e)) {
+        throw new BucardoError('query_failed', `${describeDatabaseType(this.spec)}: ${(e as Error).message} (${String((e as { code?: string }).code)})`, {
+          cause: e,
+        });
+      }
       throw unavailable(this.spec, e);
     }
   }
@@ -210,7 +233,7 @@ class MariadbReceiver implements Receiver {
     try {
       [header] = await this.conn.query<ResultSetHeader>(text, rows.flat());
     } catch (e) {
-      if ((e as { sqlState?: string }).sqlState && !isConnectionError(e)) throw this.rejected(t, rows, keyAt, (e as Error).message, e);
+      if (isStatementError(e)) throw this.rejected(t, rows, keyAt, (e as Error).message, e);
       throw unavailable(this.spec, e);
     }
     if (header.warningStatus > 0) {
@@ -300,9 +323,4 @@ function chunks(rows: MariadbValue[][]): MariadbValue[][][] {
 function describeValue(v: MariadbValue): string {
   if (v === null) return 'NULL';
   return Buffer.isBuffer(v) ? `\\x${v.toString('hex')}` : String(v);
-}
-
-/** Errors of the connection rather than of the statement (mysql2 sets no SQLSTATE on those, or marks them fatal). */
-function isConnectionError(e: unknown): boolean {
-  return Boolean((e as { fatal?: boolean }).fatal);
 }

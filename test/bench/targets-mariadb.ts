@@ -113,10 +113,7 @@ async function bulkLoad(a: pg.ClientConfig, server: MariadbServer): Promise<numb
   ).rows as unknown[][];
   await c.end();
   const m = await server.fresh('bulk', MARIA_DDL);
-  const conn = await mysql.createConnection({
-    ...(m.entry as { host: string; port: number; user: string; password: string; database: string }),
-    charset: 'utf8mb4',
-  });
+  const conn = await mysql.createConnection({ ...m.connection, charset: 'utf8mb4' });
   const times: number[] = [];
   try {
     for (let i = 0; i < 3; i++) {

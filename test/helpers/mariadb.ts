@@ -141,9 +141,14 @@ export class MariadbDb {
     readonly database: string,
   ) {}
 
+  /** How the test user reaches it. */
+  get connection(): { host: string; port: number; user: string; password: string; database: string } {
+    return { host: '127.0.0.1', port: this.server.port, user: MARIADB_USER, password: MARIADB_PASSWORD, database: this.database };
+  }
+
   /** A topology entry for it (discrete fields, with the test user's password). */
   get entry(): Record<string, unknown> {
-    return { type: 'mariadb', host: '127.0.0.1', port: this.server.port, user: MARIADB_USER, password: MARIADB_PASSWORD, database: this.database };
+    return { type: 'mariadb', ...this.connection };
   }
 
   // biome-ignore lint/suspicious/noExplicitAny: tests read rows by column name
