@@ -32,7 +32,9 @@ export const MARIADB_CREATE_STATE_SQL = `CREATE TABLE IF NOT EXISTS ${q(MARIADB_
  * The run's session: UTC (DATETIME values are written as UTC text, and NOW() agrees),
  * strict mode so that a value MariaDB cannot hold is an error instead of a silent
  * conversion, and a bounded wait for another writer's row locks (the run then fails and
- * is retried, like SQLite's busy timeout).
+ * is retried, like SQLite's busy timeout). The sql_mode is set whole: NO_BACKSLASH_ESCAPES
+ * from the server's default would break mysql2's escaping of the `?` values, ANSI_QUOTES
+ * nothing here (names are in backticks).
  */
 export const MARIADB_SESSION_SQL = `SET SESSION time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', innodb_lock_wait_timeout = ?`;
 
