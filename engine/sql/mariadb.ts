@@ -63,6 +63,15 @@ WHERE table_schema = DATABASE() AND table_name = ? AND non_unique = 0 ORDER BY i
 
 export const MARIADB_WARNINGS_SQL = 'SHOW WARNINGS';
 
+/** ? sequence name: does it exist in the connection's database (names compared exactly by the caller). */
+export const MARIADB_SEQUENCE_SQL = `SELECT table_name AS name FROM information_schema.tables
+WHERE table_schema = DATABASE() AND table_type = 'SEQUENCE' AND table_name = ?`;
+
+/** ? value (a BigInt, which mysql2 binds as the bare integer SETVAL's grammar takes). MariaDB's SETVAL never moves a sequence back. */
+export function mariadbSetvalSql(sequence: string): string {
+  return `SELECT SETVAL(${q(sequence)}, ?)`;
+}
+
 /**
  * Insert or update `rows` rows by key: idempotent, so a run redone after a crash writes
  * the same. Without other columns the update is a no-op assignment of the key (INSERT

@@ -257,6 +257,15 @@ class MariadbReceiver implements Receiver {
     );
   }
 
+  async raiseSequences(sequences: { name: string; value: bigint }[]): Promise<void> {
+    await this.guard(async () => {
+      for (const seq of sequences) {
+        const [found] = await this.conn.query<Row[]>(sql.MARIADB_SEQUENCE_SQL, [seq.name]);
+        if (found.some((r) => r.name === seq.name)) await this.conn.query(sql.mariadbSetvalSql(seq.name), [seq.value]);
+      }
+    });
+  }
+
   async writeState(sync: string, s: ReceiverState): Promise<void> {
     await this.guard(() =>
       this.conn.query(sql.MARIADB_WRITE_STATE_SQL, [sync, s.runSeq, JSON.stringify(s.snapshots), JSON.stringify(s.tables), s.runId, s.finished, s.rows]),

@@ -354,3 +354,24 @@ test('the runner killed (SIGKILL) while it writes a large set into MariaDB: noth
   const cmp = await runCli(['compare', '-f', file, 's1']);
   assert.equal(cmp.code, 0, cmp.stdout + cmp.stderr);
 });
+
+test("a relgroup's sequence is brought up in MariaDB where it exists there (CREATE SEQUENCE), never down", async () => {
+  const [a] = await env.fresh('seq', `CREATE SEQUENCE public.items_id_seq; ${ITEMS_PG}`);
+  const m = await maria.fresh('seq', `${ITEMS_MARIA}; CREATE SEQUENCE items_id_seq`);
+  const file = writeTopology({
+    version: 1,
+    databases: { a: { url: a.url }, m: m.entry },
+    relgroups: { g: { tables: ['public.items'], sequences: ['public.items_id_seq'] } },
+    syncs: { s1: { relgroup: 'g', sources: ['a'], targets: ['m'] } },
+  });
+  await applyOk(file);
+  await a.query(`INSERT INTO public.items SELECT nextval('public.items_id_seq'), 'x', 1, 1 FROM generate_series(1, 42)`);
+  await runOnce(file);
+  const next = async () => Number((await m.rows('SELECT NEXTVAL(items_id_seq) AS n'))[0].n);
+  assert.equal(await next(), 43, 'MariaDB hands out the value after the furthest the source handed out');
+  await m.exec('SELECT SETVAL(items_id_seq, 1000)');
+  await a.query(`INSERT INTO public.items SELECT nextval('public.items_id_seq'), 'y', 1, 1 FROM generate_series(1, 8)`);
+  await runOnce(file);
+  assert.equal(await next(), 1001, 'a sequence ahead on MariaDB is not moved back');
+  assert.equal(Number((await m.rows('SELECT count(*) AS n FROM items'))[0].n), 50);
+});
