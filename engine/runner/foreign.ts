@@ -27,6 +27,7 @@ import type { ForeignDatabaseSpec } from '../topology/types.js';
 import { makeReceiver, type Receiver, type ReceiverState, type ReceiverTable } from '../targets/receiver.js';
 import { resumeWatermark } from './scope.js';
 import { newestTruncater } from './conflicts.js';
+import { seqKey } from './sql/prepare.js';
 import { readCopyRows } from './copytext.js';
 import { sendWinnerRowsSql, sendWholeTableSql } from './sql/receiving.js';
 import { BucardoError } from '../errors.js';
@@ -42,6 +43,8 @@ export interface ReceiverRun {
   receiver: Receiver;
   state: ReceiverState;
   copyDue: Set<string>;
+  /** The relgroup's ascending sequences and the furthest value a source handed out (receivers with raiseSequences). */
+  sequences: { name: string; value: bigint }[];
 }
 
 export interface ReceiverSet {
@@ -68,7 +71,7 @@ export async function openReceivers(ctx: SyncContext): Promise<ReceiverSet> {
           hint: 'run bucardo apply first',
         });
       }
-      list.push({ spec, receiver, state, copyDue: new Set() });
+      list.push({ spec, receiver, state, copyDue: new Set(), sequences: [] });
     }
   } catch (e) {
     await close();
@@ -109,6 +112,7 @@ export async function scopeReceivers(ctx: SyncContext, states: Map<string, Datab
   for (const rr of set.list) {
     const problems = await rr.receiver.checkTables(scope.tables.map((t) => receiverTable(ctx, t, rr.spec.name)));
     if (problems.length) throw tableProblemError(rr.spec, problems[0]);
+    if (rr.receiver.raiseSequences) rr.sequences = furthestSequenceValues(ctx, states);
     if (ctx.sync.kind === 'delta' && ctx.sync.onetimecopy !== 'never') {
       for (const t of scope.tables) if (!rr.state.tables.includes(t.tableId)) rr.copyDue.add(t.tableId);
     }
@@ -118,6 +122,22 @@ export async function scopeReceivers(ctx: SyncContext, states: Map<string, Datab
   scope.last = resume.snapshots;
   scope.lastSeq = resume.runSeq;
   scope.nextSeq = Math.max(scope.nextSeq, ...set.list.map((r) => r.state.runSeq + 1));
+}
+
+/** Per ascending sequence of the relgroup, the furthest value any source handed out (as scope.ts setvalsOf; descending ones are left alone). */
+function furthestSequenceValues(ctx: SyncContext, states: Map<string, DatabaseState>): { name: string; value: bigint }[] {
+  const out: { name: string; value: bigint }[] = [];
+  for (const seq of ctx.sequences) {
+    const k = seqKey(seq);
+    if (BigInt(states.get(ctx.sources[0].name)!.sequenceShapes?.[k]?.inc ?? '1') <= 0n) continue;
+    let far: bigint | null = null;
+    for (const s of ctx.sources) {
+      const v = states.get(s.name)!.sequences[k];
+      if (v != null && (far === null || BigInt(v) > far)) far = BigInt(v);
+    }
+    if (far !== null) out.push({ name: seq.name, value: far });
+  }
+  return out;
 }
 
 /** The error of a table a receiver lacks (or lacks parts of), with the CREATE TABLE as the hint. */
@@ -175,6 +195,7 @@ export async function copyIntoReceivers(inp: RunInputs, read: pg.Client): Promis
 /** Step 10 for the receivers, before the PostgreSQL databases commit: the watermark, then commit. */
 export async function commitReceivers(inp: RunInputs, snapshots: Record<string, string>, rows: number): Promise<void> {
   for (const rr of inp.receivers?.list ?? []) {
+    if (rr.sequences.length) await rr.receiver.raiseSequences?.(rr.sequences);
     await rr.receiver.writeState(inp.ctx.sync.name, {
       runSeq: inp.scope.nextSeq,
       snapshots,

@@ -69,6 +69,12 @@ export interface Receiver {
   applyChanges(t: ReceiverTable, rows: TextRow[]): Promise<void>;
   /** Rows of a table just emptied (fields in t.columns order). */
   insertRows(t: ReceiverTable, rows: TextRow[]): Promise<void>;
+  /**
+   * Optional, for engines with sequences: each named sequence that exists there brought up
+   * so that it never hands out `value` (the furthest a source handed out) or a lower one;
+   * one that does not exist there is skipped. Never lowers a sequence, so a redone run may call it again.
+   */
+  raiseSequences?(sequences: { name: string; value: bigint }[]): Promise<void>;
   /** The watermark, in the run's transaction. */
   writeState(sync: string, state: ReceiverState): Promise<void>;
   commit(): Promise<void>;
@@ -87,7 +93,10 @@ export async function makeReceiver(spec: ForeignDatabaseSpec, options: { create?
       const { makeSqliteReceiver } = await import('./sqlite.js');
       return makeSqliteReceiver(spec, options);
     }
-    case 'mariadb':
+    case 'mariadb': {
+      const { makeMariadbReceiver } = await import('./mariadb.js');
+      return makeMariadbReceiver(spec);
+    }
     case 'redis':
       throw new BucardoError('not_supported', `database ${spec.name}: type ${spec.type} is not supported yet`);
     default: {

@@ -19,6 +19,7 @@ import { type Results, median } from './report.js';
 import { withDeadline, now } from './scope.js';
 import { runCli } from '../helpers/cli.js';
 import { loadSqliteDriver } from '../../engine/targets/sqlite.js';
+import { mariadbM1 } from './targets-mariadb.js';
 
 const ROWS = 100_000;
 const SOURCE_DB = 'bench_targets';
@@ -26,6 +27,7 @@ const DDL = `CREATE TABLE public.items (id integer PRIMARY KEY, name text NOT NU
 const LITE_DDL = `CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, price TEXT, at TEXT, ok INTEGER)`;
 
 export async function targetsPhase(env: Env, res: Results, outDir: string): Promise<void> {
+  await mariadbM1(env, res, outDir);
   const a = env.A.clientConfig(SOURCE_DB);
   await env.A.createDatabase(SOURCE_DB);
   await exec(

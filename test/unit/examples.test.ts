@@ -30,7 +30,8 @@ const topologies = yamlFiles.filter(isTopology);
 function placeholderEnv(text: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const m of text.matchAll(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}/g)) {
-    env[m[1]!] = /URL$/.test(m[1]!) ? `postgres://bucardo@${m[1]!.toLowerCase()}.example.com:5432/app` : 'placeholder';
+    const scheme = /MARIADB|MYSQL/.test(m[1]!) ? 'mysql' : 'postgres'; // a mariadb entry's url takes its own scheme
+    env[m[1]!] = /URL$/.test(m[1]!) ? `${scheme}://bucardo@${m[1]!.toLowerCase()}.example.com:5432/app` : 'placeholder';
   }
   return env;
 }
