@@ -19,6 +19,8 @@ import { BucardoError } from '../errors.js';
 export interface ReceiverTable {
   /** The table's name there (SPEC section 7: `table` of `schema.table`, or the override's). */
   name: string;
+  /** Its schema there (the source's, or the override's): Redis keys are `schema.table:KEY`; SQL engines ignore it. */
+  schema?: string;
   /** The table on the sources, for messages: SQL syntax. */
   display: string;
   keyColumns: string[];
@@ -87,8 +89,11 @@ export async function makeReceiver(spec: ForeignDatabaseSpec, options: { create?
       const { makeSqliteReceiver } = await import('./sqlite.js');
       return makeSqliteReceiver(spec, options);
     }
+    case 'redis': {
+      const { makeRedisReceiver } = await import('./redis.js');
+      return makeRedisReceiver(spec);
+    }
     case 'mariadb':
-    case 'redis':
       throw new BucardoError('not_supported', `database ${spec.name}: type ${spec.type} is not supported yet`);
     default: {
       const never: never = spec.type;
