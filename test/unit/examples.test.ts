@@ -31,6 +31,7 @@ function placeholderEnv(text: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const m of text.matchAll(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}/g)) {
     env[m[1]!] = /URL$/.test(m[1]!) ? `postgres://bucardo@${m[1]!.toLowerCase()}.example.com:5432/app` : 'placeholder';
+    if (/REDIS_URL$/.test(m[1]!)) env[m[1]!] = 'redis://:placeholder@redis.example.com:6379/0';
   }
   return env;
 }
