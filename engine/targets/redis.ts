@@ -43,8 +43,10 @@ return 0`;
 /** The part of node-redis's client used here: raw commands only, so its generated command types stay out of the build. */
 interface RedisClient {
   connect(): Promise<unknown>;
+  multi(): { addCommand(args: RedisValue[]): unknown; execAsPipeline(): Promise<unknown[]> };
   sendCommand(args: RedisValue[], options?: { typeMapping?: Record<number, unknown> }): Promise<unknown>;
   duplicate(): RedisClient;
+  withTypeMapping(mapping: Record<number, unknown>): RedisClient;
   on(event: 'error', fn: (e: Error) => void): unknown;
   destroy(): void;
   readonly isOpen: boolean;
@@ -52,6 +54,10 @@ interface RedisClient {
 interface RedisModule {
   createClient(options: Record<string, unknown>): RedisClient;
   RESP_TYPES: { BLOB_STRING: number };
+  /** A server's error reply (as opposed to a connection that failed). */
+  ErrorReply: new (
+    ...args: never[]
+  ) => Error;
 }
 
 let driver: RedisModule | null = null;
@@ -86,6 +92,10 @@ export function redisClientOptions(spec: ForeignDatabaseSpec): Record<string, un
 function unavailable(spec: ForeignDatabaseSpec, e: unknown): BucardoError {
   if (e instanceof BucardoError) return e;
   const msg = e instanceof AggregateError && e.errors.length ? (e.errors[0] as Error).message : (e as Error).message;
+  // the server answered, with an error: a refused command (out of memory, a wrong password), not an outage
+  if (driver && e instanceof driver.ErrorReply && !/^(WRONGPASS|NOAUTH|NOPERM)/.test(msg)) {
+    return new BucardoError('run_failed', `redis database ${spec.name} (${describeServer(spec)}) refused a command: ${msg}`, { cause: e });
+  }
   return new BucardoError('unreachable', `redis database ${spec.name} (${describeServer(spec)}) is unavailable: ${msg}`, {
     cause: e,
     hint: 'check that the server is up and the password and db are right; the run is retried',
@@ -164,11 +174,17 @@ class RedisReceiver implements Receiver {
     return args;
   }
 
-  /** Commands into the open MULTI; each answers QUEUED (an error here makes EXEC abort the whole run). */
+  /**
+   * Commands into the open MULTI, written as one pipeline (one socket write, not a promise
+   * per command: several times faster); each answers QUEUED, and an error here makes EXEC
+   * abort the whole run.
+   */
   private async queue(commands: RedisValue[][]): Promise<void> {
     const w = this.writer;
     if (!w) throw new Error('redis receiver: a write outside begin() and commit()');
-    await this.guard(() => Promise.all(commands.map((c) => w.sendCommand(c))));
+    const pipe = w.multi();
+    for (const c of commands) pipe.addCommand(c);
+    await this.guard(() => pipe.execAsPipeline());
   }
 
   async begin(): Promise<void> {
@@ -277,9 +293,9 @@ class RedisReceiver implements Receiver {
         string,
         string[],
       ];
-      const hashes = await this.guard(() =>
-        Promise.all(keys.map((k) => this.reader.sendCommand(['HGETALL', k], { typeMapping: this.asBuffers }) as Promise<Record<string, Buffer>>)),
-      );
+      const pipe = this.reader.withTypeMapping(this.asBuffers).multi();
+      for (const k of keys) pipe.addCommand(['HGETALL', k]);
+      const hashes = (await this.guard(() => pipe.execAsPipeline())) as Record<string, Buffer>[];
       for (const [i, key] of keys.entries()) yield this.heldRow(t, l, key, hashes[i]);
       cursor = next;
     } while (cursor !== '0');
