@@ -44,7 +44,7 @@ return 0`;
 interface RedisClient {
   connect(): Promise<unknown>;
   multi(): { addCommand(args: RedisValue[]): unknown; execAsPipeline(): Promise<unknown[]> };
-  sendCommand(args: RedisValue[], options?: { typeMapping?: Record<number, unknown> }): Promise<unknown>;
+  sendCommand(args: RedisValue[]): Promise<unknown>;
   duplicate(): RedisClient;
   withTypeMapping(mapping: Record<number, unknown>): RedisClient;
   on(event: 'error', fn: (e: Error) => void): unknown;
@@ -326,12 +326,10 @@ class RedisReceiver implements Receiver {
     const mapped = t.columns.map((_, i) => {
       const text = row[i];
       if (text === null) return null;
-      if (l.keyAt.includes(i)) {
-        const v = redisValue(l.classes[i], text);
-        return `text:${typeof v === 'string' ? v : v.toString('hex')}`;
-      }
       const v = redisValue(l.classes[i], text);
-      return typeof v === 'string' ? `text:${v}` : `bytes:${v.toString('hex')}`;
+      if (typeof v === 'string') return `text:${v}`;
+      // a bytea key column is compared as the hex of the key's name (heldRow)
+      return l.keyAt.includes(i) ? `text:${v.toString('hex')}` : `bytes:${v.toString('hex')}`;
     });
     return [...mapped, []];
   }
