@@ -282,6 +282,22 @@ test('a fullcopy sync replaces the hashes of the table each run', async () => {
   assert.equal(String(await r.cmd('GET', 'public.other:1')), 'not ours', "another table's key is left alone");
 });
 
+test('onetimecopy if_empty skips a table that already has a hash in Redis (SCAN for one key of its prefix)', async () => {
+  const [a] = await env.fresh('ifempty', ITEMS_PG);
+  await a.query(`INSERT INTO public.items SELECT i, 'item ' || i, i, i FROM generate_series(1, 5) i`);
+  const r = await freshRedis();
+  await r.cmd('HSET', 'public.items:1', 'id', '1', 'name', 'mine');
+  await r.cmd('HSET', 'public.itemsx:1', 'id', '1');
+  const file = topology(a, r, { onetimecopy: 'if_empty' });
+  await applyOk(file);
+  await runOnce(file);
+  assert.deepEqual(await r.keys(), ['public.items:1', 'public.itemsx:1'], 'not copied: the table holds a row');
+  await a.query(`UPDATE public.items SET qty = 0 WHERE id = 2`);
+  await runOnce(file);
+  assert.deepEqual(await r.hash('public.items:2'), { id: '2', name: 'item 2', qty: '0', price: '2.00' });
+  assert.deepEqual(await r.hash('public.items:1'), { id: '1', name: 'mine' });
+});
+
 test('compare finds hashes missing, extra and different in Redis', async () => {
   const [a] = await env.fresh('cmp', ITEMS_PG);
   await a.query(`INSERT INTO public.items SELECT i, 'item ' || i, i, i FROM generate_series(1, 30) i`);
