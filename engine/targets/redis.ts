@@ -44,7 +44,7 @@ return 0`;
 interface RedisClient {
   connect(): Promise<unknown>;
   multi(): { addCommand(args: RedisValue[]): unknown; execAsPipeline(): Promise<unknown[]> };
-  sendCommand(args: RedisValue[]): Promise<unknown>;
+  sendCommand(args: RedisValue[], options?: { typeMapping?: Record<number, unknown> }): Promise<unknown>;
   duplicate(): RedisClient;
   withTypeMapping(mapping: Record<number, unknown>): RedisClient;
   on(event: 'error', fn: (e: Error) => void): unknown;
@@ -293,12 +293,31 @@ class RedisReceiver implements Receiver {
         string,
         string[],
       ];
-      const pipe = this.reader.withTypeMapping(this.asBuffers).multi();
-      for (const k of keys) pipe.addCommand(['HGETALL', k]);
-      const hashes = (await this.guard(() => pipe.execAsPipeline())) as Record<string, Buffer>[];
+      const hashes = await this.readHashes(keys);
       for (const [i, key] of keys.entries()) yield this.heldRow(t, l, key, hashes[i]);
       cursor = next;
     } while (cursor !== '0');
+  }
+
+  /** HGETALL of each key, pipelined; null for a key that holds no hash. */
+  private async readHashes(keys: string[]): Promise<(Record<string, Buffer> | null)[]> {
+    const isReply = (e: unknown) => driver !== null && e instanceof driver.ErrorReply;
+    const pipe = this.reader.withTypeMapping(this.asBuffers).multi();
+    for (const k of keys) pipe.addCommand(['HGETALL', k]);
+    try {
+      return (await pipe.execAsPipeline()) as Record<string, Buffer>[];
+    } catch (e) {
+      if (!isReply(e)) throw unavailable(this.spec, e);
+    }
+    // a key that is no hash (WRONGTYPE) fails the pipeline: one by one, so compare reports it instead of failing
+    return Promise.all(
+      keys.map((k) =>
+        (this.reader.sendCommand(['HGETALL', k], { typeMapping: this.asBuffers }) as Promise<Record<string, Buffer>>).catch((e) => {
+          if (isReply(e)) return null;
+          throw unavailable(this.spec, e);
+        }),
+      ),
+    );
   }
 
   /**
@@ -306,9 +325,10 @@ class RedisReceiver implements Receiver {
    * Redis), the other columns from their fields, then what is wrong with the hash itself
    * (a field that is no column sent, a key column's field that disagrees with the name).
    */
-  private heldRow(t: ReceiverTable, l: Layout, key: string, h: Record<string, Buffer>): unknown[] {
+  private heldRow(t: ReceiverTable, l: Layout, key: string, held: Record<string, Buffer> | null): unknown[] {
     const parts = redisKeyParts(l.prefix, key) ?? [];
-    const odd = Object.keys(h).filter((f) => !t.columns.includes(f));
+    const h = held ?? {};
+    const odd = held ? Object.keys(h).filter((f) => !t.columns.includes(f)) : ['(not a hash)'];
     const row = t.columns.map((c, i) => {
       const j = l.keyAt.indexOf(i);
       const field = h[c] === undefined ? null : l.classes[i] === 'bytea' ? `bytes:${h[c].toString('hex')}` : `text:${h[c].toString('utf8')}`;

@@ -313,6 +313,8 @@ test('compare finds hashes missing, extra and different in Redis', async () => {
   await r.cmd('HSET', 'public.items:6', 'id', '66');
   await r.cmd('DEL', 'public.items:4');
   await r.cmd('HSET', 'public.items:77', 'id', '77', 'name', 'x');
+  await r.cmd('DEL', 'public.items:8');
+  await r.cmd('SET', 'public.items:8', 'a string, not a hash');
   const diff = await runCli(['compare', '-f', file, 's1', '--format', 'json']);
   assert.equal(diff.code, 2, diff.stdout + diff.stderr);
   const out = JSON.parse(diff.stdout) as {
@@ -322,7 +324,7 @@ test('compare finds hashes missing, extra and different in Redis', async () => {
   assert.equal(out.equal, false);
   assert.deepEqual(out.tables[0].rows, { a: 30, cache: 30 });
   const kinds = out.tables[0].differences.map((d) => `${d.kind}:${String(d.key.id)}:${d.databases.join()}`).sort();
-  assert.deepEqual(kinds, ['different:3:cache', 'different:5:cache', 'different:6:cache', 'extra:77:cache', 'missing:4:cache']);
+  assert.deepEqual(kinds, ['different:3:cache', 'different:5:cache', 'different:6:cache', 'different:8:cache', 'extra:77:cache', 'missing:4:cache']);
 });
 
 test('a PostgreSQL commit failing after Redis committed: the run is redone, nothing lost or doubled', async () => {
