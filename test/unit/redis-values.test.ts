@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { redisClientOptions } from '../../engine/targets/redis.js';
 import { redisKeyPart, redisKeyParts, redisRowKey, redisScanPattern, redisTablePrefix, redisValue } from '../../engine/targets/redis-values.js';
 
 /** Redis's glob (stringmatchlen) for the subset the patterns use: `*`, and `\` escaping the next character. */
@@ -79,4 +80,25 @@ test('values: PostgreSQL text except booleans, timestamps and bytea', () => {
   assert.equal(redisValue('timestamptz', 'infinity'), 'infinity');
   assert.deepEqual(redisValue('bytea', '\\x00010200ff00'), Buffer.from('00010200ff00', 'hex'));
   assert.equal(redisValue('text', '{"a": 1}'), '{"a": 1}');
+});
+
+test('connection options: the URL (its db number honoured), discrete fields override it, defaults filled in, never reconnecting', () => {
+  const spec = (server: Record<string, unknown>) => ({ name: 'c', type: 'redis' as const, path: '', server, pos: { line: 1, col: 1 } });
+  const o = redisClientOptions(spec({ url: 'rediss://app:p%40ss@cache.example.com:6380/3' }));
+  assert.deepEqual(o, {
+    socket: { host: 'cache.example.com', port: 6380, tls: true, connectTimeout: 5000, reconnectStrategy: false },
+    username: 'app',
+    password: 'p@ss',
+    database: 3,
+  });
+  const over = redisClientOptions(spec({ url: 'redis://:a@h:1/2', host: 'other', port: 7000, db: 9, password: 'b' }));
+  assert.deepEqual(
+    [over.socket, over.password, over.database],
+    [{ host: 'other', port: 7000, tls: false, connectTimeout: 5000, reconnectStrategy: false }, 'b', 9],
+  );
+  const defaults = redisClientOptions(spec({}));
+  assert.deepEqual(
+    [defaults.socket, defaults.password, defaults.database],
+    [{ host: 'localhost', port: 6379, tls: false, connectTimeout: 5000, reconnectStrategy: false }, undefined, 0],
+  );
 });
