@@ -23,6 +23,7 @@ function plannedTable(t: ResolvedTable, first: DatabaseCatalog, db: string): Rec
   const columns = o.columns ?? copied.map((c) => c.name);
   return {
     name: o.name?.name ?? t.name,
+    schema: o.name?.schema ?? t.schema,
     display: t.display,
     keyColumns: t.key.map((k) => k.name),
     columns,

@@ -44,6 +44,7 @@ export async function compareForeignTargets(
         const columns = o.columns ?? all.map((c) => c.name);
         const rt: ReceiverTable = {
           name: o.name?.name ?? res.name,
+          schema: o.name?.schema ?? res.schema,
           display: res.table,
           keyColumns: tables[i].key,
           columns,

@@ -96,6 +96,7 @@ export function receiverTable(ctx: SyncContext, t: RunTable, db: string): Receiv
   const types = t.types[ctx.sources[0].name];
   return {
     name: recv.name?.name ?? t.name,
+    schema: recv.name?.schema ?? t.schema,
     display: t.display,
     keyColumns: t.keyColumns,
     columns,

@@ -13,12 +13,13 @@
  */
 import type { ForeignDatabaseSpec } from '../topology/types.js';
 import type { TextRow } from '../runner/copytext.js';
-import { BucardoError } from '../errors.js';
 
 /** A table as one receiver takes it. */
 export interface ReceiverTable {
   /** The table's name there (SPEC section 7: `table` of `schema.table`, or the override's). */
   name: string;
+  /** Its schema there (the source's, or the override's): Redis keys are `schema.table:KEY`; SQL engines ignore it. */
+  schema?: string;
   /** The table on the sources, for messages: SQL syntax. */
   display: string;
   keyColumns: string[];
@@ -97,8 +98,10 @@ export async function makeReceiver(spec: ForeignDatabaseSpec, options: { create?
       const { makeMariadbReceiver } = await import('./mariadb.js');
       return makeMariadbReceiver(spec);
     }
-    case 'redis':
-      throw new BucardoError('not_supported', `database ${spec.name}: type ${spec.type} is not supported yet`);
+    case 'redis': {
+      const { makeRedisReceiver } = await import('./redis.js');
+      return makeRedisReceiver(spec);
+    }
     default: {
       const never: never = spec.type;
       throw new Error(`unknown database type ${String(never)}`);

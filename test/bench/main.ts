@@ -15,7 +15,8 @@
  *   transform   100k updated rows one-way: plain, identity and masking transforms, a row filter (transform.ts)
  *   failover    two runners, a steady insert stream, the active one SIGKILLed 10 times: the replication gap per kill (failover.ts)
  *   scale       1,000 tables in 1 sync and in 50 syncs: plan, apply, lag, idle CPU, memory, connections (scale.ts)
- *   targets     M1 into a SQLite target beside better-sqlite3's own bulk load of the same rows (targets.ts), and into MariaDB beside mysql2's (targets-mariadb.ts)
+ *   targets     M1 into a SQLite target beside better-sqlite3's own bulk load of the same rows (targets.ts),
+ *               into MariaDB beside mysql2's (targets-mariadb.ts) and into Redis beside node-redis's pipelined HSET (targets-redis.ts)
  *
  * Every phase has a deadline and ends as "timed out" or "failed" (with the runner's stderr
  * tail) instead of hanging; clusters and runner children are stopped on every exit path.

@@ -20,6 +20,7 @@ import { withDeadline, now } from './scope.js';
 import { runCli } from '../helpers/cli.js';
 import { loadSqliteDriver } from '../../engine/targets/sqlite.js';
 import { mariadbM1 } from './targets-mariadb.js';
+import { redisM1 } from './targets-redis.js';
 
 const ROWS = 100_000;
 const SOURCE_DB = 'bench_targets';
@@ -90,6 +91,7 @@ export async function targetsPhase(env: Env, res: Results, outDir: string): Prom
     note: `run ${Math.round(ms)} ms (median of ${samples.length}); better-sqlite3 bulk load of the same rows ${Math.round(bulkMs)} ms (${Math.round(bulkRowsPerS).toLocaleString('en-US')} rows/s); ratio = run / bulk load speed`,
     extra: { samples, bulkMs },
   });
+  await redisM1(env, res, outDir);
 }
 
 /** The floor: A's rows into an empty SQLite table with better-sqlite3 alone (one transaction, one prepared INSERT); ms, best of 3. */

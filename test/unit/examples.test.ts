@@ -30,8 +30,10 @@ const topologies = yamlFiles.filter(isTopology);
 function placeholderEnv(text: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const m of text.matchAll(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}/g)) {
-    const scheme = /MARIADB|MYSQL/.test(m[1]!) ? 'mysql' : 'postgres'; // a mariadb entry's url takes its own scheme
+    // an entry of another engine takes its own url scheme
+    const scheme = /MARIADB|MYSQL/.test(m[1]!) ? 'mysql' : 'postgres';
     env[m[1]!] = /URL$/.test(m[1]!) ? `${scheme}://bucardo@${m[1]!.toLowerCase()}.example.com:5432/app` : 'placeholder';
+    if (/REDIS_URL$/.test(m[1]!)) env[m[1]!] = 'redis://:placeholder@redis.example.com:6379/0';
   }
   return env;
 }
