@@ -9,6 +9,7 @@ import { useClusters, writeTopology, tempDir, waitFor, type TestDb } from '../he
 import { applyOk, runOnce } from '../helpers/install.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
 import { useMariadb, MARIADB_PASSWORD, type MariadbDb } from '../helpers/mariadb.js';
+import { TARGET_MATRIX_PG } from '../helpers/targetmatrix.js';
 
 const env = useClusters(['a']);
 const maria = useMariadb();
@@ -107,18 +108,6 @@ test('onetimecopy, then inserts, updates, deletes, key changes and a TRUNCATE re
   assert.doesNotMatch(st.stdout + text.stdout + text.stderr, new RegExp(MARIADB_PASSWORD));
 });
 
-const MATRIX_PG = `
-CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
-CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
-CREATE TYPE pair AS (x integer, label text);
-CREATE TABLE public.matrix (
-  id bigint PRIMARY KEY, i2 smallint, i4 integer, i8 bigint, bo boolean,
-  n numeric, n2 numeric(40, 20), f8 float8, f4 float4, b bytea,
-  ts timestamptz, ts3 timestamptz(3), tsl timestamp, d date, tm timetz, iv interval,
-  arr integer[][], tarr text[], j json, jb jsonb, u uuid, ip inet, r4 int4range,
-  m mood, p posint, c pair, x xml, big text,
-  doubled integer GENERATED ALWAYS AS (p * 2) STORED
-);`;
 /** As plan's hint declares them, but for json and jsonb in MariaDB's JSON type (LONGTEXT with a validity check: the text is kept as written). */
 const MATRIX_MARIA = `CREATE TABLE matrix (
   id BIGINT PRIMARY KEY, i2 SMALLINT, i4 INT, i8 BIGINT, bo BOOLEAN,
@@ -131,7 +120,7 @@ const MATRIX_MARIA = `CREATE TABLE matrix (
 const AS_TEXT = ['n', 'd', 'tm', 'iv', 'arr', 'tarr', 'j', 'jb', 'u', 'ip', 'r4', 'm', 'c', 'x', 'big'];
 
 test('types map value by value (docs/targets.md), and compare agrees', async () => {
-  const [a] = await env.fresh('types', MATRIX_PG);
+  const [a] = await env.fresh('types', TARGET_MATRIX_PG);
   const m = await maria.fresh('types', MATRIX_MARIA);
   const file = topology(a, m, {}, ['public.matrix']);
   await applyOk(file);
