@@ -228,13 +228,15 @@ export async function assertDetailsCurrent(
  * ones rewritten since the transaction's snapshot: an ALTER TABLE that rewrites a table, or
  * a TRUNCATE, gives it a new file, and to a snapshot taken before either committed the
  * table looks empty (neither is MVCC-safe). Run in a REPEATABLE READ transaction: its
- * pg_class rows are as of the snapshot, pg_relation_filenode() as of now.
+ * pg_class rows are as of the snapshot, pg_relation_filenode() as of now. (Looked up per
+ * table: as a join filter, pg_relation_filenode() ran on every row of pg_class, 3 ms.)
  */
-export const REWRITTEN_SQL = `SELECT DISTINCT t.sch AS schema, t.nam AS name
-  FROM unnest($1::text[], $2::text[]) AS t(sch, nam)
-  JOIN pg_catalog.pg_namespace n ON n.nspname = t.sch
-  JOIN pg_catalog.pg_class top ON top.relnamespace = n.oid AND top.relname = t.nam
-  CROSS JOIN LATERAL (SELECT top.oid AS relid WHERE top.relkind = 'r'
-                      UNION SELECT x.relid FROM pg_catalog.pg_partition_tree(top.oid) x WHERE x.isleaf) p
-  JOIN pg_catalog.pg_class c ON c.oid = p.relid
- WHERE c.relfilenode IS DISTINCT FROM pg_catalog.pg_relation_filenode(c.oid)`;
+export const REWRITTEN_SQL = `SELECT DISTINCT sch AS schema, nam AS name FROM (
+  SELECT t.sch, t.nam, pg_catalog.pg_relation_filenode(p.relid) AS cur,
+         (SELECT c.relfilenode FROM pg_catalog.pg_class c WHERE c.oid = p.relid) AS seen
+    FROM unnest($1::text[], $2::text[]) AS t(sch, nam)
+    JOIN pg_catalog.pg_namespace n ON n.nspname = t.sch
+    JOIN pg_catalog.pg_class top ON top.relnamespace = n.oid AND top.relname = t.nam
+    CROSS JOIN LATERAL (SELECT top.oid AS relid WHERE top.relkind = 'r'
+                        UNION SELECT x.relid FROM pg_catalog.pg_partition_tree(top.oid) x WHERE x.isleaf) p
+) f WHERE cur IS DISTINCT FROM seen`;
