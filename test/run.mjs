@@ -59,6 +59,11 @@ for (const s of servers) {
   files = files.filter((f) => !these.includes(f));
   console.log(`not run: ${line}`);
 }
+// node --test without files would search the whole tree for tests of its own
+if (!files.length) {
+  console.log('no test file to run');
+  process.exit(0);
+}
 const child = spawn(process.execPath, ['--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   cwd: root,
