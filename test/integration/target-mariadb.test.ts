@@ -9,7 +9,7 @@ import { useClusters, writeTopology, tempDir, waitFor, type TestDb } from '../he
 import { applyOk, runOnce } from '../helpers/install.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
 import { useMariadb, MARIADB_PASSWORD, type MariadbDb } from '../helpers/mariadb.js';
-import { TARGET_MATRIX_PG } from '../helpers/targetmatrix.js';
+import { TARGET_MATRIX_PG, refuseSourceCommit, compareDifferences } from '../helpers/targets.js';
 
 const env = useClusters(['a']);
 const maria = useMariadb();
@@ -246,16 +246,9 @@ test('compare finds rows missing, extra and different in the MariaDB table', asy
   await runOnce(file);
   assert.equal(Number((await m.rows('SELECT count(*) AS n FROM items'))[0].n), 28, 'deletes by a two-column key');
   await m.exec(`UPDATE items SET price = 3.01 WHERE id = 3; DELETE FROM items WHERE id = 4; INSERT INTO items VALUES (77, 'k77', 'x', 1)`);
-  const diff = await runCli(['compare', '-f', file, 's1', '--format', 'json']);
-  assert.equal(diff.code, 2, diff.stdout + diff.stderr);
-  const out = JSON.parse(diff.stdout) as {
-    equal: boolean;
-    tables: { rows: Record<string, number>; differences: { key: Row; kind: string; databases: string[] }[] }[];
-  };
-  assert.equal(out.equal, false);
-  assert.deepEqual(out.tables[0].rows, { a: 28, m: 28 });
-  const kinds = out.tables[0].differences.map((d) => `${d.kind}:${String(d.key.id)}:${d.databases.join()}`).sort();
-  assert.deepEqual(kinds, ['different:3:m', 'extra:77:m', 'missing:4:m']);
+  const diff = await compareDifferences(file, 's1');
+  assert.deepEqual(diff.rows, { a: 28, m: 28 });
+  assert.deepEqual(diff.kinds, ['different:3:m', 'extra:77:m', 'missing:4:m']);
 });
 
 test('a PostgreSQL commit failing after MariaDB committed: the run is redone, nothing lost or doubled', async () => {
@@ -266,9 +259,7 @@ test('a PostgreSQL commit failing after MariaDB committed: the run is redone, no
   await applyOk(file);
   await runOnce(file);
   // the source's watermark write fails at COMMIT: after the MariaDB commit (foreign.ts)
-  await a.query(`CREATE FUNCTION public.fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'commit refused by the test'; END $$;
-    CREATE CONSTRAINT TRIGGER fail_commit AFTER UPDATE ON bucardo_main.sync_state DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.fail_commit();
-    ALTER TABLE bucardo_main.sync_state ENABLE ALWAYS TRIGGER fail_commit;`);
+  await refuseSourceCommit(a);
   await a.query(
     `UPDATE public.items SET qty = qty + 1000 WHERE id <= 1500; DELETE FROM public.items WHERE id > 1900; INSERT INTO public.items VALUES (5000, 'new', 1, 1)`,
   );

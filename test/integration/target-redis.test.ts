@@ -10,7 +10,7 @@ import { useClusters, writeTopology, waitFor, type TestDb } from '../helpers/env
 import { applyOk, runOnce } from '../helpers/install.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
 import { useRedis, REDIS_PASSWORD } from '../helpers/redis.js';
-import { TARGET_MATRIX_PG, insertTargetMatrix } from '../helpers/targetmatrix.js';
+import { TARGET_MATRIX_PG, insertTargetMatrix, refuseSourceCommit, compareDifferences } from '../helpers/targets.js';
 
 const env = useClusters(['a']);
 const server = useRedis();
@@ -294,16 +294,9 @@ test('compare finds hashes missing, extra and different in Redis', async () => {
   await r.cmd('HSET', 'public.items:77', 'id', '77', 'name', 'x');
   await r.cmd('DEL', 'public.items:8');
   await r.cmd('SET', 'public.items:8', 'a string, not a hash');
-  const diff = await runCli(['compare', '-f', file, 's1', '--format', 'json']);
-  assert.equal(diff.code, 2, diff.stdout + diff.stderr);
-  const out = JSON.parse(diff.stdout) as {
-    equal: boolean;
-    tables: { rows: Record<string, number>; differences: { key: Record<string, unknown>; kind: string; databases: string[] }[] }[];
-  };
-  assert.equal(out.equal, false);
-  assert.deepEqual(out.tables[0].rows, { a: 30, cache: 30 });
-  const kinds = out.tables[0].differences.map((d) => `${d.kind}:${String(d.key.id)}:${d.databases.join()}`).sort();
-  assert.deepEqual(kinds, ['different:3:cache', 'different:5:cache', 'different:6:cache', 'different:8:cache', 'extra:77:cache', 'missing:4:cache']);
+  const diff = await compareDifferences(file, 's1');
+  assert.deepEqual(diff.rows, { a: 30, cache: 30 });
+  assert.deepEqual(diff.kinds, ['different:3:cache', 'different:5:cache', 'different:6:cache', 'different:8:cache', 'extra:77:cache', 'missing:4:cache']);
 });
 
 test('a PostgreSQL commit failing after Redis committed: the run is redone, nothing lost or doubled', async () => {
@@ -314,9 +307,7 @@ test('a PostgreSQL commit failing after Redis committed: the run is redone, noth
   await applyOk(file);
   await runOnce(file);
   // the source's watermark write fails at COMMIT: after the Redis EXEC (foreign.ts)
-  await a.query(`CREATE FUNCTION public.fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'commit refused by the test'; END $$;
-    CREATE CONSTRAINT TRIGGER fail_commit AFTER UPDATE ON bucardo_main.sync_state DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.fail_commit();
-    ALTER TABLE bucardo_main.sync_state ENABLE ALWAYS TRIGGER fail_commit;`);
+  await refuseSourceCommit(a);
   await a.query(
     `UPDATE public.items SET qty = qty + 1000 WHERE id <= 1500; DELETE FROM public.items WHERE id > 1900; INSERT INTO public.items VALUES (5000, 'new', 1, 1)`,
   );

@@ -10,7 +10,7 @@ import { applyOk, runOnce } from '../helpers/install.js';
 import fs from 'node:fs';
 import { runCli, spawnCli } from '../helpers/cli.js';
 import { loadSqliteDriver } from '../../engine/targets/sqlite.js';
-import { TARGET_MATRIX_PG, insertTargetMatrix } from '../helpers/targetmatrix.js';
+import { TARGET_MATRIX_PG, insertTargetMatrix, refuseSourceCommit, compareDifferences } from '../helpers/targets.js';
 
 const env = useClusters(['a']);
 
@@ -274,16 +274,9 @@ test('compare finds rows missing, extra and different in the SQLite table', asyn
   assert.equal(same.code, 0, same.stdout + same.stderr);
   assert.match(same.stdout, /lite/);
   lite.exec(`UPDATE items SET price = '3.001' WHERE id = 3; DELETE FROM items WHERE id = 4; INSERT INTO items VALUES (77, 'x', 1, '1');`);
-  const diff = await runCli(['compare', '-f', file, 's1', '--format', 'json']);
-  assert.equal(diff.code, 2, diff.stdout + diff.stderr);
-  const out = JSON.parse(diff.stdout) as {
-    equal: boolean;
-    tables: { rows: Record<string, number>; differences: { key: Row; kind: string; databases: string[] }[] }[];
-  };
-  assert.equal(out.equal, false);
-  assert.deepEqual(out.tables[0].rows, { a: 30, lite: 30 });
-  const kinds = out.tables[0].differences.map((d) => `${d.kind}:${String(d.key.id)}:${d.databases.join()}`).sort();
-  assert.deepEqual(kinds, ['different:3:lite', 'extra:77:lite', 'missing:4:lite']);
+  const diff = await compareDifferences(file, 's1');
+  assert.deepEqual(diff.rows, { a: 30, lite: 30 });
+  assert.deepEqual(diff.kinds, ['different:3:lite', 'extra:77:lite', 'missing:4:lite']);
 });
 
 test('a PostgreSQL commit failing after SQLite committed: the run is redone, nothing lost or doubled', async () => {
@@ -294,9 +287,7 @@ test('a PostgreSQL commit failing after SQLite committed: the run is redone, not
   await applyOk(file);
   await runOnce(file);
   // the source's watermark write fails at COMMIT: after the SQLite commit (foreign.ts)
-  await a.query(`CREATE FUNCTION public.fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'commit refused by the test'; END $$;
-    CREATE CONSTRAINT TRIGGER fail_commit AFTER UPDATE ON bucardo_main.sync_state DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.fail_commit();
-    ALTER TABLE bucardo_main.sync_state ENABLE ALWAYS TRIGGER fail_commit;`); // the runner writes as replica
+  await refuseSourceCommit(a);
   await a.query(
     `UPDATE public.items SET qty = qty + 1000 WHERE id <= 1500; DELETE FROM public.items WHERE id > 1900; INSERT INTO public.items VALUES (5000, 'new', 1, 1)`,
   );

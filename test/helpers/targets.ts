@@ -1,10 +1,13 @@
 /**
- * The type table of the target tests (target-sqlite, target-mariadb, target-redis): one
- * column per type family of the fidelity matrix, as each engine's mapping is checked value
- * by value (docs/targets.md), and the three rows SQLite and Redis take in full (MariaDB
- * refuses some of their values, by design, and inserts its own).
+ * What the target tests (target-sqlite, target-mariadb, target-redis) share: the type
+ * table, one column per type family of the fidelity matrix, as each engine's mapping is
+ * checked value by value (docs/targets.md), and the three rows SQLite and Redis take in
+ * full (MariaDB refuses some of their values, by design, and inserts its own); a source
+ * whose commit of the watermark fails; compare's differences in one line each.
  */
+import assert from 'node:assert/strict';
 import type { TestDb } from './env.js';
+import { runCli } from './cli.js';
 
 export const TARGET_MATRIX_PG = `
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -32,4 +35,26 @@ export async function insertTargetMatrix(a: TestDb): Promise<void> {
      repeat('x', 100000) || E'\\u00e9\\u4e2d\\U0001F600'),
     (3, NULL, NULL, NULL, NULL, 1e-30, NULL, 1.7976931348623157e308, 1.4e-45, decode(repeat('00ff', 60000), 'hex'), '1970-01-01 00:00:00+00', NULL, '2000-01-01 00:00:00.000001', NULL, NULL, NULL,
      '{{{1}},{{NULL}}}', '{NULL}', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, E'tab\\there\\nnewline \\\\ backslash \\x01 \\r')`);
+}
+
+/** From now on, every run's commit on source `a` fails (at its watermark write): after the receivers committed. */
+export async function refuseSourceCommit(a: TestDb): Promise<void> {
+  await a.query(`CREATE FUNCTION public.fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'commit refused by the test'; END $$;
+    CREATE CONSTRAINT TRIGGER fail_commit AFTER UPDATE ON bucardo_main.sync_state DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.fail_commit();
+    ALTER TABLE bucardo_main.sync_state ENABLE ALWAYS TRIGGER fail_commit;`); // ALWAYS: the runner writes as replica
+}
+
+/** `compare SYNC --format json` that found differences (exit 2): rows per database, and each difference as kind:id:databases, sorted. */
+export async function compareDifferences(file: string, sync: string): Promise<{ rows: Record<string, number>; kinds: string[] }> {
+  const diff = await runCli(['compare', '-f', file, sync, '--format', 'json']);
+  assert.equal(diff.code, 2, diff.stdout + diff.stderr);
+  const out = JSON.parse(diff.stdout) as {
+    equal: boolean;
+    tables: { rows: Record<string, number>; differences: { key: Record<string, unknown>; kind: string; databases: string[] }[] }[];
+  };
+  assert.equal(out.equal, false);
+  return {
+    rows: out.tables[0].rows,
+    kinds: out.tables[0].differences.map((d) => `${d.kind}:${String(d.key.id)}:${d.databases.join()}`).sort(),
+  };
 }
