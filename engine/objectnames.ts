@@ -35,10 +35,12 @@ export function captureFunctionName(id: string): string {
 
 /**
  * The capture triggers of a table: one statement-level trigger per write event, and
- * `keychange`, a row-level trigger that records the old key of an UPDATE that changes it.
+ * `keychange`, a row-level trigger that records the old key of an UPDATE that changes it;
+ * `log` is on the table's delta table, and notes in `change_log` each transaction that
+ * wrote into it (engine/sql/capture.ts).
  */
-export type CaptureEvent = 'insert' | 'update' | 'delete' | 'truncate' | 'keychange' | 'before_truncate' | 'partition_truncate';
-export const CAPTURE_EVENTS: CaptureEvent[] = ['insert', 'update', 'delete', 'truncate', 'keychange', 'before_truncate', 'partition_truncate'];
+export type CaptureEvent = 'insert' | 'update' | 'delete' | 'truncate' | 'keychange' | 'before_truncate' | 'partition_truncate' | 'log';
+export const CAPTURE_EVENTS: CaptureEvent[] = ['insert', 'update', 'delete', 'truncate', 'keychange', 'before_truncate', 'partition_truncate', 'log'];
 
 /**
  * Trigger on the user's table. Prefixed with the topology so a person reading `\d table`

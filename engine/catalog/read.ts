@@ -149,7 +149,7 @@ async function readInstalled(c: pg.Client, topology: string): Promise<InstalledS
   // Triggers are read even without the schema: a trigger left behind by hand is drift.
   // Clones of a row-level trigger on the partitions of a partitioned table (tgparentid)
   // come and go with their parent: only the parent's is ours to manage.
-  state.triggers = await readTriggers(c, schema, `^bucardo_${topology}_[0-9a-f]{12}_[iudtkbp]$`);
+  state.triggers = await readTriggers(c, schema, `^bucardo_${topology}_[0-9a-f]{12}_[iudtkbpl]$`);
   if (!ns.rows.length) return state;
   state.schemaExists = true;
   state.schemaOwned = ns.rows[0].owned;

@@ -46,6 +46,7 @@ const EVENT_LABEL: Record<CaptureEvent, string> = {
   keychange: 'UPDATE of the key (old keys)',
   before_truncate: 'TRUNCATE of the whole partitioned table (before)',
   partition_truncate: 'TRUNCATE of this partition (its keys, before)',
+  log: 'notes in the change log which transactions wrote into it',
 };
 
 /** What the diff of one database shares: where its changes go and what the registry says was ours. */
@@ -76,13 +77,24 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
   }
   diffMetadata(ctx);
   for (const capture of desired.captures.values()) {
-    diffDeltaTable(ctx, capture);
+    const deltaMade = diffDeltaTable(ctx, capture);
     diffFunction(ctx, capture);
-    diffTriggers(ctx, capture);
+    diffTriggers(ctx, capture, deltaMade);
   }
   removeUnwantedCapture(ctx, desired);
   diffSyncs(ctx, desired);
+  markChangeLog(changes);
   return changes;
+}
+
+/**
+ * Runs trust a database's change log only from the commit of the apply that last made one
+ * of its `log` triggers (docs/protocol.md, step 3): the last change that makes one also
+ * records that transaction's id (once per database).
+ */
+function markChangeLog(changes: Change[]): void {
+  const marking = changes.filter((c) => c.steps.some((st) => st.kind === 'mark_change_log'));
+  for (const c of marking.slice(0, -1)) c.steps = c.steps.filter((st) => st.kind !== 'mark_change_log');
 }
 
 const wasOurs = (ctx: DiffContext, type: string, name: string) => ctx.registered.has(`${type}\u0000${name}`);
@@ -184,7 +196,8 @@ function register(ctx: DiffContext, { def, table, syncs }: DesiredCapture, type:
   };
 }
 
-function diffDeltaTable(ctx: DiffContext, capture: DesiredCapture): void {
+/** Whether the plan makes the delta table (anew): its triggers are then made with it. */
+function diffDeltaTable(ctx: DiffContext, capture: DesiredCapture): boolean {
   const { def, table } = capture;
   const { schema, add } = ctx;
   const dName = `${schema}.${def.deltaTable.name}`;
@@ -203,11 +216,11 @@ function diffDeltaTable(ctx: DiffContext, capture: DesiredCapture): void {
       steps,
       phase: PHASE.delta,
     });
-    return;
+    return true;
   }
   const live = liveCols.map((c) => `${c.name} ${c.type}`).join(', ');
   const want = def.deltaTable.columns.map((c) => `${c.name} ${c.type}`).join(', ');
-  if (live === want) return;
+  if (live === want) return false;
   add({
     action: 'replace',
     objectType: 'delta_table',
@@ -216,6 +229,7 @@ function diffDeltaTable(ctx: DiffContext, capture: DesiredCapture): void {
     steps: [{ kind: 'drop_table', table: delta, ifExists: false }, ...steps],
     phase: PHASE.delta,
   });
+  return true;
 }
 
 function diffFunction(ctx: DiffContext, capture: DesiredCapture): void {
@@ -268,18 +282,26 @@ function diffFunction(ctx: DiffContext, capture: DesiredCapture): void {
   }
 }
 
-/** The triggers of one captured table: on the table, and on each of its partitions. */
-function diffTriggers(ctx: DiffContext, capture: DesiredCapture): void {
+/**
+ * The triggers of one captured table: on the table, on each of its partitions, and the
+ * `log` trigger on its delta table (made with the delta table when `deltaMade`: a delta
+ * table dropped and made again loses its triggers).
+ */
+function diffTriggers(ctx: DiffContext, capture: DesiredCapture, deltaMade: boolean): void {
   const { def, table } = capture;
   const { schema, add } = ctx;
   for (const trg of def.triggers) {
     const on = trg.table;
     const ondisp = displayName(on.schema, on.name);
-    const partition = on.schema !== table.schema || on.name !== table.name;
-    const live = ctx.cat.installed.triggers.find((t) => t.tableSchema === on.schema && t.tableName === on.name && t.name === trg.name);
+    const log = trg.event === 'log';
+    const partition = !log && (on.schema !== table.schema || on.name !== table.name);
+    const live =
+      log && deltaMade ? undefined : ctx.cat.installed.triggers.find((t) => t.tableSchema === on.schema && t.tableName === on.name && t.name === trg.name);
     const obj = `trigger ${displayIdent(trg.name)} on ${ondisp}`;
     const regName = `${trg.name} on ${ondisp}`;
-    const steps: Step[] = [createTrigger(trg), register(ctx, capture, 'trigger', regName, trg.fingerprint)];
+    // a change that makes, replaces or enables a log trigger also dates the change log (markChangeLog)
+    const mark: Step[] = log ? [{ kind: 'mark_change_log', schema }] : [];
+    const steps: Step[] = [createTrigger(trg), register(ctx, capture, 'trigger', regName, trg.fingerprint), ...mark];
     if (!live) {
       const what = `${forWhom(capture)}${partition ? `, partition ${ondisp}` : ''}, ${EVENT_LABEL[trg.event]}`;
       add({
@@ -300,7 +322,7 @@ function diffTriggers(ctx: DiffContext, capture: DesiredCapture): void {
         objectType: 'trigger',
         object: obj,
         reason: `installed by an earlier bucardo: ${mismatch.why}; replaced in place`,
-        steps: [createTrigger(trg, 'replace_trigger'), register(ctx, capture, 'trigger', regName, trg.fingerprint)],
+        steps: [createTrigger(trg, 'replace_trigger'), register(ctx, capture, 'trigger', regName, trg.fingerprint), ...mark],
         phase: PHASE.trigger,
       });
     } else if (mismatch) {
@@ -323,6 +345,7 @@ function diffTriggers(ctx: DiffContext, capture: DesiredCapture): void {
         steps: [
           { kind: 'enable_trigger', table: on, name: trg.name, always: trg.enabled === 'A' },
           register(ctx, capture, 'trigger', regName, trg.fingerprint),
+          ...mark,
         ],
         phase: PHASE.trigger,
       });

@@ -16,7 +16,7 @@ import type pg from 'pg';
 import type { RunInputs } from './inputs.js';
 import type { DatabaseSpec } from '../topology/types.js';
 import { BucardoError } from '../errors.js';
-import { PENDING_SETUP_SQL, probeStatement, pendingTruncatesSql, pendingSql } from './sql/pending.js';
+import { pendingSetupSql, changedTablesSql, probeStatement, probeSql, pendingTruncatesSql, pendingSql } from './sql/pending.js';
 import { lockTablesSql, emptinessSql, probeInSavepoint } from './sql/apply.js';
 import { beginReadSql } from './sql/transaction.js';
 import { assertDetailsCurrent, REWRITTEN_SQL } from './sql/prepare.js';
@@ -35,6 +35,8 @@ export interface SourceRead {
   pending: Map<string, { n: number; ts: string | null }>;
   /** tableId -> time of the newest pending TRUNCATE */
   truncates: Map<string, string>;
+  /** The source has a change log (metadata 4): the run's purge clears it too. */
+  changeLog: boolean;
 }
 
 /** The tables locked in EXCLUSIVE mode, per source database. */
@@ -98,10 +100,10 @@ export async function takeSnapshots(inp: RunInputs): Promise<SourceRead[]> {
       const client = await conns.get(db, 'read');
       await client.query(beginReadSql(sync.isolation));
       const lastSnap = scope.last[db.name] ?? '';
-      const setup = await client.query<{ snapshot: string }>(PENDING_SETUP_SQL, [lastSnap, sync.name]);
-      const probe = await client.query<{ table_id: string }>(probeStatement(ctx.schema, scope.tables, lastSnap !== ''));
-      const found = new Set(probe.rows.map((r) => r.table_id));
-      const truncs = (await client.query<{ table_id: string; ts: string }>(pendingTruncatesSql(ctx.schema, lastSnap !== ''))).rows;
+      const setup = await client.query<{ snapshot: string; log: boolean | null }>(pendingSetupSql(ctx.schema), [lastSnap, sync.name]);
+      const { found, truncs } = setup.rows[0].log
+        ? await changedTables(client, ctx.schema, scope.tables)
+        : await probeAll(client, ctx.schema, scope.tables, lastSnap !== '');
       let counts: { table_id: string; n: string; ts: string | null }[] = [];
       if (found.size) {
         const pendingOf = scope.tables.filter((t) => found.has(t.tableId)).map((t) => ({ ...t, ordered: t.keyIndexedOn.includes(db.name) }));
@@ -116,11 +118,39 @@ export async function takeSnapshots(inp: RunInputs): Promise<SourceRead[]> {
         snapshot: setup.rows[0].snapshot,
         pending: new Map(counts.map((r) => [r.table_id, { n: Number(r.n), ts: r.ts }])),
         truncates: new Map(truncs.filter((t) => scope.tables.some((x) => x.tableId === t.table_id)).map((t) => [t.table_id, t.ts])),
+        changeLog: setup.rows[0].log !== null,
       };
     }),
   );
   assertSameHistory(inp, reads);
   return reads;
+}
+
+type Truncates = { table_id: string; ts: string }[];
+
+/**
+ * The tables with pending changes by the change log: those it names (few, whatever the
+ * sync's size), each then probed for a change this sync has not made itself.
+ */
+async function changedTables(client: pg.Client, schema: string, tables: readonly { tableId: string }[]): Promise<{ found: Set<string>; truncs: Truncates }> {
+  const [named, truncs] = (await client.query(changedTablesSql(schema))) as unknown as [pg.QueryResult<{ table_id: string }>, pg.QueryResult];
+  const ids = new Set(named.rows.map((r) => r.table_id));
+  const candidates = tables.filter((t) => ids.has(t.tableId));
+  if (!candidates.length) return { found: new Set(), truncs: truncs.rows as Truncates };
+  const probe = await client.query<{ table_id: string }>(probeSql(schema, candidates, true));
+  return { found: new Set(probe.rows.map((r) => r.table_id)), truncs: truncs.rows as Truncates };
+}
+
+/** Every delta table of the sync probed (no trusted change log: a first run, an install before metadata 4, or right after an apply made a log trigger). */
+async function probeAll(
+  client: pg.Client,
+  schema: string,
+  tables: readonly { tableId: string }[],
+  hasLast: boolean,
+): Promise<{ found: Set<string>; truncs: Truncates }> {
+  const probe = await client.query<{ table_id: string }>(probeStatement(schema, tables as { tableId: string }[], hasLast));
+  const truncs = (await client.query<{ table_id: string; ts: string }>(pendingTruncatesSql(schema, hasLast))).rows;
+  return { found: new Set(probe.rows.map((r) => r.table_id)), truncs };
 }
 
 /** xmax of a pg_snapshot's text form (xmin:xmax:xip,...). */

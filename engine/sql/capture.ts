@@ -30,6 +30,14 @@
  * - The delta table has no index: it holds only what some sync has not yet consumed
  *   (the runner purges consumed rows), the runner reads it whole, and every index would
  *   be one more write on the source's hot path. (xid8 has no BRIN operator class.)
+ * - The delta table has a trigger of its own (`log`, ENABLE ALWAYS, calling the same
+ *   function): the first INSERT of a transaction into it adds (table id, transaction id)
+ *   to `change_log`, whichever writer it comes from (these triggers, or the runner's
+ *   requeue). A run reads that log to know which tables have pending changes instead of
+ *   looking into every delta table: a one-row change in a 1,000-table sync costs the same
+ *   as in a 2-table one (docs/protocol.md, step 3). Its cost to a writer: one more
+ *   statement-level trigger per captured statement and one small INSERT per table per
+ *   transaction (docs/benchmarks.md, M3).
  */
 import { quoteIdent, qualify, quoteLiteral, fingerprint, shortHash } from './ident.js';
 import type { QualifiedName } from '../topology/types.js';
@@ -161,6 +169,7 @@ const TGTYPE: Record<CaptureEvent, number> = {
   keychange: 1 | 16,
   before_truncate: 2 | 32,
   partition_truncate: 2 | 32,
+  log: 4,
 };
 
 /** The capture objects of one source table, as data; their DDL is made by the functions below. */
@@ -209,6 +218,7 @@ function captureBody(topology: string, table: QualifiedName, key: KeyColumn[], o
     // and a transaction held open for minutes must not make its changes look old
     '  ts timestamptz := clock_timestamp();',
     'BEGIN',
+    ...changeLogBranch(s, id),
     ...(opts.partitioned
       ? []
       : [
@@ -270,6 +280,29 @@ function captureBody(topology: string, table: QualifiedName, key: KeyColumn[], o
 }
 
 /**
+ * The capture function's first lines: called by its delta table's `log` trigger (after any
+ * INSERT into the delta table), it notes once per transaction that the transaction wrote
+ * changes of this table. Once: a setting local to the transaction holds the transaction
+ * id that last noted it (rolled back with the note when a savepoint is; a stale value
+ * from another transaction can never match). The setting's name is per topology and table.
+ */
+function changeLogBranch(schema: string, id: string): string[] {
+  const noted = quoteLiteral(`bucardo.lg_${shortHash([schema, id])}`);
+  return [
+    `  IF TG_TABLE_SCHEMA = ${quoteLiteral(schema)} AND TG_TABLE_NAME = ${quoteLiteral(deltaTableName(id))} THEN`,
+    `    IF current_setting(${noted}, true) IS DISTINCT FROM pg_current_xact_id()::text THEN`,
+    `      INSERT INTO ${qualify(schema, CHANGE_LOG)} (table_id) VALUES (${quoteLiteral(id)});`,
+    `      PERFORM set_config(${noted}, pg_current_xact_id()::text, true);`,
+    '    END IF;',
+    '    RETURN NULL;',
+    '  END IF;',
+  ];
+}
+
+/** The table of (table id, transaction id) that the `log` triggers fill (engine/sql/metadata.ts). */
+export const CHANGE_LOG = 'change_log';
+
+/**
  * The captured table's triggers; a partitioned table also gets a BEFORE TRUNCATE, and
  * each partition INSERT, UPDATE and DELETE (and, on a leaf, BEFORE TRUNCATE) triggers.
  */
@@ -281,6 +314,7 @@ function captureTriggers(topology: string, table: QualifiedName, fn: QualifiedNa
     : ['insert', 'update', 'delete', 'truncate', 'keychange'];
   const wanted: { event: CaptureEvent; on: QualifiedName }[] = [
     ...onTable.map((event) => ({ event, on: table })),
+    { event: 'log', on: { schema: schemaName(topology), name: deltaTableName(id) } },
     ...partitions.flatMap((p) => [
       ...(['insert', 'update', 'delete'] as const).map((event) => ({ event, on: { schema: p.schema, name: p.name } })),
       ...(p.leaf ? [{ event: 'partition_truncate' as const, on: { schema: p.schema, name: p.name } }] : []),
@@ -295,7 +329,8 @@ function captureTriggers(topology: string, table: QualifiedName, fn: QualifiedNa
       keyColumns: key.map((c) => c.name),
       oldTable: event === 'delete' || (event === 'update' && opts.partitioned) ? 'bucardo_old' : null,
       newTable: event === 'insert' || event === 'update' ? 'bucardo_new' : null,
-      enabled: opts.makedelta ? 'A' : 'O',
+      // the log notes every INSERT into the delta table, the runner's (as `replica`) too
+      enabled: opts.makedelta || event === 'log' ? 'A' : 'O',
     };
     return { ...spec, tgtype: TGTYPE[event], columns: [], fingerprint: fingerprint(triggerDDL(spec).join(';\n')) };
   });
@@ -339,9 +374,11 @@ export function triggerDDL(t: TriggerSpec, orReplace = false): string[] {
   const create =
     t.event === 'keychange'
       ? `${head} AFTER UPDATE ON ${on} FOR EACH ROW WHEN (${keyCols.map((c) => `OLD.${c} IS DISTINCT FROM NEW.${c}`).join(' OR ')}) EXECUTE FUNCTION ${fn}`
-      : t.event === 'before_truncate' || t.event === 'partition_truncate'
-        ? `${head} BEFORE TRUNCATE ON ${on} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`
-        : `${head} AFTER ${t.event.toUpperCase()} ON ${on}${ref} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`;
+      : t.event === 'log'
+        ? `${head} AFTER INSERT ON ${on} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`
+        : t.event === 'before_truncate' || t.event === 'partition_truncate'
+          ? `${head} BEFORE TRUNCATE ON ${on} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`
+          : `${head} AFTER ${t.event.toUpperCase()} ON ${on}${ref} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`;
   return t.enabled === 'A' ? [create, enableTriggerDDL(t.table, t.name, true)] : [create];
 }
 

@@ -6,7 +6,7 @@
  */
 import { quoteIdent, quoteLiteral, fingerprint } from './ident.js';
 import { schemaName } from '../objectnames.js';
-import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN, KICK_SEQUENCE } from './capture.js';
+import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN, KICK_SEQUENCE, CHANGE_LOG } from './capture.js';
 
 /**
  * Version of the metadata layout below; stored in meta('schema_version'). An install of an
@@ -14,7 +14,14 @@ import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN, KICK_SEQUENCE } from './capture.js'
  * created and the columns it lacks added, so a column added in a later version must be
  * nullable or have a DEFAULT (ADD COLUMN fills the rows already there).
  */
-export const METADATA_VERSION = '3';
+export const METADATA_VERSION = '4';
+
+/**
+ * meta key: the id of the transaction (an apply) that last made a `log` trigger in this
+ * database. A run trusts the change log of a source only for a watermark in which that
+ * transaction is visible (docs/protocol.md, step 3).
+ */
+export const CHANGE_LOG_SINCE = 'change_log_since';
 
 /** One metadata table or sequence: its DDL (CREATE and its indexes), from the quoted schema. */
 interface MetadataObject {
@@ -148,6 +155,19 @@ const OBJECTS: MetadataObject[] = [
   ${DELTA_TS} timestamptz NOT NULL DEFAULT now(),
   ${DELTA_ORIGIN} text DEFAULT current_setting('bucardo.origin', true))`,
       `CREATE INDEX ON ${s}.truncate_log (${DELTA_TXID})`,
+    ],
+  },
+  // which transaction wrote changes of which table, one row per (transaction, table): the
+  // delta tables' `log` triggers fill it (capture.ts), and a run reads it to find the
+  // tables with pending changes instead of probing every delta table (metadata 4)
+  {
+    name: CHANGE_LOG,
+    kind: 'table',
+    ddl: (s) => [
+      `CREATE TABLE ${s}.${CHANGE_LOG} (
+  table_id text NOT NULL,
+  ${DELTA_TXID} xid8 NOT NULL DEFAULT pg_current_xact_id())`,
+      `CREATE INDEX ON ${s}.${CHANGE_LOG} (${DELTA_TXID})`,
     ],
   },
   // bumped by writers that cannot notify (two-phase commit): see doorbellKey in capture.ts

@@ -7,7 +7,7 @@
  * bucardo_<name>.installed in step with what was done, in the same transaction.
  */
 import { qualify, quoteIdent } from './ident.js';
-import { schemaDDL, metadataObjectDDL, addMetadataColumnDDL } from './metadata.js';
+import { schemaDDL, metadataObjectDDL, addMetadataColumnDDL, CHANGE_LOG_SINCE } from './metadata.js';
 import { deltaTableDDL, functionDDL, triggerDDL, enableTriggerDDL, type KeyColumn, type TriggerSpec } from './capture.js';
 import type { QualifiedName } from '../topology/types.js';
 
@@ -28,6 +28,8 @@ export type MetadataStep =
   /** The facts a new schema starts with: its topology and metadata version. */
   | { kind: 'init_meta'; schema: string; topology: string; version: string }
   | { kind: 'set_meta'; schema: string; key: string; value: string }
+  /** meta('change_log_since'): this transaction's id, from whose commit runs trust the change log (docs/protocol.md, step 3). */
+  | { kind: 'mark_change_log'; schema: string }
   /** The schema and all in it: metadata, delta tables, capture functions (and so their triggers). */
   | { kind: 'drop_schema'; schema: string };
 
@@ -98,6 +100,12 @@ export function toStatements(step: Step): Statement[] {
         {
           text: `INSERT INTO ${qualify(step.schema, 'meta')} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
           values: [step.key, step.value],
+        },
+      ];
+    case 'mark_change_log':
+      return [
+        {
+          text: `INSERT INTO ${qualify(step.schema, 'meta')} (key, value) VALUES ('${CHANGE_LOG_SINCE}', pg_current_xact_id()::text) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
         },
       ];
     case 'drop_schema':

@@ -1,6 +1,8 @@
 // Upgrading bucardo itself: an install made by an earlier bucardo (test/fixtures/metadata-2,
 // metadata 2 and that release's capture function and key-change trigger) is upgraded by
-// plan/apply in place, under a write load on the source, and no write goes uncaptured.
+// plan/apply in place, under a write load on the source, and no write goes uncaptured;
+// changes the old capture recorded and no run consumed yet (no change log then) reach the
+// target after it, then a runner running through a second write load.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -8,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { useClusters, writeTopology, simpleTopology, waitFor, type TestDb } from '../helpers/env.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { runCli, spawnCli, type CliResult } from '../helpers/cli.js';
 import { runOnce, assertSame } from '../helpers/install.js';
 
 const env = useClusters(['a', 'b']);
@@ -68,7 +70,19 @@ test('an install by bucardo 906ef2c (metadata 2) is upgraded in place under a wr
   await b.query(fs.readFileSync(path.join(FIXTURE, 'target.sql'), 'utf8'));
   const file = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: ['public.item'], sync: { onetimecopy: 'never' } }));
   // captured by the old release's function and triggers
-  await a.query(`INSERT INTO public.item SELECT i, 'before ' || i FROM generate_series(1, 20) i`);
+  await a.query(`INSERT INTO public.item SELECT i, 'before ' || i FROM generate_series(1, 10) i`);
+  // a run of that release consumed these (this bucardo's runner needs metadata 3 or later):
+  // its watermark, taken before the upgrade, and the rows on b
+  const snap = await a.one<{ s: string }>('SELECT pg_current_snapshot()::text AS s');
+  const watermark = JSON.stringify({ a: snap.s });
+  await b.query(`INSERT INTO public.item SELECT i, 'before ' || i FROM generate_series(1, 10) i`);
+  for (const d of [a, b]) {
+    await d.query(`INSERT INTO bucardo_main.sync_state (sync, run_seq, snapshots, confirmed) VALUES ('s1', 1, $1::jsonb, $2::jsonb)`, [
+      watermark,
+      d === a ? watermark : '{}',
+    ]);
+  }
+  await a.query(`INSERT INTO public.item SELECT i, 'before ' || i FROM generate_series(11, 20) i`);
   await a.query(`UPDATE public.item SET id = id + 100 WHERE id <= 2`);
   const oidsBefore = await captureOids(a);
 
@@ -80,21 +94,26 @@ test('an install by bucardo 906ef2c (metadata 2) is upgraded in place under a wr
     assert.equal(plan.code, 0, show(plan));
     assert.match(
       plan.stdout,
-      /~ schema bucardo_main\n\s+metadata version 2 -> 3 \(installed by an earlier bucardo\), in place: adds table sync_recopy\n/,
+      /~ schema bucardo_main\n\s+metadata version 2 -> 4 \(installed by an earlier bucardo\), in place: adds table sync_recopy, table change_log\n/,
       show(plan),
     );
     assert.match(plan.stdout, /~ function bucardo_main\.capture_\w+\(\)\n\s+installed by an earlier bucardo \(metadata version 2\)/, show(plan));
     assert.match(plan.stdout, /~ trigger bucardo_main_\w+_k on public\.item\n\s+installed by an earlier bucardo: it fires only on UPDATE OF id/, show(plan));
     // a change's line is its mark padded to three, after two spaces (function diffs are indented further)
     assert.doesNotMatch(plan.stdout, /^ {2}( {2}-|-\/\+) /m, `no destroy or replace expected${show(plan)}`);
-    assert.match(plan.stdout, /Plan: 0 to add, \d+ to change, 0 to destroy\./, show(plan));
+    assert.match(
+      plan.stdout,
+      /\+ trigger bucardo_main_\w+_l on bucardo_main\.delta_\w+\n\s+capture of public\.item for sync s1, notes in the change log/,
+      show(plan),
+    );
+    assert.match(plan.stdout, /Plan: 1 to add, \d+ to change, 0 to destroy\./, show(plan));
 
     const json = await runCli(['plan', '-f', file, '--format', 'json']);
     const doc = JSON.parse(json.stdout) as { changes: { action: string; object: string }[] };
     assert.deepEqual(
-      doc.changes.filter((c) => c.action !== 'update'),
-      [],
-      'every change of an upgrade is an in-place update',
+      doc.changes.filter((c) => c.action !== 'update').map((c) => `${c.action} ${c.object.replace(/_[0-9a-f]{12}/g, '_ID')}`),
+      ['create trigger bucardo_main_ID_l on bucardo_main.delta_ID'],
+      'every change of an upgrade is an in-place update, but the new change-log trigger on the delta table',
     );
 
     const atApply = writer.state.writes;
@@ -109,12 +128,34 @@ test('an install by bucardo 906ef2c (metadata 2) is upgraded in place under a wr
   assert.deepEqual(writer.state.errors, [], 'no write failed during the upgrade');
   assert.deepEqual(await captureOids(a), oidsBefore, 'the capture objects were changed in place, not dropped and created');
   const meta = await a.one<{ value: string }>(`SELECT value FROM bucardo_main.meta WHERE key = 'schema_version'`);
-  assert.equal(meta.value, '3');
+  assert.equal(meta.value, '4');
 
+  // the first run after the upgrade resumes from a watermark older than the change log:
+  // it must look into every delta table, or the changes made before the apply are lost
   await runOnce(file);
   const n = await b.one<{ n: number }>('SELECT count(*)::int AS n FROM public.item');
   assert.equal(n.n, 20 + writer.state.writes, 'every row written before, during and after the apply reached the target');
   await assertSame([a, b], ['public.item'], 'after the upgrade');
+
+  // a runner running through more writes: from here on runs read the change log
+  const runner = spawnCli(['run', '-f', file]);
+  const more = startWriter(a, 200_000);
+  try {
+    await waitFor(() => more.state.writes >= 50, 'writes with the runner running');
+  } finally {
+    await more.stop();
+  }
+  try {
+    assert.deepEqual(more.state.errors, [], 'no write failed');
+    await waitFor(
+      async () => (await b.one<{ n: number }>('SELECT count(*)::int AS n FROM public.item')).n === 20 + writer.state.writes + more.state.writes,
+      'the runner to catch up',
+      30_000,
+    );
+  } finally {
+    await runner.stop();
+  }
+  await assertSame([a, b], ['public.item'], 'after the runner caught up');
 
   const again = await runCli(['plan', '-f', file, '--no-color']);
   assert.equal(again.code, 0, show(again));

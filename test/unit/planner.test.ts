@@ -70,7 +70,14 @@ test('a fresh pair of databases: creates only, globs and excludes resolved on th
   assert.deepEqual(plan.errors, []);
   assert.ok(plan.changes.every((c) => c.action === 'create'));
   const captured = new Set(plan.changes.filter((c) => c.objectType === 'trigger').map((c) => c.object.split(' on ')[1]));
-  assert.deepEqual([...captured].sort(), ['public.audit_log', 'public.items']);
+  // the user's tables, and each one's delta table (its change-log trigger)
+  assert.deepEqual([...captured].sort(), ['bucardo_main.delta_9b4d650f7d6c', 'bucardo_main.delta_cda7b43c4b0a', 'public.audit_log', 'public.items']);
+  // the change log is dated once per database, by the last change that makes a log trigger
+  const marks = plan.changes.filter((c) => c.steps.some((s) => s.kind === 'mark_change_log'));
+  assert.deepEqual(
+    marks.map((c) => [c.database, c.object]),
+    [['a', 'trigger bucardo_main_9b4d650f7d6c_l on bucardo_main.delta_9b4d650f7d6c']],
+  );
   assert.ok(plan.changes.filter((c) => c.database === 'b').every((c) => ['schema', 'sync', 'sync_table'].includes(c.objectType)));
   assert.deepEqual(
     plan.copies.map((c) => [c.table, c.from, c.to, c.mode, c.estimatedRows]),
@@ -130,7 +137,7 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
   const defs = ['items', 'audit_log'].map((n) => captureDef('main', { schema: 'public', name: n }, key, { autokick: true, makedelta: false }));
   const inst = a.installed;
   inst.schemaExists = true;
-  for (const t of ['meta', 'installed', 'sync', 'sync_relation', 'sync_recopy', 'sync_state', 'run', 'conflict', 'truncate_log', 'kick_seq'])
+  for (const t of ['meta', 'installed', 'sync', 'sync_relation', 'sync_recopy', 'sync_state', 'run', 'conflict', 'truncate_log', 'change_log', 'kick_seq'])
     inst.tables.set(t, []);
   for (const d of defs) {
     inst.tables.set(
@@ -140,13 +147,13 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
     inst.functions.set(d.function.name, { name: d.function.name, body: d.function.body, language: 'plpgsql', returnType: 'trigger', argCount: 0 });
     for (const t of d.triggers) {
       inst.triggers.push({
-        tableSchema: 'public',
-        tableName: d.table.name,
+        tableSchema: t.table.schema,
+        tableName: t.table.name,
         name: t.name,
-        enabled: 'O',
+        enabled: t.enabled,
         functionSchema: 'bucardo_main',
         functionName: d.function.name,
-        type: { insert: 4, delete: 8, update: 16, truncate: 32, keychange: 17, before_truncate: 34, partition_truncate: 34 }[t.event],
+        type: { insert: 4, delete: 8, update: 16, truncate: 32, keychange: 17, before_truncate: 34, partition_truncate: 34, log: 4 }[t.event],
         oldTable: t.event === 'delete' ? 'bucardo_old' : null,
         newTable: t.event === 'update' || t.event === 'insert' ? 'bucardo_new' : null,
         hasWhen: t.event === 'keychange',

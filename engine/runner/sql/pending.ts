@@ -1,13 +1,16 @@
 /**
- * Pending deltas on one source (docs/protocol.md, step 3), in two round trips for every
- * table: a probe, then each pending table's keys, with the time of their latest change, go into a temp
- * table `bucardo_pk_<id>` that lives until the read transaction ends. The watermark and
- * the sync name reach the SQL through set_config (read back with current_setting in an
+ * Pending deltas on one source (docs/protocol.md, step 3): which tables have any (the
+ * change log, or a probe of every delta table where the log cannot be trusted yet), then
+ * each pending table's keys, with the time of their latest change, go into a temp table
+ * `bucardo_pk_<id>` that lives until the read transaction ends. The watermark and the
+ * sync name reach the SQL through set_config (read back with current_setting in an
  * InitPlan, evaluated once), never spliced into the text.
  */
 import { createHash } from 'node:crypto';
 import { quoteIdent, qualify, quoteLiteral } from '../../sql/ident.js';
 import { deltaTableName } from '../../objectnames.js';
+import { CHANGE_LOG } from '../../sql/capture.js';
+import { CHANGE_LOG_SINCE } from '../../sql/metadata.js';
 import { pendingCondition } from './watermark.js';
 
 /** Temp table of a table's pending keys on a source's read connection. */
@@ -21,14 +24,35 @@ function pendingWhere(hasLast: boolean): string {
 }
 
 /**
- * Parameters to send first: `SELECT pg_current_snapshot()::text, set_config(...)`. The
- * read transaction waits at most READ_LOCK_WAIT for a lock: it needs only ACCESS SHARE,
+ * The read transaction's first statement ($1 the watermark's text or '', $2 the sync):
+ * the snapshot, the settings the texts below read back, and whether this source's change
+ * log can be trusted for the watermark (`log`: true, false, or null where the install has
+ * no change log yet). The log is trusted when the apply that last made a `log` trigger
+ * here (meta `change_log_since`, read in the same snapshot) is visible in the watermark:
+ * every transaction the watermark has not seen then started writing into the delta tables
+ * after that apply committed, when every delta table had its trigger (docs/protocol.md,
+ * step 3). The read transaction waits at most 5 s for a lock: it needs only ACCESS SHARE,
  * which only DDL or a TRUNCATE contends for, and such an application statement may itself
  * wait for a lock the run holds on another of its connections, a cycle PostgreSQL cannot
  * see; the run then fails and is retried, and the application's statement goes through.
  */
-export const PENDING_SETUP_SQL = `SELECT pg_current_snapshot()::text AS snapshot,
-  set_config('bucardo.last_snapshot', $1, true), set_config('bucardo.sync', $2, true), set_config('lock_timeout', '5s', true)`;
+export function pendingSetupSql(schema: string): string {
+  const since = `(SELECT value FROM ${qualify(schema, 'meta')} WHERE key = ${quoteLiteral(CHANGE_LOG_SINCE)})`;
+  return `SELECT pg_current_snapshot()::text AS snapshot,
+  set_config('bucardo.last_snapshot', $1, true), set_config('bucardo.sync', $2, true), set_config('lock_timeout', '5s', true),
+  CASE WHEN ${since} IS NOT NULL THEN coalesce(pg_visible_in_snapshot(${since}::xid8, NULLIF($1, '')::pg_snapshot), false) END AS log`;
+}
+
+/**
+ * With a trusted change log: the tables that transactions unseen by the watermark wrote
+ * changes of (one index range scan of `change_log`), then the pending TRUNCATEs. A table
+ * listed may still have nothing pending for this sync (its own writes, an UPDATE that
+ * matched no row): probeStatement over those tables alone settles it.
+ */
+export function changedTablesSql(schema: string): string {
+  const unseen = `_bucardo_txid >= pg_snapshot_xmin(${LAST}) AND NOT pg_visible_in_snapshot(_bucardo_txid, ${LAST})`;
+  return `SELECT DISTINCT table_id FROM ${qualify(schema, CHANGE_LOG)} WHERE ${unseen};\n${pendingTruncatesSql(schema, true)}`;
+}
 
 /**
  * First pass: the tables with at least one pending delta (an EXISTS probe each: cheap, and
@@ -45,6 +69,11 @@ export function probeStatement(schema: string, tables: { tableId: string }[], ha
   const key = `${schema}\0${hasLast}`;
   if (!memo.has(key)) memo.set(key, makeProbeStatement(schema, tables, hasLast));
   return memo.get(key)!;
+}
+
+/** The same probe over a few tables (those the change log names): planned each time, nothing kept on the connection. */
+export function probeSql(schema: string, tables: { tableId: string }[], hasLast: boolean): string {
+  return makeProbeStatement(schema, tables, hasLast).text;
 }
 
 /** By the scope's (reused, frozen) list of tables: the probe's text is 1,000 EXISTS long. */

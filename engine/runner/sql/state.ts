@@ -5,6 +5,7 @@
  */
 import { qualify, quoteLiteral } from '../../sql/ident.js';
 import { deltaTableName } from '../../objectnames.js';
+import { CHANGE_LOG } from '../../sql/capture.js';
 
 /**
  * $1 sync, $2 run_seq, $3 snapshots jsonb, $4 run_id, $5 started, $6 rows, $7 rows_by_table,
@@ -128,7 +129,7 @@ export const PURGE_SETUP_SQL = `SELECT set_config('bucardo.purge_db', $1, false)
  * deltas and holds nothing. The last result set: rows deleted per delta table (a large
  * purge is followed by a VACUUM of that table, off the run's path).
  */
-export function purgeSql(schema: string, tableIds: string[]): string {
+export function purgeSql(schema: string, tableIds: string[], changeLog: boolean): string {
   const t = (n: string) => qualify(schema, n);
   const db = "current_setting('bucardo.purge_db')";
   const horizon = (filter: string) => `(SELECT CASE WHEN bool_and(coalesce(st.confirmed ? ${db}, false))
@@ -140,6 +141,8 @@ export function purgeSql(schema: string, tableIds: string[]): string {
       `DELETE FROM ${t(deltaTableName(id))} WHERE _bucardo_txid < ${horizon(` AND EXISTS (SELECT 1 FROM ${t('sync_relation')} r WHERE r.sync = s.name AND r.table_id = ${quoteLiteral(id)})`)}`,
   );
   parts.push(`DELETE FROM ${t('truncate_log')} WHERE _bucardo_txid < ${horizon('')}`);
+  // what every sync has seen; a row names a table, not a sync, so the horizon is every sync's
+  if (changeLog) parts.push(`DELETE FROM ${t(CHANGE_LOG)} WHERE _bucardo_txid < ${horizon('')}`);
   return parts.join(';\n');
 }
 

@@ -1,0 +1,129 @@
+// The change log (docs/protocol.md, step 3): each transaction that writes changes of a
+// captured table is noted once per table in bucardo_main.change_log, by a trigger on the
+// table's delta table; a run reads the log to know which tables to look into, and trusts
+// it only from the apply that last made a log trigger on.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import { useClusters, writeTopology, simpleTopology, waitFor, type TestDb } from '../helpers/env.js';
+import { runCli, spawnCli } from '../helpers/cli.js';
+import { applyOk, runOnce, assertSame } from '../helpers/install.js';
+import { tableId, deltaTableName } from '../../engine/objectnames.js';
+
+const env = useClusters(['a', 'b']);
+
+const DDL = `CREATE TABLE public.t1 (id integer PRIMARY KEY, v text);
+  CREATE TABLE public.t2 (id integer PRIMARY KEY, v text);
+  CREATE TABLE public.t3 (id integer PRIMARY KEY, v text)`;
+const TABLES = ['public.t1', 'public.t2', 'public.t3'];
+const id = (name: string) => tableId('public', name);
+const delta = (name: string) => `bucardo_main.${deltaTableName(id(name))}`;
+
+async function setup(tag: string): Promise<{ a: TestDb; b: TestDb; file: string }> {
+  const [a, b] = await env.fresh(tag, DDL);
+  const file = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: TABLES }));
+  await applyOk(file);
+  return { a, b, file };
+}
+
+/** The tables the log names for transaction `txid`, in order (a table twice would be a second note). */
+async function noted(a: TestDb, txid: string): Promise<string[]> {
+  const r = await a.query<{ table_id: string }>(`SELECT table_id FROM bucardo_main.change_log WHERE _bucardo_txid = $1::xid8 ORDER BY table_id`, [txid]);
+  return r.rows.map((x) => x.table_id);
+}
+
+test('a transaction is noted once per table it wrote, whatever the statements and savepoints', async () => {
+  const { a } = await setup('log_once');
+  const c = new pg.Client({ connectionString: a.url });
+  await c.connect();
+  try {
+    const tx = async (sqls: string[]) => {
+      await c.query('BEGIN');
+      for (const sql of sqls) await c.query(sql);
+      const { rows } = await c.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x');
+      await c.query('COMMIT');
+      return rows[0].x;
+    };
+    // three statements on t1, one on t2: one note each
+    const t = await tx([
+      `INSERT INTO public.t1 VALUES (1, 'a')`,
+      `UPDATE public.t1 SET v = 'b' WHERE id = 1`,
+      `INSERT INTO public.t2 VALUES (1, 'a')`,
+      `DELETE FROM public.t1 WHERE id = 1`,
+    ]);
+    assert.deepEqual(await noted(a, t), [id('t1'), id('t2')].sort());
+
+    // the first write of t3 is in a savepoint rolled back: its note goes with it, and the
+    // next write of t3 in the transaction notes it again (else t3's change would be unseen)
+    const s = await tx([
+      `INSERT INTO public.t1 VALUES (2, 'a')`,
+      'SAVEPOINT x',
+      `INSERT INTO public.t3 VALUES (1, 'rolled back')`,
+      'ROLLBACK TO SAVEPOINT x',
+      `INSERT INTO public.t3 VALUES (2, 'kept')`,
+    ]);
+    assert.deepEqual(await noted(a, s), [id('t1'), id('t3')].sort());
+
+    // a savepoint released keeps its note; nothing is noted twice
+    const r = await tx(['SAVEPOINT y', `INSERT INTO public.t2 VALUES (3, 'a')`, 'RELEASE SAVEPOINT y', `INSERT INTO public.t2 VALUES (4, 'a')`]);
+    assert.deepEqual(await noted(a, r), [id('t2')]);
+
+    // a rolled back transaction leaves no note
+    await c.query('BEGIN');
+    await c.query(`INSERT INTO public.t1 VALUES (9, 'gone')`);
+    const { rows } = await c.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x');
+    await c.query('ROLLBACK');
+    assert.deepEqual(await noted(a, rows[0].x), []);
+  } finally {
+    await c.end();
+  }
+});
+
+test('a log trigger dropped by hand: plan shows it, apply makes it again, and the changes made meanwhile replicate', async () => {
+  const { a, b, file } = await setup('log_trust');
+  await a.query(`INSERT INTO public.t1 VALUES (1, 'first'); INSERT INTO public.t2 VALUES (1, 'first')`);
+  await runOnce(file);
+  // t2's changes go unnoted from here (its capture still records them in its delta table)
+  const trigger = `bucardo_main_${id('t2')}_l`;
+  await a.query(`DROP TRIGGER "${trigger}" ON ${delta('t2')}`);
+  await a.query(`INSERT INTO public.t2 VALUES (2, 'unnoted')`);
+  const plan = await runCli(['plan', '-f', file, '--no-color']);
+  assert.match(
+    plan.stdout,
+    new RegExp(`\\+ trigger ${trigger} on bucardo_main\\.delta_${id('t2')}\\n\\s+capture of public\\.t2 for sync s1, notes in the change log`),
+    plan.stdout,
+  );
+  await applyOk(file);
+  // the next run resumes from a watermark taken before that apply: it must not trust the
+  // log, which a change noted now (t1's) would make look complete
+  await a.query(`INSERT INTO public.t1 VALUES (2, 'noted')`);
+  await runOnce(file);
+  await assertSame([a, b], TABLES, 'after the log trigger was made again');
+  // and from then on the log is complete again
+  await a.query(`INSERT INTO public.t2 VALUES (3, 'noted again')`);
+  await runOnce(file);
+  await assertSame([a, b], TABLES, 'after a change noted by the new trigger');
+});
+
+test('a running runner reads the delta tables of the tables the log names only', async () => {
+  const { a, b, file } = await setup('log_reads');
+  await a.query(`INSERT INTO public.t1 VALUES (1, 'a'); INSERT INTO public.t2 VALUES (1, 'a')`);
+  const runner = spawnCli(['run', '-f', file]);
+  try {
+    await waitFor(async () => (await b.query('SELECT 1 FROM public.t2 WHERE id = 1')).rowCount === 1, 'the first rows on b');
+    // t3's delta table out of the way: a run that looked into every delta table would fail
+    await a.query(`ALTER TABLE ${delta('t3')} RENAME TO moved_away`);
+    for (let i = 2; i <= 6; i++) {
+      await a.query(`INSERT INTO public.t${i % 2 ? 1 : 2} VALUES ($1, 'by the log')`, [i]);
+      await waitFor(async () => (await b.query(`SELECT 1 FROM public.t${i % 2 ? 1 : 2} WHERE id = $1`, [i])).rowCount === 1, `row ${i} on b`);
+    }
+    await a.query(`ALTER TABLE bucardo_main.moved_away RENAME TO ${deltaTableName(id('t3'))}`);
+    await a.query(`INSERT INTO public.t3 VALUES (1, 'back')`);
+    await waitFor(async () => (await b.query('SELECT 1 FROM public.t3 WHERE id = 1')).rowCount === 1, 't3 on b');
+  } finally {
+    await runner.stop();
+  }
+  const failed = await a.one<{ n: number }>(`SELECT count(*)::int AS n FROM bucardo_main.run WHERE error IS NOT NULL`);
+  assert.equal(failed.n, 0, `no run failed:\n${runner.output().stdout}`);
+  await assertSame([a, b], TABLES);
+});
