@@ -36,7 +36,7 @@ export function captureFunctionName(id: string): string {
 /**
  * The capture triggers of a table: one statement-level trigger per write event, and
  * `keychange`, a row-level trigger that records the old key of an UPDATE that changes it;
- * `log` is on the table's delta table, and notes in `change_log` each transaction that
+ * `log` is on the table's delta table, and notes in `change_index` each transaction that
  * wrote into it (engine/sql/capture.ts).
  */
 export type CaptureEvent = 'insert' | 'update' | 'delete' | 'truncate' | 'keychange' | 'before_truncate' | 'partition_truncate' | 'log';

@@ -13,7 +13,7 @@ import { approxRows } from './types.js';
 import type { DesiredDatabase, DesiredCapture } from './desired.js';
 import { syncTableKey } from './desired.js';
 import { describeCustomChanges, receivingChanges, type ReceivingChange } from './custom.js';
-import type { CaptureDef, TriggerDef } from '../sql/capture.js';
+import { CHANGE_INDEX, type CaptureDef, type TriggerDef } from '../sql/capture.js';
 import { metadataFingerprint, METADATA_OBJECTS, METADATA_VERSION } from '../sql/metadata.js';
 import { olderMetadata, metadataUpgrade } from './upgrade.js';
 import type { Step } from '../sql/steps.js';
@@ -46,7 +46,7 @@ const EVENT_LABEL: Record<CaptureEvent, string> = {
   keychange: 'UPDATE of the key (old keys)',
   before_truncate: 'TRUNCATE of the whole partitioned table (before)',
   partition_truncate: 'TRUNCATE of this partition (its keys, before)',
-  log: 'notes in the change log which transactions wrote into it',
+  log: 'notes in the change index which transactions wrote into it',
 };
 
 /** What the diff of one database shares: where its changes go and what the registry says was ours. */
@@ -83,18 +83,18 @@ export function diffDatabase(topologyName: string, desired: DesiredDatabase | un
   }
   removeUnwantedCapture(ctx, desired);
   diffSyncs(ctx, desired);
-  markChangeLog(changes);
+  markChangeIndex(changes);
   return changes;
 }
 
 /**
- * Runs trust a database's change log only from the commit of the apply that last made one
+ * Runs trust a database's change index only from the commit of the apply that last made one
  * of its `log` triggers (docs/protocol.md, step 3): the last change that makes one also
  * records that transaction's id (once per database).
  */
-function markChangeLog(changes: Change[]): void {
-  const marking = changes.filter((c) => c.steps.some((st) => st.kind === 'mark_change_log'));
-  for (const c of marking.slice(0, -1)) c.steps = c.steps.filter((st) => st.kind !== 'mark_change_log');
+function markChangeIndex(changes: Change[]): void {
+  const marking = changes.filter((c) => c.steps.some((st) => st.kind === 'mark_change_index'));
+  for (const c of marking.slice(0, -1)) c.steps = c.steps.filter((st) => st.kind !== 'mark_change_index');
 }
 
 const wasOurs = (ctx: DiffContext, type: string, name: string) => ctx.registered.has(`${type}\u0000${name}`);
@@ -299,8 +299,8 @@ function diffTriggers(ctx: DiffContext, capture: DesiredCapture, deltaMade: bool
       log && deltaMade ? undefined : ctx.cat.installed.triggers.find((t) => t.tableSchema === on.schema && t.tableName === on.name && t.name === trg.name);
     const obj = `trigger ${displayIdent(trg.name)} on ${ondisp}`;
     const regName = `${trg.name} on ${ondisp}`;
-    // a change that makes, replaces or enables a log trigger also dates the change log (markChangeLog)
-    const mark: Step[] = log ? [{ kind: 'mark_change_log', schema }] : [];
+    // a change that makes, replaces or enables a log trigger also dates the change index (markChangeIndex)
+    const mark: Step[] = log ? [{ kind: 'mark_change_index', schema }] : [];
     const steps: Step[] = [createTrigger(trg), register(ctx, capture, 'trigger', regName, trg.fingerprint), ...mark];
     if (!live) {
       const what = `${forWhom(capture)}${partition ? `, partition ${ondisp}` : ''}, ${EVENT_LABEL[trg.event]}`;
@@ -405,6 +405,8 @@ function removeUnwantedCapture(ctx: DiffContext, desired: DesiredDatabase): void
       reason: 'its table is no longer captured here; changes still pending in it are dropped',
       steps: [
         { kind: 'drop_table', table: { schema, name }, ifExists: true },
+        // and its notes in the change index (an install older than metadata 4 has none)
+        ...(inst.tables.has(CHANGE_INDEX) ? [{ kind: 'forget_changes' as const, schema, tableId: name.slice('delta_'.length) }] : []),
         { kind: 'unregister_object', schema, objectType: 'delta_table', objectName: dName },
       ],
       phase: PHASE.dropDelta,

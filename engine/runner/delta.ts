@@ -88,8 +88,8 @@ export async function runDelta(inp: RunInputs): Promise<RunResult> {
   const snapshots = Object.fromEntries(reads.map((r) => [r.db, r.snapshot]));
   await commitRun(inp, { snapshots, rows, rowsByTable: work.rowsByTable, conflicts: conflicts.count, conflictRecords: conflicts.records });
   const consumed = new Map(reads.map((r) => [r.db, new Set([...r.pending.keys(), ...r.truncates.keys()])]));
-  const changeLogs = new Set(reads.filter((r) => r.changeLog).map((r) => r.db));
-  await finishRun(ctx, conns, writers, snapshots, scope.nextSeq, scope.tables, work.copyTargets, consumed, changeLogs);
+  const changeIndexes = new Set(reads.filter((r) => r.changeIndex).map((r) => r.db));
+  await finishRun(ctx, conns, writers, snapshots, scope.nextSeq, scope.tables, work.copyTargets, consumed, changeIndexes);
   return {
     sync: sync.name,
     runId: inp.runId,

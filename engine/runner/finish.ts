@@ -35,7 +35,7 @@ export function tablesToPurge<T extends { tableId: string }>(key: string, tables
 
 /**
  * `consumed`: per source, the tables whose changes this run consumed there (pending or
- * truncated). `changeLogs`: the sources that have a change log (metadata 4), purged too.
+ * truncated). `changeIndexes`: the sources that have a change index (metadata 4), purged too.
  */
 export async function finishRun(
   ctx: SyncContext,
@@ -46,7 +46,7 @@ export async function finishRun(
   tables: { tableId: string; schema: string; name: string; receiving?: Record<string, { schema: string; name: string }> }[],
   copiedInto: Map<string, string[]>,
   consumed: Map<string, Set<string>>,
-  changeLogs: Set<string>,
+  changeIndexes: Set<string>,
 ): Promise<void> {
   await Promise.all(
     ctx.sources.map(async (s) => {
@@ -57,7 +57,7 @@ export async function finishRun(
         return; /* retried by the next run */
       }
       const due = tablesToPurge(`${ctx.schema}\u0000${ctx.sync.name}\u0000${s.name}`, tables, consumed.get(s.name));
-      conns.defer(conns.get(s, 'maintain').then((m) => purge(ctx, m, s.name, due, changeLogs.has(s.name))));
+      conns.defer(conns.get(s, 'maintain').then((m) => purge(ctx, m, s.name, due, changeIndexes.has(s.name))));
     }),
   );
   deferMaintenance(ctx, conns, tables, copiedInto);
@@ -83,13 +83,13 @@ export function deferHistoryPrune(ctx: SyncContext, conns: SyncConnections, now 
  * rows (autovacuum would get there, but the next runs would read the dead rows until then:
  * the delta tables have no index, runs scan them whole).
  */
-async function purge(ctx: SyncContext, m: pg.Client, db: string, tables: { tableId: string }[], changeLog: boolean): Promise<void> {
+async function purge(ctx: SyncContext, m: pg.Client, db: string, tables: { tableId: string }[], changeIndex: boolean): Promise<void> {
   await m.query(PURGE_SETUP_SQL, [db]);
   const res = (await m.query(
     purgeSql(
       ctx.schema,
       tables.map((t) => t.tableId),
-      changeLog,
+      changeIndex,
     ),
   )) as unknown as pg.QueryResult[] | pg.QueryResult;
   const list = Array.isArray(res) ? res : [res];

@@ -35,8 +35,8 @@ export interface SourceRead {
   pending: Map<string, { n: number; ts: string | null }>;
   /** tableId -> time of the newest pending TRUNCATE */
   truncates: Map<string, string>;
-  /** The source has a change log (metadata 4): the run's purge clears it too. */
-  changeLog: boolean;
+  /** The source has a change index (metadata 4): the run's purge clears it too. */
+  changeIndex: boolean;
 }
 
 /** The tables locked in EXCLUSIVE mode, per source database. */
@@ -100,8 +100,8 @@ export async function takeSnapshots(inp: RunInputs): Promise<SourceRead[]> {
       const client = await conns.get(db, 'read');
       await client.query(beginReadSql(sync.isolation));
       const lastSnap = scope.last[db.name] ?? '';
-      const setup = await client.query<{ snapshot: string; log: boolean | null }>(pendingSetupSql(ctx.schema), [lastSnap, sync.name]);
-      const { found, truncs } = setup.rows[0].log
+      const setup = await client.query<{ snapshot: string; trusted: boolean | null }>(pendingSetupSql(ctx.schema), [lastSnap, sync.name]);
+      const { found, truncs } = setup.rows[0].trusted
         ? await changedTables(client, ctx.schema, scope.tables)
         : await probeAll(client, ctx.schema, scope.tables, lastSnap !== '');
       let counts: { table_id: string; n: string; ts: string | null }[] = [];
@@ -118,7 +118,7 @@ export async function takeSnapshots(inp: RunInputs): Promise<SourceRead[]> {
         snapshot: setup.rows[0].snapshot,
         pending: new Map(counts.map((r) => [r.table_id, { n: Number(r.n), ts: r.ts }])),
         truncates: new Map(truncs.filter((t) => scope.tables.some((x) => x.tableId === t.table_id)).map((t) => [t.table_id, t.ts])),
-        changeLog: setup.rows[0].log !== null,
+        changeIndex: setup.rows[0].trusted !== null,
       };
     }),
   );
@@ -129,19 +129,20 @@ export async function takeSnapshots(inp: RunInputs): Promise<SourceRead[]> {
 type Truncates = { table_id: string; ts: string }[];
 
 /**
- * The tables with pending changes by the change log: those it names (few, whatever the
+ * The tables with pending changes by the change index: those it names (few, whatever the
  * sync's size), each then probed for a change this sync has not made itself.
  */
 async function changedTables(client: pg.Client, schema: string, tables: readonly { tableId: string }[]): Promise<{ found: Set<string>; truncs: Truncates }> {
-  const [named, truncs] = (await client.query(changedTablesSql(schema))) as unknown as [pg.QueryResult<{ table_id: string }>, pg.QueryResult];
-  const ids = new Set(named.rows.map((r) => r.table_id));
+  const res = await client.query<{ kind: 'c' | 't'; table_id: string; ts: string }>(changedTablesSql(schema), [tables.map((t) => t.tableId)]);
+  const truncs = res.rows.filter((r) => r.kind === 't');
+  const ids = new Set(res.rows.filter((r) => r.kind === 'c').map((r) => r.table_id));
   const candidates = tables.filter((t) => ids.has(t.tableId));
-  if (!candidates.length) return { found: new Set(), truncs: truncs.rows as Truncates };
+  if (!candidates.length) return { found: new Set(), truncs };
   const probe = await client.query<{ table_id: string }>(probeSql(schema, candidates, true));
-  return { found: new Set(probe.rows.map((r) => r.table_id)), truncs: truncs.rows as Truncates };
+  return { found: new Set(probe.rows.map((r) => r.table_id)), truncs };
 }
 
-/** Every delta table of the sync probed (no trusted change log: a first run, an install before metadata 4, or right after an apply made a log trigger). */
+/** Every delta table of the sync probed (no trusted change index: a first run, an install before metadata 4, or right after an apply made a log trigger). */
 async function probeAll(
   client: pg.Client,
   schema: string,

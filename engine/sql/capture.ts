@@ -32,8 +32,8 @@
  *   be one more write on the source's hot path. (xid8 has no BRIN operator class.)
  * - The delta table has a trigger of its own (`log`, ENABLE ALWAYS, calling the same
  *   function): the first INSERT of a transaction into it adds (table id, transaction id)
- *   to `change_log`, whichever writer it comes from (these triggers, or the runner's
- *   requeue). A run reads that log to know which tables have pending changes instead of
+ *   to `change_index`, whichever writer it comes from (these triggers, or the runner's
+ *   requeue). A run reads that index to know which tables have pending changes instead of
  *   looking into every delta table: a one-row change in a 1,000-table sync costs the same
  *   as in a 2-table one (docs/protocol.md, step 3). Its cost to a writer: one more
  *   statement-level trigger per captured statement and one small INSERT per table per
@@ -218,7 +218,7 @@ function captureBody(topology: string, table: QualifiedName, key: KeyColumn[], o
     // and a transaction held open for minutes must not make its changes look old
     '  ts timestamptz := clock_timestamp();',
     'BEGIN',
-    ...changeLogBranch(s, id),
+    ...changeIndexBranch(s, id),
     ...(opts.partitioned
       ? []
       : [
@@ -286,12 +286,12 @@ function captureBody(topology: string, table: QualifiedName, key: KeyColumn[], o
  * id that last noted it (rolled back with the note when a savepoint is; a stale value
  * from another transaction can never match). The setting's name is per topology and table.
  */
-function changeLogBranch(schema: string, id: string): string[] {
-  const noted = quoteLiteral(`bucardo.lg_${shortHash([schema, id])}`);
+function changeIndexBranch(schema: string, id: string): string[] {
+  const noted = quoteLiteral(`bucardo.ci_${shortHash([schema, id])}`);
   return [
     `  IF TG_TABLE_SCHEMA = ${quoteLiteral(schema)} AND TG_TABLE_NAME = ${quoteLiteral(deltaTableName(id))} THEN`,
     `    IF current_setting(${noted}, true) IS DISTINCT FROM pg_current_xact_id()::text THEN`,
-    `      INSERT INTO ${qualify(schema, CHANGE_LOG)} (table_id) VALUES (${quoteLiteral(id)});`,
+    `      INSERT INTO ${qualify(schema, CHANGE_INDEX)} (table_id) VALUES (${quoteLiteral(id)});`,
     `      PERFORM set_config(${noted}, pg_current_xact_id()::text, true);`,
     '    END IF;',
     '    RETURN NULL;',
@@ -300,7 +300,7 @@ function changeLogBranch(schema: string, id: string): string[] {
 }
 
 /** The table of (table id, transaction id) that the `log` triggers fill (engine/sql/metadata.ts). */
-export const CHANGE_LOG = 'change_log';
+export const CHANGE_INDEX = 'change_index';
 
 /**
  * The captured table's triggers; a partitioned table also gets a BEFORE TRUNCATE, and

@@ -6,7 +6,7 @@
  */
 import { quoteIdent, quoteLiteral, fingerprint } from './ident.js';
 import { schemaName } from '../objectnames.js';
-import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN, KICK_SEQUENCE, CHANGE_LOG } from './capture.js';
+import { DELTA_TXID, DELTA_TS, DELTA_ORIGIN, KICK_SEQUENCE, CHANGE_INDEX } from './capture.js';
 
 /**
  * Version of the metadata layout below; stored in meta('schema_version'). An install of an
@@ -18,10 +18,10 @@ export const METADATA_VERSION = '4';
 
 /**
  * meta key: the id of the transaction (an apply) that last made a `log` trigger in this
- * database. A run trusts the change log of a source only for a watermark in which that
+ * database. A run trusts the change index of a source only for a watermark in which that
  * transaction is visible (docs/protocol.md, step 3).
  */
-export const CHANGE_LOG_SINCE = 'change_log_since';
+export const CHANGE_INDEX_SINCE = 'change_index_since';
 
 /** One metadata table or sequence: its DDL (CREATE and its indexes), from the quoted schema. */
 interface MetadataObject {
@@ -161,13 +161,13 @@ const OBJECTS: MetadataObject[] = [
   // delta tables' `log` triggers fill it (capture.ts), and a run reads it to find the
   // tables with pending changes instead of probing every delta table (metadata 4)
   {
-    name: CHANGE_LOG,
+    name: CHANGE_INDEX,
     kind: 'table',
     ddl: (s) => [
-      `CREATE TABLE ${s}.${CHANGE_LOG} (
+      `CREATE TABLE ${s}.${CHANGE_INDEX} (
   table_id text NOT NULL,
   ${DELTA_TXID} xid8 NOT NULL DEFAULT pg_current_xact_id())`,
-      `CREATE INDEX ON ${s}.${CHANGE_LOG} (${DELTA_TXID})`,
+      `CREATE INDEX ON ${s}.${CHANGE_INDEX} (table_id, ${DELTA_TXID})`,
     ],
   },
   // bumped by writers that cannot notify (two-phase commit): see doorbellKey in capture.ts

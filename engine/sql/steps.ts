@@ -7,8 +7,8 @@
  * bucardo_<name>.installed in step with what was done, in the same transaction.
  */
 import { qualify, quoteIdent } from './ident.js';
-import { schemaDDL, metadataObjectDDL, addMetadataColumnDDL, CHANGE_LOG_SINCE } from './metadata.js';
-import { deltaTableDDL, functionDDL, triggerDDL, enableTriggerDDL, type KeyColumn, type TriggerSpec } from './capture.js';
+import { schemaDDL, metadataObjectDDL, addMetadataColumnDDL, CHANGE_INDEX_SINCE } from './metadata.js';
+import { deltaTableDDL, functionDDL, triggerDDL, enableTriggerDDL, CHANGE_INDEX, type KeyColumn, type TriggerSpec } from './capture.js';
 import type { QualifiedName } from '../topology/types.js';
 
 /** One SQL statement; values are always bind parameters. */
@@ -28,8 +28,10 @@ export type MetadataStep =
   /** The facts a new schema starts with: its topology and metadata version. */
   | { kind: 'init_meta'; schema: string; topology: string; version: string }
   | { kind: 'set_meta'; schema: string; key: string; value: string }
-  /** meta('change_log_since'): this transaction's id, from whose commit runs trust the change log (docs/protocol.md, step 3). */
-  | { kind: 'mark_change_log'; schema: string }
+  /** meta('change_index_since'): this transaction's id, from whose commit runs trust the change index (docs/protocol.md, step 3). */
+  | { kind: 'mark_change_index'; schema: string }
+  /** The change index's notes of a table no longer captured. */
+  | { kind: 'forget_changes'; schema: string; tableId: string }
   /** The schema and all in it: metadata, delta tables, capture functions (and so their triggers). */
   | { kind: 'drop_schema'; schema: string };
 
@@ -102,12 +104,14 @@ export function toStatements(step: Step): Statement[] {
           values: [step.key, step.value],
         },
       ];
-    case 'mark_change_log':
+    case 'mark_change_index':
       return [
         {
-          text: `INSERT INTO ${qualify(step.schema, 'meta')} (key, value) VALUES ('${CHANGE_LOG_SINCE}', pg_current_xact_id()::text) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+          text: `INSERT INTO ${qualify(step.schema, 'meta')} (key, value) VALUES ('${CHANGE_INDEX_SINCE}', pg_current_xact_id()::text) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
         },
       ];
+    case 'forget_changes':
+      return [{ text: `DELETE FROM ${qualify(step.schema, CHANGE_INDEX)} WHERE table_id = $1`, values: [step.tableId] }];
     case 'drop_schema':
       return [{ text: `DROP SCHEMA IF EXISTS ${quoteIdent(step.schema)} CASCADE` }];
     case 'create_delta_table':

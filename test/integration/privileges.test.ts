@@ -86,7 +86,7 @@ test('a runner lacking grants: plan names each missing one with its GRANT, and p
   const errors = r.stderr.split('\n').filter((l) => l.startsWith('error:'));
   assert.deepEqual(errors.sort(), [
     `error: user ${RUNNER} lacks DELETE on public.items on database b (GRANT DELETE ON public.items TO ${RUNNER})`,
-    `error: user ${RUNNER} lacks INSERT on 11 tables of schema ${SCHEMA} on database a (${SCHEMA}.change_log, ${SCHEMA}.conflict, ${SCHEMA}.delta_cda7b43c4b0a, ...) (as the schema's owner: GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${SCHEMA} TO ${RUNNER} (see the README, "Least privilege"))`,
+    `error: user ${RUNNER} lacks INSERT on 11 tables of schema ${SCHEMA} on database a (${SCHEMA}.change_index, ${SCHEMA}.conflict, ${SCHEMA}.delta_cda7b43c4b0a, ...) (as the schema's owner: GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${SCHEMA} TO ${RUNNER} (see the README, "Least privilege"))`,
     `error: user ${RUNNER} lacks UPDATE on SEQUENCE public.items_seq on database b (GRANT UPDATE ON SEQUENCE public.items_seq TO ${RUNNER})`,
   ]);
 });

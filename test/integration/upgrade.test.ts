@@ -1,7 +1,7 @@
 // Upgrading bucardo itself: an install made by an earlier bucardo (test/fixtures/metadata-2,
 // metadata 2 and that release's capture function and key-change trigger) is upgraded by
 // plan/apply in place, under a write load on the source, and no write goes uncaptured;
-// changes the old capture recorded and no run consumed yet (no change log then) reach the
+// changes the old capture recorded and no run consumed yet (no change index then) reach the
 // target after it, then a runner running through a second write load.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -94,7 +94,7 @@ test('an install by bucardo 906ef2c (metadata 2) is upgraded in place under a wr
     assert.equal(plan.code, 0, show(plan));
     assert.match(
       plan.stdout,
-      /~ schema bucardo_main\n\s+metadata version 2 -> 4 \(installed by an earlier bucardo\), in place: adds table sync_recopy, table change_log\n/,
+      /~ schema bucardo_main\n\s+metadata version 2 -> 4 \(installed by an earlier bucardo\), in place: adds table sync_recopy, table change_index\n/,
       show(plan),
     );
     assert.match(plan.stdout, /~ function bucardo_main\.capture_\w+\(\)\n\s+installed by an earlier bucardo \(metadata version 2\)/, show(plan));
@@ -103,7 +103,7 @@ test('an install by bucardo 906ef2c (metadata 2) is upgraded in place under a wr
     assert.doesNotMatch(plan.stdout, /^ {2}( {2}-|-\/\+) /m, `no destroy or replace expected${show(plan)}`);
     assert.match(
       plan.stdout,
-      /\+ trigger bucardo_main_\w+_l on bucardo_main\.delta_\w+\n\s+capture of public\.item for sync s1, notes in the change log/,
+      /\+ trigger bucardo_main_\w+_l on bucardo_main\.delta_\w+\n\s+capture of public\.item for sync s1, notes in the change index/,
       show(plan),
     );
     assert.match(plan.stdout, /Plan: 1 to add, \d+ to change, 0 to destroy\./, show(plan));
@@ -113,7 +113,7 @@ test('an install by bucardo 906ef2c (metadata 2) is upgraded in place under a wr
     assert.deepEqual(
       doc.changes.filter((c) => c.action !== 'update').map((c) => `${c.action} ${c.object.replace(/_[0-9a-f]{12}/g, '_ID')}`),
       ['create trigger bucardo_main_ID_l on bucardo_main.delta_ID'],
-      'every change of an upgrade is an in-place update, but the new change-log trigger on the delta table',
+      'every change of an upgrade is an in-place update, but the new change-index trigger on the delta table',
     );
 
     const atApply = writer.state.writes;
@@ -130,14 +130,14 @@ test('an install by bucardo 906ef2c (metadata 2) is upgraded in place under a wr
   const meta = await a.one<{ value: string }>(`SELECT value FROM bucardo_main.meta WHERE key = 'schema_version'`);
   assert.equal(meta.value, '4');
 
-  // the first run after the upgrade resumes from a watermark older than the change log:
+  // the first run after the upgrade resumes from a watermark older than the change index:
   // it must look into every delta table, or the changes made before the apply are lost
   await runOnce(file);
   const n = await b.one<{ n: number }>('SELECT count(*)::int AS n FROM public.item');
   assert.equal(n.n, 20 + writer.state.writes, 'every row written before, during and after the apply reached the target');
   await assertSame([a, b], ['public.item'], 'after the upgrade');
 
-  // a runner running through more writes: from here on runs read the change log
+  // a runner running through more writes: from here on runs read the change index
   const runner = spawnCli(['run', '-f', file]);
   const more = startWriter(a, 200_000);
   try {

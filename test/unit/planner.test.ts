@@ -70,10 +70,10 @@ test('a fresh pair of databases: creates only, globs and excludes resolved on th
   assert.deepEqual(plan.errors, []);
   assert.ok(plan.changes.every((c) => c.action === 'create'));
   const captured = new Set(plan.changes.filter((c) => c.objectType === 'trigger').map((c) => c.object.split(' on ')[1]));
-  // the user's tables, and each one's delta table (its change-log trigger)
+  // the user's tables, and each one's delta table (its change-index trigger)
   assert.deepEqual([...captured].sort(), ['bucardo_main.delta_9b4d650f7d6c', 'bucardo_main.delta_cda7b43c4b0a', 'public.audit_log', 'public.items']);
-  // the change log is dated once per database, by the last change that makes a log trigger
-  const marks = plan.changes.filter((c) => c.steps.some((s) => s.kind === 'mark_change_log'));
+  // the change index is dated once per database, by the last change that makes a log trigger
+  const marks = plan.changes.filter((c) => c.steps.some((s) => s.kind === 'mark_change_index'));
   assert.deepEqual(
     marks.map((c) => [c.database, c.object]),
     [['a', 'trigger bucardo_main_9b4d650f7d6c_l on bucardo_main.delta_9b4d650f7d6c']],
@@ -137,7 +137,7 @@ test('drift: installed objects equal to the wanted ones give no changes; a disab
   const defs = ['items', 'audit_log'].map((n) => captureDef('main', { schema: 'public', name: n }, key, { autokick: true, makedelta: false }));
   const inst = a.installed;
   inst.schemaExists = true;
-  for (const t of ['meta', 'installed', 'sync', 'sync_relation', 'sync_recopy', 'sync_state', 'run', 'conflict', 'truncate_log', 'change_log', 'kick_seq'])
+  for (const t of ['meta', 'installed', 'sync', 'sync_relation', 'sync_recopy', 'sync_state', 'run', 'conflict', 'truncate_log', 'change_index', 'kick_seq'])
     inst.tables.set(t, []);
   for (const d of defs) {
     inst.tables.set(

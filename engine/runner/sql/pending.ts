@@ -1,6 +1,6 @@
 /**
  * Pending deltas on one source (docs/protocol.md, step 3): which tables have any (the
- * change log, or a probe of every delta table where the log cannot be trusted yet), then
+ * change index, or a probe of every delta table where the index cannot be trusted yet), then
  * each pending table's keys, with the time of their latest change, go into a temp table
  * `bucardo_pk_<id>` that lives until the read transaction ends. The watermark and the
  * sync name reach the SQL through set_config (read back with current_setting in an
@@ -9,8 +9,8 @@
 import { createHash } from 'node:crypto';
 import { quoteIdent, qualify, quoteLiteral } from '../../sql/ident.js';
 import { deltaTableName } from '../../objectnames.js';
-import { CHANGE_LOG } from '../../sql/capture.js';
-import { CHANGE_LOG_SINCE } from '../../sql/metadata.js';
+import { CHANGE_INDEX } from '../../sql/capture.js';
+import { CHANGE_INDEX_SINCE } from '../../sql/metadata.js';
 import { pendingCondition } from './watermark.js';
 
 /** Temp table of a table's pending keys on a source's read connection. */
@@ -26,9 +26,9 @@ function pendingWhere(hasLast: boolean): string {
 /**
  * The read transaction's first statement ($1 the watermark's text or '', $2 the sync):
  * the snapshot, the settings the texts below read back, and whether this source's change
- * log can be trusted for the watermark (`log`: true, false, or null where the install has
- * no change log yet). The log is trusted when the apply that last made a `log` trigger
- * here (meta `change_log_since`, read in the same snapshot) is visible in the watermark:
+ * index can be trusted for the watermark (`trusted`: true, false, or null where the install has
+ * no change index yet). It is trusted when the apply that last made a `log` trigger
+ * here (meta `change_index_since`, read in the same snapshot) is visible in the watermark:
  * every transaction the watermark has not seen then started writing into the delta tables
  * after that apply committed, when every delta table had its trigger (docs/protocol.md,
  * step 3). The read transaction waits at most 5 s for a lock: it needs only ACCESS SHARE,
@@ -37,21 +37,28 @@ function pendingWhere(hasLast: boolean): string {
  * see; the run then fails and is retried, and the application's statement goes through.
  */
 export function pendingSetupSql(schema: string): string {
-  const since = `(SELECT value FROM ${qualify(schema, 'meta')} WHERE key = ${quoteLiteral(CHANGE_LOG_SINCE)})`;
+  const since = `(SELECT value FROM ${qualify(schema, 'meta')} WHERE key = ${quoteLiteral(CHANGE_INDEX_SINCE)})`;
   return `SELECT pg_current_snapshot()::text AS snapshot,
   set_config('bucardo.last_snapshot', $1, true), set_config('bucardo.sync', $2, true), set_config('lock_timeout', '5s', true),
-  CASE WHEN ${since} IS NOT NULL THEN coalesce(pg_visible_in_snapshot(${since}::xid8, NULLIF($1, '')::pg_snapshot), false) END AS log`;
+  CASE WHEN ${since} IS NOT NULL THEN coalesce(pg_visible_in_snapshot(${since}::xid8, NULLIF($1, '')::pg_snapshot), false) END AS trusted`;
 }
 
 /**
- * With a trusted change log: the tables that transactions unseen by the watermark wrote
- * changes of (one index range scan of `change_log`), then the pending TRUNCATEs. A table
- * listed may still have nothing pending for this sync (its own writes, an UPDATE that
- * matched no row): probeStatement over those tables alone settles it.
+ * With a trusted change index ($1: the sync's table ids): the tables with a note that the
+ * watermark has not seen (one descent of the index on (table_id, txid) per table: ~1 us
+ * each, where probing a delta table opens and locks it, ~10 us), then the pending
+ * TRUNCATEs, in one result: `kind` 'c' or 't'. Per table, not one range scan of the
+ * index by transaction id: notes of other syncs' tables, of tables another sync has not
+ * consumed yet, are never read. A table named may still have nothing pending for this
+ * sync (its own writes, an UPDATE that matched no row: a statement-level trigger fires
+ * anyway): probeSql over those tables alone settles it.
  */
 export function changedTablesSql(schema: string): string {
-  const unseen = `_bucardo_txid >= pg_snapshot_xmin(${LAST}) AND NOT pg_visible_in_snapshot(_bucardo_txid, ${LAST})`;
-  return `SELECT DISTINCT table_id FROM ${qualify(schema, CHANGE_LOG)} WHERE ${unseen};\n${pendingTruncatesSql(schema, true)}`;
+  const unseen = `c._bucardo_txid >= pg_snapshot_xmin(${LAST}) AND NOT pg_visible_in_snapshot(c._bucardo_txid, ${LAST})`;
+  return `SELECT 'c' AS kind, t.id AS table_id, NULL::text AS ts FROM unnest($1::text[]) AS t(id)
+  WHERE EXISTS (SELECT 1 FROM ${qualify(schema, CHANGE_INDEX)} c WHERE c.table_id = t.id AND ${unseen})
+UNION ALL
+SELECT 't', table_id, max(_bucardo_ts)::text FROM ${qualify(schema, 'truncate_log')} WHERE ${pendingWhere(true)} GROUP BY table_id`;
 }
 
 /**
@@ -71,7 +78,7 @@ export function probeStatement(schema: string, tables: { tableId: string }[], ha
   return memo.get(key)!;
 }
 
-/** The same probe over a few tables (those the change log names): planned each time, nothing kept on the connection. */
+/** The same probe over a few tables (those the change index names): planned each time, nothing kept on the connection. */
 export function probeSql(schema: string, tables: { tableId: string }[], hasLast: boolean): string {
   return makeProbeStatement(schema, tables, hasLast).text;
 }

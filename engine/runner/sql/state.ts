@@ -5,7 +5,7 @@
  */
 import { qualify, quoteLiteral } from '../../sql/ident.js';
 import { deltaTableName } from '../../objectnames.js';
-import { CHANGE_LOG } from '../../sql/capture.js';
+import { CHANGE_INDEX } from '../../sql/capture.js';
 
 /**
  * $1 sync, $2 run_seq, $3 snapshots jsonb, $4 run_id, $5 started, $6 rows, $7 rows_by_table,
@@ -129,7 +129,7 @@ export const PURGE_SETUP_SQL = `SELECT set_config('bucardo.purge_db', $1, false)
  * deltas and holds nothing. The last result set: rows deleted per delta table (a large
  * purge is followed by a VACUUM of that table, off the run's path).
  */
-export function purgeSql(schema: string, tableIds: string[], changeLog: boolean): string {
+export function purgeSql(schema: string, tableIds: string[], changeIndex: boolean): string {
   const t = (n: string) => qualify(schema, n);
   const db = "current_setting('bucardo.purge_db')";
   const horizon = (filter: string) => `(SELECT CASE WHEN bool_and(coalesce(st.confirmed ? ${db}, false))
@@ -141,8 +141,16 @@ export function purgeSql(schema: string, tableIds: string[], changeLog: boolean)
       `DELETE FROM ${t(deltaTableName(id))} WHERE _bucardo_txid < ${horizon(` AND EXISTS (SELECT 1 FROM ${t('sync_relation')} r WHERE r.sync = s.name AND r.table_id = ${quoteLiteral(id)})`)}`,
   );
   parts.push(`DELETE FROM ${t('truncate_log')} WHERE _bucardo_txid < ${horizon('')}`);
-  // what every sync has seen; a row names a table, not a sync, so the horizon is every sync's
-  if (changeLog) parts.push(`DELETE FROM ${t(CHANGE_LOG)} WHERE _bucardo_txid < ${horizon('')}`);
+  // a table's notes, with the horizon of that table (every delta sync reading it from here)
+  if (changeIndex) {
+    const ids = `ARRAY[${tableIds.map(quoteLiteral).join(', ')}]::text[]`;
+    parts.push(`DELETE FROM ${t(CHANGE_INDEX)} c USING (
+  SELECT r.table_id, CASE WHEN bool_and(coalesce(st.confirmed ? ${db}, false)) THEN min(pg_snapshot_xmin((st.confirmed->>${db})::pg_snapshot)) END AS horizon
+    FROM ${t('sync')} s JOIN ${t('sync_relation')} r ON r.sync = s.name LEFT JOIN ${t('sync_state')} st ON st.sync = s.name
+   WHERE s.role = 'source' AND s.kind = 'delta' AND r.table_id = ANY(${ids})
+   GROUP BY r.table_id) h
+ WHERE c.table_id = h.table_id AND c._bucardo_txid < h.horizon`);
+  }
   return parts.join(';\n');
 }
 

@@ -1,6 +1,6 @@
-// The change log (docs/protocol.md, step 3): each transaction that writes changes of a
-// captured table is noted once per table in bucardo_main.change_log, by a trigger on the
-// table's delta table; a run reads the log to know which tables to look into, and trusts
+// The change index (docs/protocol.md, step 3): each transaction that writes changes of a
+// captured table is noted once per table in bucardo_main.change_index, by a trigger on the
+// table's delta table; a run reads the index to know which tables to look into, and trusts
 // it only from the apply that last made a log trigger on.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,9 +26,9 @@ async function setup(tag: string): Promise<{ a: TestDb; b: TestDb; file: string 
   return { a, b, file };
 }
 
-/** The tables the log names for transaction `txid`, in order (a table twice would be a second note). */
+/** The tables the index names for transaction `txid`, in order (a table twice would be a second note). */
 async function noted(a: TestDb, txid: string): Promise<string[]> {
-  const r = await a.query<{ table_id: string }>(`SELECT table_id FROM bucardo_main.change_log WHERE _bucardo_txid = $1::xid8 ORDER BY table_id`, [txid]);
+  const r = await a.query<{ table_id: string }>(`SELECT table_id FROM bucardo_main.change_index WHERE _bucardo_txid = $1::xid8 ORDER BY table_id`, [txid]);
   return r.rows.map((x) => x.table_id);
 }
 
@@ -90,7 +90,7 @@ test('a log trigger dropped by hand: plan shows it, apply makes it again, and th
   const plan = await runCli(['plan', '-f', file, '--no-color']);
   assert.match(
     plan.stdout,
-    new RegExp(`\\+ trigger ${trigger} on bucardo_main\\.delta_${id('t2')}\\n\\s+capture of public\\.t2 for sync s1, notes in the change log`),
+    new RegExp(`\\+ trigger ${trigger} on bucardo_main\\.delta_${id('t2')}\\n\\s+capture of public\\.t2 for sync s1, notes in the change index`),
     plan.stdout,
   );
   await applyOk(file);
@@ -99,13 +99,26 @@ test('a log trigger dropped by hand: plan shows it, apply makes it again, and th
   await a.query(`INSERT INTO public.t1 VALUES (2, 'noted')`);
   await runOnce(file);
   await assertSame([a, b], TABLES, 'after the log trigger was made again');
-  // and from then on the log is complete again
+  // and from then on the index is complete again
   await a.query(`INSERT INTO public.t2 VALUES (3, 'noted again')`);
   await runOnce(file);
   await assertSame([a, b], TABLES, 'after a change noted by the new trigger');
+  // what the only sync consumed is purged, the notes as the deltas
+  const left = await a.one<{ n: number }>('SELECT count(*)::int AS n FROM bucardo_main.change_index');
+  assert.equal(left.n, 0, 'the consumed notes were purged');
 });
 
-test('a running runner reads the delta tables of the tables the log names only', async () => {
+test('a table no longer captured: apply drops its notes with its delta table', async () => {
+  const { a, b } = await setup('log_forget');
+  await a.query(`INSERT INTO public.t1 VALUES (1, 'a'); INSERT INTO public.t3 VALUES (1, 'a')`);
+  const count = async (t: string) => (await a.one<{ n: number }>('SELECT count(*)::int AS n FROM bucardo_main.change_index WHERE table_id = $1', [id(t)])).n;
+  assert.equal(await count('t3'), 1);
+  await applyOk(writeTopology(simpleTopology({ sources: [a], targets: [b], tables: ['public.t1', 'public.t2'] })));
+  assert.equal(await count('t3'), 0, "t3's notes went with its delta table");
+  assert.equal(await count('t1'), 1, "t1's notes stay until a run consumes them");
+});
+
+test('a running runner reads the delta tables of the tables the change index names only', async () => {
   const { a, b, file } = await setup('log_reads');
   await a.query(`INSERT INTO public.t1 VALUES (1, 'a'); INSERT INTO public.t2 VALUES (1, 'a')`);
   const runner = spawnCli(['run', '-f', file]);
