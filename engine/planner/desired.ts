@@ -7,7 +7,7 @@ import { registeredConflict, registeredModule, registeredOverride } from '../top
 import type { ModuleRef } from '../topology/types.js';
 import type { ResolvedSync, ResolvedTable } from './resolve.js';
 import type { PlanProblem } from './types.js';
-import { captureDef, type CaptureDef } from '../sql/capture.js';
+import { captureDef, CHANGE_INDEX_MIN_TABLES, type CaptureDef } from '../sql/capture.js';
 import { fingerprint } from '../sql/ident.js';
 
 export interface DesiredSyncTable {
@@ -75,7 +75,10 @@ export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: 
     return d;
   };
   // capture needs: per (db, table) the union of what every sync reading it asks for
-  const needs = new Map<string, { db: string; table: ResolvedTable; autokick: boolean; makedelta: boolean | undefined; syncs: string[] }>();
+  const needs = new Map<
+    string,
+    { db: string; table: ResolvedTable; autokick: boolean; makedelta: boolean | undefined; changeIndex: boolean; syncs: string[] }
+  >();
   for (const s of syncs) {
     const detail = syncDetail(s);
     const fp = fingerprint(JSON.stringify(detail));
@@ -94,8 +97,9 @@ export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: 
         const k = `${src}\u0000${t.id}`;
         const n = needs.get(k);
         const autokick = t.autokick ?? s.spec.autokick;
+        const changeIndex = s.tables.length >= CHANGE_INDEX_MIN_TABLES;
         if (!n) {
-          needs.set(k, { db: src, table: t, autokick, makedelta: t.makedelta, syncs: [s.spec.name] });
+          needs.set(k, { db: src, table: t, autokick, makedelta: t.makedelta, changeIndex, syncs: [s.spec.name] });
           continue;
         }
         if (n.table.key.map((c) => c.name).join('\u0000') !== t.key.map((c) => c.name).join('\u0000')) {
@@ -108,6 +112,7 @@ export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: 
           });
         }
         n.autokick ||= autokick;
+        n.changeIndex ||= changeIndex;
         n.makedelta = n.makedelta || t.makedelta;
         n.syncs.push(s.spec.name);
       }
@@ -119,6 +124,7 @@ export function desiredState(topology: Topology, syncs: ResolvedSync[]): { dbs: 
     const def = captureDef(topology.name, { schema: n.table.schema, name: n.table.name }, n.table.key, {
       autokick: n.autokick,
       makedelta,
+      changeIndex: n.changeIndex,
       partitioned: n.table.partitionedOn.includes(dbName),
       partitions: n.table.partitions.get(dbName),
     });

@@ -13,7 +13,7 @@ import { approxRows } from './types.js';
 import type { DesiredDatabase, DesiredCapture } from './desired.js';
 import { syncTableKey } from './desired.js';
 import { describeCustomChanges, receivingChanges, type ReceivingChange } from './custom.js';
-import { CHANGE_INDEX, type CaptureDef, type TriggerDef } from '../sql/capture.js';
+import { CHANGE_INDEX, CHANGE_INDEX_MIN_TABLES, type CaptureDef, type TriggerDef } from '../sql/capture.js';
 import { metadataFingerprint, METADATA_OBJECTS, METADATA_VERSION } from '../sql/metadata.js';
 import { olderMetadata, metadataUpgrade } from './upgrade.js';
 import type { Step } from '../sql/steps.js';
@@ -377,8 +377,15 @@ function removeUnwantedCapture(ctx: DiffContext, desired: DesiredDatabase): void
   const wantedFunctions = new Set(captures.map(({ def }) => def.function.name));
   const wantedDeltas = new Set(captures.map(({ def }) => def.deltaTable.name));
   for (const t of inst.triggers) {
-    if (!wantedTriggers.has(`${t.tableSchema}\u0000${t.tableName}\u0000${t.name}`))
-      add(destroyTrigger(schema, t, 'its table is no longer captured by any sync of this database'));
+    if (wantedTriggers.has(`${t.tableSchema}\u0000${t.tableName}\u0000${t.name}`)) continue;
+    if (t.tableSchema === schema && t.name.endsWith('_l')) {
+      // a log trigger: the table is no longer in a sync of CHANGE_INDEX_MIN_TABLES tables (or
+      // captured at all); a run must not trust the index for it from a watermark before this
+      const d = destroyTrigger(schema, t, `no sync of ${CHANGE_INDEX_MIN_TABLES} tables or more captures its table here: the change index no longer notes it`);
+      add({ ...d, steps: [...d.steps, { kind: 'mark_change_index', schema }] });
+      continue;
+    }
+    add(destroyTrigger(schema, t, 'its table is no longer captured by any sync of this database'));
   }
   for (const name of inst.functions.keys()) {
     if (wantedFunctions.has(name)) continue;

@@ -11,6 +11,7 @@ import type { InstalledState } from '../catalog/types.js';
 import type { Change, PlanProblem } from './types.js';
 import { METADATA_OBJECTS, METADATA_VERSION, metadataColumns, metadataFingerprint } from '../sql/metadata.js';
 import type { Step } from '../sql/steps.js';
+import { CHANGE_INDEX } from '../sql/capture.js';
 
 /** The installed metadata version when it is older than this bucardo's, else null. */
 export function olderMetadata(installed: InstalledState): string | null {
@@ -42,7 +43,12 @@ export function metadataUpgrade(topology: string, schema: string, installed: Ins
     const live = installed.tables.get(name);
     if (!live) {
       steps.push({ kind: 'create_metadata_table', schema, table: name });
-      adds.push(`${kind} ${name}`);
+      // the application roles insert into it from their capture triggers as into
+      // truncate_log, and the runner reads and purges it as that one: an upgrade must not
+      // make their writes fail where no default privileges cover the new table
+      const grantsOf = name === CHANGE_INDEX && installed.tables.has('truncate_log') ? 'truncate_log' : null;
+      if (grantsOf) steps.push({ kind: 'copy_grants', schema, from: grantsOf, to: name });
+      adds.push(`${kind} ${name}${grantsOf ? ` (granted as ${grantsOf})` : ''}`);
       continue;
     }
     const have = new Set(live.map((c) => c.name));

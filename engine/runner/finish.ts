@@ -24,7 +24,7 @@ const VACUUM_AFTER_PURGE = 10_000;
 const FULL_PURGE_EVERY_MS = 60_000;
 const lastFullPurge = new Map<string, number>();
 
-/** The tables to purge on `db` now: every one once a minute, else those `consumed` names there. */
+/** The tables to purge on `db` now: every one once a minute (the very array `tables`: finishRun tells a full purge by it), else those `consumed` names there. */
 export function tablesToPurge<T extends { tableId: string }>(key: string, tables: T[], consumed: Set<string> | undefined, now = Date.now()): T[] {
   if (now - (lastFullPurge.get(key) ?? 0) >= FULL_PURGE_EVERY_MS) {
     lastFullPurge.set(key, now);
@@ -57,7 +57,10 @@ export async function finishRun(
         return; /* retried by the next run */
       }
       const due = tablesToPurge(`${ctx.schema}\u0000${ctx.sync.name}\u0000${s.name}`, tables, consumed.get(s.name));
-      conns.defer(conns.get(s, 'maintain').then((m) => purge(ctx, m, s.name, due, changeIndexes.has(s.name))));
+      // the change index with the full purge only: a run reads a table's notes from its
+      // watermark's xmin on, in the index, so the older ones cost it nothing meanwhile
+      const index = changeIndexes.has(s.name) && due === tables;
+      conns.defer(conns.get(s, 'maintain').then((m) => purge(ctx, m, s.name, due, index)));
     }),
   );
   deferMaintenance(ctx, conns, tables, copiedInto);

@@ -15,6 +15,7 @@
 import type pg from 'pg';
 import type { RunInputs } from './inputs.js';
 import type { DatabaseSpec } from '../topology/types.js';
+import type { RelationInfo } from './types.js';
 import { BucardoError } from '../errors.js';
 import { pendingSetupSql, changedTablesSql, probeStatement, probeSql, pendingTruncatesSql, pendingSql } from './sql/pending.js';
 import { lockTablesSql, emptinessSql, probeInSavepoint } from './sql/apply.js';
@@ -101,9 +102,11 @@ export async function takeSnapshots(inp: RunInputs): Promise<SourceRead[]> {
       await client.query(beginReadSql(sync.isolation));
       const lastSnap = scope.last[db.name] ?? '';
       const setup = await client.query<{ snapshot: string; trusted: boolean | null }>(pendingSetupSql(ctx.schema), [lastSnap, sync.name]);
-      const { found, truncs } = setup.rows[0].trusted
-        ? await changedTables(client, ctx.schema, scope.tables)
-        : await probeAll(client, ctx.schema, scope.tables, lastSnap !== '');
+      const { indexed, probed } = byChangeIndex(scope.tables, inp.states.get(db.name)!.relations);
+      const { found, truncs } =
+        setup.rows[0].trusted && indexed.length
+          ? await changedTables(client, ctx.schema, indexed, probed)
+          : await probeAll(client, ctx.schema, scope.tables, lastSnap !== '');
       let counts: { table_id: string; n: string; ts: string | null }[] = [];
       if (found.size) {
         const pendingOf = scope.tables.filter((t) => found.has(t.tableId)).map((t) => ({ ...t, ordered: t.keyIndexedOn.includes(db.name) }));
@@ -128,28 +131,46 @@ export async function takeSnapshots(inp: RunInputs): Promise<SourceRead[]> {
 
 type Truncates = { table_id: string; ts: string }[];
 
+type Table = RunInputs['scope']['tables'][number];
+
+/**
+ * The scope's tables whose changes this source's change index notes (their delta tables
+ * have the `log` trigger: a sync of CHANGE_INDEX_MIN_TABLES tables or more) and the others;
+ * kept while the scope and the details are (both are reused, frozen), so that the probe of
+ * the others stays one prepared statement.
+ */
+function byChangeIndex(tables: Table[], relations: RelationInfo[]): { indexed: Table[]; probed: Table[] } {
+  const perScope = splitMemo.get(tables) ?? new WeakMap<RelationInfo[], { indexed: Table[]; probed: Table[] }>();
+  splitMemo.set(tables, perScope);
+  let split = perScope.get(relations);
+  if (!split) {
+    const noted = new Set(relations.filter((r) => r.changeIndexed).map((r) => r.tableId));
+    split = { indexed: tables.filter((t) => noted.has(t.tableId)), probed: tables.filter((t) => !noted.has(t.tableId)) };
+    perScope.set(relations, split);
+  }
+  return split;
+}
+const splitMemo = new WeakMap<Table[], WeakMap<RelationInfo[], { indexed: Table[]; probed: Table[] }>>();
+
 /**
  * The tables with pending changes by the change index: those it names (few, whatever the
- * sync's size), each then probed for a change this sync has not made itself.
+ * sync's size), each then probed for a change this sync has not made itself; the tables it
+ * does not note (`probed`) are probed as ever.
  */
-async function changedTables(client: pg.Client, schema: string, tables: readonly { tableId: string }[]): Promise<{ found: Set<string>; truncs: Truncates }> {
-  const res = await client.query<{ kind: 'c' | 't'; table_id: string; ts: string }>(changedTablesSql(schema), [tables.map((t) => t.tableId)]);
+async function changedTables(client: pg.Client, schema: string, indexed: Table[], probed: Table[]): Promise<{ found: Set<string>; truncs: Truncates }> {
+  const res = await client.query<{ kind: 'c' | 't'; table_id: string; ts: string }>(changedTablesSql(schema), [indexed.map((t) => t.tableId)]);
   const truncs = res.rows.filter((r) => r.kind === 't');
   const ids = new Set(res.rows.filter((r) => r.kind === 'c').map((r) => r.table_id));
-  const candidates = tables.filter((t) => ids.has(t.tableId));
-  if (!candidates.length) return { found: new Set(), truncs };
-  const probe = await client.query<{ table_id: string }>(probeSql(schema, candidates, true));
-  return { found: new Set(probe.rows.map((r) => r.table_id)), truncs };
+  const candidates = indexed.filter((t) => ids.has(t.tableId));
+  const found = new Set<string>();
+  if (candidates.length) for (const r of (await client.query<{ table_id: string }>(probeSql(schema, candidates, true))).rows) found.add(r.table_id);
+  if (probed.length) for (const r of (await client.query<{ table_id: string }>(probeStatement(schema, probed, true))).rows) found.add(r.table_id);
+  return { found, truncs };
 }
 
-/** Every delta table of the sync probed (no trusted change index: a first run, an install before metadata 4, or right after an apply made a log trigger). */
-async function probeAll(
-  client: pg.Client,
-  schema: string,
-  tables: readonly { tableId: string }[],
-  hasLast: boolean,
-): Promise<{ found: Set<string>; truncs: Truncates }> {
-  const probe = await client.query<{ table_id: string }>(probeStatement(schema, tables as { tableId: string }[], hasLast));
+/** Every delta table of the sync probed (no trusted change index: a first run, an install before metadata 4, right after an apply made or dropped a log trigger, or a sync under CHANGE_INDEX_MIN_TABLES tables). */
+async function probeAll(client: pg.Client, schema: string, tables: Table[], hasLast: boolean): Promise<{ found: Set<string>; truncs: Truncates }> {
+  const probe = await client.query<{ table_id: string }>(probeStatement(schema, tables, hasLast));
   const truncs = (await client.query<{ table_id: string; ts: string }>(pendingTruncatesSql(schema, hasLast))).rows;
   return { found: new Set(probe.rows.map((r) => r.table_id)), truncs };
 }

@@ -76,6 +76,8 @@ export interface RelationInfo {
   keyIndexed?: boolean;
   /** ... and it is unique and not deferrable: it can arbitrate INSERT ... ON CONFLICT. */
   keyUnique?: boolean;
+  /** Its delta table here has its `log` trigger: the change index notes its changes (a source in a sync of 100 tables or more). */
+  changeIndexed?: boolean;
   /** Foreign keys of this table (as the child) here. */
   fks?: { name: string; parentSchema: string; parentName: string; childCols: string[]; parentCols: string[] }[];
 }

@@ -30,14 +30,16 @@
  * - The delta table has no index: it holds only what some sync has not yet consumed
  *   (the runner purges consumed rows), the runner reads it whole, and every index would
  *   be one more write on the source's hot path. (xid8 has no BRIN operator class.)
- * - The delta table has a trigger of its own (`log`, ENABLE ALWAYS, calling the same
- *   function): the first INSERT of a transaction into it adds (table id, transaction id)
- *   to `change_index`, whichever writer it comes from (these triggers, or the runner's
- *   requeue). A run reads that index to know which tables have pending changes instead of
- *   looking into every delta table: a one-row change in a 1,000-table sync costs the same
- *   as in a 2-table one (docs/protocol.md, step 3). Its cost to a writer: one more
- *   statement-level trigger per captured statement and one small INSERT per table per
- *   transaction (docs/benchmarks.md, M3).
+ * - In a sync of CHANGE_INDEX_MIN_TABLES tables or more, the delta table has a trigger of
+ *   its own (`log`, ENABLE ALWAYS, calling the same function): the first INSERT of a
+ *   transaction into it adds (table id, transaction id) to `change_index`, whichever writer
+ *   it comes from (these triggers, or the runner's requeue). A run reads that index to
+ *   know which of those tables have pending changes instead of looking into every delta
+ *   table: a one-row change in a 1,000-table sync costs the same as in a 2-table one
+ *   (docs/protocol.md, step 3). Its cost to a writer, one more statement-level trigger per
+ *   captured statement and one small INSERT per table per transaction (~28 us on a
+ *   TPC-B-like transaction's four tables, docs/benchmarks.md), is paid only there: in a
+ *   smaller sync a run probes every delta table at less than that.
  */
 import { quoteIdent, qualify, quoteLiteral, fingerprint, shortHash } from './ident.js';
 import type { QualifiedName } from '../topology/types.js';
@@ -87,11 +89,19 @@ export interface KeyColumn {
   type: string;
 }
 
+/**
+ * A sync of this many tables or more gets the change index: below it, probing every delta
+ * table costs a run less than the index would cost the writers (module header).
+ */
+export const CHANGE_INDEX_MIN_TABLES = 100;
+
 export interface CaptureOptions {
   /** NOTIFY the runner on commit of a change to this table. */
   autokick: boolean;
   /** Capture writes made under session_replication_role = replica too (ENABLE ALWAYS). */
   makedelta: boolean;
+  /** The delta table's `log` trigger notes its writers in the change index (a sync of CHANGE_INDEX_MIN_TABLES tables or more). */
+  changeIndex?: boolean;
   /**
    * The table is partitioned here. An UPDATE that moves a row to another partition fires
    * no row-level UPDATE trigger (it becomes a DELETE and an INSERT on the partitions),
@@ -314,7 +324,7 @@ function captureTriggers(topology: string, table: QualifiedName, fn: QualifiedNa
     : ['insert', 'update', 'delete', 'truncate', 'keychange'];
   const wanted: { event: CaptureEvent; on: QualifiedName }[] = [
     ...onTable.map((event) => ({ event, on: table })),
-    { event: 'log', on: { schema: schemaName(topology), name: deltaTableName(id) } },
+    ...(opts.changeIndex ? [{ event: 'log' as const, on: { schema: schemaName(topology), name: deltaTableName(id) } }] : []),
     ...partitions.flatMap((p) => [
       ...(['insert', 'update', 'delete'] as const).map((event) => ({ event, on: { schema: p.schema, name: p.name } })),
       ...(p.leaf ? [{ event: 'partition_truncate' as const, on: { schema: p.schema, name: p.name } }] : []),

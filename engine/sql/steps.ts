@@ -6,7 +6,7 @@
  * a saved plan's steps with fresh ones as data). Registry steps keep
  * bucardo_<name>.installed in step with what was done, in the same transaction.
  */
-import { qualify, quoteIdent } from './ident.js';
+import { qualify, quoteIdent, quoteLiteral } from './ident.js';
 import { schemaDDL, metadataObjectDDL, addMetadataColumnDDL, CHANGE_INDEX_SINCE } from './metadata.js';
 import { deltaTableDDL, functionDDL, triggerDDL, enableTriggerDDL, CHANGE_INDEX, type KeyColumn, type TriggerSpec } from './capture.js';
 import type { QualifiedName } from '../topology/types.js';
@@ -23,6 +23,8 @@ export type MetadataStep =
   | { kind: 'create_schema'; schema: string; topology: string }
   /** One metadata table (with its indexes) or sequence. */
   | { kind: 'create_metadata_table'; schema: string; table: string }
+  /** Every privilege granted on metadata table `from` (but its owner's), granted on `to` too. */
+  | { kind: 'copy_grants'; schema: string; from: string; to: string }
   /** A column that a later metadata version added to a table an earlier bucardo created. */
   | { kind: 'add_metadata_column'; schema: string; table: string; column: string }
   /** The facts a new schema starts with: its topology and metadata version. */
@@ -110,6 +112,26 @@ export function toStatements(step: Step): Statement[] {
           text: `INSERT INTO ${qualify(step.schema, 'meta')} (key, value) VALUES ('${CHANGE_INDEX_SINCE}', pg_current_xact_id()::text) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
         },
       ];
+    case 'copy_grants': {
+      // DO takes no parameters: the two names are quoted literals of regclass casts
+      const from = quoteLiteral(qualify(step.schema, step.from));
+      const to = quoteLiteral(qualify(step.schema, step.to));
+      return [
+        {
+          text: `DO $bucardo$
+DECLARE g record;
+BEGIN
+  FOR g IN SELECT a.grantee, string_agg(DISTINCT a.privilege_type, ', ') AS privs
+             FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+            WHERE c.oid = ${from}::regclass AND a.grantee <> c.relowner
+            GROUP BY a.grantee LOOP
+    EXECUTE format('GRANT %s ON %s TO %s', g.privs, ${to}::regclass,
+                   CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END);
+  END LOOP;
+END $bucardo$`,
+        },
+      ];
+    }
     case 'forget_changes':
       return [{ text: `DELETE FROM ${qualify(step.schema, CHANGE_INDEX)} WHERE table_id = $1`, values: [step.tableId] }];
     case 'drop_schema':

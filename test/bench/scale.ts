@@ -122,7 +122,7 @@ export async function scalePhase(env: Env, res: Results, outDir: string): Promis
     res.add({
       id: `scale.${shape.id}.idle_cpu`,
       label: `scale, ${shape.label}: runner idle CPU`,
-      value: m.idleCpuPct,
+      value: Math.round(m.idleCpuPct * 100) / 100,
       unit: '% of a core',
       status: 'ok',
       note: `over ${IDLE_SECONDS} s; RSS ${Math.round(m.rssMiB)} MiB; connections ${conns}`,

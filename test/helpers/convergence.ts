@@ -28,6 +28,7 @@ import path from 'node:path';
 import type { TestDb } from './env.js';
 import { writeTopology } from './env.js';
 import { runCli, spawnCli } from './cli.js';
+import { CHANGE_INDEX_MIN_TABLES } from '../../engine/sql/capture.js';
 
 export const DDL = `
 CREATE TABLE public.kv (k integer PRIMARY KEY, v text NOT NULL);
@@ -124,6 +125,8 @@ export interface ScheduleReport {
   /** Keys that ended on the allowed exception (see the header). */
   exceptions: number;
   keysChecked: number;
+  /** The sync has CHANGE_INDEX_MIN_TABLES tables (idle ones added): runs find kv and pair by the change index. */
+  changeIndex: boolean;
   problems: string[];
 }
 
@@ -138,10 +141,18 @@ export async function runSchedule(opts: ScheduleOptions): Promise<ScheduleReport
   const databases: Record<string, unknown> = {};
   for (const d of dbs) databases[d.name] = { url: d.url };
   await Promise.all(dbs.map((d) => d.query(AUDIT_DDL)));
+  // every other schedule in a sync big enough for the change index (docs/protocol.md, step
+  // 3): idle tables besides kv and pair, so both ways of finding pending tables are tried
+  const changeIndex = seed % 2 === 1;
+  const fillers = changeIndex ? Array.from({ length: CHANGE_INDEX_MIN_TABLES - 2 }, (_, i) => `conv_idle_${i + 1}`) : [];
+  if (fillers.length) {
+    const create = `DO $$ BEGIN FOR i IN 1..${fillers.length} LOOP EXECUTE format('CREATE TABLE public.%I (id integer PRIMARY KEY)', 'conv_idle_' || i); END LOOP; END $$`;
+    await Promise.all(dbs.map((d) => d.query(create)));
+  }
   const file = writeTopology({
     version: 1,
     databases,
-    relgroups: { g: { tables: ['public.kv', 'public.pair'] } },
+    relgroups: { g: { tables: ['public.kv', 'public.pair', ...fillers.map((t) => `public.${t}`)] } },
     syncs: { mm: { relgroup: 'g', sources: sources.map((d) => d.name), targets: [dbs[3].name], conflict: 'latest', checktime: '1s' } },
   });
   const applied = await runCli(['apply', '-f', file, '--auto-approve']);
@@ -160,6 +171,7 @@ export async function runSchedule(opts: ScheduleOptions): Promise<ScheduleReport
 
   const report: ScheduleReport = {
     seed,
+    changeIndex,
     transactions: 0,
     committed: 0,
     prepared: 0,

@@ -9,19 +9,25 @@ import { useClusters, writeTopology, simpleTopology, waitFor, type TestDb } from
 import { runCli, spawnCli } from '../helpers/cli.js';
 import { applyOk, runOnce, assertSame } from '../helpers/install.js';
 import { tableId, deltaTableName } from '../../engine/objectnames.js';
+import { CHANGE_INDEX_MIN_TABLES } from '../../engine/sql/capture.js';
 
 const env = useClusters(['a', 'b']);
 
+// three tables written, and enough idle ones for the sync to get the change index (it
+// stays at CHANGE_INDEX_MIN_TABLES or more when a test removes t3)
+const FILLERS = CHANGE_INDEX_MIN_TABLES - 1;
 const DDL = `CREATE TABLE public.t1 (id integer PRIMARY KEY, v text);
   CREATE TABLE public.t2 (id integer PRIMARY KEY, v text);
-  CREATE TABLE public.t3 (id integer PRIMARY KEY, v text)`;
+  CREATE TABLE public.t3 (id integer PRIMARY KEY, v text);
+  DO $$ BEGIN FOR i IN 1..${FILLERS} LOOP EXECUTE format('CREATE TABLE public.%I (id integer PRIMARY KEY)', 'f' || i); END LOOP; END $$`;
 const TABLES = ['public.t1', 'public.t2', 'public.t3'];
+const ALL = [...TABLES, ...Array.from({ length: FILLERS }, (_, i) => `public.f${i + 1}`)];
 const id = (name: string) => tableId('public', name);
 const delta = (name: string) => `bucardo_main.${deltaTableName(id(name))}`;
 
 async function setup(tag: string): Promise<{ a: TestDb; b: TestDb; file: string }> {
   const [a, b] = await env.fresh(tag, DDL);
-  const file = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: TABLES }));
+  const file = writeTopology(simpleTopology({ sources: [a], targets: [b], tables: ALL }));
   await applyOk(file);
   return { a, b, file };
 }
@@ -31,6 +37,17 @@ async function noted(a: TestDb, txid: string): Promise<string[]> {
   const r = await a.query<{ table_id: string }>(`SELECT table_id FROM bucardo_main.change_index WHERE _bucardo_txid = $1::xid8 ORDER BY table_id`, [txid]);
   return r.rows.map((x) => x.table_id);
 }
+
+test('a sync under CHANGE_INDEX_MIN_TABLES tables: no log triggers, and its writers note nothing', async () => {
+  const [a, b] = await env.fresh('log_small', DDL);
+  await applyOk(writeTopology(simpleTopology({ sources: [a], targets: [b], tables: TABLES })));
+  const logs = await a.one<{ n: number }>(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgname LIKE 'bucardo\\_main\\_%\\_l'`);
+  assert.equal(logs.n, 0);
+  await a.query(`INSERT INTO public.t1 VALUES (1, 'a'); INSERT INTO public.t2 VALUES (1, 'a')`);
+  assert.equal((await a.one<{ n: number }>('SELECT count(*)::int AS n FROM bucardo_main.change_index')).n, 0);
+  await runOnce(writeTopology(simpleTopology({ sources: [a], targets: [b], tables: TABLES })));
+  await assertSame([a, b], TABLES);
+});
 
 test('a transaction is noted once per table it wrote, whatever the statements and savepoints', async () => {
   const { a } = await setup('log_once');
@@ -113,7 +130,7 @@ test('a table no longer captured: apply drops its notes with its delta table', a
   await a.query(`INSERT INTO public.t1 VALUES (1, 'a'); INSERT INTO public.t3 VALUES (1, 'a')`);
   const count = async (t: string) => (await a.one<{ n: number }>('SELECT count(*)::int AS n FROM bucardo_main.change_index WHERE table_id = $1', [id(t)])).n;
   assert.equal(await count('t3'), 1);
-  await applyOk(writeTopology(simpleTopology({ sources: [a], targets: [b], tables: ['public.t1', 'public.t2'] })));
+  await applyOk(writeTopology(simpleTopology({ sources: [a], targets: [b], tables: ALL.filter((t) => t !== 'public.t3') })));
   assert.equal(await count('t3'), 0, "t3's notes went with its delta table");
   assert.equal(await count('t1'), 1, "t1's notes stay until a run consumes them");
 });

@@ -26,7 +26,7 @@ test(`${count} random schedules converge with nothing lost (first seed ${first},
     const dbs = await env.fresh(`conv_${i}`, DDL);
     const r = await runSchedule({ seed, seconds, dbs });
     for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += r[k];
-    const summary = `seed ${seed}: ${r.committed}/${r.transactions} transactions committed (${r.prepared} prepared, ${r.truncates} truncates), ${r.kills} runner kills, ${r.runs} runs, ${r.conflicts} conflicts, ${r.deferred} deferred, ${r.exceptions} exceptions, ${r.keysChecked} keys checked`;
+    const summary = `seed ${seed}: ${r.committed}/${r.transactions} transactions committed (${r.prepared} prepared, ${r.truncates} truncates), ${r.kills} runner kills, ${r.runs} runs, ${r.conflicts} conflicts, ${r.deferred} deferred, ${r.exceptions} exceptions, ${r.keysChecked} keys checked${r.changeIndex ? ', change index' : ''}`;
     console.log(summary);
     assert.deepEqual(r.problems, [], `${summary}\nreplay with BUCARDO_CONVERGENCE_SEED=${seed}`);
     await Promise.all(dbs.map((d) => d.cluster.query('postgres', `DROP DATABASE ${d.dbname} WITH (FORCE)`).catch(() => {})));

@@ -5,7 +5,7 @@ import { validateTopologyText } from '../../engine/topology/load.js';
 import { computePlan, type CatalogResult } from '../../engine/planner/plan.js';
 import { summarize } from '../../engine/planner/types.js';
 import { renderText, renderJson } from '../../engine/planner/render.js';
-import { captureDef } from '../../engine/sql/capture.js';
+import { captureDef, CHANGE_INDEX_MIN_TABLES } from '../../engine/sql/capture.js';
 import type { DatabaseCatalog, TableInfo } from '../../engine/catalog/types.js';
 import { emptyInstalledState } from '../../engine/catalog/read.js';
 
@@ -70,14 +70,9 @@ test('a fresh pair of databases: creates only, globs and excludes resolved on th
   assert.deepEqual(plan.errors, []);
   assert.ok(plan.changes.every((c) => c.action === 'create'));
   const captured = new Set(plan.changes.filter((c) => c.objectType === 'trigger').map((c) => c.object.split(' on ')[1]));
-  // the user's tables, and each one's delta table (its change-index trigger)
-  assert.deepEqual([...captured].sort(), ['bucardo_main.delta_9b4d650f7d6c', 'bucardo_main.delta_cda7b43c4b0a', 'public.audit_log', 'public.items']);
-  // the change index is dated once per database, by the last change that makes a log trigger
-  const marks = plan.changes.filter((c) => c.steps.some((s) => s.kind === 'mark_change_index'));
-  assert.deepEqual(
-    marks.map((c) => [c.database, c.object]),
-    [['a', 'trigger bucardo_main_9b4d650f7d6c_l on bucardo_main.delta_9b4d650f7d6c']],
-  );
+  // the user's tables only: a sync under CHANGE_INDEX_MIN_TABLES tables has no change index
+  assert.deepEqual([...captured].sort(), ['public.audit_log', 'public.items']);
+  assert.ok(!plan.changes.some((c) => c.steps.some((s) => s.kind === 'mark_change_index')));
   assert.ok(plan.changes.filter((c) => c.database === 'b').every((c) => ['schema', 'sync', 'sync_table'].includes(c.objectType)));
   assert.deepEqual(
     plan.copies.map((c) => [c.table, c.from, c.to, c.mode, c.estimatedRows]),
@@ -129,6 +124,24 @@ test('blocking problems: a keyless table, a table missing on the target, a colum
     ['unreachable'],
   );
   assert.deepEqual(p3.changes, [], 'nothing is planned for the databases of a sync with an unreachable member');
+});
+
+test('a sync of CHANGE_INDEX_MIN_TABLES tables or more: each delta table gets its log trigger, and the change index is dated once', () => {
+  const many = Array.from({ length: CHANGE_INDEX_MIN_TABLES }, (_, i) => table(`audit_${String(i).padStart(3, '0')}`));
+  const plan = computePlan(
+    topo(),
+    new Map([
+      ['a', ok(catalog('a', [table('items'), ...many]))],
+      ['b', ok(catalog('b', [table('items'), ...many]))],
+    ]),
+  );
+  assert.deepEqual(plan.errors, []);
+  const logs = plan.changes.filter((c) => c.objectType === 'trigger' && / on bucardo_main\.delta_[0-9a-f]{12}$/.test(c.object));
+  assert.equal(logs.length, CHANGE_INDEX_MIN_TABLES + 1, 'one log trigger per captured table');
+  assert.ok(logs.every((c) => c.database === 'a' && c.action === 'create' && /_l on /.test(c.object)));
+  const marks = plan.changes.filter((c) => c.steps.some((s) => s.kind === 'mark_change_index'));
+  assert.equal(marks.length, 1, 'the change index is dated once per database');
+  assert.equal(marks[0], logs[logs.length - 1]);
 });
 
 test('drift: installed objects equal to the wanted ones give no changes; a disabled trigger is an update; an orphan a destroy', () => {

@@ -21,7 +21,8 @@
  * two, and the run sent those rows without the column (runner-ddl.test).
  */
 import type pg from 'pg';
-import { displayName, qualify } from '../../sql/ident.js';
+import { displayName, qualify, quoteIdent, quoteLiteral } from '../../sql/ident.js';
+import { CHANGE_INDEX_SINCE } from '../../sql/metadata.js';
 import { tableId } from '../../objectnames.js';
 import type { DatabaseState, RelationInfo, SequenceShape } from '../types.js';
 import type { QualifiedName } from '../../topology/types.js';
@@ -73,7 +74,9 @@ const CATALOG_VERSION = `md5(concat_ws('/', c.oid, c.xmin,
 function registryVersionSql(t: (n: string) => string): string {
   const version = (table: string, alias: string) =>
     `(SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(${alias}.table_id || '/' || ${alias}.xmin::text, 0)), 0)::text FROM ${t(table)} ${alias} WHERE ${alias}.sync = $1)`;
-  return `${version('sync_relation', 'r')} || '/' || ${version('sync_recopy', 'rc')}`;
+  // and the apply that last made or dropped a log trigger: which tables the index notes
+  const since = `coalesce((SELECT value FROM ${t('meta')} WHERE key = ${quoteLiteral(CHANGE_INDEX_SINCE)}), '')`;
+  return `${version('sync_relation', 'r')} || '/' || ${version('sync_recopy', 'rc')} || '/' || ${since}`;
 }
 
 /**
@@ -96,7 +99,7 @@ function prepareSql(schema: string, renamed: boolean, withRelations: boolean): s
   (SELECT json_build_object('run_seq', run_seq::text, 'snapshots', snapshots) FROM ${t('sync_state')} WHERE sync = $1) AS state,
   EXISTS (SELECT 1 FROM ${t('sync')} WHERE name = $1) AS registered,
   ${registryVersionSql(t)} AS registry_version,
-  ${withRelations ? relationsSql(t, relsSql(schema, renamed, 4)) : 'NULL::json'} AS relations,
+  ${withRelations ? relationsSql(schema, t, relsSql(schema, renamed, 4)) : 'NULL::json'} AS relations,
   ${SEQUENCES_SQL} AS sequences,
   (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS system_identifier,
   (SELECT value FROM ${t('meta')} WHERE key = 'system_identifier') AS recorded_system_identifier`;
@@ -108,10 +111,14 @@ function catalogVersionsSql(schema: string, renamed: boolean): string {
 }
 
 /** The tables' details: keys, columns, key indexes, foreign keys, copy flags. */
-function relationsSql(t: (n: string) => string, rels: string): string {
+function relationsSql(schema: string, t: (n: string) => string, rels: string): string {
+  // the log trigger of the table's delta table (engine/objectnames.ts captureTriggerName)
+  const logTrigger = `EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg
+          WHERE tg.tgrelid = to_regclass(${quoteLiteral(quoteIdent(schema))} || '.' || quote_ident('delta_' || r.table_id))
+            AND tg.tgname = ${quoteLiteral(`${schema}_`)} || r.table_id || '_l' AND tg.tgenabled = 'A')`;
   return `(SELECT coalesce(json_agg(json_build_object(
        'tableId', r.table_id, 'schema', r.table_schema, 'name', r.table_name, 'catalogVersion', ${CATALOG_VERSION},
-       'keyColumns', r.key_columns, 'copyPending', r.copy_pending,
+       'keyColumns', r.key_columns, 'copyPending', r.copy_pending, 'changeIndexed', ${logTrigger},
        'recopy', EXISTS (SELECT 1 FROM ${t('sync_recopy')} rc WHERE rc.sync = r.sync AND rc.table_id = r.table_id),
        'columns', (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'builtin', a.atttypid < 16384,
                                      'base', CASE WHEN ty.typtype = 'd' THEN format_type(ty.typbasetype, ty.typtypmod) END) ORDER BY a.attnum)
