@@ -18,7 +18,7 @@ import { metadataFingerprint, METADATA_OBJECTS, METADATA_VERSION } from '../sql/
 import { olderMetadata, metadataUpgrade } from './upgrade.js';
 import type { Step } from '../sql/steps.js';
 import { displayName, displayIdent, fingerprint as fingerprintOf } from '../sql/ident.js';
-import { schemaName, tableId, type CaptureEvent } from '../objectnames.js';
+import { schemaName, tableId, captureTriggerName, type CaptureEvent } from '../objectnames.js';
 
 /** Execution order inside a database's transaction. */
 const PHASE = {
@@ -378,7 +378,7 @@ function removeUnwantedCapture(ctx: DiffContext, desired: DesiredDatabase): void
   const wantedDeltas = new Set(captures.map(({ def }) => def.deltaTable.name));
   for (const t of inst.triggers) {
     if (wantedTriggers.has(`${t.tableSchema}\u0000${t.tableName}\u0000${t.name}`)) continue;
-    if (t.tableSchema === schema && t.name.endsWith('_l')) {
+    if (t.tableSchema === schema && t.name === captureTriggerName(ctx.topology, t.tableName.slice('delta_'.length), 'log')) {
       // a log trigger: the table is no longer in a sync of CHANGE_INDEX_MIN_TABLES tables (or
       // captured at all); a run must not trust the index for it from a watermark before this
       const d = destroyTrigger(schema, t, `no sync of ${CHANGE_INDEX_MIN_TABLES} tables or more captures its table here: the change index no longer notes it`);

@@ -24,13 +24,18 @@ const VACUUM_AFTER_PURGE = 10_000;
 const FULL_PURGE_EVERY_MS = 60_000;
 const lastFullPurge = new Map<string, number>();
 
-/** The tables to purge on `db` now: every one once a minute (the very array `tables`: finishRun tells a full purge by it), else those `consumed` names there. */
-export function tablesToPurge<T extends { tableId: string }>(key: string, tables: T[], consumed: Set<string> | undefined, now = Date.now()): T[] {
+/** The tables to purge on `db` now: every one once a minute (`full`), else those `consumed` names there. */
+export function tablesToPurge<T extends { tableId: string }>(
+  key: string,
+  tables: T[],
+  consumed: Set<string> | undefined,
+  now = Date.now(),
+): { due: T[]; full: boolean } {
   if (now - (lastFullPurge.get(key) ?? 0) >= FULL_PURGE_EVERY_MS) {
     lastFullPurge.set(key, now);
-    return tables;
+    return { due: tables, full: true };
   }
-  return tables.filter((t) => consumed?.has(t.tableId));
+  return { due: tables.filter((t) => consumed?.has(t.tableId)), full: false };
 }
 
 /**
@@ -56,10 +61,10 @@ export async function finishRun(
       } catch {
         return; /* retried by the next run */
       }
-      const due = tablesToPurge(`${ctx.schema}\u0000${ctx.sync.name}\u0000${s.name}`, tables, consumed.get(s.name));
+      const { due, full } = tablesToPurge(`${ctx.schema}\u0000${ctx.sync.name}\u0000${s.name}`, tables, consumed.get(s.name));
       // the change index with the full purge only: a run reads a table's notes from its
       // watermark's xmin on, in the index, so the older ones cost it nothing meanwhile
-      const index = changeIndexes.has(s.name) && due === tables;
+      const index = changeIndexes.has(s.name) && full;
       conns.defer(conns.get(s, 'maintain').then((m) => purge(ctx, m, s.name, due, index)));
     }),
   );

@@ -37,10 +37,11 @@ function pendingWhere(hasLast: boolean): string {
  * see; the run then fails and is retried, and the application's statement goes through.
  */
 export function pendingSetupSql(schema: string): string {
-  const since = `(SELECT value FROM ${qualify(schema, 'meta')} WHERE key = ${quoteLiteral(CHANGE_INDEX_SINCE)})`;
+  // no meta row: NULL (no change index); no watermark yet: false
   return `SELECT pg_current_snapshot()::text AS snapshot,
   set_config('bucardo.last_snapshot', $1, true), set_config('bucardo.sync', $2, true), set_config('lock_timeout', '5s', true),
-  CASE WHEN ${since} IS NOT NULL THEN coalesce(pg_visible_in_snapshot(${since}::xid8, NULLIF($1, '')::pg_snapshot), false) END AS trusted`;
+  (SELECT coalesce(pg_visible_in_snapshot(value::xid8, NULLIF($1, '')::pg_snapshot), false)
+     FROM ${qualify(schema, 'meta')} WHERE key = ${quoteLiteral(CHANGE_INDEX_SINCE)}) AS trusted`;
 }
 
 /**
@@ -54,11 +55,11 @@ export function pendingSetupSql(schema: string): string {
  * anyway): probeSql over those tables alone settles it.
  */
 export function changedTablesSql(schema: string): string {
-  const unseen = `c._bucardo_txid >= pg_snapshot_xmin(${LAST}) AND NOT pg_visible_in_snapshot(c._bucardo_txid, ${LAST})`;
+  const unseen = pendingCondition({ snapshot: LAST, nullable: false }, null, 'c');
   return `SELECT 'c' AS kind, t.id AS table_id, NULL::text AS ts FROM unnest($1::text[]) AS t(id)
   WHERE EXISTS (SELECT 1 FROM ${qualify(schema, CHANGE_INDEX)} c WHERE c.table_id = t.id AND ${unseen})
 UNION ALL
-SELECT 't', table_id, max(_bucardo_ts)::text FROM ${qualify(schema, 'truncate_log')} WHERE ${pendingWhere(true)} GROUP BY table_id`;
+SELECT 't', g.* FROM (${pendingTruncatesSql(schema, true)}) g`;
 }
 
 /**

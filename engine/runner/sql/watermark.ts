@@ -21,14 +21,16 @@ export interface Watermark {
 
 /**
  * `watermark` null: none yet, everything not the sync's own is pending. `sync`: SQL
- * expression of the sync's name. `alias`: of the delta or truncate_log row, when the
- * condition is part of a join.
+ * expression of the sync's name; null for a row that records no origin (the change
+ * index: its notes only say where to look). `alias`: of the delta, truncate_log or
+ * change_index row, when the condition is part of a join.
  */
-export function pendingCondition(watermark: Watermark | null, sync: string, alias?: string): string {
+export function pendingCondition(watermark: Watermark | null, sync: string | null, alias?: string): string {
   const col = (c: string) => (alias ? `${alias}.${c}` : c);
-  const notOwn = `${col('_bucardo_origin')} IS DISTINCT FROM ${sync}`;
+  const notOwn = sync === null ? 'true' : `${col('_bucardo_origin')} IS DISTINCT FROM ${sync}`;
   if (!watermark) return notOwn;
   const s = watermark.snapshot;
   const unseen = `${col('_bucardo_txid')} >= pg_snapshot_xmin(${s}) AND NOT pg_visible_in_snapshot(${col('_bucardo_txid')}, ${s})`;
+  if (sync === null) return watermark.nullable ? `(${s} IS NULL OR (${unseen}))` : unseen;
   return watermark.nullable ? `(${s} IS NULL OR (${unseen})) AND ${notOwn}` : `${unseen} AND ${notOwn}`;
 }
